@@ -1,0 +1,267 @@
+//! Explicit Runge–Kutta steps and their discrete adjoint.
+//!
+//! Forward (Hairer–Nørsett–Wanner I, §II.1), for the live stages `i = 1 … s`:
+//!
+//! ```text
+//! Y_i = u_n + h Σ_{j<i} a_ij K_j,   K_i = f(t_n + c_i h, Y_i),   u_{n+1} = u_n + h Σ_i b_i K_i.
+//! ```
+//!
+//! Reverse (the exact derivative of that map; Hager 2000, Sandu 2006), `i = s … 1`:
+//!
+//! ```text
+//! w_i = h (b_i λ_{n+1} + Σ_{j>i} a_ji ξ_j),   (ξ_i, g_i) = (f_u(Y_i)ᵀ w_i, f_θ(Y_i)ᵀ w_i),
+//! λ_n = λ_{n+1} + Σ_i ξ_i,                     μ += Σ_i g_i.
+//! ```
+//!
+//! Written unscaled, so a zero weight `b_i` (midpoint, Bogacki–Shampine, Dormand–Prince,
+//! Fehlberg) needs no special case: the stage still receives `h Σ_{j>i} a_ji ξ_j`.
+//!
+//! A stage is *live* when it influences `u_{n+1}` ([`Tableau::is_live`]); dead stages, such as
+//! the FSAL stage of `dopri5` with `b_7 = 0`, are neither computed nor reversed at fixed steps.
+//! The stage values kept for the adjoint are the stage inputs `Y_1 = u_n, Y_2, …, Y_s`.
+//! Recomputing them from `u_n` costs `s − 1` RHS evaluations: `K_s = f(Y_s)` only feeds
+//! `u_{n+1}`, and the adjoint needs `Y_s`, not `K_s`.
+//!
+//! # References
+//! * E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, 1993.
+//! * W. W. Hager, "Runge–Kutta methods in optimal control and the transformed adjoint system",
+//!   Numer. Math. 87 (2000).
+//! * A. Sandu, "On the properties of Runge–Kutta discrete adjoints", ICCS 2006.
+
+use crate::checkpoint::StepCost;
+use crate::error::Result;
+use crate::model::{Rhs, RhsVjp};
+use crate::stats::Stats;
+use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
+use crate::tableau::Tableau;
+
+/// An explicit Runge–Kutta stepper with preallocated scratch for one state and parameter size.
+#[derive(Debug, Clone)]
+pub struct ErkStepper {
+    tableau: Tableau,
+    /// Live stage coefficients: `a[i][j]` for live stages `j < i`, row-major `s × s`.
+    a: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<f64>,
+    s: usize,
+    n: usize,
+    /// Stage derivatives `K_i`, `s × n`.
+    k: Vec<f64>,
+    /// Stage input scratch when stages are not kept.
+    y: Vec<f64>,
+    /// Adjoint scratch: `ξ_i` (`s × n`), `w` (`n`), parameter cotangent (`n_params`).
+    xi: Vec<f64>,
+    w: Vec<f64>,
+    gp: Vec<f64>,
+}
+
+impl ErkStepper {
+    /// A stepper for `tableau`, a state of `state_len` and `param_len` parameters.
+    pub fn new(tableau: Tableau, state_len: usize, param_len: usize) -> Self {
+        let live: Vec<usize> = (0..tableau.stages())
+            .filter(|&i| tableau.is_live(i))
+            .collect();
+        let s = live.len();
+        let mut a = vec![0.0; s * s];
+        for (li, &i) in live.iter().enumerate() {
+            for (lj, &j) in live.iter().enumerate().take(li) {
+                a[li * s + lj] = tableau.a(i, j);
+            }
+        }
+        let b = live.iter().map(|&i| tableau.b()[i]).collect();
+        let c = live.iter().map(|&i| tableau.c()[i]).collect();
+        Self {
+            tableau,
+            a,
+            b,
+            c,
+            s,
+            n: state_len,
+            k: vec![0.0; s * state_len],
+            y: vec![0.0; state_len],
+            xi: vec![0.0; s * state_len],
+            w: vec![0.0; state_len],
+            gp: vec![0.0; param_len],
+        }
+    }
+
+    /// The tableau.
+    pub fn tableau(&self) -> &Tableau {
+        &self.tableau
+    }
+
+    /// Number of live stages `s`.
+    pub fn live_stages(&self) -> usize {
+        self.s
+    }
+
+    /// Stage input `Y_i = u + h Σ_{j<i} a_ij K_j` into `out` (`i ≥ 1`). The one routine that
+    /// forms stage values, so a kept stage and a recomputed one are bitwise identical.
+    fn stage_input(a_row: &[f64], k: &[f64], n: usize, h: f64, u: &[f64], out: &mut [f64]) {
+        out.fill(0.0);
+        for (j, &a_ij) in a_row.iter().enumerate() {
+            if a_ij != 0.0 {
+                let kj = &k[j * n..(j + 1) * n];
+                for (o, &kv) in out.iter_mut().zip(kj) {
+                    *o += a_ij * kv;
+                }
+            }
+        }
+        for (o, &uv) in out.iter_mut().zip(u) {
+            *o = uv + h * *o;
+        }
+    }
+
+    /// Compute stage values for stages `0 … upto` (inclusive), evaluating `K_i` for
+    /// `i ≤ last_k`; stage inputs go to `stages` when given, else to scratch.
+    fn run_stages<M: Rhs + ?Sized>(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        u: &[f64],
+        mut stages: Option<&mut [f64]>,
+        last_k: usize,
+        stats: &mut Stats,
+    ) {
+        let n = self.n;
+        for i in 0..self.s {
+            let t_i = at.t + self.c[i] * at.h;
+            if i == 0 {
+                if let Some(st) = stages.as_deref_mut() {
+                    st[..n].copy_from_slice(u);
+                }
+                if i <= last_k {
+                    model.rhs(t_i, u, p, &mut self.k[..n]);
+                    stats.rhs_evals += 1;
+                }
+                continue;
+            }
+            let a_row = &self.a[i * self.s..i * self.s + i];
+            let y: &mut [f64] = match stages.as_deref_mut() {
+                Some(st) => &mut st[i * n..(i + 1) * n],
+                None => &mut self.y,
+            };
+            Self::stage_input(a_row, &self.k, n, at.h, u, y);
+            if i <= last_k {
+                let (_, k_i) = self.k.split_at_mut(i * n);
+                model.rhs(t_i, y, p, &mut k_i[..n]);
+                stats.rhs_evals += 1;
+            }
+        }
+    }
+}
+
+impl<M: Rhs + ?Sized> ForwardStepper<M> for ErkStepper {
+    fn cost(&self) -> StepCost {
+        let s = self.s as u64;
+        StepCost {
+            rhs_per_step: s,
+            rhs_per_stage_recompute: s - 1,
+            vjp_per_reverse: s,
+            stage_vectors: s,
+        }
+    }
+
+    fn stage_vectors(&self) -> usize {
+        self.s
+    }
+
+    fn step(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        u: &[f64],
+        u_next: &mut [f64],
+        stages: Option<&mut [f64]>,
+        stats: &mut Stats,
+    ) -> Result<()> {
+        self.run_stages(model, at, p, u, stages, self.s - 1, stats);
+        let n = self.n;
+        u_next.fill(0.0);
+        for (i, &b_i) in self.b.iter().enumerate() {
+            if b_i != 0.0 {
+                for (o, &kv) in u_next.iter_mut().zip(&self.k[i * n..(i + 1) * n]) {
+                    *o += b_i * kv;
+                }
+            }
+        }
+        for (o, &uv) in u_next.iter_mut().zip(u) {
+            *o = uv + at.h * *o;
+        }
+        Ok(())
+    }
+
+    fn recompute_stages(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        u: &[f64],
+        stages: &mut [f64],
+        stats: &mut Stats,
+    ) -> Result<()> {
+        // K of the last live stage is not needed: the adjoint uses the stage inputs only.
+        let last_k = self.s.saturating_sub(2);
+        if self.s == 1 {
+            stages[..self.n].copy_from_slice(u);
+            return Ok(());
+        }
+        self.run_stages(model, at, p, u, Some(stages), last_k, stats);
+        Ok(())
+    }
+}
+
+impl<M: RhsVjp + ?Sized> AdjointStepper<M> for ErkStepper {
+    fn reverse(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        stages: &[f64],
+        lambda: &mut [f64],
+        mu: &mut [f64],
+        stats: &mut Stats,
+    ) -> Result<()> {
+        let (n, s) = (self.n, self.s);
+        for i in (0..s).rev() {
+            // w_i = h (b_i λ + Σ_{j>i} a_ji ξ_j)
+            let b_i = self.b[i];
+            for (w, &l) in self.w.iter_mut().zip(lambda.iter()) {
+                *w = b_i * l;
+            }
+            for j in i + 1..s {
+                let a_ji = self.a[j * s + i];
+                if a_ji != 0.0 {
+                    for (w, &x) in self.w.iter_mut().zip(&self.xi[j * n..(j + 1) * n]) {
+                        *w += a_ji * x;
+                    }
+                }
+            }
+            for w in self.w.iter_mut() {
+                *w *= at.h;
+            }
+            let t_i = at.t + self.c[i] * at.h;
+            let y_i = &stages[i * n..(i + 1) * n];
+            model.vjp(
+                t_i,
+                y_i,
+                p,
+                &self.w,
+                &mut self.xi[i * n..(i + 1) * n],
+                &mut self.gp,
+            );
+            stats.vjp_evals += 1;
+            for (m, &g) in mu.iter_mut().zip(&self.gp) {
+                *m += g;
+            }
+        }
+        for i in 0..s {
+            for (l, &x) in lambda.iter_mut().zip(&self.xi[i * n..(i + 1) * n]) {
+                *l += x;
+            }
+        }
+        Ok(())
+    }
+}

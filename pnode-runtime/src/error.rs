@@ -1,0 +1,108 @@
+//! The one error type of the runtime.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in the runtime, with the data needed to act on it.
+///
+/// No runtime entry point panics on user input: a bad tableau, a buffer of the wrong length,
+/// a time grid that misses an output time or a state that blows up all come back as one of
+/// these variants.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A Butcher tableau failed validation.
+    #[error("invalid tableau `{name}`: {reason}")]
+    InvalidTableau {
+        /// The tableau's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A buffer handed to the runtime has the wrong length.
+    #[error("wrong length for {what}: expected {expected}, found {found}")]
+    LengthMismatch {
+        /// Which buffer (for example `"u0"` or `"parameters"`).
+        what: &'static str,
+        /// The length the runtime needs.
+        expected: usize,
+        /// The length it was given.
+        found: usize,
+    },
+    /// The forward solution became NaN or infinite.
+    #[error("non-finite state after step {step} (t = {t}): component {component} is {value}")]
+    NonFiniteState {
+        /// Index of the step that produced it (0-based; the step from `t_step` to `t_{step+1}`).
+        step: usize,
+        /// The time the step ended at.
+        t: f64,
+        /// First offending component.
+        component: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// The adjoint (state cotangent) became NaN or infinite.
+    #[error(
+        "non-finite adjoint while reversing step {step} (t = {t}): component {component} is {value}"
+    )]
+    NonFiniteAdjoint {
+        /// Index of the step being reversed.
+        step: usize,
+        /// The time at the start of that step.
+        t: f64,
+        /// First offending component.
+        component: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// The time grid is unusable.
+    #[error("invalid time grid: {reason}")]
+    InvalidTimeGrid {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A requested output time is not a point of the time grid.
+    #[error("output time {time} is not on the time grid (nearest grid point: {nearest})")]
+    OutputTimeOffGrid {
+        /// The requested time.
+        time: f64,
+        /// The closest grid time.
+        nearest: f64,
+    },
+    /// A checkpoint schedule cannot be executed as written.
+    #[error("invalid checkpoint schedule at action {index} ({action}): {reason}")]
+    InvalidSchedule {
+        /// Position of the offending action in the schedule.
+        index: usize,
+        /// The action, printed.
+        action: String,
+        /// Why it cannot run.
+        reason: String,
+    },
+    /// An operation was called out of order (for example a reverse sweep before a forward one).
+    #[error("{0}")]
+    Usage(String),
+    /// An optimizer or other configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// Result alias for the runtime.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Check a buffer length, naming the buffer in the error.
+pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+/// First non-finite entry of `v`, as `(index, value)`.
+pub(crate) fn first_non_finite(v: &[f64]) -> Option<(usize, f64)> {
+    v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i]))
+}

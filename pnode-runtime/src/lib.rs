@@ -1,0 +1,28 @@
+//! pnode runtime: explicit Runge–Kutta integrators with exact discrete adjoints, checkpoint
+//! execution, reference problems and optimizers.
+//!
+//! The gradient computed here is the derivative of the *computed* discrete solution (the
+//! discrete adjoint), not an approximation of the continuous adjoint: it matches central finite
+//! differences of the same fixed-step solve to round-off.
+
+pub mod error;
+pub mod model;
+pub mod optim;
+pub mod problems;
+pub mod tableau;
+
+pub use error::{Error, Result};
+pub use model::{ClosureModel, Rhs, RhsJvp, RhsVjp};
+pub use tableau::Tableau;
+pub mod checkpoint;
+pub mod erk;
+pub mod grid;
+pub mod solver;
+pub mod stats;
+pub mod stepper;
+
+pub use checkpoint::{Action, Checkpointing, Schedule};
+pub use erk::ErkStepper;
+pub use grid::TimeGrid;
+pub use solver::{Gradient, Solver};
+pub use stats::Stats;

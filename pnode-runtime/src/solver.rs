@@ -1,0 +1,474 @@
+//! The schedule executor: forward solves, checkpointed forward sweeps and discrete-adjoint
+//! reverse sweeps, for any one-step method and any valid [`Schedule`].
+//!
+//! A [`Solver`] is built once per (method, grid, output times, checkpointing) and reused: all
+//! buffers, checkpoint slots included, are allocated at construction, so neither the step loop
+//! nor repeated gradient calls allocate.
+//!
+//! The loss `L(u(t_1), …, u(t_K))` enters only through its gradient `g_k = ∂L/∂u(t_k)`: the
+//! reverse sweep starts from `λ_N = g_N` (zero if `t_N` is not an output), adds `g_k` to `λ_k`
+//! as it passes output `k`, and ends with `λ_0 = dL/du_0` and `μ = dL/dθ`.
+
+use crate::checkpoint::{Action, Checkpointing, Schedule, StepCost};
+use crate::erk::ErkStepper;
+use crate::error::{Error, Result, check_len, first_non_finite};
+use crate::grid::TimeGrid;
+use crate::model::{Rhs, RhsVjp};
+use crate::stats::Stats;
+use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
+use crate::tableau::Tableau;
+
+/// The gradient of a loss with respect to the initial state and the parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gradient {
+    /// `dL/du_0`.
+    pub du0: Vec<f64>,
+    /// `dL/dθ`.
+    pub dp: Vec<f64>,
+}
+
+/// Where the solver is between calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing to reverse.
+    Idle,
+    /// A checkpointed forward sweep finished; `backward` may run once.
+    Forwarded,
+}
+
+/// Fixed-step solver with exact discrete-adjoint gradients, executing a checkpoint schedule.
+#[derive(Debug, Clone)]
+pub struct Solver<S> {
+    stepper: S,
+    grid: TimeGrid,
+    output_idx: Vec<usize>,
+    schedule: Schedule,
+    forward_only: Schedule,
+    cost: StepCost,
+    n: usize,
+    n_params: usize,
+    slots: Vec<Vec<f64>>,
+    /// Vectors each slot holds now (0 when free), for the peak-memory statistic.
+    slot_vectors: Vec<u64>,
+    stage_scratch: Vec<f64>,
+    current: Vec<f64>,
+    next: Vec<f64>,
+    outputs: Vec<f64>,
+    params: Vec<f64>,
+    lambda: Vec<f64>,
+    mu: Vec<f64>,
+    dl_du: Vec<f64>,
+    stats: Stats,
+    state: State,
+}
+
+impl Solver<ErkStepper> {
+    /// An explicit Runge–Kutta solver for `model`'s sizes on `grid`, reporting the solution at
+    /// `output_times` (grid points, strictly increasing) and checkpointing as `checkpointing`
+    /// says.
+    pub fn explicit<M: Rhs + ?Sized>(
+        tableau: Tableau,
+        model: &M,
+        grid: TimeGrid,
+        output_times: &[f64],
+        checkpointing: Checkpointing,
+    ) -> Result<Self> {
+        let stepper = ErkStepper::new(tableau, model.state_len(), model.param_len());
+        Self::new(stepper, model, grid, output_times, checkpointing)
+    }
+}
+
+impl<S> Solver<S> {
+    /// A solver for any stepper. See [`Solver::explicit`].
+    pub fn new<M: Rhs + ?Sized>(
+        stepper: S,
+        model: &M,
+        grid: TimeGrid,
+        output_times: &[f64],
+        checkpointing: Checkpointing,
+    ) -> Result<Self>
+    where
+        S: ForwardStepper<M>,
+    {
+        let n = model.state_len();
+        let n_params = model.param_len();
+        let output_idx = grid.output_indices(output_times)?;
+        let n_steps = grid.n_steps();
+        let schedule = checkpointing.schedule(n_steps)?;
+        let cost = stepper.cost();
+        // Validates the schedule (errors name the offending action).
+        schedule.predict(&cost, n)?;
+        let stage_len = stepper.stage_vectors() * n;
+        let slots = (0..schedule.n_slots())
+            .map(|slot| {
+                let len = if schedule.slot_holds_stages(slot) {
+                    stage_len
+                } else {
+                    n
+                };
+                vec![0.0; len]
+            })
+            .collect::<Vec<_>>();
+        Ok(Self {
+            stepper,
+            output_idx,
+            forward_only: Schedule::forward_only(n_steps),
+            schedule,
+            cost,
+            n,
+            n_params,
+            slot_vectors: vec![0; slots.len()],
+            slots,
+            stage_scratch: vec![0.0; stage_len],
+            current: vec![0.0; n],
+            next: vec![0.0; n],
+            outputs: vec![0.0; output_times.len() * n],
+            params: vec![0.0; n_params],
+            lambda: vec![0.0; n],
+            mu: vec![0.0; n_params],
+            dl_du: vec![0.0; output_times.len() * n],
+            stats: Stats::default(),
+            state: State::Idle,
+            grid,
+        })
+    }
+
+    /// The time grid.
+    pub fn grid(&self) -> &TimeGrid {
+        &self.grid
+    }
+
+    /// The checkpoint schedule a gradient runs.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The stepper.
+    pub fn stepper(&self) -> &S {
+        &self.stepper
+    }
+
+    /// Number of output times `K`.
+    pub fn n_outputs(&self) -> usize {
+        self.output_idx.len()
+    }
+
+    /// Grid indices of the output times.
+    pub fn output_indices(&self) -> &[usize] {
+        &self.output_idx
+    }
+
+    /// Outputs of the last forward run, `K × n` row-major (`u(t_k)` is row `k`).
+    pub fn outputs(&self) -> &[f64] {
+        &self.outputs
+    }
+
+    /// `u(t_k)` from the last forward run.
+    pub fn output(&self, k: usize) -> &[f64] {
+        &self.outputs[k * self.n..(k + 1) * self.n]
+    }
+
+    /// Statistics of the last run (forward, plus reverse if one followed).
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The statistics the cost model predicts for a forward + reverse run of this schedule.
+    pub fn predicted_stats(&self) -> Result<Stats> {
+        self.schedule.predict(&self.cost, self.n)
+    }
+
+    /// Solve forward without keeping checkpoints; returns the outputs (`K × n`).
+    pub fn solve<M: Rhs + ?Sized>(&mut self, model: &mut M, u0: &[f64], p: &[f64]) -> Result<&[f64]>
+    where
+        S: ForwardStepper<M>,
+    {
+        let schedule = std::mem::replace(&mut self.forward_only, Schedule::forward_only(0));
+        let result = self.run_forward(model, u0, p, &schedule);
+        self.forward_only = schedule;
+        result?;
+        self.state = State::Idle;
+        Ok(&self.outputs)
+    }
+
+    /// Solve forward keeping the checkpoints of the schedule; returns the outputs (`K × n`).
+    /// Follow with [`Solver::backward`].
+    pub fn forward<M: Rhs + ?Sized>(
+        &mut self,
+        model: &mut M,
+        u0: &[f64],
+        p: &[f64],
+    ) -> Result<&[f64]>
+    where
+        S: ForwardStepper<M>,
+    {
+        let schedule = std::mem::replace(&mut self.schedule, Schedule::forward_only(0));
+        let result = self.run_forward(model, u0, p, &schedule);
+        self.schedule = schedule;
+        self.state = State::Idle;
+        result?;
+        self.state = State::Forwarded;
+        Ok(&self.outputs)
+    }
+
+    /// The discrete adjoint of the last [`Solver::forward`]: given `dl_du = ∂L/∂u(t_k)` for all
+    /// outputs (`K × n`), returns `dL/du_0` and `dL/dθ`. Runs once per forward sweep, with the
+    /// same model and the parameters that sweep used.
+    pub fn backward<M: RhsVjp + ?Sized>(&mut self, model: &mut M, dl_du: &[f64]) -> Result<Gradient>
+    where
+        S: AdjointStepper<M>,
+    {
+        check_len("dL/du at the outputs", self.outputs.len(), dl_du.len())?;
+        self.check_model(model)?;
+        if self.state != State::Forwarded {
+            return Err(Error::Usage(
+                "backward needs a checkpointed forward sweep first (call forward, not solve; \
+                 each forward sweep can be reversed once)"
+                    .into(),
+            ));
+        }
+        self.state = State::Idle;
+        let schedule = std::mem::replace(&mut self.schedule, Schedule::forward_only(0));
+        let result = self.run_reverse(model, dl_du, &schedule);
+        self.schedule = schedule;
+        result?;
+        Ok(Gradient {
+            du0: self.lambda.clone(),
+            dp: self.mu.clone(),
+        })
+    }
+
+    /// Loss and gradient in one call: `loss(outputs, dl_du)` returns `L` and writes
+    /// `∂L/∂u(t_k)` into `dl_du` (`K × n`, zeroed before the call).
+    pub fn value_and_grad<M, L>(
+        &mut self,
+        model: &mut M,
+        u0: &[f64],
+        p: &[f64],
+        loss: L,
+    ) -> Result<(f64, Gradient)>
+    where
+        M: RhsVjp + ?Sized,
+        S: AdjointStepper<M>,
+        L: FnOnce(&[f64], &mut [f64]) -> f64,
+    {
+        self.forward(model, u0, p)?;
+        let mut dl_du = std::mem::take(&mut self.dl_du);
+        dl_du.fill(0.0);
+        let value = loss(&self.outputs, &mut dl_du);
+        let grad = self.backward(model, &dl_du);
+        self.dl_du = dl_du;
+        Ok((value, grad?))
+    }
+
+    fn check_model<M: Rhs + ?Sized>(&self, model: &M) -> Result<()> {
+        check_len("model state", self.n, model.state_len())?;
+        check_len("model parameters", self.n_params, model.param_len())
+    }
+
+    fn step_at(&self, index: usize) -> StepAt {
+        StepAt {
+            index,
+            t: self.grid.t(index),
+            h: self.grid.h(index),
+        }
+    }
+
+    fn store_vectors(&mut self, slot: usize, vectors: u64) {
+        self.slot_vectors[slot] = vectors;
+        let held: u64 = self.slot_vectors.iter().sum();
+        self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(held);
+        self.stats.peak_stored_bytes = self.stats.peak_stored_vectors * self.n as u64 * 8;
+    }
+
+    /// One step from `current` (at grid index `index`) to `current` at `index + 1`.
+    fn take_step<M: Rhs + ?Sized>(
+        &mut self,
+        model: &mut M,
+        index: usize,
+        keep_in: Option<usize>,
+    ) -> Result<()>
+    where
+        S: ForwardStepper<M>,
+    {
+        let at = self.step_at(index);
+        let stages = keep_in.map(|slot| self.slots[slot].as_mut_slice());
+        self.stepper.step(
+            model,
+            at,
+            &self.params,
+            &self.current,
+            &mut self.next,
+            stages,
+            &mut self.stats,
+        )?;
+        std::mem::swap(&mut self.current, &mut self.next);
+        if let Some((component, value)) = first_non_finite(&self.current) {
+            return Err(Error::NonFiniteState {
+                step: index,
+                t: at.t + at.h,
+                component,
+                value,
+            });
+        }
+        Ok(())
+    }
+
+    fn run_forward<M: Rhs + ?Sized>(
+        &mut self,
+        model: &mut M,
+        u0: &[f64],
+        p: &[f64],
+        schedule: &Schedule,
+    ) -> Result<()>
+    where
+        S: ForwardStepper<M>,
+    {
+        self.check_model(model)?;
+        check_len("u0", self.n, u0.len())?;
+        check_len("parameters", self.n_params, p.len())?;
+        if let Some((component, value)) = first_non_finite(u0) {
+            return Err(Error::NonFiniteState {
+                step: 0,
+                t: self.grid.t(0),
+                component,
+                value,
+            });
+        }
+        self.stats = Stats::default();
+        self.slot_vectors.fill(0);
+        self.params.copy_from_slice(p);
+        self.current.copy_from_slice(u0);
+        let mut index = 0;
+        let mut next_output = 0;
+        let n = self.n;
+        let mut record = |this: &mut Self, index: usize| {
+            if next_output < this.output_idx.len() && this.output_idx[next_output] == index {
+                this.outputs[next_output * n..(next_output + 1) * n].copy_from_slice(&this.current);
+                next_output += 1;
+            }
+        };
+        record(self, 0);
+        for action in schedule.forward() {
+            match *action {
+                Action::Store { slot, .. } => {
+                    self.slots[slot][..n].copy_from_slice(&self.current);
+                    self.store_vectors(slot, 1);
+                }
+                Action::StepKeepingStages { slot, step } => {
+                    self.take_step(model, step, Some(slot))?;
+                    self.store_vectors(slot, self.cost.stage_vectors);
+                    self.stats.forward_steps += 1;
+                    index = step + 1;
+                    record(self, index);
+                }
+                Action::Advance { from, to } => {
+                    for step in from..to {
+                        self.take_step(model, step, None)?;
+                        self.stats.forward_steps += 1;
+                        index = step + 1;
+                        record(self, index);
+                    }
+                }
+                Action::Restore { slot, step } => {
+                    self.current.copy_from_slice(&self.slots[slot][..n]);
+                    index = step;
+                }
+                Action::Free { slot } => self.slot_vectors[slot] = 0,
+                Action::Reverse { .. } => {
+                    return Err(Error::Usage("reverse action in a forward phase".into()));
+                }
+            }
+        }
+        debug_assert_eq!(index, self.grid.n_steps());
+        Ok(())
+    }
+
+    fn run_reverse<M: RhsVjp + ?Sized>(
+        &mut self,
+        model: &mut M,
+        dl_du: &[f64],
+        schedule: &Schedule,
+    ) -> Result<()>
+    where
+        S: AdjointStepper<M>,
+    {
+        let n = self.n;
+        let n_steps = self.grid.n_steps();
+        self.lambda.fill(0.0);
+        self.mu.fill(0.0);
+        // Outputs are visited from the last to the first.
+        let mut next_output = self.output_idx.len();
+        let mut add_output = |this: &mut Self, index: usize| {
+            if next_output > 0 && this.output_idx[next_output - 1] == index {
+                let g = &dl_du[(next_output - 1) * n..next_output * n];
+                for (l, &gv) in this.lambda.iter_mut().zip(g) {
+                    *l += gv;
+                }
+                next_output -= 1;
+            }
+        };
+        add_output(self, n_steps);
+        for action in schedule.reverse() {
+            match *action {
+                Action::Store { slot, .. } => {
+                    self.slots[slot][..n].copy_from_slice(&self.current);
+                    self.store_vectors(slot, 1);
+                }
+                Action::StepKeepingStages { slot, step } => {
+                    self.take_step(model, step, Some(slot))?;
+                    self.store_vectors(slot, self.cost.stage_vectors);
+                    self.stats.recomputed_steps += 1;
+                }
+                Action::Advance { from, to } => {
+                    for step in from..to {
+                        self.take_step(model, step, None)?;
+                        self.stats.recomputed_steps += 1;
+                    }
+                }
+                Action::Restore { slot, .. } => {
+                    self.current.copy_from_slice(&self.slots[slot][..n]);
+                }
+                Action::Free { slot } => self.slot_vectors[slot] = 0,
+                Action::Reverse { step, stages } => {
+                    let at = self.step_at(step);
+                    let stage_values: &[f64] = match stages {
+                        Some(slot) => &self.slots[slot],
+                        None => {
+                            self.stepper.recompute_stages(
+                                model,
+                                at,
+                                &self.params,
+                                &self.current,
+                                &mut self.stage_scratch,
+                                &mut self.stats,
+                            )?;
+                            self.stats.stage_recomputations += 1;
+                            &self.stage_scratch
+                        }
+                    };
+                    self.stepper.reverse(
+                        model,
+                        at,
+                        &self.params,
+                        stage_values,
+                        &mut self.lambda,
+                        &mut self.mu,
+                        &mut self.stats,
+                    )?;
+                    self.stats.reversed_steps += 1;
+                    if let Some((component, value)) = first_non_finite(&self.lambda) {
+                        return Err(Error::NonFiniteAdjoint {
+                            step,
+                            t: at.t,
+                            component,
+                            value,
+                        });
+                    }
+                    add_output(self, step);
+                }
+            }
+        }
+        Ok(())
+    }
+}

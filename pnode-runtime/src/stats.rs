@@ -1,0 +1,30 @@
+//! Solver statistics: what a forward and reverse sweep cost.
+
+use serde::Serialize;
+
+/// Counts of the work a solve or a gradient did, and the memory its checkpoints held.
+///
+/// The planner's cost model ([`crate::checkpoint::Schedule::predict`]) produces the same struct
+/// before anything runs; the executor's counts must equal it exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Right-hand-side evaluations `f(t, u; θ)`.
+    pub rhs_evals: u64,
+    /// State Jacobian–vector products `f_u v`.
+    pub jvp_evals: u64,
+    /// Stage VJPs `(f_uᵀ w, f_θᵀ w)`.
+    pub vjp_evals: u64,
+    /// Steps of the first forward sweep (`N`).
+    pub forward_steps: u64,
+    /// Whole steps taken again during the reverse sweep (restarts from a stored solution).
+    pub recomputed_steps: u64,
+    /// Steps whose stage values were recomputed for their adjoint because no checkpoint held
+    /// them (each costs the RHS evaluations of all live stages but the last).
+    pub stage_recomputations: u64,
+    /// Adjoint steps taken (`N` for a gradient).
+    pub reversed_steps: u64,
+    /// Most state-sized vectors held by checkpoints at one time.
+    pub peak_stored_vectors: u64,
+    /// The same in bytes (`peak_stored_vectors × state length × 8`).
+    pub peak_stored_bytes: u64,
+}

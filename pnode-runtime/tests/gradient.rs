@@ -1,0 +1,121 @@
+//! Discrete-adjoint gradients for every tableau and both checkpoint modes: against central
+//! finite differences of the same discrete solve, bitwise across modes, and by Taylor tests.
+
+mod common;
+
+use common::{Setup, dot, pseudo_random, rel_err};
+use pnode_runtime::problems::{LotkaVolterra, Mlp};
+use pnode_runtime::{Checkpointing, Tableau, TimeGrid};
+
+fn lotka_volterra(tableau: Tableau) -> Setup<LotkaVolterra> {
+    let grid = TimeGrid::uniform(0.0, 2.0, 40).unwrap();
+    let output_times = vec![0.5, 1.0, 1.5, 2.0];
+    let targets = vec![1.2, 0.8, 0.9, 1.1, 1.0, 1.0, 1.1, 0.9];
+    Setup {
+        model: LotkaVolterra::new(),
+        tableau,
+        grid,
+        output_times,
+        u0: LotkaVolterra::default_u0(),
+        p: LotkaVolterra::default_params(),
+        targets,
+    }
+}
+
+fn mlp(tableau: Tableau) -> Setup<Mlp> {
+    let model = Mlp::new(&[2, 12, 12, 2], 3).unwrap();
+    let p = model.init_params(7);
+    let grid = TimeGrid::uniform(0.0, 1.0, 16).unwrap();
+    let output_times = vec![0.0, 0.25, 0.5, 1.0];
+    let u0 = vec![0.5, -0.3, 1.0, 0.2, -0.7, 0.4];
+    let targets = pseudo_random(output_times.len() * u0.len(), 3);
+    Setup {
+        model,
+        tableau,
+        grid,
+        output_times,
+        u0,
+        p,
+        targets,
+    }
+}
+
+/// Gradient vs finite differences, and store-all vs solution-only bitwise.
+fn check_gradient<M: pnode_runtime::model::RhsVjp>(mut setup: Setup<M>) {
+    let name = setup.tableau.name().to_string();
+    let (loss_a, g_all) = setup.gradient(Checkpointing::StoreAll);
+    let (loss_b, g_sol) = setup.gradient(Checkpointing::SolutionOnly);
+    assert_eq!(loss_a.to_bits(), loss_b.to_bits(), "{name}: losses differ");
+    assert!(
+        g_all
+            .du0
+            .iter()
+            .zip(&g_sol.du0)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+            && g_all
+                .dp
+                .iter()
+                .zip(&g_sol.dp)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "{name}: store-all and solution-only gradients are not bitwise identical"
+    );
+    let fd = setup.fd_gradient(1e-6);
+    let e_u0 = rel_err(&g_all.du0, &fd.du0);
+    let e_p = rel_err(&g_all.dp, &fd.dp);
+    eprintln!("{name}: relative error vs FD: dL/du0 {e_u0:.1e}, dL/dθ {e_p:.1e}");
+    assert!(e_u0 <= 1e-6, "{name}: dL/du0 relative error {e_u0:.2e}");
+    assert!(e_p <= 1e-6, "{name}: dL/dθ relative error {e_p:.2e}");
+}
+
+#[test]
+fn lotka_volterra_gradients_match_finite_differences_for_every_tableau() {
+    for tableau in Tableau::all() {
+        check_gradient(lotka_volterra(tableau));
+    }
+}
+
+#[test]
+fn mlp_gradients_match_finite_differences_for_every_tableau() {
+    for tableau in Tableau::all() {
+        check_gradient(mlp(tableau));
+    }
+}
+
+/// Taylor test: r(ε) = |L(x+εδ) − L(x) − ε ∇L·δ| = O(ε²), so r halves twice per halving of ε.
+fn taylor_rates<M: pnode_runtime::model::RhsVjp>(
+    setup: &mut Setup<M>,
+    mode: Checkpointing,
+) -> Vec<f64> {
+    let (loss0, g) = setup.gradient(mode);
+    let du = pseudo_random(setup.u0.len(), 11);
+    let dp = pseudo_random(setup.p.len(), 12);
+    let slope = dot(&g.du0, &du) + dot(&g.dp, &dp);
+    let (u0, p) = (setup.u0.clone(), setup.p.clone());
+    let residual = |setup: &mut Setup<M>, eps: f64| {
+        let u: Vec<f64> = u0.iter().zip(&du).map(|(x, d)| x + eps * d).collect();
+        let q: Vec<f64> = p.iter().zip(&dp).map(|(x, d)| x + eps * d).collect();
+        (setup.loss(&u, &q) - loss0 - eps * slope).abs()
+    };
+    let r: Vec<f64> = (0..5)
+        .map(|k| residual(setup, 1e-2 / f64::powi(2.0, k)))
+        .collect();
+    r.windows(2).map(|w| (w[0] / w[1]).log2()).collect()
+}
+
+#[test]
+fn taylor_test_rate_is_two_for_every_tableau_and_mode() {
+    for tableau in Tableau::all() {
+        for mode in [Checkpointing::StoreAll, Checkpointing::SolutionOnly] {
+            let name = format!("{} / {:?}", tableau.name(), mode);
+            for rates in [
+                taylor_rates(&mut lotka_volterra(tableau.clone()), mode.clone()),
+                taylor_rates(&mut mlp(tableau.clone()), mode.clone()),
+            ] {
+                assert!(
+                    rates.iter().all(|r| (1.9..=2.1).contains(r)),
+                    "{name}: Taylor rates {rates:?}"
+                );
+            }
+        }
+    }
+}
