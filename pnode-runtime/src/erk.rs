@@ -31,9 +31,9 @@
 use crate::checkpoint::StepCost;
 use crate::error::Result;
 use crate::model::{Rhs, RhsVjp};
-use crate::stats::Stats;
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use crate::tableau::Tableau;
+use pnode_checkpoint::Stats;
 
 /// An explicit Runge–Kutta stepper with preallocated scratch for one state and parameter size.
 #[derive(Debug, Clone)]

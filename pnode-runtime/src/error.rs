@@ -68,16 +68,9 @@ pub enum Error {
         /// The closest grid time.
         nearest: f64,
     },
-    /// A checkpoint schedule cannot be executed as written.
-    #[error("invalid checkpoint schedule at action {index} ({action}): {reason}")]
-    InvalidSchedule {
-        /// Position of the offending action in the schedule.
-        index: usize,
-        /// The action, printed.
-        action: String,
-        /// Why it cannot run.
-        reason: String,
-    },
+    /// Planning or validating a checkpoint schedule failed.
+    #[error(transparent)]
+    Schedule(#[from] pnode_checkpoint::Error),
     /// An operation was called out of order (for example a reverse sweep before a forward one).
     #[error("{0}")]
     Usage(String),

@@ -14,15 +14,14 @@ pub mod tableau;
 pub use error::{Error, Result};
 pub use model::{ClosureModel, Rhs, RhsJvp, RhsVjp};
 pub use tableau::Tableau;
-pub mod checkpoint;
 pub mod erk;
 pub mod grid;
 pub mod solver;
-pub mod stats;
 pub mod stepper;
 
-pub use checkpoint::{Action, Checkpointing, Schedule};
 pub use erk::ErkStepper;
 pub use grid::TimeGrid;
+/// Checkpoint planning (the pure `pnode-checkpoint` crate), re-exported.
+pub use pnode_checkpoint as checkpoint;
+pub use pnode_checkpoint::{Action, Budget, Checkpointing, Schedule, StageSource, Stats};
 pub use solver::{Gradient, Solver};
-pub use stats::Stats;

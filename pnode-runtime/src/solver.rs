@@ -9,14 +9,14 @@
 //! reverse sweep starts from `λ_N = g_N` (zero if `t_N` is not an output), adds `g_k` to `λ_k`
 //! as it passes output `k`, and ends with `λ_0 = dL/du_0` and `μ = dL/dθ`.
 
-use crate::checkpoint::{Action, Checkpointing, Schedule, StepCost};
+use crate::checkpoint::{Action, Checkpointing, Schedule, StageSource, StepCost};
 use crate::erk::ErkStepper;
 use crate::error::{Error, Result, check_len, first_non_finite};
 use crate::grid::TimeGrid;
 use crate::model::{Rhs, RhsVjp};
-use crate::stats::Stats;
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use crate::tableau::Tableau;
+use pnode_checkpoint::Stats;
 
 /// The gradient of a loss with respect to the initial state and the parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,14 @@ pub struct Gradient {
     pub du0: Vec<f64>,
     /// `dL/dθ`.
     pub dp: Vec<f64>,
+}
+
+/// Where a step's stage values go.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    Nothing,
+    Slot(usize),
+    Tape,
 }
 
 /// Where the solver is between calls.
@@ -94,8 +102,8 @@ impl<S> Solver<S> {
         let n_params = model.param_len();
         let output_idx = grid.output_indices(output_times)?;
         let n_steps = grid.n_steps();
-        let schedule = checkpointing.schedule(n_steps)?;
         let cost = stepper.cost();
+        let schedule = checkpointing.plan(n_steps, &cost, n)?;
         // Validates the schedule (errors name the offending action).
         schedule.predict(&cost, n)?;
         let stage_len = stepper.stage_vectors() * n;
@@ -175,7 +183,7 @@ impl<S> Solver<S> {
 
     /// The statistics the cost model predicts for a forward + reverse run of this schedule.
     pub fn predicted_stats(&self) -> Result<Stats> {
-        self.schedule.predict(&self.cost, self.n)
+        Ok(self.schedule.predict(&self.cost, self.n)?)
     }
 
     /// Solve forward without keeping checkpoints; returns the outputs (`K × n`).
@@ -282,17 +290,16 @@ impl<S> Solver<S> {
     }
 
     /// One step from `current` (at grid index `index`) to `current` at `index + 1`.
-    fn take_step<M: Rhs + ?Sized>(
-        &mut self,
-        model: &mut M,
-        index: usize,
-        keep_in: Option<usize>,
-    ) -> Result<()>
+    fn take_step<M: Rhs + ?Sized>(&mut self, model: &mut M, index: usize, keep: Keep) -> Result<()>
     where
         S: ForwardStepper<M>,
     {
         let at = self.step_at(index);
-        let stages = keep_in.map(|slot| self.slots[slot].as_mut_slice());
+        let stages = match keep {
+            Keep::Nothing => None,
+            Keep::Slot(slot) => Some(self.slots[slot].as_mut_slice()),
+            Keep::Tape => Some(self.stage_scratch.as_mut_slice()),
+        };
         self.stepper.step(
             model,
             at,
@@ -356,15 +363,21 @@ impl<S> Solver<S> {
                     self.store_vectors(slot, 1);
                 }
                 Action::StepKeepingStages { slot, step } => {
-                    self.take_step(model, step, Some(slot))?;
+                    self.take_step(model, step, Keep::Slot(slot))?;
                     self.store_vectors(slot, self.cost.stage_vectors);
+                    self.stats.forward_steps += 1;
+                    index = step + 1;
+                    record(self, index);
+                }
+                Action::Tape { step } => {
+                    self.take_step(model, step, Keep::Tape)?;
                     self.stats.forward_steps += 1;
                     index = step + 1;
                     record(self, index);
                 }
                 Action::Advance { from, to } => {
                     for step in from..to {
-                        self.take_step(model, step, None)?;
+                        self.take_step(model, step, Keep::Nothing)?;
                         self.stats.forward_steps += 1;
                         index = step + 1;
                         record(self, index);
@@ -416,13 +429,17 @@ impl<S> Solver<S> {
                     self.store_vectors(slot, 1);
                 }
                 Action::StepKeepingStages { slot, step } => {
-                    self.take_step(model, step, Some(slot))?;
+                    self.take_step(model, step, Keep::Slot(slot))?;
                     self.store_vectors(slot, self.cost.stage_vectors);
+                    self.stats.recomputed_steps += 1;
+                }
+                Action::Tape { step } => {
+                    self.take_step(model, step, Keep::Tape)?;
                     self.stats.recomputed_steps += 1;
                 }
                 Action::Advance { from, to } => {
                     for step in from..to {
-                        self.take_step(model, step, None)?;
+                        self.take_step(model, step, Keep::Nothing)?;
                         self.stats.recomputed_steps += 1;
                     }
                 }
@@ -433,8 +450,9 @@ impl<S> Solver<S> {
                 Action::Reverse { step, stages } => {
                     let at = self.step_at(step);
                     let stage_values: &[f64] = match stages {
-                        Some(slot) => &self.slots[slot],
-                        None => {
+                        StageSource::Slot(slot) => &self.slots[slot],
+                        StageSource::Tape => &self.stage_scratch,
+                        StageSource::Recompute => {
                             self.stepper.recompute_stages(
                                 model,
                                 at,

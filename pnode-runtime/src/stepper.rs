@@ -9,7 +9,7 @@
 use crate::checkpoint::StepCost;
 use crate::error::Result;
 use crate::model::{Rhs, RhsVjp};
-use crate::stats::Stats;
+use pnode_checkpoint::Stats;
 
 /// Where a step sits on the grid: its index `n`, start time `t_n` and size `h_n`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,12 +1,16 @@
 //! Statistics snapshots: the executor's counts equal the schedule's cost model exactly.
 //!
-//! Store-all keeps every step's live stage inputs: `N·s` RHS forward, `N·s` VJPs in reverse, no
-//! recomputation, `N·s` stored vectors. Solution-only keeps `u_n` for `n < N` (`N` vectors) and
-//! recomputes each reversed step's stage inputs from `u_n`: `s − 1` RHS evaluations per step
-//! (stages `Y_2 … Y_s` need `K_1 … K_{s−1}`; `K_s` only feeds `u_{n+1}`, which is not needed),
-//! so `N·s + N·(s − 1)` RHS in all. Dead stages (the FSAL stage of dopri5/tsit5/bosh3, whose
-//! weight is zero) are never evaluated at fixed steps.
+//! Store-all keeps the live stage inputs of every step: `N·s` RHS forward, `N·s` VJPs in
+//! reverse, no recomputation; the last step's stages stay in the working stage buffer (the
+//! "tape"), so `(N−1)·s` vectors are stored. Solution-only keeps `u_n` for `n < N−1` (`N−1`
+//! vectors) and recomputes each reversed step's stage inputs from `u_n`, except the last step's,
+//! which are on the tape: `s − 1` RHS evaluations per recomputed step (stages `Y_2 … Y_s` need
+//! `K_1 … K_{s−1}`; `K_s` only feeds `u_{n+1}`, which the adjoint does not need), so
+//! `N·s + (N−1)·(s − 1)` RHS in all. Revolve with `c` slots advances `p(N, c)` steps in all
+//! (first sweep included, the taped last step not). Dead stages (the FSAL stage of
+//! dopri5/tsit5/bosh3, whose weight is zero) are never evaluated at fixed steps.
 
+use pnode_runtime::checkpoint::revolve::optimal_advances;
 use pnode_runtime::problems::LotkaVolterra;
 use pnode_runtime::{Checkpointing, Solver, Stats, Tableau, TimeGrid};
 
@@ -37,7 +41,7 @@ fn rk4_ten_steps_store_all() {
 fn rk4_ten_steps_solution_only() {
     let (stats, predicted) = run(Tableau::rk4(), Checkpointing::SolutionOnly, 10);
     assert_eq!(stats, predicted);
-    assert_eq!((stats.rhs_evals, stats.vjp_evals), (40 + 10 * 3, 40));
+    assert_eq!((stats.rhs_evals, stats.vjp_evals), (40 + 9 * 3, 40));
     insta::assert_yaml_snapshot!(stats);
 }
 
@@ -48,7 +52,7 @@ fn dopri5_ten_steps_both_modes() {
     assert_eq!((all, sol), (predicted_all, predicted_sol));
     assert_eq!(
         (all.rhs_evals, sol.rhs_evals, all.vjp_evals),
-        (60, 60 + 50, 60)
+        (60, 60 + 9 * 5, 60)
     );
     insta::assert_yaml_snapshot!("dopri5_store_all", all);
     insta::assert_yaml_snapshot!("dopri5_solution_only", sol);
@@ -59,8 +63,8 @@ fn every_tableau_matches_the_cost_model() {
     for tableau in Tableau::all() {
         let s = tableau.live_stages() as u64;
         for (mode, rhs, vectors) in [
-            (Checkpointing::StoreAll, 7 * s, 7 * s),
-            (Checkpointing::SolutionOnly, 7 * s + 7 * (s - 1), 7),
+            (Checkpointing::StoreAll, 7 * s, 6 * s),
+            (Checkpointing::SolutionOnly, 7 * s + 6 * (s - 1), 6),
         ] {
             let (stats, predicted) = run(tableau.clone(), mode, 7);
             assert_eq!(stats, predicted, "{}", tableau.name());
@@ -73,6 +77,37 @@ fn every_tableau_matches_the_cost_model() {
                 "{}",
                 tableau.name()
             );
+        }
+    }
+}
+
+#[test]
+fn rk4_revolve_three_slots() {
+    let (stats, predicted) = run(Tableau::rk4(), Checkpointing::Revolve { slots: 3 }, 10);
+    assert_eq!(stats, predicted);
+    // p(10, 3) = 15 advances: 9 in the first sweep, 6 recomputed; every step but the taped last
+    // one recomputes its stages.
+    assert_eq!(
+        stats.forward_steps - 1 + stats.recomputed_steps,
+        optimal_advances(10, 3)
+    );
+    assert_eq!(stats.recomputed_steps, 6);
+    assert_eq!(stats.rhs_evals, 4 * (10 + 6) + 3 * 9);
+    assert_eq!(stats.peak_stored_vectors, 3);
+    insta::assert_yaml_snapshot!(stats);
+}
+
+#[test]
+fn revolve_matches_the_cost_model_for_many_slot_counts() {
+    for tableau in [Tableau::euler(), Tableau::dopri5()] {
+        let s = tableau.live_stages() as u64;
+        for slots in 1..=8 {
+            let (stats, predicted) = run(tableau.clone(), Checkpointing::Revolve { slots }, 23);
+            assert_eq!(stats, predicted, "{} c={slots}", tableau.name());
+            let advances = optimal_advances(23, slots as u64);
+            assert_eq!(stats.forward_steps - 1 + stats.recomputed_steps, advances);
+            assert_eq!(stats.rhs_evals, s * (advances + 1) + (s - 1) * 22);
+            assert!(stats.peak_stored_vectors <= slots as u64);
         }
     }
 }

@@ -1,11 +1,12 @@
-//! Solver statistics: what a forward and reverse sweep cost.
+//! Statistics: what a forward and reverse sweep cost.
 
 use serde::Serialize;
 
 /// Counts of the work a solve or a gradient did, and the memory its checkpoints held.
 ///
-/// The planner's cost model ([`crate::checkpoint::Schedule::predict`]) produces the same struct
-/// before anything runs; the executor's counts must equal it exactly.
+/// The planner's cost model ([`crate::Schedule::predict`]) produces this struct before anything
+/// runs; the runtime's executor counts the same quantities while running, and the two must be
+/// equal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     /// Right-hand-side evaluations `f(t, u; θ)`.
@@ -23,8 +24,8 @@ pub struct Stats {
     pub stage_recomputations: u64,
     /// Adjoint steps taken (`N` for a gradient).
     pub reversed_steps: u64,
-    /// Most state-sized vectors held by checkpoints at one time.
+    /// Most state-sized vectors held by checkpoints at one time (working memory excluded).
     pub peak_stored_vectors: u64,
-    /// The same in bytes (`peak_stored_vectors × state length × 8`).
+    /// The same in bytes (`peak_stored_vectors × state length × bytes per value`).
     pub peak_stored_bytes: u64,
 }

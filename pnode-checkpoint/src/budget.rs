@@ -1,0 +1,160 @@
+//! Choosing a schedule: by mode, or the least recomputation that fits a memory budget.
+
+use crate::error::{Error, Result};
+use crate::revolve::revolve;
+use crate::schedule::{Schedule, StepCost};
+
+/// A memory budget for checkpoints (working memory — the current solution and one stage
+/// buffer — is not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// At most this many solution slots.
+    Slots(usize),
+    /// At most this many state vectors in slots (a stage slot counts `s` vectors).
+    Vectors(u64),
+    /// At most this many bytes in slots (`f64` states).
+    Bytes(u64),
+}
+
+/// How checkpoints are kept during a gradient computation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Checkpointing {
+    /// Keep every step's stage values: no recomputation, `(N−1)·s` vectors.
+    #[default]
+    StoreAll,
+    /// Keep every solution: each reversed step recomputes its stages, `N−1` vectors.
+    SolutionOnly,
+    /// Binomial checkpointing with this many solution slots.
+    Revolve {
+        /// Solution slots (at least 1).
+        slots: usize,
+    },
+    /// The least recomputation that fits the budget.
+    Budget(Budget),
+    /// A schedule planned elsewhere (it must be planned for the grid's number of steps).
+    Custom(Schedule),
+}
+
+impl Checkpointing {
+    /// The schedule for `n_steps` steps of a method costing `cost`, with states of `state_len`
+    /// values.
+    pub fn plan(&self, n_steps: usize, cost: &StepCost, state_len: usize) -> Result<Schedule> {
+        if n_steps == 0 {
+            return Err(Error::InvalidRequest(
+                "a schedule needs at least one step".into(),
+            ));
+        }
+        match self {
+            Checkpointing::StoreAll => Ok(Schedule::store_all(n_steps)),
+            Checkpointing::SolutionOnly => Ok(Schedule::solution_only(n_steps)),
+            Checkpointing::Revolve { slots } => revolve(n_steps, *slots),
+            Checkpointing::Budget(budget) => plan_for_budget(n_steps, *budget, cost, state_len),
+            Checkpointing::Custom(s) if s.n_steps() == n_steps => Ok(s.clone()),
+            Checkpointing::Custom(s) => Err(Error::InvalidRequest(format!(
+                "schedule `{}` is planned for {} steps but the grid has {}",
+                s.name(),
+                s.n_steps(),
+                n_steps
+            ))),
+        }
+    }
+}
+
+/// The schedule with the fewest predicted RHS evaluations whose peak checkpoint memory fits
+/// `budget`; on a tie, the one using less memory.
+///
+/// Candidates: store-all (stage values, no recomputation) and Revolve with as many solution
+/// slots as fit (which becomes solution-only when `N − 1` slots fit). The smallest budget that
+/// works is one vector (`u_0`) for `N ≥ 2` and nothing for `N = 1`.
+pub fn plan_for_budget(
+    n_steps: usize,
+    budget: Budget,
+    cost: &StepCost,
+    state_len: usize,
+) -> Result<Schedule> {
+    let vector_bytes = state_len as u64 * 8;
+    let (vectors, given) = match budget {
+        Budget::Slots(c) => (c as u64, format!("{c} slots")),
+        Budget::Vectors(v) => (v, format!("{v} vectors")),
+        Budget::Bytes(b) => (
+            b.checked_div(vector_bytes).unwrap_or(u64::MAX),
+            format!("{b} bytes"),
+        ),
+    };
+    let minimum = u64::from(n_steps > 1);
+    if vectors < minimum {
+        return Err(Error::BudgetTooSmall {
+            given,
+            minimum: match budget {
+                Budget::Slots(_) => "1 slot".into(),
+                Budget::Vectors(_) => "1 vector".into(),
+                Budget::Bytes(_) => format!("{vector_bytes} bytes (one state vector)"),
+            },
+        });
+    }
+    let mut best: Option<(u64, u64, Schedule)> = None;
+    let mut consider = |schedule: Schedule| -> Result<()> {
+        let p = schedule.predict(cost, state_len)?;
+        if p.peak_stored_vectors > vectors {
+            return Ok(());
+        }
+        let key = (p.rhs_evals, p.peak_stored_vectors);
+        if best.as_ref().is_none_or(|(r, v, _)| key < (*r, *v)) {
+            best = Some((key.0, key.1, schedule));
+        }
+        Ok(())
+    };
+    if !matches!(budget, Budget::Slots(_)) {
+        consider(Schedule::store_all(n_steps))?;
+    }
+    let slots = usize::try_from(vectors).unwrap_or(usize::MAX).min(n_steps);
+    consider(revolve(n_steps, slots.max(1))?)?;
+    best.map(|(_, _, s)| s)
+        .ok_or_else(|| Error::BudgetTooSmall {
+            given,
+            minimum: "1 vector".into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RK4: StepCost = StepCost {
+        rhs_per_step: 4,
+        rhs_per_stage_recompute: 3,
+        vjp_per_reverse: 4,
+        stage_vectors: 4,
+    };
+
+    #[test]
+    fn budget_picks_store_all_when_it_fits_and_revolve_otherwise() {
+        // 20 steps of RK4 on a 3-vector: store-all needs 19·4 = 76 vectors = 1824 bytes.
+        let s = plan_for_budget(20, Budget::Bytes(76 * 24), &RK4, 3).unwrap();
+        assert_eq!(s.name(), "store-all");
+        let s = plan_for_budget(20, Budget::Bytes(75 * 24), &RK4, 3).unwrap();
+        assert_eq!(s.name(), "revolve(19)");
+        let s = plan_for_budget(20, Budget::Vectors(5), &RK4, 3).unwrap();
+        assert_eq!(s.name(), "revolve(5)");
+        assert!(s.predict(&RK4, 3).unwrap().peak_stored_vectors <= 5);
+        let s = plan_for_budget(20, Budget::Slots(100), &RK4, 3).unwrap();
+        assert_eq!(s.name(), "revolve(19)");
+    }
+
+    #[test]
+    fn too_small_a_budget_states_the_minimum() {
+        let err = plan_for_budget(20, Budget::Bytes(23), &RK4, 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "checkpoint budget of 23 bytes is too small: at least 24 bytes (one state vector) is needed"
+        );
+        assert!(plan_for_budget(1, Budget::Bytes(0), &RK4, 3).is_ok());
+    }
+
+    #[test]
+    fn custom_schedule_must_match_the_grid() {
+        let c = Checkpointing::Custom(Schedule::store_all(5));
+        assert!(c.plan(5, &RK4, 1).is_ok());
+        assert!(matches!(c.plan(6, &RK4, 1), Err(Error::InvalidRequest(_))));
+    }
+}

@@ -1,0 +1,619 @@
+//! Schedules as data: validation by simulation, and the cost model.
+//!
+//! A [`Schedule`] has two phases. The *forward* phase starts from `u_0` and must end holding
+//! `u_N` (it computes every output on the way, so the loss is known when it ends); the *reverse*
+//! phase starts with the adjoint `λ_N` and must reverse every step `N−1, …, 0` exactly once, in
+//! that order. Slots hold either a *solution* `u_n` (one state vector) or the *stage values* of
+//! step `n` (`Y_1 = u_n, …, Y_s`: `s` vectors), which let step `n` be reversed with no
+//! recomputation.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::action::{Action, StageSource};
+use crate::error::{Error, Result};
+use crate::stats::Stats;
+
+/// What one step of an integrator costs: the input of the cost model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StepCost {
+    /// RHS evaluations of one forward step.
+    pub rhs_per_step: u64,
+    /// RHS evaluations to recompute one step's stage values from its starting solution.
+    pub rhs_per_stage_recompute: u64,
+    /// VJPs of one adjoint step.
+    pub vjp_per_reverse: u64,
+    /// State vectors a stage slot holds.
+    pub stage_vectors: u64,
+}
+
+/// Which phase of a schedule an action belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the loss is known: from `u_0` to `u_N`.
+    Forward,
+    /// After: reversing steps `N−1 … 0`.
+    Reverse,
+}
+
+/// What a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotContent {
+    /// The solution `u_n`.
+    Solution(usize),
+    /// The stage values of step `n` (which include `u_n`).
+    Stages(usize),
+}
+
+/// The symbolic state of an executor: what the current solution, the slots and the tape hold.
+/// Shared by the validator/cost model and the runtime executor, so both agree on what a valid
+/// schedule is.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    n_steps: usize,
+    /// Grid index of the current solution, if one is held.
+    pub current: Option<usize>,
+    /// The step whose stage values the working stage buffer holds, if any.
+    pub tape: Option<usize>,
+    /// The next step to reverse is `next_reverse − 1`; starts at `N`.
+    pub next_reverse: usize,
+    /// Slot contents.
+    pub slots: Vec<Option<SlotContent>>,
+}
+
+impl Tracker {
+    /// The state before the first action: `u_0` current, slots empty.
+    pub fn new(n_steps: usize, n_slots: usize) -> Self {
+        Self {
+            n_steps,
+            current: Some(0),
+            tape: None,
+            next_reverse: n_steps,
+            slots: vec![None; n_slots],
+        }
+    }
+
+    /// Check `action` against the state, then apply it. The error is the reason only.
+    pub fn apply(&mut self, action: &Action, phase: Phase) -> std::result::Result<(), String> {
+        match *action {
+            Action::Store { slot, step } => {
+                self.need_current(step)?;
+                *self.slot_mut(slot)? = Some(SlotContent::Solution(step));
+            }
+            Action::StepKeepingStages { slot, step } => {
+                self.need_step(step)?;
+                *self.slot_mut(slot)? = Some(SlotContent::Stages(step));
+                self.current = Some(step + 1);
+            }
+            Action::Tape { step } => {
+                self.need_step(step)?;
+                self.tape = Some(step);
+                self.current = Some(step + 1);
+            }
+            Action::Advance { from, to } => {
+                self.need_current(from)?;
+                if to <= from || to > self.n_steps {
+                    return Err(format!("cannot advance from u{from} to u{to}"));
+                }
+                self.current = Some(to);
+            }
+            Action::Restore { slot, step } => match *self.slot_mut(slot)? {
+                Some(SlotContent::Solution(s)) | Some(SlotContent::Stages(s)) if s == step => {
+                    self.current = Some(step);
+                }
+                other @ Some(_) => {
+                    return Err(format!(
+                        "slot {slot} holds {}, not u{step}",
+                        describe(other)
+                    ));
+                }
+                None => return Err(format!("slot {slot} is empty")),
+            },
+            Action::Free { slot } => {
+                if self.slot_mut(slot)?.take().is_none() {
+                    return Err(format!("slot {slot} is already empty"));
+                }
+            }
+            Action::Reverse { step, stages } => {
+                if phase == Phase::Forward {
+                    return Err("reverse actions belong to the reverse phase".into());
+                }
+                if self.next_reverse == 0 || step + 1 != self.next_reverse {
+                    return Err(match self.next_reverse {
+                        0 => "every step is already reversed".to_string(),
+                        r => format!("the next step to reverse is {}", r - 1),
+                    });
+                }
+                match stages {
+                    StageSource::Slot(slot) => match *self.slot_mut(slot)? {
+                        Some(SlotContent::Stages(s)) if s == step => {}
+                        other => {
+                            return Err(format!(
+                                "slot {slot} does not hold the stages of step {step} (it holds {})",
+                                describe(other)
+                            ));
+                        }
+                    },
+                    StageSource::Tape => {
+                        if self.tape != Some(step) {
+                            return Err(format!("the tape does not hold step {step}"));
+                        }
+                    }
+                    StageSource::Recompute => {
+                        self.need_current(step)?;
+                        // Recomputation overwrites the working stage buffer.
+                        self.tape = None;
+                    }
+                }
+                self.next_reverse = step;
+            }
+        }
+        Ok(())
+    }
+
+    fn need_current(&self, step: usize) -> std::result::Result<(), String> {
+        match self.current {
+            Some(c) if c == step => Ok(()),
+            Some(c) => Err(format!("the current solution is u{c}, not u{step}")),
+            None => Err("no current solution is held".to_string()),
+        }
+    }
+
+    fn need_step(&self, step: usize) -> std::result::Result<(), String> {
+        self.need_current(step)?;
+        if step >= self.n_steps {
+            return Err(format!(
+                "step {step} is past the last step {}",
+                self.n_steps - 1
+            ));
+        }
+        Ok(())
+    }
+
+    fn slot_mut(&mut self, slot: usize) -> std::result::Result<&mut Option<SlotContent>, String> {
+        let n = self.slots.len();
+        self.slots
+            .get_mut(slot)
+            .ok_or_else(|| format!("slot {slot} does not exist (the schedule uses {n} slots)"))
+    }
+
+    /// State vectors the slots hold now.
+    pub fn stored_vectors(&self, stage_vectors: u64) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| match s {
+                None => 0,
+                Some(SlotContent::Solution(_)) => 1,
+                Some(SlotContent::Stages(_)) => stage_vectors,
+            })
+            .sum()
+    }
+}
+
+fn describe(content: Option<SlotContent>) -> String {
+    match content {
+        None => "nothing".into(),
+        Some(SlotContent::Solution(s)) => format!("solution u{s}"),
+        Some(SlotContent::Stages(s)) => format!("the stages of step {s}"),
+    }
+}
+
+/// A checkpoint schedule: forward actions, then reverse actions. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    name: String,
+    n_steps: usize,
+    forward: Vec<Action>,
+    reverse: Vec<Action>,
+}
+
+impl Schedule {
+    /// A schedule from explicit action lists, validated (errors name the offending action).
+    pub fn new(
+        name: impl Into<String>,
+        n_steps: usize,
+        forward: Vec<Action>,
+        reverse: Vec<Action>,
+    ) -> Result<Self> {
+        let schedule = Self::new_unchecked(name.into(), n_steps, forward, reverse);
+        schedule.validate()?;
+        Ok(schedule)
+    }
+
+    pub(crate) fn new_unchecked(
+        name: String,
+        n_steps: usize,
+        forward: Vec<Action>,
+        reverse: Vec<Action>,
+    ) -> Self {
+        Self {
+            name,
+            n_steps,
+            forward,
+            reverse,
+        }
+    }
+
+    /// Store-all: every step but the last keeps its stage values in a slot, the last keeps them
+    /// on the tape; the reverse sweep does no recomputation. Holds `(N−1)·s` vectors.
+    pub fn store_all(n_steps: usize) -> Self {
+        let last = n_steps.saturating_sub(1);
+        let mut forward: Vec<Action> = (0..last)
+            .map(|n| Action::StepKeepingStages { slot: n, step: n })
+            .collect();
+        forward.push(Action::Tape { step: last });
+        let mut reverse = vec![Action::Reverse {
+            step: last,
+            stages: StageSource::Tape,
+        }];
+        for n in (0..last).rev() {
+            reverse.push(Action::Reverse {
+                step: n,
+                stages: StageSource::Slot(n),
+            });
+            reverse.push(Action::Free { slot: n });
+        }
+        Self::new_unchecked("store-all".into(), n_steps, forward, reverse)
+    }
+
+    /// Solution-only: every solution `u_n`, `n < N−1`, is kept; the last step keeps its stages
+    /// on the tape, every other reversed step recomputes its stage values from `u_n` (all live
+    /// stages but the last: the adjoint needs the stage inputs `Y_i` only). Holds `N−1` vectors.
+    pub fn solution_only(n_steps: usize) -> Self {
+        let last = n_steps.saturating_sub(1);
+        let mut forward = Vec::with_capacity(2 * n_steps);
+        for n in 0..last {
+            forward.push(Action::Store { slot: n, step: n });
+            forward.push(Action::Advance { from: n, to: n + 1 });
+        }
+        forward.push(Action::Tape { step: last });
+        let mut reverse = vec![Action::Reverse {
+            step: last,
+            stages: StageSource::Tape,
+        }];
+        for n in (0..last).rev() {
+            reverse.push(Action::Restore { slot: n, step: n });
+            reverse.push(Action::Free { slot: n });
+            reverse.push(Action::Reverse {
+                step: n,
+                stages: StageSource::Recompute,
+            });
+        }
+        Self::new_unchecked("solution-only".into(), n_steps, forward, reverse)
+    }
+
+    /// A forward-only schedule (no checkpoints); it cannot be reversed.
+    pub fn forward_only(n_steps: usize) -> Self {
+        Self::new_unchecked(
+            "forward-only".into(),
+            n_steps,
+            vec![Action::Advance {
+                from: 0,
+                to: n_steps,
+            }],
+            Vec::new(),
+        )
+    }
+
+    /// The schedule's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of steps `N` it is planned for.
+    pub fn n_steps(&self) -> usize {
+        self.n_steps
+    }
+
+    /// Forward-phase actions.
+    pub fn forward(&self) -> &[Action] {
+        &self.forward
+    }
+
+    /// Reverse-phase actions.
+    pub fn reverse(&self) -> &[Action] {
+        &self.reverse
+    }
+
+    /// Whether the schedule has a reverse phase (it can produce a gradient).
+    pub fn is_reversible(&self) -> bool {
+        !self.reverse.is_empty()
+    }
+
+    /// Number of slots the schedule addresses (largest slot index + 1).
+    pub fn n_slots(&self) -> usize {
+        self.forward
+            .iter()
+            .chain(&self.reverse)
+            .filter_map(|a| match *a {
+                Action::Store { slot, .. }
+                | Action::StepKeepingStages { slot, .. }
+                | Action::Restore { slot, .. }
+                | Action::Free { slot } => Some(slot + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether slot `slot` is ever filled with stage values (so it needs room for them).
+    pub fn slot_holds_stages(&self, slot: usize) -> bool {
+        self.forward
+            .iter()
+            .chain(&self.reverse)
+            .any(|a| matches!(*a, Action::StepKeepingStages { slot: s, .. } if s == slot))
+    }
+
+    /// Validate the schedule: every action can run, the forward phase ends at `u_N`, and a
+    /// non-empty reverse phase reverses every step once, in order.
+    pub fn validate(&self) -> Result<()> {
+        self.simulate(&StepCost {
+            rhs_per_step: 0,
+            rhs_per_stage_recompute: 0,
+            vjp_per_reverse: 0,
+            stage_vectors: 1,
+        })
+        .map(|_| ())
+    }
+
+    /// Predict the statistics of a full forward + reverse run, validating the schedule.
+    ///
+    /// A forward step (advance, stage-keeping step or tape) costs `rhs_per_step` and counts as a
+    /// forward step in the forward phase and a recomputed step in the reverse phase; a reverse
+    /// with recomputed stages adds `rhs_per_stage_recompute`; each reverse costs
+    /// `vjp_per_reverse`; a solution slot holds one vector and a stage slot `stage_vectors`.
+    /// Bytes are `vectors × state_len × 8` (`f64`).
+    pub fn predict(&self, cost: &StepCost, state_len: usize) -> Result<Stats> {
+        let mut stats = self.simulate(cost)?;
+        stats.peak_stored_bytes = stats.peak_stored_vectors * state_len as u64 * 8;
+        Ok(stats)
+    }
+
+    fn simulate(&self, cost: &StepCost) -> Result<Stats> {
+        let invalid = |index: usize, action: String, reason: String| Error::InvalidSchedule {
+            index,
+            action,
+            reason,
+        };
+        if self.n_steps == 0 {
+            return Err(invalid(
+                0,
+                "-".into(),
+                "a schedule needs at least one step".into(),
+            ));
+        }
+        let mut tracker = Tracker::new(self.n_steps, self.n_slots());
+        let mut stats = Stats::default();
+        let mut index = 0;
+        for (phase, actions) in [
+            (Phase::Forward, &self.forward),
+            (Phase::Reverse, &self.reverse),
+        ] {
+            if phase == Phase::Reverse && tracker.current != Some(self.n_steps) {
+                return Err(invalid(
+                    index,
+                    "end of forward phase".into(),
+                    format!("the forward phase must end at u{}", self.n_steps),
+                ));
+            }
+            for action in actions.iter() {
+                tracker
+                    .apply(action, phase)
+                    .map_err(|reason| invalid(index, action.to_string(), reason))?;
+                let steps = match *action {
+                    Action::StepKeepingStages { .. } | Action::Tape { .. } => 1,
+                    Action::Advance { from, to } => (to - from) as u64,
+                    _ => 0,
+                };
+                stats.rhs_evals += steps * cost.rhs_per_step;
+                match phase {
+                    Phase::Forward => stats.forward_steps += steps,
+                    Phase::Reverse => stats.recomputed_steps += steps,
+                }
+                if let Action::Reverse { stages, .. } = *action {
+                    stats.vjp_evals += cost.vjp_per_reverse;
+                    stats.reversed_steps += 1;
+                    if stages == StageSource::Recompute {
+                        stats.rhs_evals += cost.rhs_per_stage_recompute;
+                        stats.stage_recomputations += 1;
+                    }
+                }
+                stats.peak_stored_vectors = stats
+                    .peak_stored_vectors
+                    .max(tracker.stored_vectors(cost.stage_vectors));
+                index += 1;
+            }
+        }
+        if !self.reverse.is_empty() && tracker.next_reverse != 0 {
+            return Err(invalid(
+                index,
+                "end of reverse phase".into(),
+                format!("steps 0..{} were never reversed", tracker.next_reverse),
+            ));
+        }
+        Ok(stats)
+    }
+
+    /// A human-readable summary: name, steps, and the predicted cost for `cost` and `state_len`.
+    pub fn summary(&self, cost: &StepCost, state_len: usize) -> Result<String> {
+        let p = self.predict(cost, state_len)?;
+        Ok(format!(
+            "schedule `{}`: {} steps, {} slots\n  predicted: {} forward steps, {} recomputed \
+             steps, {} stage recomputations, {} RHS evaluations, {} VJPs\n  peak memory: {} \
+             vectors ({} bytes)",
+            self.name,
+            self.n_steps,
+            self.n_slots(),
+            p.forward_steps,
+            p.recomputed_steps,
+            p.stage_recomputations,
+            p.rhs_evals,
+            p.vjp_evals,
+            p.peak_stored_vectors,
+            p.peak_stored_bytes
+        ))
+    }
+
+    /// The schedule and its predicted cost as JSON:
+    /// `{"name", "n_steps", "n_slots", "predicted": Stats, "forward": [Action], "reverse": [Action]}`.
+    pub fn to_json(&self, cost: &StepCost, state_len: usize) -> Result<String> {
+        #[derive(Serialize)]
+        struct Printed<'a> {
+            name: &'a str,
+            n_steps: usize,
+            n_slots: usize,
+            predicted: Stats,
+            forward: &'a [Action],
+            reverse: &'a [Action],
+        }
+        let printed = Printed {
+            name: &self.name,
+            n_steps: self.n_steps,
+            n_slots: self.n_slots(),
+            predicted: self.predict(cost, state_len)?,
+            forward: &self.forward,
+            reverse: &self.reverse,
+        };
+        serde_json::to_string_pretty(&printed)
+            .map_err(|e| Error::InvalidRequest(format!("cannot print schedule as JSON: {e}")))
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "schedule `{}` for {} steps", self.name, self.n_steps)?;
+        writeln!(f, "forward:")?;
+        for a in &self.forward {
+            writeln!(f, "  {a}")?;
+        }
+        writeln!(f, "reverse:")?;
+        for a in &self.reverse {
+            writeln!(f, "  {a}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const RK4: StepCost = StepCost {
+        rhs_per_step: 4,
+        rhs_per_stage_recompute: 3,
+        vjp_per_reverse: 4,
+        stage_vectors: 4,
+    };
+
+    #[test]
+    fn store_all_and_solution_only_costs() {
+        let s = Schedule::store_all(10).predict(&RK4, 2).unwrap();
+        assert_eq!(
+            (
+                s.rhs_evals,
+                s.vjp_evals,
+                s.recomputed_steps,
+                s.stage_recomputations
+            ),
+            (40, 40, 0, 0)
+        );
+        assert_eq!((s.peak_stored_vectors, s.peak_stored_bytes), (36, 576));
+        let s = Schedule::solution_only(10).predict(&RK4, 2).unwrap();
+        assert_eq!(
+            (
+                s.rhs_evals,
+                s.vjp_evals,
+                s.recomputed_steps,
+                s.stage_recomputations
+            ),
+            (40 + 9 * 3, 40, 0, 9)
+        );
+        assert_eq!(s.peak_stored_vectors, 9);
+        for n in 1..5 {
+            Schedule::store_all(n).validate().unwrap();
+            Schedule::solution_only(n).validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn invalid_schedules_name_the_action() {
+        let err = Schedule::new(
+            "bad",
+            2,
+            vec![Action::Advance { from: 0, to: 2 }],
+            vec![Action::Reverse {
+                step: 0,
+                stages: StageSource::Recompute,
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            Error::InvalidSchedule {
+                index: 1,
+                action: "reverse step 0 (recompute stages)".into(),
+                reason: "the next step to reverse is 1".into()
+            }
+        );
+        let err = Schedule::new(
+            "bad",
+            2,
+            vec![Action::Advance { from: 0, to: 2 }],
+            vec![Action::Reverse {
+                step: 1,
+                stages: StageSource::Tape,
+            }],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("the tape does not hold step 1"),
+            "{err}"
+        );
+        let err = Schedule::new(
+            "bad",
+            2,
+            vec![Action::Advance { from: 0, to: 2 }],
+            vec![Action::Restore { slot: 0, step: 1 }],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("slot 0 is empty"), "{err}");
+        let err = Schedule::new("short", 3, vec![Action::Advance { from: 0, to: 2 }], vec![])
+            .unwrap_err();
+        assert!(err.to_string().contains("must end at u3"), "{err}");
+        let err = Schedule::new(
+            "partial",
+            2,
+            vec![
+                Action::Store { slot: 0, step: 0 },
+                Action::Advance { from: 0, to: 2 },
+            ],
+            vec![
+                Action::Restore { slot: 0, step: 0 },
+                Action::Advance { from: 0, to: 1 },
+                Action::Reverse {
+                    step: 1,
+                    stages: StageSource::Recompute,
+                },
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("steps 0..1 were never reversed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn printers_show_the_prediction() {
+        let s = Schedule::solution_only(3);
+        let text = s.summary(&RK4, 2).unwrap();
+        assert!(text.contains("3 steps, 2 slots"), "{text}");
+        assert!(text.contains("18 RHS evaluations, 12 VJPs"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&s.to_json(&RK4, 2).unwrap()).unwrap();
+        assert_eq!(json["predicted"]["rhs_evals"], 18);
+        assert_eq!(json["forward"][0]["action"], "store");
+        assert_eq!(json["reverse"][0]["stages"], "tape");
+        assert_eq!(json["reverse"][3]["stages"], "recompute");
+    }
+}
