@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::revolve::revolve;
 use crate::schedule::{Schedule, StepCost};
+use crate::two_level::two_level;
 
 /// A memory budget for checkpoints (working memory — the current solution and one stage
 /// buffer — is not counted).
@@ -31,6 +32,16 @@ pub enum Checkpointing {
     },
     /// The least recomputation that fits the budget.
     Budget(Budget),
+    /// Two-level checkpointing for very long horizons: solutions every `⌈N / disk_slots⌉`
+    /// steps in disk slots, Revolve with `ram_slots` RAM slots between them (see
+    /// [`crate::two_level`]). Needs at least one disk slot, and one RAM slot unless
+    /// `disk_slots ≥ N`.
+    TwoLevel {
+        /// Solution slots in RAM.
+        ram_slots: usize,
+        /// Solution slots on disk.
+        disk_slots: usize,
+    },
     /// A schedule planned elsewhere (it must be planned for the grid's number of steps).
     Custom(Schedule),
 }
@@ -49,6 +60,10 @@ impl Checkpointing {
             Checkpointing::SolutionOnly => Ok(Schedule::solution_only(n_steps)),
             Checkpointing::Revolve { slots } => revolve(n_steps, *slots),
             Checkpointing::Budget(budget) => plan_for_budget(n_steps, *budget, cost, state_len),
+            Checkpointing::TwoLevel {
+                ram_slots,
+                disk_slots,
+            } => two_level(n_steps, *ram_slots, *disk_slots),
             Checkpointing::Custom(s) if s.n_steps() == n_steps => Ok(s.clone()),
             Checkpointing::Custom(s) => Err(Error::InvalidRequest(format!(
                 "schedule `{}` is planned for {} steps but the grid has {}",

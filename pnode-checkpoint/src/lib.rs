@@ -11,6 +11,9 @@
 //! * [`Schedule::solution_only`]: every solution; each reversed step recomputes its stages.
 //! * [`revolve::revolve`]: binomial checkpointing with `c` solution slots, optimal recomputation
 //!   `p(N, c) = r·N − C(c+r, c+1)` (Griewank & Walther 2000).
+//! * [`two_level::two_level`]: RAM plus disk for very long horizons — a solution on disk every
+//!   `⌈N / c_d⌉` steps, Revolve with the RAM slots between them (Stumm & Walther 2009); the
+//!   schedule marks its disk slots ([`Schedule::slot_on_disk`]).
 //! * [`Budget`] / [`Checkpointing::plan`]: the least recomputation that fits a budget given in
 //!   slots, vectors or bytes.
 //!
@@ -29,6 +32,7 @@ mod error;
 pub mod revolve;
 mod schedule;
 mod stats;
+pub mod two_level;
 
 pub use action::{Action, StageSource};
 pub use budget::{Budget, Checkpointing};

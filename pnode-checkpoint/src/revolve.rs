@@ -86,23 +86,37 @@ fn best_split(n: u64, c: u64) -> u64 {
         .unwrap_or(1)
 }
 
-/// Builds the action lists; slots are handed out from a free list.
-struct Planner {
-    forward: Vec<Action>,
-    reverse: Vec<Action>,
+/// Builds the action lists of the binomial recursion on a sub-range `[a, a+n)` of the grid whose
+/// starting solution `u_a` lives in a *base* slot (any slot, of any tier); the working slots
+/// are handed out from a free list. [`revolve`] runs it on the whole grid, the two-level
+/// planner ([`crate::two_level`]) on each disk interval.
+pub(crate) struct Planner {
+    pub(crate) forward: Vec<Action>,
+    pub(crate) reverse: Vec<Action>,
     free_slots: Vec<usize>,
 }
 
 impl Planner {
+    /// A planner with no actions yet that may use `free_slots` (taken from the end first).
+    pub(crate) fn new(free_slots: Vec<usize>) -> Self {
+        Self {
+            forward: Vec::new(),
+            reverse: Vec::new(),
+            free_slots,
+        }
+    }
+
     fn take_slot(&mut self) -> usize {
         self.free_slots
             .pop()
             .expect("planner never exceeds its slots")
     }
 
-    /// The first sweep's chain: current solution `u_a` (also in `base`), reverse `[a, a+n)`
-    /// where the last step of the range is the last step of the grid (taken as a tape).
-    fn right_chain(&mut self, a: usize, n: usize, base: usize, free: usize) {
+    /// The first sweep's chain: current solution `u_a` (also in `base`, unless `n = 1`), reverse
+    /// `[a, a+n)` where the last step of the range is the last step of the grid (taken as a
+    /// tape). Forward actions go to the forward phase, the rest to the reverse phase; `free`
+    /// working slots (at most as many as the free list holds) give `p(n, free + 1)` advances.
+    pub(crate) fn right_chain(&mut self, a: usize, n: usize, base: usize, free: usize) {
         if n == 1 {
             self.forward.push(Action::Tape { step: a });
             self.reverse.push(Action::Reverse {
@@ -142,8 +156,10 @@ impl Planner {
         self.left(a, m, base, free);
     }
 
-    /// A reverse-phase range: current solution `u_a` (also in `base`), reverse `[a, a+n)`.
-    fn left(&mut self, a: usize, n: usize, base: usize, free: usize) {
+    /// A reverse-phase range: current solution `u_a` (also in `base`), reverse `[a, a+n)`, an
+    /// interior range whose end `u_{a+n}` is not needed; `p(n, free + 1)` advances. On return
+    /// the working slots it took are free again and `base` still holds `u_a`.
+    pub(crate) fn left(&mut self, a: usize, n: usize, base: usize, free: usize) {
         if n == 1 {
             self.reverse.push(Action::Reverse {
                 step: a,
@@ -200,11 +216,7 @@ pub fn revolve(n_steps: usize, slots: usize) -> Result<Schedule> {
     }
     // More slots than steps cannot help: N − 1 slots already avoid all recomputation.
     let slots = slots.min(n_steps.max(2) - 1);
-    let mut planner = Planner {
-        forward: Vec::new(),
-        reverse: Vec::new(),
-        free_slots: (1..slots).rev().collect(),
-    };
+    let mut planner = Planner::new((1..slots).rev().collect());
     if n_steps == 1 {
         planner.right_chain(0, 1, 0, 0);
     } else {

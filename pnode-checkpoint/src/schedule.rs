@@ -6,7 +6,13 @@
 //! that order. Slots hold either a *solution* `u_n` (one state vector) or the *stage values* of
 //! step `n` (`Y_1 = u_n, …, Y_s`: `s` vectors), which let step `n` be reversed with no
 //! recomputation.
+//!
+//! Each slot lives in one of two tiers: RAM (the default) or disk ([`Schedule::slot_on_disk`]).
+//! The tier changes nothing about what a slot holds or when; it only decides where the executor
+//! keeps it and how the cost model counts it ([`Stats::peak_stored_vectors`] counts RAM slots,
+//! [`Stats::peak_disk_vectors`], [`Stats::disk_writes`] and [`Stats::disk_reads`] disk slots).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
@@ -178,7 +184,7 @@ impl Tracker {
             .ok_or_else(|| format!("slot {slot} does not exist (the schedule uses {n} slots)"))
     }
 
-    /// State vectors the slots hold now.
+    /// State vectors the slots hold now (RAM and disk slots together).
     pub fn stored_vectors(&self, stage_vectors: u64) -> u64 {
         self.slots
             .iter()
@@ -199,13 +205,17 @@ fn describe(content: Option<SlotContent>) -> String {
     }
 }
 
-/// A checkpoint schedule: forward actions, then reverse actions. See the module docs.
+/// A checkpoint schedule: forward actions, then reverse actions, and which slots live on disk.
+/// See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Schedule {
     name: String,
     n_steps: usize,
     forward: Vec<Action>,
     reverse: Vec<Action>,
+    /// Slots kept on disk rather than in RAM.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    disk_slots: BTreeSet<usize>,
 }
 
 impl Schedule {
@@ -221,6 +231,27 @@ impl Schedule {
         Ok(schedule)
     }
 
+    /// A schedule from explicit action lists whose slots `disk_slots` live on disk, validated.
+    /// Every disk slot must be one the actions address.
+    pub fn tiered(
+        name: impl Into<String>,
+        n_steps: usize,
+        forward: Vec<Action>,
+        reverse: Vec<Action>,
+        disk_slots: impl IntoIterator<Item = usize>,
+    ) -> Result<Self> {
+        let schedule = Self::new_unchecked(name.into(), n_steps, forward, reverse)
+            .with_disk_slots(disk_slots.into_iter().collect());
+        let n_slots = schedule.n_slots();
+        if let Some(slot) = schedule.disk_slots.iter().find(|&&s| s >= n_slots) {
+            return Err(Error::InvalidRequest(format!(
+                "disk slot {slot} is never used (the schedule addresses {n_slots} slots)"
+            )));
+        }
+        schedule.validate()?;
+        Ok(schedule)
+    }
+
     pub(crate) fn new_unchecked(
         name: String,
         n_steps: usize,
@@ -232,7 +263,14 @@ impl Schedule {
             n_steps,
             forward,
             reverse,
+            disk_slots: BTreeSet::new(),
         }
+    }
+
+    /// The same schedule with `disk_slots` on disk (for planners of this crate).
+    pub(crate) fn with_disk_slots(mut self, disk_slots: BTreeSet<usize>) -> Self {
+        self.disk_slots = disk_slots;
+        self
     }
 
     /// Store-all: every step but the last keeps its stage values in a slot, the last keeps them
@@ -337,6 +375,16 @@ impl Schedule {
             .unwrap_or(0)
     }
 
+    /// Whether slot `slot` lives on disk (otherwise in RAM).
+    pub fn slot_on_disk(&self, slot: usize) -> bool {
+        self.disk_slots.contains(&slot)
+    }
+
+    /// The slots that live on disk, in increasing order.
+    pub fn disk_slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.disk_slots.iter().copied()
+    }
+
     /// Whether slot `slot` is ever filled with stage values (so it needs room for them).
     pub fn slot_holds_stages(&self, slot: usize) -> bool {
         self.forward
@@ -363,11 +411,33 @@ impl Schedule {
     /// forward step in the forward phase and a recomputed step in the reverse phase; a reverse
     /// with recomputed stages adds `rhs_per_stage_recompute`; each reverse costs
     /// `vjp_per_reverse`; a solution slot holds one vector and a stage slot `stage_vectors`.
-    /// Bytes are `vectors × state_len × 8` (`f64`).
+    /// Peaks are counted per tier: `peak_stored_vectors` over RAM slots, `peak_disk_vectors`
+    /// over disk slots. A store into a disk slot writes one vector (`stage_vectors` for a
+    /// stage-keeping step), a restore from one reads one vector, and a reverse taking its
+    /// stages from one reads `stage_vectors`. Bytes are `vectors × state_len × 8` (`f64`).
     pub fn predict(&self, cost: &StepCost, state_len: usize) -> Result<Stats> {
         let mut stats = self.simulate(cost)?;
         stats.peak_stored_bytes = stats.peak_stored_vectors * state_len as u64 * 8;
+        stats.peak_disk_bytes = stats.peak_disk_vectors * state_len as u64 * 8;
         Ok(stats)
+    }
+
+    /// Vectors held now by the RAM slots and by the disk slots.
+    fn held_vectors(&self, tracker: &Tracker, stage_vectors: u64) -> (u64, u64) {
+        let (mut ram, mut disk) = (0, 0);
+        for (slot, content) in tracker.slots.iter().enumerate() {
+            let vectors = match content {
+                None => 0,
+                Some(SlotContent::Solution(_)) => 1,
+                Some(SlotContent::Stages(_)) => stage_vectors,
+            };
+            if self.slot_on_disk(slot) {
+                disk += vectors;
+            } else {
+                ram += vectors;
+            }
+        }
+        (ram, disk)
     }
 
     fn simulate(&self, cost: &StepCost) -> Result<Stats> {
@@ -419,9 +489,25 @@ impl Schedule {
                         stats.stage_recomputations += 1;
                     }
                 }
-                stats.peak_stored_vectors = stats
-                    .peak_stored_vectors
-                    .max(tracker.stored_vectors(cost.stage_vectors));
+                match *action {
+                    Action::Store { slot, .. } if self.slot_on_disk(slot) => {
+                        stats.disk_writes += 1;
+                    }
+                    Action::StepKeepingStages { slot, .. } if self.slot_on_disk(slot) => {
+                        stats.disk_writes += cost.stage_vectors;
+                    }
+                    Action::Restore { slot, .. } if self.slot_on_disk(slot) => {
+                        stats.disk_reads += 1;
+                    }
+                    Action::Reverse {
+                        stages: StageSource::Slot(slot),
+                        ..
+                    } if self.slot_on_disk(slot) => stats.disk_reads += cost.stage_vectors,
+                    _ => {}
+                }
+                let (ram, disk) = self.held_vectors(&tracker, cost.stage_vectors);
+                stats.peak_stored_vectors = stats.peak_stored_vectors.max(ram);
+                stats.peak_disk_vectors = stats.peak_disk_vectors.max(disk);
                 index += 1;
             }
         }
@@ -435,10 +521,11 @@ impl Schedule {
         Ok(stats)
     }
 
-    /// A human-readable summary: name, steps, and the predicted cost for `cost` and `state_len`.
+    /// A human-readable summary: name, steps, and the predicted cost for `cost` and `state_len`
+    /// (with a disk line when slots live on disk).
     pub fn summary(&self, cost: &StepCost, state_len: usize) -> Result<String> {
         let p = self.predict(cost, state_len)?;
-        Ok(format!(
+        let mut text = format!(
             "schedule `{}`: {} steps, {} slots\n  predicted: {} forward steps, {} recomputed \
              steps, {} stage recomputations, {} RHS evaluations, {} VJPs\n  peak memory: {} \
              vectors ({} bytes)",
@@ -452,17 +539,30 @@ impl Schedule {
             p.vjp_evals,
             p.peak_stored_vectors,
             p.peak_stored_bytes
-        ))
+        );
+        if !self.disk_slots.is_empty() {
+            text.push_str(&format!(
+                "\n  peak disk: {} vectors ({} bytes) in {} disk slots; {} vectors written, {} \
+                 read",
+                p.peak_disk_vectors,
+                p.peak_disk_bytes,
+                self.disk_slots.len(),
+                p.disk_writes,
+                p.disk_reads
+            ));
+        }
+        Ok(text)
     }
 
-    /// The schedule and its predicted cost as JSON:
-    /// `{"name", "n_steps", "n_slots", "predicted": Stats, "forward": [Action], "reverse": [Action]}`.
+    /// The schedule and its predicted cost as JSON: `{"name", "n_steps", "n_slots",
+    /// "disk_slots": [slot], "predicted": Stats, "forward": [Action], "reverse": [Action]}`.
     pub fn to_json(&self, cost: &StepCost, state_len: usize) -> Result<String> {
         #[derive(Serialize)]
         struct Printed<'a> {
             name: &'a str,
             n_steps: usize,
             n_slots: usize,
+            disk_slots: Vec<usize>,
             predicted: Stats,
             forward: &'a [Action],
             reverse: &'a [Action],
@@ -471,6 +571,7 @@ impl Schedule {
             name: &self.name,
             n_steps: self.n_steps,
             n_slots: self.n_slots(),
+            disk_slots: self.disk_slots().collect(),
             predicted: self.predict(cost, state_len)?,
             forward: &self.forward,
             reverse: &self.reverse,
@@ -483,6 +584,10 @@ impl Schedule {
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "schedule `{}` for {} steps", self.name, self.n_steps)?;
+        if !self.disk_slots.is_empty() {
+            let slots: Vec<String> = self.disk_slots().map(|s| s.to_string()).collect();
+            writeln!(f, "disk slots: {}", slots.join(", "))?;
+        }
         writeln!(f, "forward:")?;
         for a in &self.forward {
             writeln!(f, "  {a}")?;
@@ -601,6 +706,59 @@ mod tests {
         assert!(
             err.to_string().contains("steps 0..1 were never reversed"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn disk_slots_are_counted_apart_from_ram() {
+        // Step 0's stages go to disk slot 1, u1 to RAM slot 0, the last step to the tape.
+        let forward = vec![
+            Action::StepKeepingStages { slot: 1, step: 0 },
+            Action::Store { slot: 0, step: 1 },
+            Action::Advance { from: 1, to: 2 },
+            Action::Tape { step: 2 },
+        ];
+        let reverse = vec![
+            Action::Reverse {
+                step: 2,
+                stages: StageSource::Tape,
+            },
+            Action::Restore { slot: 0, step: 1 },
+            Action::Reverse {
+                step: 1,
+                stages: StageSource::Recompute,
+            },
+            Action::Restore { slot: 1, step: 0 },
+            Action::Reverse {
+                step: 0,
+                stages: StageSource::Slot(1),
+            },
+        ];
+        let s = Schedule::tiered("mixed", 3, forward.clone(), reverse.clone(), [1]).unwrap();
+        let p = s.predict(&RK4, 2).unwrap();
+        assert_eq!((p.peak_stored_vectors, p.peak_stored_bytes), (1, 16));
+        assert_eq!((p.peak_disk_vectors, p.peak_disk_bytes), (4, 64));
+        // 4 stage vectors written; one vector (u0) restored plus 4 stage vectors reversed.
+        assert_eq!((p.disk_writes, p.disk_reads), (4, 5));
+        assert!(s.to_string().contains("disk slots: 1\n"), "{s}");
+        assert!(s.summary(&RK4, 2).unwrap().contains(
+            "peak disk: 4 vectors (64 bytes) in 1 disk slots; 4 vectors written, 5 read"
+        ));
+        let json: serde_json::Value = serde_json::from_str(&s.to_json(&RK4, 2).unwrap()).unwrap();
+        assert_eq!(json["disk_slots"][0], 1);
+        assert_eq!(json["predicted"]["disk_reads"], 5);
+        // The same actions all in RAM.
+        let r = Schedule::new("ram", 3, forward.clone(), reverse.clone()).unwrap();
+        let q = r.predict(&RK4, 2).unwrap();
+        assert_eq!(
+            (q.peak_stored_vectors, q.disk_writes, q.disk_reads),
+            (5, 0, 0)
+        );
+        assert_eq!(q.rhs_evals, p.rhs_evals);
+        let err = Schedule::tiered("bad", 3, forward, reverse, [2]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid planning request: disk slot 2 is never used (the schedule addresses 2 slots)"
         );
     }
 

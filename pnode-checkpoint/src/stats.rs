@@ -24,8 +24,18 @@ pub struct Stats {
     pub stage_recomputations: u64,
     /// Adjoint steps taken (`N` for a gradient).
     pub reversed_steps: u64,
-    /// Most state-sized vectors held by checkpoints at one time (working memory excluded).
+    /// Most state-sized vectors held by checkpoints in RAM at one time (working memory and
+    /// disk slots excluded).
     pub peak_stored_vectors: u64,
     /// The same in bytes (`peak_stored_vectors × state length × bytes per value`).
     pub peak_stored_bytes: u64,
+    /// State vectors written to disk slots (a stage slot on disk counts its `s` vectors).
+    pub disk_writes: u64,
+    /// State vectors read back from disk slots (restoring a solution reads one vector, a
+    /// reverse from a stage slot on disk reads its `s` vectors).
+    pub disk_reads: u64,
+    /// Most state-sized vectors held by disk slots at one time.
+    pub peak_disk_vectors: u64,
+    /// The same in bytes (`peak_disk_vectors × state length × bytes per value`).
+    pub peak_disk_bytes: u64,
 }

@@ -1,5 +1,7 @@
 //! The one error type of the runtime.
 
+use std::path::PathBuf;
+
 use thiserror::Error;
 
 /// Everything that can go wrong in the runtime, with the data needed to act on it.
@@ -71,6 +73,21 @@ pub enum Error {
     /// Planning or validating a checkpoint schedule failed.
     #[error(transparent)]
     Schedule(#[from] pnode_checkpoint::Error),
+    /// A checkpoint on disk could not be created, written, read back intact or removed: an
+    /// unwritable or vanished directory, a full disk, a truncated or altered file. The sweep
+    /// stops with this error; no gradient is returned.
+    #[error("checkpoint {op} failed for `{}`: {reason}", path.display())]
+    CheckpointIo {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What was being done (for example `"write"` or `"read"`).
+        op: &'static str,
+        /// The I/O error kind (`StorageFull` for a full disk, `UnexpectedEof` for a short
+        /// file, `InvalidData` for a file whose contents changed).
+        kind: std::io::ErrorKind,
+        /// What the operating system or the check said.
+        reason: String,
+    },
     /// An operation was called out of order (for example a reverse sweep before a forward one).
     #[error("{0}")]
     Usage(String),

@@ -14,6 +14,7 @@ pub mod tableau;
 pub use error::{Error, Result};
 pub use model::{ClosureModel, Rhs, RhsJvp, RhsVjp};
 pub use tableau::Tableau;
+mod disk;
 pub mod erk;
 pub mod grid;
 pub mod solver;

@@ -8,8 +8,16 @@
 //! The loss `L(u(t_1), …, u(t_K))` enters only through its gradient `g_k = ∂L/∂u(t_k)`: the
 //! reverse sweep starts from `λ_N = g_N` (zero if `t_N` is not an output), adds `g_k` to `λ_k`
 //! as it passes output `k`, and ends with `λ_0 = dL/du_0` and `μ = dL/dθ`.
+//!
+//! Slots a schedule puts on disk ([`Schedule::slot_on_disk`], for example
+//! [`Checkpointing::TwoLevel`]) are files in a temporary directory that exists from the start
+//! of [`Solver::forward`] to the end of [`Solver::backward`] (see
+//! [`Solver::set_checkpoint_dir`]); any I/O failure is [`Error::CheckpointIo`].
+
+use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{Action, Checkpointing, Schedule, StageSource, StepCost};
+use crate::disk::DiskSlots;
 use crate::erk::ErkStepper;
 use crate::error::{Error, Result, check_len, first_non_finite};
 use crate::grid::TimeGrid;
@@ -32,6 +40,8 @@ pub struct Gradient {
 enum Keep {
     Nothing,
     Slot(usize),
+    /// The disk staging buffer, to be written to a disk slot.
+    Disk,
     Tape,
 }
 
@@ -55,9 +65,13 @@ pub struct Solver<S> {
     cost: StepCost,
     n: usize,
     n_params: usize,
+    /// RAM slots (disk slots have an empty buffer here).
     slots: Vec<Vec<f64>>,
-    /// Vectors each slot holds now (0 when free), for the peak-memory statistic.
+    /// Vectors each slot holds now (0 when free), for the peak-memory statistics.
     slot_vectors: Vec<u64>,
+    disk: DiskSlots,
+    /// Stage values on their way to or from a disk slot (empty if no disk slot holds stages).
+    disk_stages: Vec<f64>,
     stage_scratch: Vec<f64>,
     current: Vec<f64>,
     next: Vec<f64>,
@@ -107,16 +121,31 @@ impl<S> Solver<S> {
         // Validates the schedule (errors name the offending action).
         schedule.predict(&cost, n)?;
         let stage_len = stepper.stage_vectors() * n;
+        let slot_len = |slot: usize| {
+            if schedule.slot_holds_stages(slot) {
+                stage_len
+            } else {
+                n
+            }
+        };
         let slots = (0..schedule.n_slots())
             .map(|slot| {
-                let len = if schedule.slot_holds_stages(slot) {
-                    stage_len
+                if schedule.slot_on_disk(slot) {
+                    Vec::new()
                 } else {
-                    n
-                };
-                vec![0.0; len]
+                    vec![0.0; slot_len(slot)]
+                }
             })
             .collect::<Vec<_>>();
+        let on_disk: Vec<bool> = (0..slots.len()).map(|s| schedule.slot_on_disk(s)).collect();
+        let disk_len = (0..slots.len())
+            .filter(|&s| on_disk[s])
+            .map(slot_len)
+            .max()
+            .unwrap_or(0);
+        let disk_holds_stages =
+            (0..slots.len()).any(|s| on_disk[s] && schedule.slot_holds_stages(s));
+        let disk_stages = vec![0.0; if disk_holds_stages { stage_len } else { 0 }];
         Ok(Self {
             stepper,
             output_idx,
@@ -126,6 +155,8 @@ impl<S> Solver<S> {
             n,
             n_params,
             slot_vectors: vec![0; slots.len()],
+            disk: DiskSlots::new(on_disk, n, disk_len),
+            disk_stages,
             slots,
             stage_scratch: vec![0.0; stage_len],
             current: vec![0.0; n],
@@ -139,6 +170,24 @@ impl<S> Solver<S> {
             state: State::Idle,
             grid,
         })
+    }
+
+    /// Keep disk checkpoints in fresh directories under `parent` instead of the system's
+    /// temporary directory ([`std::env::temp_dir`]).
+    ///
+    /// Each checkpointed forward sweep whose schedule has disk slots creates a directory
+    /// `pnode-checkpoints-XXXXXX` in `parent`, one file per disk slot; the directory is removed
+    /// when the reverse sweep ends (or fails), when a new sweep starts and when the solver is
+    /// dropped. A directory is created and removed here at once, so a missing or unwritable
+    /// `parent` is reported now as [`Error::CheckpointIo`] naming it.
+    pub fn set_checkpoint_dir(&mut self, parent: impl Into<PathBuf>) -> Result<()> {
+        self.disk.set_parent(parent.into())
+    }
+
+    /// The directory holding the disk checkpoints of the current forward sweep, while it
+    /// exists (from [`Solver::forward`] to the end of [`Solver::backward`]).
+    pub fn checkpoint_dir(&self) -> Option<&Path> {
+        self.disk.dir()
     }
 
     /// The time grid.
@@ -194,8 +243,10 @@ impl<S> Solver<S> {
         let schedule = std::mem::replace(&mut self.forward_only, Schedule::forward_only(0));
         let result = self.run_forward(model, u0, p, &schedule);
         self.forward_only = schedule;
-        result?;
+        // Checkpoints of an earlier forward sweep can no longer be reversed.
         self.state = State::Idle;
+        self.disk.discard();
+        result?;
         Ok(&self.outputs)
     }
 
@@ -210,18 +261,25 @@ impl<S> Solver<S> {
     where
         S: ForwardStepper<M>,
     {
+        self.state = State::Idle;
+        if self.disk.any() {
+            self.disk.open()?;
+        }
         let schedule = std::mem::replace(&mut self.schedule, Schedule::forward_only(0));
         let result = self.run_forward(model, u0, p, &schedule);
         self.schedule = schedule;
-        self.state = State::Idle;
-        result?;
+        if let Err(e) = result {
+            self.disk.discard();
+            return Err(e);
+        }
         self.state = State::Forwarded;
         Ok(&self.outputs)
     }
 
     /// The discrete adjoint of the last [`Solver::forward`]: given `dl_du = ∂L/∂u(t_k)` for all
     /// outputs (`K × n`), returns `dL/du_0` and `dL/dθ`. Runs once per forward sweep, with the
-    /// same model and the parameters that sweep used.
+    /// same model and the parameters that sweep used. Disk checkpoints are removed when it
+    /// ends, whether it succeeds or fails.
     pub fn backward<M: RhsVjp + ?Sized>(&mut self, model: &mut M, dl_du: &[f64]) -> Result<Gradient>
     where
         S: AdjointStepper<M>,
@@ -239,7 +297,11 @@ impl<S> Solver<S> {
         let schedule = std::mem::replace(&mut self.schedule, Schedule::forward_only(0));
         let result = self.run_reverse(model, dl_du, &schedule);
         self.schedule = schedule;
-        result?;
+        if let Err(e) = result {
+            self.disk.discard();
+            return Err(e);
+        }
+        self.disk.close()?;
         Ok(Gradient {
             du0: self.lambda.clone(),
             dp: self.mu.clone(),
@@ -282,11 +344,66 @@ impl<S> Solver<S> {
         }
     }
 
-    fn store_vectors(&mut self, slot: usize, vectors: u64) {
+    /// Record that `slot` now holds `vectors` vectors, updating both tiers' peaks.
+    fn hold(&mut self, slot: usize, vectors: u64) {
         self.slot_vectors[slot] = vectors;
-        let held: u64 = self.slot_vectors.iter().sum();
-        self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(held);
-        self.stats.peak_stored_bytes = self.stats.peak_stored_vectors * self.n as u64 * 8;
+        let (mut ram, mut disk) = (0, 0);
+        for (s, &v) in self.slot_vectors.iter().enumerate() {
+            if self.disk.on_disk(s) {
+                disk += v;
+            } else {
+                ram += v;
+            }
+        }
+        let bytes_per_vector = self.n as u64 * 8;
+        self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(ram);
+        self.stats.peak_stored_bytes = self.stats.peak_stored_vectors * bytes_per_vector;
+        self.stats.peak_disk_vectors = self.stats.peak_disk_vectors.max(disk);
+        self.stats.peak_disk_bytes = self.stats.peak_disk_vectors * bytes_per_vector;
+    }
+
+    /// `Store`: the current solution into `slot`.
+    fn store(&mut self, slot: usize) -> Result<()> {
+        if self.disk.on_disk(slot) {
+            self.disk.write(slot, &self.current)?;
+            self.stats.disk_writes += 1;
+        } else {
+            self.slots[slot][..self.n].copy_from_slice(&self.current);
+        }
+        self.hold(slot, 1);
+        Ok(())
+    }
+
+    /// `Restore`: the solution `slot` holds (first in a stage slot) becomes current.
+    fn restore(&mut self, slot: usize) -> Result<()> {
+        if self.disk.on_disk(slot) {
+            self.disk.read(slot, &mut self.current)?;
+            self.stats.disk_reads += 1;
+        } else {
+            self.current.copy_from_slice(&self.slots[slot][..self.n]);
+        }
+        Ok(())
+    }
+
+    /// `StepKeepingStages`: one step keeping its stage values in `slot`.
+    fn step_keeping_stages<M: Rhs + ?Sized>(
+        &mut self,
+        model: &mut M,
+        slot: usize,
+        step: usize,
+    ) -> Result<()>
+    where
+        S: ForwardStepper<M>,
+    {
+        if self.disk.on_disk(slot) {
+            self.take_step(model, step, Keep::Disk)?;
+            self.disk.write(slot, &self.disk_stages)?;
+            self.stats.disk_writes += self.cost.stage_vectors;
+        } else {
+            self.take_step(model, step, Keep::Slot(slot))?;
+        }
+        self.hold(slot, self.cost.stage_vectors);
+        Ok(())
     }
 
     /// One step from `current` (at grid index `index`) to `current` at `index + 1`.
@@ -298,6 +415,7 @@ impl<S> Solver<S> {
         let stages = match keep {
             Keep::Nothing => None,
             Keep::Slot(slot) => Some(self.slots[slot].as_mut_slice()),
+            Keep::Disk => Some(self.disk_stages.as_mut_slice()),
             Keep::Tape => Some(self.stage_scratch.as_mut_slice()),
         };
         self.stepper.step(
@@ -358,13 +476,9 @@ impl<S> Solver<S> {
         record(self, 0);
         for action in schedule.forward() {
             match *action {
-                Action::Store { slot, .. } => {
-                    self.slots[slot][..n].copy_from_slice(&self.current);
-                    self.store_vectors(slot, 1);
-                }
+                Action::Store { slot, .. } => self.store(slot)?,
                 Action::StepKeepingStages { slot, step } => {
-                    self.take_step(model, step, Keep::Slot(slot))?;
-                    self.store_vectors(slot, self.cost.stage_vectors);
+                    self.step_keeping_stages(model, slot, step)?;
                     self.stats.forward_steps += 1;
                     index = step + 1;
                     record(self, index);
@@ -384,7 +498,7 @@ impl<S> Solver<S> {
                     }
                 }
                 Action::Restore { slot, step } => {
-                    self.current.copy_from_slice(&self.slots[slot][..n]);
+                    self.restore(slot)?;
                     index = step;
                 }
                 Action::Free { slot } => self.slot_vectors[slot] = 0,
@@ -424,13 +538,9 @@ impl<S> Solver<S> {
         add_output(self, n_steps);
         for action in schedule.reverse() {
             match *action {
-                Action::Store { slot, .. } => {
-                    self.slots[slot][..n].copy_from_slice(&self.current);
-                    self.store_vectors(slot, 1);
-                }
+                Action::Store { slot, .. } => self.store(slot)?,
                 Action::StepKeepingStages { slot, step } => {
-                    self.take_step(model, step, Keep::Slot(slot))?;
-                    self.store_vectors(slot, self.cost.stage_vectors);
+                    self.step_keeping_stages(model, slot, step)?;
                     self.stats.recomputed_steps += 1;
                 }
                 Action::Tape { step } => {
@@ -443,13 +553,16 @@ impl<S> Solver<S> {
                         self.stats.recomputed_steps += 1;
                     }
                 }
-                Action::Restore { slot, .. } => {
-                    self.current.copy_from_slice(&self.slots[slot][..n]);
-                }
+                Action::Restore { slot, .. } => self.restore(slot)?,
                 Action::Free { slot } => self.slot_vectors[slot] = 0,
                 Action::Reverse { step, stages } => {
                     let at = self.step_at(step);
                     let stage_values: &[f64] = match stages {
+                        StageSource::Slot(slot) if self.disk.on_disk(slot) => {
+                            self.disk.read(slot, &mut self.disk_stages)?;
+                            self.stats.disk_reads += self.cost.stage_vectors;
+                            &self.disk_stages
+                        }
                         StageSource::Slot(slot) => &self.slots[slot],
                         StageSource::Tape => &self.stage_scratch,
                         StageSource::Recompute => {

@@ -3,42 +3,8 @@
 
 mod common;
 
-use common::{Setup, dot, pseudo_random, rel_err};
-use pnode_runtime::problems::{LotkaVolterra, Mlp};
-use pnode_runtime::{Checkpointing, Tableau, TimeGrid};
-
-fn lotka_volterra(tableau: Tableau) -> Setup<LotkaVolterra> {
-    let grid = TimeGrid::uniform(0.0, 2.0, 40).unwrap();
-    let output_times = vec![0.5, 1.0, 1.5, 2.0];
-    let targets = vec![1.2, 0.8, 0.9, 1.1, 1.0, 1.0, 1.1, 0.9];
-    Setup {
-        model: LotkaVolterra::new(),
-        tableau,
-        grid,
-        output_times,
-        u0: LotkaVolterra::default_u0(),
-        p: LotkaVolterra::default_params(),
-        targets,
-    }
-}
-
-fn mlp(tableau: Tableau) -> Setup<Mlp> {
-    let model = Mlp::new(&[2, 12, 12, 2], 3).unwrap();
-    let p = model.init_params(7);
-    let grid = TimeGrid::uniform(0.0, 1.0, 16).unwrap();
-    let output_times = vec![0.0, 0.25, 0.5, 1.0];
-    let u0 = vec![0.5, -0.3, 1.0, 0.2, -0.7, 0.4];
-    let targets = pseudo_random(output_times.len() * u0.len(), 3);
-    Setup {
-        model,
-        tableau,
-        grid,
-        output_times,
-        u0,
-        p,
-        targets,
-    }
-}
+use common::{Setup, dot, lotka_volterra, mlp, pseudo_random, rel_err};
+use pnode_runtime::{Checkpointing, Tableau};
 
 /// Gradient vs finite differences, and store-all vs solution-only bitwise.
 fn check_gradient<M: pnode_runtime::model::RhsVjp>(mut setup: Setup<M>) {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use pnode_runtime::model::RhsVjp;
+use pnode_runtime::problems::{LotkaVolterra, Mlp};
 use pnode_runtime::{Checkpointing, Gradient, Solver, Tableau, TimeGrid};
 
 /// `L = ½ Σ_k w_k ‖u(t_k) − d_k‖²` with per-output weights `w_k = 1 + k/2`, writing `∂L/∂u`.
@@ -84,6 +85,49 @@ impl<M: RhsVjp> Setup<M> {
         }
         Gradient { du0, dp }
     }
+}
+
+/// Lotka–Volterra on [0, 2], 40 steps, four outputs.
+pub fn lotka_volterra(tableau: Tableau) -> Setup<LotkaVolterra> {
+    let grid = TimeGrid::uniform(0.0, 2.0, 40).unwrap();
+    let output_times = vec![0.5, 1.0, 1.5, 2.0];
+    let targets = vec![1.2, 0.8, 0.9, 1.1, 1.0, 1.0, 1.1, 0.9];
+    Setup {
+        model: LotkaVolterra::new(),
+        tableau,
+        grid,
+        output_times,
+        u0: LotkaVolterra::default_u0(),
+        p: LotkaVolterra::default_params(),
+        targets,
+    }
+}
+
+/// A 2-12-12-2 MLP vector field (6 states), 16 steps, four outputs.
+pub fn mlp(tableau: Tableau) -> Setup<Mlp> {
+    let model = Mlp::new(&[2, 12, 12, 2], 3).unwrap();
+    let p = model.init_params(7);
+    let grid = TimeGrid::uniform(0.0, 1.0, 16).unwrap();
+    let output_times = vec![0.0, 0.25, 0.5, 1.0];
+    let u0 = vec![0.5, -0.3, 1.0, 0.2, -0.7, 0.4];
+    let targets = pseudo_random(output_times.len() * u0.len(), 3);
+    Setup {
+        model,
+        tableau,
+        grid,
+        output_times,
+        u0,
+        p,
+        targets,
+    }
+}
+
+/// Whether two gradients are identical bit for bit.
+pub fn same_bits(a: &Gradient, b: &Gradient) -> bool {
+    let eq = |x: &[f64], y: &[f64]| {
+        x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+    };
+    eq(&a.du0, &b.du0) && eq(&a.dp, &b.dp)
 }
 
 /// `‖a − b‖_∞ / ‖b‖_∞`.
