@@ -1,6 +1,7 @@
 //! Choosing a schedule: by mode, or the least recomputation that fits a memory budget.
 
 use crate::error::{Error, Result};
+use crate::multistage::multistage;
 use crate::revolve::revolve;
 use crate::schedule::{Schedule, StepCost};
 use crate::two_level::two_level;
@@ -76,11 +77,15 @@ impl Checkpointing {
 }
 
 /// The schedule with the fewest predicted RHS evaluations whose peak checkpoint memory fits
-/// `budget`; on a tie, the one using less memory.
+/// `budget`.
 ///
-/// Candidates: store-all (stage values, no recomputation) and Revolve with as many solution
-/// slots as fit (which becomes solution-only when `N − 1` slots fit). The smallest budget that
-/// works is one vector (`u_0`) for `N ≥ 2` and nothing for `N = 1`.
+/// * Store-all (no recomputation) when its `(N−1)·s` vectors fit.
+/// * Otherwise, for a budget in slots, Revolve with that many solution slots (optimal among
+///   schedules that keep only solutions); for a budget in vectors or bytes, the multistage
+///   schedule ([`crate::multistage::multistage`]), optimal over solution and stage slots and
+///   never worse than Revolve with as many slots as vectors.
+///
+/// The smallest budget that works is one vector (`u_0`) for `N ≥ 2` and nothing for `N = 1`.
 pub fn plan_for_budget(
     n_steps: usize,
     budget: Budget,
@@ -96,8 +101,7 @@ pub fn plan_for_budget(
             format!("{b} bytes"),
         ),
     };
-    let minimum = u64::from(n_steps > 1);
-    if vectors < minimum {
+    if n_steps > 1 && vectors < 1 {
         return Err(Error::BudgetTooSmall {
             given,
             minimum: match budget {
@@ -107,28 +111,16 @@ pub fn plan_for_budget(
             },
         });
     }
-    let mut best: Option<(u64, u64, Schedule)> = None;
-    let mut consider = |schedule: Schedule| -> Result<()> {
-        let p = schedule.predict(cost, state_len)?;
-        if p.peak_stored_vectors > vectors {
-            return Ok(());
-        }
-        let key = (p.rhs_evals, p.peak_stored_vectors);
-        if best.as_ref().is_none_or(|(r, v, _)| key < (*r, *v)) {
-            best = Some((key.0, key.1, schedule));
-        }
-        Ok(())
-    };
-    if !matches!(budget, Budget::Slots(_)) {
-        consider(Schedule::store_all(n_steps))?;
+    let store_all = Schedule::store_all(n_steps);
+    if !matches!(budget, Budget::Slots(_))
+        && store_all.predict(cost, state_len)?.peak_stored_vectors <= vectors
+    {
+        return Ok(store_all);
     }
-    let slots = usize::try_from(vectors).unwrap_or(usize::MAX).min(n_steps);
-    consider(revolve(n_steps, slots.max(1))?)?;
-    best.map(|(_, _, s)| s)
-        .ok_or_else(|| Error::BudgetTooSmall {
-            given,
-            minimum: "1 vector".into(),
-        })
+    match budget {
+        Budget::Slots(c) => revolve(n_steps, c.max(1)),
+        Budget::Vectors(_) | Budget::Bytes(_) => multistage(n_steps, vectors.max(1), cost),
+    }
 }
 
 #[cfg(test)]
@@ -148,9 +140,14 @@ mod tests {
         let s = plan_for_budget(20, Budget::Bytes(76 * 24), &RK4, 3).unwrap();
         assert_eq!(s.name(), "store-all");
         let s = plan_for_budget(20, Budget::Bytes(75 * 24), &RK4, 3).unwrap();
-        assert_eq!(s.name(), "revolve(19)");
+        assert_eq!(s.name(), "multistage(75 vectors)");
+        let p = s.predict(&RK4, 3).unwrap();
+        assert!(
+            p.peak_stored_vectors <= 75 && p.rhs_evals < 20 * 4 + 19 * 3,
+            "{p:?}"
+        );
         let s = plan_for_budget(20, Budget::Vectors(5), &RK4, 3).unwrap();
-        assert_eq!(s.name(), "revolve(5)");
+        assert_eq!(s.name(), "multistage(5 vectors)");
         assert!(s.predict(&RK4, 3).unwrap().peak_stored_vectors <= 5);
         let s = plan_for_budget(20, Budget::Slots(100), &RK4, 3).unwrap();
         assert_eq!(s.name(), "revolve(19)");

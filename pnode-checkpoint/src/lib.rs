@@ -29,6 +29,7 @@
 mod action;
 mod budget;
 mod error;
+pub mod multistage;
 pub mod revolve;
 mod schedule;
 mod stats;

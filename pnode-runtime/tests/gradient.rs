@@ -1,30 +1,40 @@
-//! Discrete-adjoint gradients for every tableau and both checkpoint modes: against central
-//! finite differences of the same discrete solve, bitwise across modes, and by Taylor tests.
+//! Discrete-adjoint gradients for every tableau: against central finite differences of the same
+//! discrete solve, bitwise identical across every checkpoint schedule, and by Taylor tests.
 
 mod common;
 
-use common::{Setup, dot, lotka_volterra, mlp, pseudo_random, rel_err};
-use pnode_runtime::{Checkpointing, Tableau};
+use common::{Setup, dot, lotka_volterra, mlp, pseudo_random, rel_err, same_bits};
+use pnode_runtime::{Budget, Checkpointing, Tableau};
 
-/// Gradient vs finite differences, and store-all vs solution-only bitwise.
+/// Every schedule compared with store-all: solution-only, Revolve with several slot counts,
+/// multistage at several vector budgets (mixing stage and solution slots) and two-level.
+fn schedules() -> Vec<Checkpointing> {
+    let mut all = vec![Checkpointing::SolutionOnly];
+    all.extend([1, 2, 3, 5, 9].map(|slots| Checkpointing::Revolve { slots }));
+    all.extend([1, 4, 7, 20].map(|v| Checkpointing::Budget(Budget::Vectors(v))));
+    all.push(Checkpointing::TwoLevel {
+        ram_slots: 2,
+        disk_slots: 3,
+    });
+    all
+}
+
+/// Gradient vs finite differences, and every schedule bitwise identical to store-all.
 fn check_gradient<M: pnode_runtime::model::RhsVjp>(mut setup: Setup<M>) {
     let name = setup.tableau.name().to_string();
     let (loss_a, g_all) = setup.gradient(Checkpointing::StoreAll);
-    let (loss_b, g_sol) = setup.gradient(Checkpointing::SolutionOnly);
-    assert_eq!(loss_a.to_bits(), loss_b.to_bits(), "{name}: losses differ");
-    assert!(
-        g_all
-            .du0
-            .iter()
-            .zip(&g_sol.du0)
-            .all(|(a, b)| a.to_bits() == b.to_bits())
-            && g_all
-                .dp
-                .iter()
-                .zip(&g_sol.dp)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
-        "{name}: store-all and solution-only gradients are not bitwise identical"
-    );
+    for mode in schedules() {
+        let (loss_b, g_other) = setup.gradient(mode.clone());
+        assert_eq!(
+            loss_a.to_bits(),
+            loss_b.to_bits(),
+            "{name} {mode:?}: losses differ"
+        );
+        assert!(
+            same_bits(&g_all, &g_other),
+            "{name}: store-all and {mode:?} gradients are not bitwise identical"
+        );
+    }
     let fd = setup.fd_gradient(1e-6);
     let e_u0 = rel_err(&g_all.du0, &fd.du0);
     let e_p = rel_err(&g_all.dp, &fd.dp);

@@ -111,3 +111,14 @@ fn revolve_matches_the_cost_model_for_many_slot_counts() {
         }
     }
 }
+
+#[test]
+fn rk4_multistage_twelve_vectors() {
+    let mode = Checkpointing::Budget(pnode_runtime::Budget::Vectors(12));
+    let (stats, predicted) = run(Tableau::rk4(), mode, 10);
+    assert_eq!(stats, predicted);
+    // Cheaper than Revolve with 12 solution slots (which is solution-only here: 4·10 + 3·9).
+    assert!(stats.rhs_evals < 67, "{stats:?}");
+    assert!(stats.peak_stored_vectors <= 12);
+    insta::assert_yaml_snapshot!(stats);
+}
