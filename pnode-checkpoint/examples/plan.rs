@@ -30,6 +30,6 @@ fn main() {
         let schedule = plan().expect("plan");
         let elapsed = start.elapsed();
         println!("{name}: planned in {:.3} s", elapsed.as_secs_f64());
-        println!("{}", schedule.summary(&cost, 1).expect("valid"));
+        println!("{}", schedule.summary(&cost, 8).expect("valid"));
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::multistage::multistage;
+use crate::online::OnlinePlanner;
 use crate::revolve::revolve;
 use crate::schedule::{Schedule, StepCost};
 use crate::two_level::two_level;
@@ -31,6 +32,12 @@ pub enum Checkpointing {
         /// Solution slots (at least 1).
         slots: usize,
     },
+    /// Online checkpointing with this many solution slots: decided step by step as if the
+    /// number of steps were unknown (what adaptive stepping needs); see [`crate::online`].
+    Online {
+        /// Solution slots (at least 1).
+        slots: usize,
+    },
     /// The least recomputation that fits the budget.
     Budget(Budget),
     /// Two-level checkpointing for very long horizons: solutions every `⌈N / disk_slots⌉`
@@ -48,9 +55,9 @@ pub enum Checkpointing {
 }
 
 impl Checkpointing {
-    /// The schedule for `n_steps` steps of a method costing `cost`, with states of `state_len`
-    /// values.
-    pub fn plan(&self, n_steps: usize, cost: &StepCost, state_len: usize) -> Result<Schedule> {
+    /// The schedule for `n_steps` steps of a method costing `cost`, with state vectors of
+    /// `vector_bytes` bytes (state length × bytes per value of the dtype).
+    pub fn plan(&self, n_steps: usize, cost: &StepCost, vector_bytes: u64) -> Result<Schedule> {
         if n_steps == 0 {
             return Err(Error::InvalidRequest(
                 "a schedule needs at least one step".into(),
@@ -60,7 +67,8 @@ impl Checkpointing {
             Checkpointing::StoreAll => Ok(Schedule::store_all(n_steps)),
             Checkpointing::SolutionOnly => Ok(Schedule::solution_only(n_steps)),
             Checkpointing::Revolve { slots } => revolve(n_steps, *slots),
-            Checkpointing::Budget(budget) => plan_for_budget(n_steps, *budget, cost, state_len),
+            Checkpointing::Online { slots } => OnlinePlanner::plan(n_steps, *slots),
+            Checkpointing::Budget(budget) => plan_for_budget(n_steps, *budget, cost, vector_bytes),
             Checkpointing::TwoLevel {
                 ram_slots,
                 disk_slots,
@@ -90,9 +98,8 @@ pub fn plan_for_budget(
     n_steps: usize,
     budget: Budget,
     cost: &StepCost,
-    state_len: usize,
+    vector_bytes: u64,
 ) -> Result<Schedule> {
-    let vector_bytes = state_len as u64 * 8;
     let (vectors, given) = match budget {
         Budget::Slots(c) => (c as u64, format!("{c} slots")),
         Budget::Vectors(v) => (v, format!("{v} vectors")),
@@ -113,7 +120,7 @@ pub fn plan_for_budget(
     }
     let store_all = Schedule::store_all(n_steps);
     if !matches!(budget, Budget::Slots(_))
-        && store_all.predict(cost, state_len)?.peak_stored_vectors <= vectors
+        && store_all.predict(cost, vector_bytes)?.peak_stored_vectors <= vectors
     {
         return Ok(store_all);
     }
@@ -137,36 +144,42 @@ mod tests {
     #[test]
     fn budget_picks_store_all_when_it_fits_and_revolve_otherwise() {
         // 20 steps of RK4 on a 3-vector: store-all needs 19·4 = 76 vectors = 1824 bytes.
-        let s = plan_for_budget(20, Budget::Bytes(76 * 24), &RK4, 3).unwrap();
+        let s = plan_for_budget(20, Budget::Bytes(76 * 24), &RK4, 24).unwrap();
         assert_eq!(s.name(), "store-all");
-        let s = plan_for_budget(20, Budget::Bytes(75 * 24), &RK4, 3).unwrap();
+        let s = plan_for_budget(20, Budget::Bytes(75 * 24), &RK4, 24).unwrap();
         assert_eq!(s.name(), "multistage(75 vectors)");
-        let p = s.predict(&RK4, 3).unwrap();
+        let p = s.predict(&RK4, 24).unwrap();
         assert!(
             p.peak_stored_vectors <= 75 && p.rhs_evals < 20 * 4 + 19 * 3,
             "{p:?}"
         );
-        let s = plan_for_budget(20, Budget::Vectors(5), &RK4, 3).unwrap();
+        let s = plan_for_budget(20, Budget::Vectors(5), &RK4, 24).unwrap();
         assert_eq!(s.name(), "multistage(5 vectors)");
-        assert!(s.predict(&RK4, 3).unwrap().peak_stored_vectors <= 5);
-        let s = plan_for_budget(20, Budget::Slots(100), &RK4, 3).unwrap();
+        assert!(s.predict(&RK4, 24).unwrap().peak_stored_vectors <= 5);
+        let s = plan_for_budget(20, Budget::Slots(100), &RK4, 24).unwrap();
         assert_eq!(s.name(), "revolve(19)");
     }
 
     #[test]
     fn too_small_a_budget_states_the_minimum() {
-        let err = plan_for_budget(20, Budget::Bytes(23), &RK4, 3).unwrap_err();
+        let err = plan_for_budget(20, Budget::Bytes(23), &RK4, 24).unwrap_err();
         assert_eq!(
             err.to_string(),
             "checkpoint budget of 23 bytes is too small: at least 24 bytes (one state vector) is needed"
         );
-        assert!(plan_for_budget(1, Budget::Bytes(0), &RK4, 3).is_ok());
+        assert!(plan_for_budget(1, Budget::Bytes(0), &RK4, 24).is_ok());
+        // The dtype enters through the vector size: the same bytes hold twice as many f32
+        // vectors (3 values × 4 bytes), enough for store-all's 76.
+        let s = plan_for_budget(20, Budget::Bytes(76 * 12), &RK4, 12).unwrap();
+        assert_eq!(s.name(), "store-all");
+        let s = plan_for_budget(20, Budget::Bytes(76 * 12), &RK4, 24).unwrap();
+        assert_eq!(s.name(), "multistage(38 vectors)");
     }
 
     #[test]
     fn custom_schedule_must_match_the_grid() {
         let c = Checkpointing::Custom(Schedule::store_all(5));
-        assert!(c.plan(5, &RK4, 1).is_ok());
-        assert!(matches!(c.plan(6, &RK4, 1), Err(Error::InvalidRequest(_))));
+        assert!(c.plan(5, &RK4, 8).is_ok());
+        assert!(matches!(c.plan(6, &RK4, 8), Err(Error::InvalidRequest(_))));
     }
 }

@@ -30,6 +30,7 @@ mod action;
 mod budget;
 mod error;
 pub mod multistage;
+pub mod online;
 pub mod revolve;
 mod schedule;
 mod stats;

@@ -106,6 +106,16 @@ impl Planner {
         }
     }
 
+    /// Number of working slots on the free list.
+    pub(crate) fn free_count(&self) -> usize {
+        self.free_slots.len()
+    }
+
+    /// Put `slot` on the free list (a caller's slot that is no longer needed).
+    pub(crate) fn give_slot(&mut self, slot: usize) {
+        self.free_slots.push(slot);
+    }
+
     fn take_slot(&mut self) -> usize {
         self.free_slots
             .pop()
@@ -256,7 +266,7 @@ mod tests {
             vjp_per_reverse: 1,
             stage_vectors: 1,
         };
-        let p = s.predict(&cost, 1).unwrap();
+        let p = s.predict(&cost, 8).unwrap();
         assert_eq!(
             p.forward_steps - 1 + p.recomputed_steps,
             optimal_advances(4, 2)

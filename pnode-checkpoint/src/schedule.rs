@@ -414,11 +414,13 @@ impl Schedule {
     /// Peaks are counted per tier: `peak_stored_vectors` over RAM slots, `peak_disk_vectors`
     /// over disk slots. A store into a disk slot writes one vector (`stage_vectors` for a
     /// stage-keeping step), a restore from one reads one vector, and a reverse taking its
-    /// stages from one reads `stage_vectors`. Bytes are `vectors × state_len × 8` (`f64`).
-    pub fn predict(&self, cost: &StepCost, state_len: usize) -> Result<Stats> {
+    /// stages from one reads `stage_vectors`. Bytes are `vectors × vector_bytes`, where
+    /// `vector_bytes` is one state vector's size (state length × bytes per value: 8 for `f64`,
+    /// 4 for `f32`).
+    pub fn predict(&self, cost: &StepCost, vector_bytes: u64) -> Result<Stats> {
         let mut stats = self.simulate(cost)?;
-        stats.peak_stored_bytes = stats.peak_stored_vectors * state_len as u64 * 8;
-        stats.peak_disk_bytes = stats.peak_disk_vectors * state_len as u64 * 8;
+        stats.peak_stored_bytes = stats.peak_stored_vectors * vector_bytes;
+        stats.peak_disk_bytes = stats.peak_disk_vectors * vector_bytes;
         Ok(stats)
     }
 
@@ -508,6 +510,8 @@ impl Schedule {
                 let (ram, disk) = self.held_vectors(&tracker, cost.stage_vectors);
                 stats.peak_stored_vectors = stats.peak_stored_vectors.max(ram);
                 stats.peak_disk_vectors = stats.peak_disk_vectors.max(disk);
+                let live = tracker.slots.iter().filter(|s| s.is_some()).count() as u64;
+                stats.peak_slots = stats.peak_slots.max(live);
                 index += 1;
             }
         }
@@ -521,14 +525,14 @@ impl Schedule {
         Ok(stats)
     }
 
-    /// A human-readable summary: name, steps, and the predicted cost for `cost` and `state_len`
-    /// (with a disk line when slots live on disk).
-    pub fn summary(&self, cost: &StepCost, state_len: usize) -> Result<String> {
-        let p = self.predict(cost, state_len)?;
+    /// A human-readable summary: name, steps, and the predicted cost for `cost` and state
+    /// vectors of `vector_bytes` bytes (with a disk line when slots live on disk).
+    pub fn summary(&self, cost: &StepCost, vector_bytes: u64) -> Result<String> {
+        let p = self.predict(cost, vector_bytes)?;
         let mut text = format!(
             "schedule `{}`: {} steps, {} slots\n  predicted: {} forward steps, {} recomputed \
              steps, {} stage recomputations, {} RHS evaluations, {} VJPs\n  peak memory: {} \
-             vectors ({} bytes)",
+             vectors ({} bytes) in at most {} live slots",
             self.name,
             self.n_steps,
             self.n_slots(),
@@ -538,7 +542,8 @@ impl Schedule {
             p.rhs_evals,
             p.vjp_evals,
             p.peak_stored_vectors,
-            p.peak_stored_bytes
+            p.peak_stored_bytes,
+            p.peak_slots
         );
         if !self.disk_slots.is_empty() {
             text.push_str(&format!(
@@ -556,7 +561,7 @@ impl Schedule {
 
     /// The schedule and its predicted cost as JSON: `{"name", "n_steps", "n_slots",
     /// "disk_slots": [slot], "predicted": Stats, "forward": [Action], "reverse": [Action]}`.
-    pub fn to_json(&self, cost: &StepCost, state_len: usize) -> Result<String> {
+    pub fn to_json(&self, cost: &StepCost, vector_bytes: u64) -> Result<String> {
         #[derive(Serialize)]
         struct Printed<'a> {
             name: &'a str,
@@ -572,7 +577,7 @@ impl Schedule {
             n_steps: self.n_steps,
             n_slots: self.n_slots(),
             disk_slots: self.disk_slots().collect(),
-            predicted: self.predict(cost, state_len)?,
+            predicted: self.predict(cost, vector_bytes)?,
             forward: &self.forward,
             reverse: &self.reverse,
         };
@@ -613,7 +618,7 @@ mod tests {
 
     #[test]
     fn store_all_and_solution_only_costs() {
-        let s = Schedule::store_all(10).predict(&RK4, 2).unwrap();
+        let s = Schedule::store_all(10).predict(&RK4, 16).unwrap();
         assert_eq!(
             (
                 s.rhs_evals,
@@ -624,7 +629,7 @@ mod tests {
             (40, 40, 0, 0)
         );
         assert_eq!((s.peak_stored_vectors, s.peak_stored_bytes), (36, 576));
-        let s = Schedule::solution_only(10).predict(&RK4, 2).unwrap();
+        let s = Schedule::solution_only(10).predict(&RK4, 16).unwrap();
         assert_eq!(
             (
                 s.rhs_evals,
@@ -735,21 +740,21 @@ mod tests {
             },
         ];
         let s = Schedule::tiered("mixed", 3, forward.clone(), reverse.clone(), [1]).unwrap();
-        let p = s.predict(&RK4, 2).unwrap();
+        let p = s.predict(&RK4, 16).unwrap();
         assert_eq!((p.peak_stored_vectors, p.peak_stored_bytes), (1, 16));
         assert_eq!((p.peak_disk_vectors, p.peak_disk_bytes), (4, 64));
         // 4 stage vectors written; one vector (u0) restored plus 4 stage vectors reversed.
         assert_eq!((p.disk_writes, p.disk_reads), (4, 5));
         assert!(s.to_string().contains("disk slots: 1\n"), "{s}");
-        assert!(s.summary(&RK4, 2).unwrap().contains(
+        assert!(s.summary(&RK4, 16).unwrap().contains(
             "peak disk: 4 vectors (64 bytes) in 1 disk slots; 4 vectors written, 5 read"
         ));
-        let json: serde_json::Value = serde_json::from_str(&s.to_json(&RK4, 2).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&s.to_json(&RK4, 16).unwrap()).unwrap();
         assert_eq!(json["disk_slots"][0], 1);
         assert_eq!(json["predicted"]["disk_reads"], 5);
         // The same actions all in RAM.
         let r = Schedule::new("ram", 3, forward.clone(), reverse.clone()).unwrap();
-        let q = r.predict(&RK4, 2).unwrap();
+        let q = r.predict(&RK4, 16).unwrap();
         assert_eq!(
             (q.peak_stored_vectors, q.disk_writes, q.disk_reads),
             (5, 0, 0)
@@ -765,10 +770,10 @@ mod tests {
     #[test]
     fn printers_show_the_prediction() {
         let s = Schedule::solution_only(3);
-        let text = s.summary(&RK4, 2).unwrap();
+        let text = s.summary(&RK4, 16).unwrap();
         assert!(text.contains("3 steps, 2 slots"), "{text}");
         assert!(text.contains("18 RHS evaluations, 12 VJPs"), "{text}");
-        let json: serde_json::Value = serde_json::from_str(&s.to_json(&RK4, 2).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&s.to_json(&RK4, 16).unwrap()).unwrap();
         assert_eq!(json["predicted"]["rhs_evals"], 18);
         assert_eq!(json["forward"][0]["action"], "store");
         assert_eq!(json["reverse"][0]["stages"], "tape");

@@ -24,6 +24,8 @@ pub struct Stats {
     pub stage_recomputations: u64,
     /// Adjoint steps taken (`N` for a gradient).
     pub reversed_steps: u64,
+    /// Most checkpoint slots (RAM and disk) live at one time.
+    pub peak_slots: u64,
     /// Most state-sized vectors held by checkpoints in RAM at one time (working memory and
     /// disk slots excluded).
     pub peak_stored_vectors: u64,

@@ -184,7 +184,7 @@ reverse:
   free slot 1
 "
         );
-        let p = s.predict(&UNIT, 2).unwrap();
+        let p = s.predict(&UNIT, 16).unwrap();
         // 6 first-sweep advances, 2 recomputed in each full interval: A = 6 + 2·p(3, 2) = 10.
         assert_eq!(p.forward_steps - 1 + p.recomputed_steps, 10);
         assert_eq!(two_level_advances(7, 1, 3), 10);
@@ -203,7 +203,7 @@ reverse:
         // One disk slot: the whole grid is one interval, reversed like Revolve with c_r + 1
         // checkpoints whose base lives on disk.
         let s = two_level(10, 2, 1).unwrap();
-        let p = s.predict(&UNIT, 1).unwrap();
+        let p = s.predict(&UNIT, 8).unwrap();
         assert_eq!(
             p.forward_steps - 1 + p.recomputed_steps,
             optimal_advances(10, 3)
@@ -214,7 +214,7 @@ reverse:
         // Same advances as revolve(10, 3), which keeps u0 in RAM.
         let r = crate::revolve::revolve(10, 3)
             .unwrap()
-            .predict(&UNIT, 1)
+            .predict(&UNIT, 8)
             .unwrap();
         assert_eq!(p.recomputed_steps, r.recomputed_steps);
         // Every restore of u0 reads the disk.
@@ -230,13 +230,13 @@ reverse:
     #[test]
     fn one_step_intervals_are_solution_only_on_disk() {
         let s = two_level(5, 0, 5).unwrap();
-        let p = s.predict(&UNIT, 1).unwrap();
+        let p = s.predict(&UNIT, 8).unwrap();
         assert_eq!(p.recomputed_steps, 0);
         assert_eq!((p.peak_stored_vectors, p.peak_disk_vectors), (0, 4));
         assert_eq!((p.disk_writes, p.disk_reads), (4, 4));
         let s = two_level(1, 3, 1).unwrap();
         assert_eq!(s.disk_slots().count(), 0);
-        assert_eq!(s.predict(&UNIT, 1).unwrap().reversed_steps, 1);
+        assert_eq!(s.predict(&UNIT, 8).unwrap().reversed_steps, 1);
     }
 
     #[test]

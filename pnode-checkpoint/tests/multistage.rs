@@ -157,7 +157,7 @@ fn dynamic_program_equals_exhaustive_search_for_small_n() {
                 let brute = exhaustive(n, budget, &cost);
                 assert_eq!(dp, brute, "s={s} N={n} B={budget}");
                 let schedule = multistage(n as usize, u64::from(budget), &cost).unwrap();
-                let p = schedule.predict(&cost, 1).unwrap();
+                let p = schedule.predict(&cost, 8).unwrap();
                 assert_eq!(p.rhs_evals, dp, "s={s} N={n} B={budget}: emitted schedule");
                 assert!(p.peak_stored_vectors <= u64::from(budget));
             }
@@ -174,11 +174,11 @@ proptest! {
     ) {
         let cost = rk(s);
         let schedule = multistage(n, c, &cost).unwrap();
-        let p = schedule.predict(&cost, 1).unwrap();
+        let p = schedule.predict(&cost, 8).unwrap();
         prop_assert_eq!(p.rhs_evals, optimal_cost(n, c, &cost).unwrap());
         prop_assert!(p.peak_stored_vectors <= c);
         prop_assert_eq!(p.reversed_steps, n as u64);
-        let r = revolve(n, c as usize).unwrap().predict(&cost, 1).unwrap();
+        let r = revolve(n, c as usize).unwrap().predict(&cost, 8).unwrap();
         prop_assert!(p.rhs_evals <= r.rhs_evals, "multistage {} > revolve {}", p.rhs_evals, r.rhs_evals);
     }
 }
@@ -190,9 +190,9 @@ fn stage_slots_pay_off_when_the_budget_allows() {
     let cost = rk(4);
     let m = multistage(40, 40, &cost)
         .unwrap()
-        .predict(&cost, 1)
+        .predict(&cost, 8)
         .unwrap();
-    let r = revolve(40, 40).unwrap().predict(&cost, 1).unwrap();
+    let r = revolve(40, 40).unwrap().predict(&cost, 8).unwrap();
     assert!(
         m.rhs_evals < r.rhs_evals,
         "{} vs {}",
@@ -202,7 +202,7 @@ fn stage_slots_pay_off_when_the_budget_allows() {
     // Enough for store-all: no recomputation at all.
     let all = multistage(40, 40 * 4, &cost)
         .unwrap()
-        .predict(&cost, 1)
+        .predict(&cost, 8)
         .unwrap();
     assert_eq!(all.rhs_evals, 40 * 4);
 }

@@ -50,7 +50,7 @@ fn closed_form_equals_brute_force_dynamic_program() {
 /// advances equal p(N, c).
 fn check_revolve(n: usize, c: usize) {
     let schedule = revolve(n, c).unwrap();
-    let p = schedule.predict(&UNIT, 1).unwrap();
+    let p = schedule.predict(&UNIT, 8).unwrap();
     assert_eq!(p.reversed_steps, n as u64);
     assert_eq!(p.forward_steps, n as u64);
     assert!(p.peak_stored_vectors <= c as u64, "N={n} c={c}: {p:?}");
@@ -82,11 +82,11 @@ proptest! {
     #[test]
     fn budgeted_plans_fit_their_budget(n in 1usize..=300, vectors in 1u64..=400, s in 1u64..=7) {
         let cost = StepCost { rhs_per_step: s, rhs_per_stage_recompute: s - 1, vjp_per_reverse: s, stage_vectors: s };
-        let schedule = Checkpointing::Budget(Budget::Vectors(vectors)).plan(n, &cost, 3).unwrap();
-        let p = schedule.predict(&cost, 3).unwrap();
+        let schedule = Checkpointing::Budget(Budget::Vectors(vectors)).plan(n, &cost, 24).unwrap();
+        let p = schedule.predict(&cost, 24).unwrap();
         prop_assert!(p.peak_stored_vectors <= vectors);
         // Never worse than Revolve with as many slots as vectors.
-        let revolve_cost = revolve(n, vectors as usize).unwrap().predict(&cost, 3).unwrap();
+        let revolve_cost = revolve(n, vectors as usize).unwrap().predict(&cost, 24).unwrap();
         prop_assert!(p.rhs_evals <= revolve_cost.rhs_evals);
     }
 }
@@ -100,7 +100,7 @@ fn corner_cases() {
     }
     check_revolve(2000, 10);
     // Plenty of slots: no recomputation at all, like solution-only.
-    let p = revolve(50, 49).unwrap().predict(&UNIT, 1).unwrap();
-    let q = Schedule::solution_only(50).predict(&UNIT, 1).unwrap();
+    let p = revolve(50, 49).unwrap().predict(&UNIT, 8).unwrap();
+    let q = Schedule::solution_only(50).predict(&UNIT, 8).unwrap();
     assert_eq!((p.rhs_evals, p.recomputed_steps), (q.rhs_evals, 0));
 }

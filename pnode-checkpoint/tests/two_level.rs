@@ -48,7 +48,7 @@ fn check_two_level(n: usize, ram: usize, disk: usize) {
     }
     let schedule = two_level(n, ram, disk).unwrap();
     schedule.validate().unwrap();
-    let p = schedule.predict(&UNIT, 1).unwrap();
+    let p = schedule.predict(&UNIT, 8).unwrap();
     let ctx = format!("N={n} ram={ram} disk={disk}: {p:?}");
     assert_eq!(p.forward_steps, n as u64, "{ctx}");
     assert_eq!(p.reversed_steps, n as u64, "{ctx}");
@@ -83,7 +83,7 @@ fn check_two_level(n: usize, ram: usize, disk: usize) {
         ram_slots: ram,
         disk_slots: disk,
     }
-    .plan(n, &UNIT, 1)
+    .plan(n, &UNIT, 8)
     .unwrap();
     assert_eq!(planned, schedule);
 }
@@ -121,7 +121,7 @@ fn cost_is_one_binomial_reversal_per_interval() {
     assert_eq!(two_level_advances(1000, 4, 10), 900 + 10 * 316);
     let p = two_level(1000, 4, 10)
         .unwrap()
-        .predict(&UNIT, 1000)
+        .predict(&UNIT, 8000)
         .unwrap();
     assert_eq!(p.forward_steps - 1 + p.recomputed_steps, 4060);
     assert_eq!((p.peak_stored_vectors, p.peak_stored_bytes), (4, 32_000));

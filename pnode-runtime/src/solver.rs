@@ -35,6 +35,11 @@ pub struct Gradient {
     pub dp: Vec<f64>,
 }
 
+/// Bytes of one `f64` state vector of length `n`.
+fn vector_bytes(n: usize) -> u64 {
+    (n * std::mem::size_of::<f64>()) as u64
+}
+
 /// Where a step's stage values go.
 #[derive(Debug, Clone, Copy)]
 enum Keep {
@@ -117,9 +122,9 @@ impl<S> Solver<S> {
         let output_idx = grid.output_indices(output_times)?;
         let n_steps = grid.n_steps();
         let cost = stepper.cost();
-        let schedule = checkpointing.plan(n_steps, &cost, n)?;
+        let schedule = checkpointing.plan(n_steps, &cost, vector_bytes(n))?;
         // Validates the schedule (errors name the offending action).
-        schedule.predict(&cost, n)?;
+        schedule.predict(&cost, vector_bytes(n))?;
         let stage_len = stepper.stage_vectors() * n;
         let slot_len = |slot: usize| {
             if schedule.slot_holds_stages(slot) {
@@ -232,7 +237,7 @@ impl<S> Solver<S> {
 
     /// The statistics the cost model predicts for a forward + reverse run of this schedule.
     pub fn predicted_stats(&self) -> Result<Stats> {
-        Ok(self.schedule.predict(&self.cost, self.n)?)
+        Ok(self.schedule.predict(&self.cost, vector_bytes(self.n))?)
     }
 
     /// Solve forward without keeping checkpoints; returns the outputs (`K × n`).
@@ -355,7 +360,9 @@ impl<S> Solver<S> {
                 ram += v;
             }
         }
-        let bytes_per_vector = self.n as u64 * 8;
+        let live = self.slot_vectors.iter().filter(|&&v| v > 0).count() as u64;
+        self.stats.peak_slots = self.stats.peak_slots.max(live);
+        let bytes_per_vector = vector_bytes(self.n);
         self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(ram);
         self.stats.peak_stored_bytes = self.stats.peak_stored_vectors * bytes_per_vector;
         self.stats.peak_disk_vectors = self.stats.peak_disk_vectors.max(disk);

@@ -7,11 +7,13 @@ use common::{Setup, dot, lotka_volterra, mlp, pseudo_random, rel_err, same_bits}
 use pnode_runtime::{Budget, Checkpointing, Tableau};
 
 /// Every schedule compared with store-all: solution-only, Revolve with several slot counts,
-/// multistage at several vector budgets (mixing stage and solution slots) and two-level.
+/// multistage at several vector budgets (mixing stage and solution slots), online and
+/// two-level.
 fn schedules() -> Vec<Checkpointing> {
     let mut all = vec![Checkpointing::SolutionOnly];
     all.extend([1, 2, 3, 5, 9].map(|slots| Checkpointing::Revolve { slots }));
     all.extend([1, 4, 7, 20].map(|v| Checkpointing::Budget(Budget::Vectors(v))));
+    all.extend([1, 3].map(|slots| Checkpointing::Online { slots }));
     all.push(Checkpointing::TwoLevel {
         ram_slots: 2,
         disk_slots: 3,

@@ -122,3 +122,12 @@ fn rk4_multistage_twelve_vectors() {
     assert!(stats.peak_stored_vectors <= 12);
     insta::assert_yaml_snapshot!(stats);
 }
+
+#[test]
+fn online_matches_the_cost_model() {
+    for slots in [1, 2, 3, 6] {
+        let (stats, predicted) = run(Tableau::rk4(), Checkpointing::Online { slots }, 23);
+        assert_eq!(stats, predicted, "online({slots})");
+        assert!(stats.peak_stored_vectors <= slots as u64);
+    }
+}
