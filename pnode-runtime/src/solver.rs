@@ -471,7 +471,6 @@ impl<S> Solver<S> {
         self.slot_vectors.fill(0);
         self.params.copy_from_slice(p);
         self.current.copy_from_slice(u0);
-        let mut index = 0;
         let mut next_output = 0;
         let n = self.n;
         let mut record = |this: &mut Self, index: usize| {
@@ -482,40 +481,57 @@ impl<S> Solver<S> {
         };
         record(self, 0);
         for action in schedule.forward() {
-            match *action {
-                Action::Store { slot, .. } => self.store(slot)?,
-                Action::StepKeepingStages { slot, step } => {
-                    self.step_keeping_stages(model, slot, step)?;
-                    self.stats.forward_steps += 1;
-                    index = step + 1;
-                    record(self, index);
-                }
-                Action::Tape { step } => {
-                    self.take_step(model, step, Keep::Tape)?;
-                    self.stats.forward_steps += 1;
-                    index = step + 1;
-                    record(self, index);
-                }
-                Action::Advance { from, to } => {
-                    for step in from..to {
-                        self.take_step(model, step, Keep::Nothing)?;
-                        self.stats.forward_steps += 1;
-                        index = step + 1;
-                        record(self, index);
-                    }
-                }
-                Action::Restore { slot, step } => {
-                    self.restore(slot)?;
-                    index = step;
-                }
-                Action::Free { slot } => self.slot_vectors[slot] = 0,
-                Action::Reverse { .. } => {
-                    return Err(Error::Usage("reverse action in a forward phase".into()));
-                }
-            }
+            self.stats.forward_steps += self.run_action(model, action, &mut record)?;
         }
-        debug_assert_eq!(index, self.grid.n_steps());
         Ok(())
+    }
+
+    /// Run one action other than `Reverse`, calling `after_step(self, n)` each time a step
+    /// lands on grid index `n`; returns the number of steps taken.
+    fn run_action<M: Rhs + ?Sized>(
+        &mut self,
+        model: &mut M,
+        action: &Action,
+        mut after_step: impl FnMut(&mut Self, usize),
+    ) -> Result<u64>
+    where
+        S: ForwardStepper<M>,
+    {
+        let steps = match *action {
+            Action::Store { slot, .. } => {
+                self.store(slot)?;
+                0..0
+            }
+            Action::StepKeepingStages { slot, step } => {
+                self.step_keeping_stages(model, slot, step)?;
+                after_step(self, step + 1);
+                return Ok(1);
+            }
+            Action::Tape { step } => step..step + 1,
+            Action::Advance { from, to } => from..to,
+            Action::Restore { slot, .. } => {
+                self.restore(slot)?;
+                0..0
+            }
+            Action::Free { slot } => {
+                self.slot_vectors[slot] = 0;
+                0..0
+            }
+            Action::Reverse { .. } => {
+                return Err(Error::Usage("reverse action in a forward phase".into()));
+            }
+        };
+        let keep = if matches!(action, Action::Tape { .. }) {
+            Keep::Tape
+        } else {
+            Keep::Nothing
+        };
+        let taken = steps.len() as u64;
+        for step in steps {
+            self.take_step(model, step, keep)?;
+            after_step(self, step + 1);
+        }
+        Ok(taken)
     }
 
     fn run_reverse<M: RhsVjp + ?Sized>(
@@ -545,23 +561,6 @@ impl<S> Solver<S> {
         add_output(self, n_steps);
         for action in schedule.reverse() {
             match *action {
-                Action::Store { slot, .. } => self.store(slot)?,
-                Action::StepKeepingStages { slot, step } => {
-                    self.step_keeping_stages(model, slot, step)?;
-                    self.stats.recomputed_steps += 1;
-                }
-                Action::Tape { step } => {
-                    self.take_step(model, step, Keep::Tape)?;
-                    self.stats.recomputed_steps += 1;
-                }
-                Action::Advance { from, to } => {
-                    for step in from..to {
-                        self.take_step(model, step, Keep::Nothing)?;
-                        self.stats.recomputed_steps += 1;
-                    }
-                }
-                Action::Restore { slot, .. } => self.restore(slot)?,
-                Action::Free { slot } => self.slot_vectors[slot] = 0,
                 Action::Reverse { step, stages } => {
                     let at = self.step_at(step);
                     let stage_values: &[f64] = match stages {
@@ -605,6 +604,7 @@ impl<S> Solver<S> {
                     }
                     add_output(self, step);
                 }
+                _ => self.stats.recomputed_steps += self.run_action(model, action, |_, _| {})?,
             }
         }
         Ok(())
