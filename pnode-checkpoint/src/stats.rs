@@ -15,6 +15,10 @@ pub struct Stats {
     pub jvp_evals: u64,
     /// Stage VJPs `(f_uᵀ w, f_θᵀ w)`.
     pub vjp_evals: u64,
+    /// Newton iterations of implicit stage solves (measured; not predicted).
+    pub newton_iterations: u64,
+    /// Krylov iterations of linear solves (measured; not predicted).
+    pub linear_iterations: u64,
     /// Steps of the first forward sweep (`N`).
     pub forward_steps: u64,
     /// Whole steps taken again during the reverse sweep (restarts from a stored solution).

@@ -56,6 +56,22 @@ pub enum Error {
         /// Its value.
         value: f64,
     },
+    /// An implicit stage solve failed.
+    #[error(
+        "Newton failed in step {step} (stage at t = {t}) after {iterations} iterations, residual norm {residual:e}: {reason}"
+    )]
+    NewtonFailed {
+        /// Index of the step.
+        step: usize,
+        /// Time of the implicit stage.
+        t: f64,
+        /// Newton iterations done.
+        iterations: u32,
+        /// Last residual norm `‖G(y)‖₂`.
+        residual: f64,
+        /// What went wrong.
+        reason: String,
+    },
     /// The time grid is unusable.
     #[error("invalid time grid: {reason}")]
     InvalidTimeGrid {

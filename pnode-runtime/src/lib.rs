@@ -17,11 +17,13 @@ pub use tableau::Tableau;
 mod disk;
 pub mod erk;
 pub mod grid;
+pub mod implicit;
 pub mod solver;
 pub mod stepper;
 
 pub use erk::ErkStepper;
 pub use grid::TimeGrid;
+pub use implicit::{NewtonConfig, ThetaStepper};
 /// Checkpoint planning (the pure `pnode-checkpoint` crate), re-exported.
 pub use pnode_checkpoint as checkpoint;
 pub use pnode_checkpoint::{Action, Budget, Checkpointing, Schedule, StageSource, Stats};

@@ -16,7 +16,9 @@ use crate::error::{Error, Result, check_len};
 use crate::model::{Rhs, RhsJvp, RhsVjp};
 
 mod mlp;
+mod robertson;
 pub use mlp::Mlp;
+pub use robertson::Robertson;
 
 /// `Σ a_i b_i` with eight independent accumulators, so the loop vectorizes (a single running
 /// sum is a serial dependency chain LLVM may not reorder).

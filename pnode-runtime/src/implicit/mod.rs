@@ -1,0 +1,15 @@
+//! Implicit one-step methods for stiff problems: θ-methods (backward Euler, Crank–Nicolson)
+//! with Newton stage solves and exact discrete adjoints through transposed stage systems.
+//!
+//! # References
+//! * E. Hairer, G. Wanner, *Solving Ordinary Differential Equations II*, 2nd ed., Springer 1996.
+//! * H. Zhang, W. Zhao, "A memory-efficient neural ODE framework based on high-level adjoint
+//!   differentiation", arXiv 2206.01298 (PNODE) — the θ-method adjoint used here.
+
+mod dense;
+mod newton;
+mod theta;
+
+pub use dense::DenseLu;
+pub use newton::{LineSearch, NewtonConfig};
+pub use theta::ThetaStepper;

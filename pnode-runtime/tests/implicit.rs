@@ -1,0 +1,327 @@
+//! θ-methods (backward Euler, Crank–Nicolson): convergence order, L-stability, exact discrete
+//! adjoints on stiff problems (Robertson, Van der Pol μ = 1000) against finite differences and
+//! by Taylor tests, bitwise identity across checkpoint schedules, Newton failures as errors.
+
+mod common;
+
+use common::{dot, pseudo_random, quadratic_loss, rel_err, same_bits};
+use pnode_runtime::model::{ClosureModel, RhsJvp, RhsVjp};
+use pnode_runtime::problems::{LinearSystem, Robertson, VanDerPol};
+use pnode_runtime::{
+    Budget, Checkpointing, Error, Gradient, NewtonConfig, Solver, ThetaStepper, TimeGrid,
+};
+
+const TIGHT: NewtonConfig = NewtonConfig {
+    atol: 1e-14,
+    rtol: 1e-13,
+    max_iters: 50,
+    line_search: pnode_runtime::implicit::LineSearch::None,
+};
+
+fn solver<M: RhsJvp + RhsVjp>(
+    theta: f64,
+    model: &M,
+    grid: &TimeGrid,
+    outputs: &[f64],
+    mode: Checkpointing,
+) -> Solver<ThetaStepper> {
+    let stepper = ThetaStepper::new(theta, model.state_len(), model.param_len(), TIGHT).unwrap();
+    Solver::new(stepper, model, grid.clone(), outputs, mode).unwrap()
+}
+
+#[test]
+fn convergence_orders_on_the_linear_problem() {
+    let a = LinearSystem::example_matrix();
+    let u0 = LinearSystem::example_u0();
+    let exact = LinearSystem::exact_solution(&a, 1.0, &u0).unwrap();
+    for (theta, nominal) in [(1.0, 1.0), (0.5, 2.0), (0.75, 1.0)] {
+        let errors: Vec<f64> = [40, 80]
+            .iter()
+            .map(|&n| {
+                let mut model = LinearSystem::new(3);
+                let grid = TimeGrid::uniform(0.0, 1.0, n).unwrap();
+                let mut s = solver(theta, &model, &grid, &[1.0], Checkpointing::StoreAll);
+                let u = s.solve(&mut model, &u0, &a).unwrap().to_vec();
+                u.iter()
+                    .zip(&exact)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        let observed = (errors[0] / errors[1]).log2();
+        assert!(
+            (observed - nominal).abs() <= 0.2,
+            "θ = {theta}: order {observed:.3}"
+        );
+    }
+}
+
+#[test]
+fn backward_euler_is_l_stable_and_crank_nicolson_is_not() {
+    // y' = −1e6 y with h = 0.1: the stability functions R(z) = 1/(1−z) and (1+z/2)/(1−z/2)
+    // at z = −1e5 give 1e-5 (damped) and −0.99996 (undamped).
+    let mut model = ClosureModel::new(1, 1, |_t, u: &[f64], p: &[f64], f: &mut [f64]| {
+        f[0] = -p[0] * u[0]
+    })
+    .with_jvp(|_t, _u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]| out[0] = -p[0] * v[0]);
+    let grid = TimeGrid::uniform(0.0, 1.0, 10).unwrap();
+    for (theta, expected) in [(1.0, 1.0 / (1.0 + 1e5)), (0.5, (1.0 - 5e4) / (1.0 + 5e4))] {
+        let stepper = ThetaStepper::new(theta, 1, 1, TIGHT).unwrap();
+        let mut s = Solver::new(
+            stepper,
+            &model,
+            grid.clone(),
+            &[0.1, 1.0],
+            Checkpointing::StoreAll,
+        )
+        .unwrap();
+        let out = s.solve(&mut model, &[1.0], &[1e6]).unwrap().to_vec();
+        assert!(
+            (out[0] - expected).abs() <= 1e-12 * expected.abs(),
+            "θ={theta}: {}",
+            out[0]
+        );
+        assert!((out[1] - expected.powi(10)).abs() <= 1e-10 * expected.abs().powi(10));
+    }
+}
+
+/// Loss and gradient of a θ-method solve, with central finite differences of the same solve.
+fn check_fd<M: RhsJvp + RhsVjp + Clone>(
+    theta: f64,
+    model: &M,
+    grid: &TimeGrid,
+    outputs: &[f64],
+    u0: &[f64],
+    p: &[f64],
+) -> Gradient {
+    let targets = pseudo_random(outputs.len() * u0.len(), 9)
+        .iter()
+        .map(|x| 0.5 + 0.1 * x)
+        .collect::<Vec<_>>();
+    let loss = |u0: &[f64], p: &[f64]| {
+        let mut m = model.clone();
+        let mut s = solver(theta, &m, grid, outputs, Checkpointing::StoreAll);
+        let out = s.solve(&mut m, u0, p).unwrap().to_vec();
+        let mut dl = vec![0.0; out.len()];
+        quadratic_loss(&out, &targets, &mut dl)
+    };
+    let mut m = model.clone();
+    let mut s = solver(theta, &m, grid, outputs, Checkpointing::StoreAll);
+    let (l0, g) = s
+        .value_and_grad(&mut m, u0, p, |out, dl| quadratic_loss(out, &targets, dl))
+        .unwrap();
+    assert_eq!(l0.to_bits(), loss(u0, p).to_bits());
+    // Fourth-order central differences: the stiff losses curve strongly, and the O(e²) error of
+    // the two-point formula would dominate the comparison.
+    let fd = |x: &[f64], i: usize, f: &dyn Fn(&[f64]) -> f64| {
+        let e = 1e-5 * x[i].abs().max(1e-3);
+        let at = |k: f64| {
+            let mut y = x.to_vec();
+            y[i] += k * e;
+            f(&y)
+        };
+        (-at(2.0) + 8.0 * at(1.0) - 8.0 * at(-1.0) + at(-2.0)) / (12.0 * e)
+    };
+    let fd_u0: Vec<f64> = (0..u0.len()).map(|i| fd(u0, i, &|x| loss(x, p))).collect();
+    let fd_p: Vec<f64> = (0..p.len()).map(|i| fd(p, i, &|x| loss(u0, x))).collect();
+    let (e_u0, e_p) = (rel_err(&g.du0, &fd_u0), rel_err(&g.dp, &fd_p));
+    eprintln!("θ = {theta}: relative error vs FD: dL/du0 {e_u0:.1e}, dL/dθ {e_p:.1e}");
+    assert!(
+        e_u0 <= 1e-6 && e_p <= 1e-6,
+        "θ = {theta}: {e_u0:.2e} {e_p:.2e}"
+    );
+    // Taylor test in a random direction of (u0, θ) scaled to each component.
+    let du: Vec<f64> = pseudo_random(u0.len(), 1)
+        .iter()
+        .zip(u0)
+        .map(|(d, x)| d * x.abs().max(1e-3))
+        .collect();
+    let dp: Vec<f64> = pseudo_random(p.len(), 2)
+        .iter()
+        .zip(p)
+        .map(|(d, x)| d * x.abs())
+        .collect();
+    let slope = dot(&g.du0, &du) + dot(&g.dp, &dp);
+    let r: Vec<f64> = (0..4)
+        .map(|k| {
+            let eps = 1e-3 / f64::powi(2.0, k);
+            let u: Vec<f64> = u0.iter().zip(&du).map(|(x, d)| x + eps * d).collect();
+            let q: Vec<f64> = p.iter().zip(&dp).map(|(x, d)| x + eps * d).collect();
+            (loss(&u, &q) - l0 - eps * slope).abs()
+        })
+        .collect();
+    let rates: Vec<f64> = r.windows(2).map(|w| (w[0] / w[1]).log2()).collect();
+    assert!(
+        rates.iter().all(|x| (1.9..=2.1).contains(x)),
+        "θ = {theta}: Taylor rates {rates:?}"
+    );
+    g
+}
+
+fn robertson_grid() -> (TimeGrid, Vec<f64>) {
+    // Log-spaced from 1e-6 to 100 (a coarse uniform first step gives Crank–Nicolson several
+    // Newton roots).
+    let n = 40;
+    let mut times = vec![0.0];
+    times.extend((0..=n).map(|k| 1e-6 * f64::powf(1e8, k as f64 / n as f64)));
+    let grid = TimeGrid::from_times(&times).unwrap();
+    let outputs = vec![times[10], times[20], times[30], times[40]];
+    (grid, outputs)
+}
+
+#[test]
+fn robertson_gradients_match_finite_differences() {
+    let (grid, outputs) = robertson_grid();
+    for theta in [1.0, 0.5] {
+        check_fd(
+            theta,
+            &Robertson::new(),
+            &grid,
+            &outputs,
+            &[1.0, 1e-8, 1e-8],
+            &Robertson::default_params(),
+        );
+    }
+}
+
+#[test]
+fn stiff_van_der_pol_gradients_match_finite_differences() {
+    let grid = TimeGrid::uniform(0.0, 1.0, 50).unwrap();
+    for theta in [1.0, 0.5] {
+        check_fd(
+            theta,
+            &VanDerPol::new(),
+            &grid,
+            &[0.5, 1.0],
+            &[2.0, 0.0],
+            &[1000.0],
+        );
+    }
+}
+
+#[test]
+fn every_schedule_gives_the_same_bits() {
+    let (grid, outputs) = robertson_grid();
+    let u0 = [1.0, 0.0, 0.0];
+    let p = Robertson::default_params();
+    for theta in [1.0, 0.5] {
+        let run = |mode: Checkpointing| {
+            let mut m = Robertson::new();
+            let mut s = solver(theta, &m, &grid, &outputs, mode);
+            s.value_and_grad(&mut m, &u0, &p, |out, dl| {
+                dl.copy_from_slice(out);
+                0.5 * dot(out, out)
+            })
+            .unwrap()
+            .1
+        };
+        let reference = run(Checkpointing::StoreAll);
+        for mode in [
+            Checkpointing::SolutionOnly,
+            Checkpointing::Revolve { slots: 3 },
+            Checkpointing::Budget(Budget::Vectors(9)),
+            Checkpointing::Online { slots: 4 },
+        ] {
+            assert!(
+                same_bits(&reference, &run(mode.clone())),
+                "θ={theta} {mode:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn newton_failures_name_the_step_and_time() {
+    // f(u) = u / h makes backward Euler's stage Jacobian I − h·(1/h) = 0 singular.
+    let mut model = ClosureModel::new(1, 0, |_t, u: &[f64], _p: &[f64], f: &mut [f64]| {
+        f[0] = 10.0 * u[0]
+    })
+    .with_jvp(|_t, _u: &[f64], _p: &[f64], v: &[f64], out: &mut [f64]| out[0] = 10.0 * v[0]);
+    let grid = TimeGrid::uniform(0.0, 1.0, 10).unwrap();
+    let stepper = ThetaStepper::backward_euler(1, 0, TIGHT).unwrap();
+    let mut s = Solver::new(stepper, &model, grid, &[1.0], Checkpointing::StoreAll).unwrap();
+    let err = s.solve(&mut model, &[1.0], &[]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NewtonFailed {
+                step: 0,
+                iterations: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("step 0 (stage at t = 0.1)"),
+        "{err}"
+    );
+    // Too few iterations on a stiff problem.
+    let (grid, outputs) = robertson_grid();
+    let few = NewtonConfig {
+        max_iters: 1,
+        ..TIGHT
+    };
+    let stepper = ThetaStepper::crank_nicolson(3, 3, few).unwrap();
+    let mut m = Robertson::new();
+    let mut s = Solver::new(stepper, &m, grid, &outputs, Checkpointing::StoreAll).unwrap();
+    let err = s
+        .solve(&mut m, &[1.0, 0.0, 0.0], &Robertson::default_params())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NewtonFailed { iterations: 1, .. }),
+        "{err}"
+    );
+    assert!(ThetaStepper::new(0.0, 1, 0, TIGHT).is_err());
+    assert!(
+        ThetaStepper::new(
+            0.5,
+            1,
+            0,
+            NewtonConfig {
+                max_iters: 0,
+                ..TIGHT
+            }
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn statistics_of_a_stiff_gradient() {
+    let (grid, outputs) = robertson_grid();
+    let mut m = Robertson::new();
+    let mut s = solver(
+        1.0,
+        &m,
+        &grid,
+        &outputs,
+        Checkpointing::Revolve { slots: 4 },
+    );
+    let (u0, p) = ([1.0, 0.0, 0.0], Robertson::default_params());
+    s.value_and_grad(&mut m, &u0, &p, |out, dl| {
+        dl.copy_from_slice(out);
+        0.0
+    })
+    .unwrap();
+    let (stats, predicted) = (s.stats(), s.predicted_stats().unwrap());
+    // Steps, recomputation and memory are planned exactly; evaluation counts depend on Newton.
+    assert_eq!(
+        (
+            stats.forward_steps,
+            stats.recomputed_steps,
+            stats.stage_recomputations
+        ),
+        (
+            predicted.forward_steps,
+            predicted.recomputed_steps,
+            predicted.stage_recomputations
+        )
+    );
+    assert_eq!(stats.peak_stored_vectors, predicted.peak_stored_vectors);
+    // Backward Euler: one VJP per reversed step (θ = 1 has no explicit part); the Jacobian is
+    // assembled from 3 JVPs per Newton iteration and once more per adjoint step.
+    assert_eq!(stats.vjp_evals, 41);
+    assert_eq!(stats.jvp_evals, 3 * (stats.newton_iterations + 41));
+    insta::assert_yaml_snapshot!(stats);
+}
