@@ -23,7 +23,7 @@ pub mod stepper;
 
 pub use erk::ErkStepper;
 pub use grid::TimeGrid;
-pub use implicit::{NewtonConfig, ThetaStepper};
+pub use implicit::{DirkStepper, DirkTableau, NewtonConfig, ThetaStepper};
 /// Checkpoint planning (the pure `pnode-checkpoint` crate), re-exported.
 pub use pnode_checkpoint as checkpoint;
 pub use pnode_checkpoint::{Action, Budget, Checkpointing, Schedule, StageSource, Stats};

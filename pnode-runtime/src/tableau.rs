@@ -497,7 +497,20 @@ impl Tableau {
     ///
     /// Missing weights (when `w.len() < s`) count as zero and extra ones are ignored.
     pub fn order_condition_residuals(&self, w: &[f64], max_order: u32) -> Vec<OrderCondition> {
-        let s = self.s;
+        order_residuals(&self.a, self.s, w, max_order)
+    }
+}
+
+/// Order-condition residuals `Φ(t) − 1/γ(t)` of weights `w` for a general `s × s` coefficient
+/// matrix `a` (row-major; explicit or implicit), for every rooted tree up to `max_order`. See
+/// [`Tableau::order_condition_residuals`].
+pub(crate) fn order_residuals(
+    a: &[f64],
+    s: usize,
+    w: &[f64],
+    max_order: u32,
+) -> Vec<OrderCondition> {
+    {
         let trees = rooted_trees(max_order);
         // A g(t) and γ(t) for every tree so far; children always precede their parent.
         let mut ag: Vec<Vec<f64>> = Vec::with_capacity(trees.len());
@@ -519,7 +532,7 @@ impl Tableau {
                 residual: phi - 1.0 / gam,
             });
             let agt = (0..s)
-                .map(|i| (0..i).map(|j| self.a[i * s + j] * g[j]).sum())
+                .map(|i| (0..s).map(|j| a[i * s + j] * g[j]).sum())
                 .collect();
             ag.push(agt);
             gamma.push(gam);

@@ -1,14 +1,17 @@
-//! θ-methods (backward Euler, Crank–Nicolson): convergence order, L-stability, exact discrete
-//! adjoints on stiff problems (Robertson, Van der Pol μ = 1000) against finite differences and
-//! by Taylor tests, bitwise identity across checkpoint schedules, Newton failures as errors.
+//! θ-methods (backward Euler, Crank–Nicolson) and DIRKs (SDIRK2, TR-BDF2, ESDIRK3): convergence
+//! order, L-stability, exact discrete adjoints on stiff problems (Robertson, Van der Pol
+//! μ = 1000) against finite differences and by Taylor tests, bitwise identity across checkpoint
+//! schedules, Newton failures as errors.
 
 mod common;
 
 use common::{dot, pseudo_random, quadratic_loss, rel_err, same_bits};
 use pnode_runtime::model::{ClosureModel, RhsJvp, RhsVjp};
 use pnode_runtime::problems::{LinearSystem, Robertson, VanDerPol};
+use pnode_runtime::stepper::AdjointStepper;
 use pnode_runtime::{
-    Budget, Checkpointing, Error, Gradient, NewtonConfig, Solver, ThetaStepper, TimeGrid,
+    Budget, Checkpointing, DirkStepper, DirkTableau, Error, Gradient, NewtonConfig, Solver,
+    ThetaStepper, TimeGrid,
 };
 
 const TIGHT: NewtonConfig = NewtonConfig {
@@ -26,6 +29,18 @@ fn solver<M: RhsJvp + RhsVjp>(
     mode: Checkpointing,
 ) -> Solver<ThetaStepper> {
     let stepper = ThetaStepper::new(theta, model.state_len(), model.param_len(), TIGHT).unwrap();
+    Solver::new(stepper, model, grid.clone(), outputs, mode).unwrap()
+}
+
+fn dirk_solver<M: RhsJvp + RhsVjp>(
+    tableau: &DirkTableau,
+    model: &M,
+    grid: &TimeGrid,
+    outputs: &[f64],
+    mode: Checkpointing,
+) -> Solver<DirkStepper> {
+    let stepper =
+        DirkStepper::new(tableau.clone(), model.state_len(), model.param_len(), TIGHT).unwrap();
     Solver::new(stepper, model, grid.clone(), outputs, mode).unwrap()
 }
 
@@ -94,19 +109,32 @@ fn check_fd<M: RhsJvp + RhsVjp + Clone>(
     u0: &[f64],
     p: &[f64],
 ) -> Gradient {
+    let make = |m: &M| solver(theta, m, grid, outputs, Checkpointing::StoreAll);
+    check_fd_with(&format!("θ = {theta}"), &make, model, outputs, u0, p)
+}
+
+/// The same for any stepper, built by `make`.
+fn check_fd_with<M: RhsJvp + RhsVjp + Clone, S: AdjointStepper<M>>(
+    name: &str,
+    make: &dyn Fn(&M) -> Solver<S>,
+    model: &M,
+    outputs: &[f64],
+    u0: &[f64],
+    p: &[f64],
+) -> Gradient {
     let targets = pseudo_random(outputs.len() * u0.len(), 9)
         .iter()
         .map(|x| 0.5 + 0.1 * x)
         .collect::<Vec<_>>();
     let loss = |u0: &[f64], p: &[f64]| {
         let mut m = model.clone();
-        let mut s = solver(theta, &m, grid, outputs, Checkpointing::StoreAll);
+        let mut s = make(&m);
         let out = s.solve(&mut m, u0, p).unwrap().to_vec();
         let mut dl = vec![0.0; out.len()];
         quadratic_loss(&out, &targets, &mut dl)
     };
     let mut m = model.clone();
-    let mut s = solver(theta, &m, grid, outputs, Checkpointing::StoreAll);
+    let mut s = make(&m);
     let (l0, g) = s
         .value_and_grad(&mut m, u0, p, |out, dl| quadratic_loss(out, &targets, dl))
         .unwrap();
@@ -125,10 +153,10 @@ fn check_fd<M: RhsJvp + RhsVjp + Clone>(
     let fd_u0: Vec<f64> = (0..u0.len()).map(|i| fd(u0, i, &|x| loss(x, p))).collect();
     let fd_p: Vec<f64> = (0..p.len()).map(|i| fd(p, i, &|x| loss(u0, x))).collect();
     let (e_u0, e_p) = (rel_err(&g.du0, &fd_u0), rel_err(&g.dp, &fd_p));
-    eprintln!("θ = {theta}: relative error vs FD: dL/du0 {e_u0:.1e}, dL/dθ {e_p:.1e}");
+    eprintln!("{name}: relative error vs FD: dL/du0 {e_u0:.1e}, dL/dθ {e_p:.1e}");
     assert!(
         e_u0 <= 1e-6 && e_p <= 1e-6,
-        "θ = {theta}: {e_u0:.2e} {e_p:.2e}"
+        "{name}: {e_u0:.2e} {e_p:.2e}"
     );
     // Taylor test in a random direction of (u0, θ) scaled to each component.
     let du: Vec<f64> = pseudo_random(u0.len(), 1)
@@ -153,7 +181,7 @@ fn check_fd<M: RhsJvp + RhsVjp + Clone>(
     let rates: Vec<f64> = r.windows(2).map(|w| (w[0] / w[1]).log2()).collect();
     assert!(
         rates.iter().all(|x| (1.9..=2.1).contains(x)),
-        "θ = {theta}: Taylor rates {rates:?}"
+        "{name}: Taylor rates {rates:?}"
     );
     g
 }
@@ -324,4 +352,126 @@ fn statistics_of_a_stiff_gradient() {
     assert_eq!(stats.vjp_evals, 41);
     assert_eq!(stats.jvp_evals, 3 * (stats.newton_iterations + 41));
     insta::assert_yaml_snapshot!(stats);
+}
+
+#[test]
+fn dirk_orders_and_l_stability() {
+    let a = LinearSystem::example_matrix();
+    let u0 = LinearSystem::example_u0();
+    let exact = LinearSystem::exact_solution(&a, 1.0, &u0).unwrap();
+    for tableau in DirkTableau::all() {
+        let errors: Vec<f64> = [20, 40]
+            .iter()
+            .map(|&n| {
+                let mut model = LinearSystem::new(3);
+                let grid = TimeGrid::uniform(0.0, 1.0, n).unwrap();
+                let mut s = dirk_solver(&tableau, &model, &grid, &[1.0], Checkpointing::StoreAll);
+                let u = s.solve(&mut model, &u0, &a).unwrap().to_vec();
+                u.iter()
+                    .zip(&exact)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        let observed = (errors[0] / errors[1]).log2();
+        let nominal = f64::from(tableau.order());
+        assert!(
+            (observed - nominal).abs() <= 0.2,
+            "{}: order {observed:.3}",
+            tableau.name()
+        );
+        // L-stability: y' = −1e6 y, one step of h = 0.1 (z = −1e5) nearly annihilates y.
+        let mut stiff = ClosureModel::new(1, 1, |_t, u: &[f64], p: &[f64], f: &mut [f64]| {
+            f[0] = -p[0] * u[0]
+        })
+        .with_jvp(|_t, _u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]| out[0] = -p[0] * v[0]);
+        let grid = TimeGrid::uniform(0.0, 0.1, 1).unwrap();
+        let stepper = DirkStepper::new(tableau.clone(), 1, 1, TIGHT).unwrap();
+        let mut s = Solver::new(stepper, &stiff, grid, &[0.1], Checkpointing::StoreAll).unwrap();
+        let y = s.solve(&mut stiff, &[1.0], &[1e6]).unwrap()[0];
+        assert!(y.abs() <= 1e-4, "{}: R(−1e5) = {y}", tableau.name());
+    }
+}
+
+#[test]
+fn dirk_gradients_match_finite_differences_on_stiff_problems() {
+    let (grid, outputs) = robertson_grid();
+    let vdp_grid = TimeGrid::uniform(0.0, 1.0, 50).unwrap();
+    for tableau in DirkTableau::all() {
+        let make =
+            |m: &Robertson| dirk_solver(&tableau, m, &grid, &outputs, Checkpointing::StoreAll);
+        check_fd_with(
+            tableau.name(),
+            &make,
+            &Robertson::new(),
+            &outputs,
+            &[1.0, 1e-8, 1e-8],
+            &Robertson::default_params(),
+        );
+        let make = |m: &VanDerPol| {
+            dirk_solver(&tableau, m, &vdp_grid, &[0.5, 1.0], Checkpointing::StoreAll)
+        };
+        check_fd_with(
+            tableau.name(),
+            &make,
+            &VanDerPol::new(),
+            &[0.5, 1.0],
+            &[2.0, 0.0],
+            &[1000.0],
+        );
+    }
+}
+
+#[test]
+fn dirk_theta_tableau_reproduces_the_theta_method() {
+    let (grid, outputs) = robertson_grid();
+    let (u0, p) = ([1.0, 0.0, 0.0], Robertson::default_params());
+    let loss = |out: &[f64], dl: &mut [f64]| {
+        dl.copy_from_slice(out);
+        0.5 * dot(out, out)
+    };
+    for theta in [1.0, 0.5] {
+        let mut m = Robertson::new();
+        let mut a = solver(theta, &m, &grid, &outputs, Checkpointing::StoreAll);
+        let (_, ga) = a.value_and_grad(&mut m, &u0, &p, loss).unwrap();
+        let tableau = DirkTableau::theta(theta).unwrap();
+        let mut b = dirk_solver(&tableau, &m, &grid, &outputs, Checkpointing::StoreAll);
+        let (_, gb) = b.value_and_grad(&mut m, &u0, &p, loss).unwrap();
+        assert!(
+            rel_err(&gb.dp, &ga.dp) <= 1e-9,
+            "θ={theta}: {:e}",
+            rel_err(&gb.dp, &ga.dp)
+        );
+        assert!(rel_err(&gb.du0, &ga.du0) <= 1e-9);
+    }
+}
+
+#[test]
+fn dirk_schedules_give_the_same_bits() {
+    let (grid, outputs) = robertson_grid();
+    let (u0, p) = ([1.0, 0.0, 0.0], Robertson::default_params());
+    for tableau in DirkTableau::all() {
+        let run = |mode: Checkpointing| {
+            let mut m = Robertson::new();
+            let mut s = dirk_solver(&tableau, &m, &grid, &outputs, mode);
+            s.value_and_grad(&mut m, &u0, &p, |out, dl| {
+                dl.copy_from_slice(out);
+                0.5 * dot(out, out)
+            })
+            .unwrap()
+            .1
+        };
+        let reference = run(Checkpointing::StoreAll);
+        for mode in [
+            Checkpointing::SolutionOnly,
+            Checkpointing::Revolve { slots: 3 },
+            Checkpointing::Budget(Budget::Vectors(12)),
+        ] {
+            assert!(
+                same_bits(&reference, &run(mode.clone())),
+                "{} {mode:?}",
+                tableau.name()
+            );
+        }
+    }
 }

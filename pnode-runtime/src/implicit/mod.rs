@@ -1,5 +1,6 @@
 //! Implicit one-step methods for stiff problems: θ-methods (backward Euler, Crank–Nicolson)
-//! with Newton stage solves and exact discrete adjoints through transposed stage systems.
+//! and DIRKs (SDIRK2, TR-BDF2, ESDIRK3, user tableaux) with Newton stage solves and exact
+//! discrete adjoints through transposed stage systems.
 //!
 //! # References
 //! * E. Hairer, G. Wanner, *Solving Ordinary Differential Equations II*, 2nd ed., Springer 1996.
@@ -7,9 +8,11 @@
 //!   differentiation", arXiv 2206.01298 (PNODE) — the θ-method adjoint used here.
 
 mod dense;
+mod dirk;
 mod newton;
 mod theta;
 
 pub use dense::DenseLu;
+pub use dirk::{DirkStepper, DirkTableau};
 pub use newton::{LineSearch, NewtonConfig};
 pub use theta::ThetaStepper;

@@ -105,6 +105,12 @@ impl Newton {
         self.lu.factor()
     }
 
+    /// `f(t, y)` at the solution of the last successful [`Newton::solve`] (its final residual
+    /// evaluation, so bitwise the value at the returned `y`).
+    pub fn last_f(&self) -> &[f64] {
+        &self.column
+    }
+
     /// Solve `Aᵀ x = b` with the last factorization (in place).
     pub fn solve_transpose(&mut self, x: &mut [f64]) {
         self.lu.solve_transpose(x, &mut self.scratch);

@@ -31,6 +31,20 @@ use crate::error::{Error, Result};
 use crate::model::{RhsJvp, RhsVjp};
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
 
+/// Reject Newton settings that cannot converge: negative or all-zero tolerances, no
+/// iterations.
+pub(crate) fn check_newton(newton: &NewtonConfig) -> Result<()> {
+    if !(newton.atol >= 0.0 && newton.rtol >= 0.0 && newton.atol + newton.rtol > 0.0)
+        || newton.max_iters == 0
+    {
+        return Err(Error::InvalidConfig(format!(
+            "Newton needs non-negative tolerances, not both zero, and at least one iteration: \
+             {newton:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// A θ-method stepper with a Newton stage solver and preallocated buffers.
 #[derive(Debug, Clone)]
 pub struct ThetaStepper {
@@ -58,14 +72,7 @@ impl ThetaStepper {
                 "θ must lie in (0, 1] for an implicit θ-method, got {theta}"
             )));
         }
-        if !(newton.atol >= 0.0 && newton.rtol >= 0.0 && newton.atol + newton.rtol > 0.0)
-            || newton.max_iters == 0
-        {
-            return Err(Error::InvalidConfig(format!(
-                "Newton needs non-negative tolerances, not both zero, and at least one \
-                 iteration: {newton:?}"
-            )));
-        }
+        check_newton(&newton)?;
         Ok(Self {
             theta,
             n: state_len,
