@@ -269,7 +269,7 @@ impl DirkStepper {
         Ok(Self {
             tableau,
             n: state_len,
-            newton: Newton::new(newton, state_len),
+            newton: Newton::new(newton, state_len, param_len),
             k: vec![0.0; s * state_len],
             rhs_const: vec![0.0; state_len],
             xi: vec![0.0; s * state_len],
@@ -277,6 +277,12 @@ impl DirkStepper {
             gp: vec![0.0; param_len],
             scratch_stages: vec![0.0; (s + 1) * state_len],
         })
+    }
+
+    /// Precondition the GMRES solves of this stepper (forward and adjoint).
+    pub fn with_preconditioner(mut self, preconditioner: super::Preconditioner) -> Self {
+        self.newton.preconditioner = Some(preconditioner);
+        self
     }
 
     /// The tableau.
@@ -429,19 +435,15 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for DirkStepper {
             let a_ii = self.tableau.a(i, i);
             if a_ii != 0.0 {
                 // (I − h a_ii f_u(Y_i))ᵀ w_i = r_i
-                if !self
-                    .newton
-                    .factor_jacobian(model, t_i, at.h * a_ii, y_i, p, stats)
-                {
-                    return Err(Error::NewtonFailed {
+                self.newton
+                    .solve_adjoint(model, t_i, at.h * a_ii, y_i, p, &mut self.w, stats)
+                    .map_err(|reason| Error::NewtonFailed {
                         step: at.index,
                         t: t_i,
                         iterations: 0,
                         residual: f64::NAN,
-                        reason: format!("the transposed Jacobian of stage {i} is singular"),
-                    });
-                }
-                self.newton.solve_transpose(&mut self.w);
+                        reason: format!("adjoint of stage {i}: {reason}"),
+                    })?;
             }
             model.vjp(
                 t_i,

@@ -9,10 +9,15 @@
 
 mod dense;
 mod dirk;
+mod gmres;
 mod newton;
 mod theta;
 
 pub use dense::DenseLu;
 pub use dirk::{DirkStepper, DirkTableau};
-pub use newton::{LineSearch, NewtonConfig};
+pub use gmres::GmresConfig;
+pub use newton::{
+    DENSE_LIMIT, LineSearch, LinearSolver, NewtonConfig, Preconditioner, PreconditionerArgs,
+    PreconditionerFn,
+};
 pub use theta::ThetaStepper;

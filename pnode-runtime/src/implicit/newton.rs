@@ -1,15 +1,64 @@
 //! Newton's method for one implicit stage `G(y) = 0` with `G_y = I − γ h f_u(t, y)`.
 //!
-//! Each iteration assembles `G_y` from `n` JVPs of the model (column `j` is
-//! `e_j − γ h f_u e_j`), factors it ([`DenseLu`]) and applies the update
+//! Each iteration solves `G_y δ = G(y)` either densely — `G_y` assembled from `n` JVPs of the
+//! model (column `j` is `e_j − γ h f_u e_j`) and factored ([`DenseLu`]) — or matrix-free with
+//! restarted GMRES ([`GmresConfig`]) on JVPs, optionally preconditioned; then it applies the update
 //! `y ← y − α G_y⁻¹ G(y)`, with `α = 1` or, with [`LineSearch::Backtracking`], the first
 //! `α = 2⁻ᵏ` that decreases `‖G‖₂`. It stops when the weighted RMS norm of the update,
 //! `√(1/n Σ (δ_i / (atol + rtol |y_i|))²)`, is at most 1 (Hairer & Wanner II, §IV.8).
 
-use crate::model::RhsJvp;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::model::{RhsJvp, RhsVjp};
 use pnode_checkpoint::Stats;
 
 use super::dense::DenseLu;
+use super::gmres::{Gmres, GmresConfig};
+
+/// Which linear solver Newton (and the adjoint's transposed solve) uses.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum LinearSolver {
+    /// Dense LU for states of at most [`DENSE_LIMIT`] values, GMRES above.
+    #[default]
+    Auto,
+    /// Dense LU of the Jacobian assembled from `n` JVPs.
+    Dense,
+    /// Matrix-free restarted GMRES: JVPs forward, VJPs for the transposed adjoint systems.
+    Gmres(GmresConfig),
+}
+
+/// Largest state that [`LinearSolver::Auto`] solves densely.
+pub const DENSE_LIMIT: usize = 64;
+
+/// What a preconditioner is applied for: the stage `(t, y)`, `γh`, and whether the system is
+/// the transposed (adjoint) one.
+#[derive(Debug, Clone, Copy)]
+pub struct PreconditionerArgs<'a> {
+    /// Stage time.
+    pub t: f64,
+    /// Stage value (the Newton iterate, or the converged stage in the adjoint).
+    pub y: &'a [f64],
+    /// Parameters.
+    pub p: &'a [f64],
+    /// `γh` of `I − γh f_u`.
+    pub gamma_h: f64,
+    /// Whether `Mᵀ` is wanted (the adjoint solves `(I − γh f_u)ᵀ x = b`).
+    pub transpose: bool,
+}
+
+/// The preconditioner hook of GMRES: `z = M⁻¹ r` (or `M⁻ᵀ r`) for `M ≈ I − γh f_u(t, y)`.
+#[derive(Clone)]
+pub struct Preconditioner(pub Arc<PreconditionerFn>);
+
+/// The function behind a [`Preconditioner`]: `(args, r, z)` writes `z = M⁻¹ r` (or `M⁻ᵀ r`).
+pub type PreconditionerFn = dyn Fn(PreconditionerArgs<'_>, &[f64], &mut [f64]) + Send + Sync;
+
+impl fmt::Debug for Preconditioner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Preconditioner(..)")
+    }
+}
 
 /// How a Newton update is damped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +81,8 @@ pub struct NewtonConfig {
     pub max_iters: u32,
     /// Damping of the updates.
     pub line_search: LineSearch,
+    /// Linear solver of each Newton step and of the adjoint's transposed systems.
+    pub linear: LinearSolver,
 }
 
 impl Default for NewtonConfig {
@@ -41,6 +92,7 @@ impl Default for NewtonConfig {
             rtol: 1e-10,
             max_iters: 25,
             line_search: LineSearch::None,
+            linear: LinearSolver::Auto,
         }
     }
 }
@@ -51,6 +103,17 @@ pub(crate) struct NewtonFailure {
     pub iterations: u32,
     pub residual: f64,
     pub reason: &'static str,
+}
+
+/// The matrix-free operator `v ↦ v − γh f_u(t, y) v` (or its transpose through VJPs).
+struct StageOperator<'a, M: ?Sized> {
+    model: &'a mut M,
+    t: f64,
+    y: &'a [f64],
+    p: &'a [f64],
+    gamma_h: f64,
+    stats: &'a mut Stats,
+    grad_p: &'a mut [f64],
 }
 
 /// Work buffers of one stage solve.
@@ -64,11 +127,22 @@ pub(crate) struct Newton {
     unit: Vec<f64>,
     column: Vec<f64>,
     scratch: Vec<f64>,
+    gmres: Option<Gmres>,
+    grad_p: Vec<f64>,
+    pub preconditioner: Option<Preconditioner>,
 }
 
 impl Newton {
-    pub fn new(config: NewtonConfig, n: usize) -> Self {
+    pub fn new(config: NewtonConfig, n: usize, param_len: usize) -> Self {
+        let gmres = match config.linear {
+            LinearSolver::Gmres(g) => Some(Gmres::new(g, n)),
+            LinearSolver::Auto if n > DENSE_LIMIT => Some(Gmres::new(GmresConfig::default(), n)),
+            _ => None,
+        };
         Self {
+            gmres,
+            grad_p: vec![0.0; param_len],
+            preconditioner: None,
             config,
             lu: DenseLu::new(n),
             residual: vec![0.0; n],
@@ -111,11 +185,6 @@ impl Newton {
         &self.column
     }
 
-    /// Solve `Aᵀ x = b` with the last factorization (in place).
-    pub fn solve_transpose(&mut self, x: &mut [f64]) {
-        self.lu.solve_transpose(x, &mut self.scratch);
-    }
-
     /// Solve `y − rhs_const − γh f(t, y) = 0` for `y` (initial guess in `y`), where
     /// `rhs_const` collects every term that does not depend on `y`.
     pub fn solve<M: RhsJvp + ?Sized>(
@@ -132,16 +201,13 @@ impl Newton {
         let mut norm = self.residual_into(model, t, gamma_h, rhs_const, p, y, stats);
         for iter in 1..=self.config.max_iters {
             stats.newton_iterations += 1;
-            if !self.factor_jacobian(model, t, gamma_h, y, p, stats) {
-                return Err(NewtonFailure {
+            // δ = G_y⁻¹ G(y)
+            self.linear_solve(model, t, gamma_h, p, y, stats)
+                .map_err(|reason| NewtonFailure {
                     iterations: iter,
                     residual: norm,
-                    reason: "the stage Jacobian is singular",
-                });
-            }
-            // δ = −G_y⁻¹ G(y)
-            self.delta.copy_from_slice(&self.residual);
-            self.lu.solve(&mut self.delta, &mut self.scratch);
+                    reason,
+                })?;
             let mut alpha = 1.0;
             let halvings = match self.config.line_search {
                 LineSearch::None => 0,
@@ -191,6 +257,109 @@ impl Newton {
         })
     }
 
+    /// `δ = G_y⁻¹ G(y)` into `self.delta` (the residual is in `self.residual`).
+    fn linear_solve<M: RhsJvp + ?Sized>(
+        &mut self,
+        model: &mut M,
+        t: f64,
+        gamma_h: f64,
+        p: &[f64],
+        y: &[f64],
+        stats: &mut Stats,
+    ) -> Result<(), &'static str> {
+        self.delta.copy_from_slice(&self.residual);
+        let Some(mut gmres) = self.gmres.take() else {
+            if !self.factor_jacobian(model, t, gamma_h, y, p, stats) {
+                return Err("the stage Jacobian is singular");
+            }
+            self.lu.solve(&mut self.delta, &mut self.scratch);
+            return Ok(());
+        };
+        self.delta.fill(0.0);
+        let pc = self.preconditioner.clone();
+        let args = PreconditionerArgs {
+            t,
+            y,
+            p,
+            gamma_h,
+            transpose: false,
+        };
+        let mut op = StageOperator {
+            model,
+            t,
+            y,
+            p,
+            gamma_h,
+            stats: &mut *stats,
+            grad_p: &mut self.grad_p,
+        };
+        let result = gmres.solve(
+            &self.residual,
+            &mut self.delta,
+            &mut |v, out| op.apply(v, out),
+            &mut |r, z| precondition(&pc, args, r, z),
+        );
+        self.gmres = Some(gmres);
+        stats.linear_iterations += result.iterations as u64;
+        if result.converged {
+            Ok(())
+        } else {
+            Err("GMRES did not converge in a Newton step")
+        }
+    }
+
+    /// Solve the adjoint's `(I − γh f_u(t, y))ᵀ x = b` in place (`x` holds `b` on entry).
+    pub fn solve_adjoint<M: RhsJvp + RhsVjp + ?Sized>(
+        &mut self,
+        model: &mut M,
+        t: f64,
+        gamma_h: f64,
+        y: &[f64],
+        p: &[f64],
+        x: &mut [f64],
+        stats: &mut Stats,
+    ) -> Result<(), &'static str> {
+        let Some(mut gmres) = self.gmres.take() else {
+            if !self.factor_jacobian(model, t, gamma_h, y, p, stats) {
+                return Err("the transposed stage Jacobian is singular");
+            }
+            self.lu.solve_transpose(x, &mut self.scratch);
+            return Ok(());
+        };
+        self.residual.copy_from_slice(x);
+        x.fill(0.0);
+        let pc = self.preconditioner.clone();
+        let args = PreconditionerArgs {
+            t,
+            y,
+            p,
+            gamma_h,
+            transpose: true,
+        };
+        let mut op = StageOperator {
+            model,
+            t,
+            y,
+            p,
+            gamma_h,
+            stats: &mut *stats,
+            grad_p: &mut self.grad_p,
+        };
+        let result = gmres.solve(
+            &self.residual,
+            x,
+            &mut |v, out| op.apply_transpose(v, out),
+            &mut |r, z| precondition(&pc, args, r, z),
+        );
+        self.gmres = Some(gmres);
+        stats.linear_iterations += result.iterations as u64;
+        if result.converged {
+            Ok(())
+        } else {
+            Err("GMRES did not converge on the transposed stage system")
+        }
+    }
+
     /// `G(y) = y − rhs_const − γh f(t, y)` into `self.residual`; returns `‖G‖₂`.
     fn residual_into<M: RhsJvp + ?Sized>(
         &mut self,
@@ -211,5 +380,39 @@ impl Newton {
             sq += g * g;
         }
         sq.sqrt()
+    }
+}
+
+fn precondition(
+    pc: &Option<Preconditioner>,
+    args: PreconditionerArgs<'_>,
+    r: &[f64],
+    z: &mut [f64],
+) {
+    match pc {
+        Some(Preconditioner(f)) => f(args, r, z),
+        None => z.copy_from_slice(r),
+    }
+}
+
+impl<M: RhsJvp + ?Sized> StageOperator<'_, M> {
+    /// `out = v − γh f_u v` (one JVP).
+    fn apply(&mut self, v: &[f64], out: &mut [f64]) {
+        self.model.jvp(self.t, self.y, self.p, v, out);
+        self.stats.jvp_evals += 1;
+        for (o, &vi) in out.iter_mut().zip(v) {
+            *o = vi - self.gamma_h * *o;
+        }
+    }
+}
+
+impl<M: RhsVjp + ?Sized> StageOperator<'_, M> {
+    /// `out = v − γh f_uᵀ v` (one VJP; its parameter part is discarded).
+    fn apply_transpose(&mut self, v: &[f64], out: &mut [f64]) {
+        self.model.vjp(self.t, self.y, self.p, v, out, self.grad_p);
+        self.stats.vjp_evals += 1;
+        for (o, &vi) in out.iter_mut().zip(v) {
+            *o = vi - self.gamma_h * *o;
+        }
     }
 }

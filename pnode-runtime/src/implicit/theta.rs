@@ -76,7 +76,7 @@ impl ThetaStepper {
         Ok(Self {
             theta,
             n: state_len,
-            newton: Newton::new(newton, state_len),
+            newton: Newton::new(newton, state_len, param_len),
             rhs_const: vec![0.0; state_len],
             f_n: vec![0.0; state_len],
             nu: vec![0.0; state_len],
@@ -102,6 +102,12 @@ impl ThetaStepper {
         newton: NewtonConfig,
     ) -> Result<Self> {
         Self::new(0.5, state_len, param_len, newton)
+    }
+
+    /// Precondition the GMRES solves of this stepper (forward and adjoint).
+    pub fn with_preconditioner(mut self, preconditioner: super::Preconditioner) -> Self {
+        self.newton.preconditioner = Some(preconditioner);
+        self
     }
 
     /// θ.
@@ -219,20 +225,24 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for ThetaStepper {
         let (u_n, u_next) = (&stages[..n], &stages[n..2 * n]);
         let t_next = at.t + at.h;
         // (I − θh f_u(u_{n+1}))ᵀ ν = λ_{n+1}
-        if !self
-            .newton
-            .factor_jacobian(model, t_next, self.theta * at.h, u_next, p, stats)
-        {
-            return Err(Error::NewtonFailed {
+        self.nu.copy_from_slice(lambda);
+        self.newton
+            .solve_adjoint(
+                model,
+                t_next,
+                self.theta * at.h,
+                u_next,
+                p,
+                &mut self.nu,
+                stats,
+            )
+            .map_err(|reason| Error::NewtonFailed {
                 step: at.index,
                 t: t_next,
                 iterations: 0,
                 residual: f64::NAN,
-                reason: "the transposed stage Jacobian of the adjoint is singular".into(),
-            });
-        }
-        self.nu.copy_from_slice(lambda);
-        self.newton.solve_transpose(&mut self.nu);
+                reason: format!("adjoint: {reason}"),
+            })?;
         // μ += f_θ(u_{n+1})ᵀ (θhν)
         for (w, &v) in self.w.iter_mut().zip(&self.nu) {
             *w = self.theta * at.h * v;
