@@ -225,9 +225,9 @@ impl<S> Solver<S> {
         &self.outputs
     }
 
-    /// `u(t_k)` from the last forward run.
-    pub fn output(&self, k: usize) -> &[f64] {
-        &self.outputs[k * self.n..(k + 1) * self.n]
+    /// `u(t_k)` from the last forward run; `None` when `k` is not an output index.
+    pub fn output(&self, k: usize) -> Option<&[f64]> {
+        self.outputs.get(k * self.n..(k + 1) * self.n)
     }
 
     /// Statistics of the last run (forward, plus reverse if one followed).

@@ -150,3 +150,15 @@ fn output_time_off_the_grid_is_rejected() {
         "{err}"
     );
 }
+
+#[test]
+fn outputs_are_reported_by_index_without_panicking() {
+    let mut s = lv_solver(Checkpointing::StoreAll);
+    let mut m = LotkaVolterra::new();
+    let out = s
+        .solve(&mut m, &[1.0, 1.0], &LotkaVolterra::default_params())
+        .unwrap()
+        .to_vec();
+    assert_eq!(s.output(0), Some(&out[..2]));
+    assert_eq!(s.output(1), None);
+}
