@@ -11,6 +11,7 @@ mod dense;
 mod dirk;
 mod gmres;
 mod newton;
+mod petsc;
 mod theta;
 
 pub use dense::DenseLu;

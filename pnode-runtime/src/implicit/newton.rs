@@ -15,6 +15,7 @@ use pnode_checkpoint::Stats;
 
 use super::dense::DenseLu;
 use super::gmres::{Gmres, GmresConfig};
+use super::petsc;
 
 /// Which linear solver Newton (and the adjoint's transposed solve) uses.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -26,6 +27,11 @@ pub enum LinearSolver {
     Dense,
     /// Matrix-free restarted GMRES: JVPs forward, VJPs for the transposed adjoint systems.
     Gmres(GmresConfig),
+    /// PETSc (feature `petsc`): SNES Newton with a shell Jacobian (`MatMult` = JVP) and KSP for
+    /// its systems; the adjoint's transposed systems by `KSPSolveTranspose` (`MatMultTranspose`
+    /// = VJP). SNES tolerances are `atol`/`rtol` on the residual norm; `-snes_*`/`-ksp_*`
+    /// options come from the environment variable `PNODE_PETSC_OPTIONS`.
+    Petsc,
 }
 
 /// Largest state that [`LinearSolver::Auto`] solves densely.
@@ -102,7 +108,7 @@ impl Default for NewtonConfig {
 pub(crate) struct NewtonFailure {
     pub iterations: u32,
     pub residual: f64,
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 /// The matrix-free operator `v ↦ v − γh f_u(t, y) v` (or its transpose through VJPs).
@@ -198,6 +204,9 @@ impl Newton {
         stats: &mut Stats,
     ) -> Result<(), NewtonFailure> {
         let n = y.len();
+        if self.config.linear == LinearSolver::Petsc {
+            return self.solve_petsc(model, t, gamma_h, rhs_const, p, y, stats);
+        }
         let mut norm = self.residual_into(model, t, gamma_h, rhs_const, p, y, stats);
         for iter in 1..=self.config.max_iters {
             stats.newton_iterations += 1;
@@ -206,7 +215,7 @@ impl Newton {
                 .map_err(|reason| NewtonFailure {
                     iterations: iter,
                     residual: norm,
-                    reason,
+                    reason: reason.into(),
                 })?;
             let mut alpha = 1.0;
             let halvings = match self.config.line_search {
@@ -243,7 +252,7 @@ impl Newton {
                 return Err(NewtonFailure {
                     iterations: iter,
                     residual: norm,
-                    reason: "the residual is not finite",
+                    reason: "the residual is not finite".into(),
                 });
             }
             if (wrms / n.max(1) as f64).sqrt() <= 1.0 {
@@ -253,7 +262,7 @@ impl Newton {
         Err(NewtonFailure {
             iterations: self.config.max_iters,
             residual: norm,
-            reason: "no convergence within the iteration limit",
+            reason: "no convergence within the iteration limit".into(),
         })
     }
 
@@ -318,10 +327,13 @@ impl Newton {
         p: &[f64],
         x: &mut [f64],
         stats: &mut Stats,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), String> {
+        if self.config.linear == LinearSolver::Petsc {
+            return petsc::solve_adjoint(self, model, t, gamma_h, y, p, x, stats);
+        }
         let Some(mut gmres) = self.gmres.take() else {
             if !self.factor_jacobian(model, t, gamma_h, y, p, stats) {
-                return Err("the transposed stage Jacobian is singular");
+                return Err("the transposed stage Jacobian is singular".into());
             }
             self.lu.solve_transpose(x, &mut self.scratch);
             return Ok(());
@@ -356,8 +368,25 @@ impl Newton {
         if result.converged {
             Ok(())
         } else {
-            Err("GMRES did not converge on the transposed stage system")
+            Err("GMRES did not converge on the transposed stage system".into())
         }
+    }
+
+    /// The stage solve by PETSc SNES; afterwards `last_f` holds `f(t, y)` at the solution.
+    fn solve_petsc<M: RhsJvp + ?Sized>(
+        &mut self,
+        model: &mut M,
+        t: f64,
+        gamma_h: f64,
+        rhs_const: &[f64],
+        p: &[f64],
+        y: &mut [f64],
+        stats: &mut Stats,
+    ) -> Result<(), NewtonFailure> {
+        petsc::solve(self, model, t, gamma_h, rhs_const, p, y, stats)?;
+        model.rhs(t, y, p, &mut self.column);
+        stats.rhs_evals += 1;
+        Ok(())
     }
 
     /// `G(y) = y − rhs_const − γh f(t, y)` into `self.residual`; returns `‖G‖₂`.

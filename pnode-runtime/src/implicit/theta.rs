@@ -42,6 +42,11 @@ pub(crate) fn check_newton(newton: &NewtonConfig) -> Result<()> {
              {newton:?}"
         )));
     }
+    if newton.linear == super::LinearSolver::Petsc && !super::petsc::AVAILABLE {
+        return Err(Error::InvalidConfig(
+            "LinearSolver::Petsc needs pnode-runtime built with the `petsc` feature".into(),
+        ));
+    }
     Ok(())
 }
 
