@@ -95,23 +95,6 @@ impl ErkStepper {
         self.s
     }
 
-    /// Stage input `Y_i = u + h Σ_{j<i} a_ij K_j` into `out` (`i ≥ 1`). The one routine that
-    /// forms stage values, so a kept stage and a recomputed one are bitwise identical.
-    fn stage_input(a_row: &[f64], k: &[f64], n: usize, h: f64, u: &[f64], out: &mut [f64]) {
-        out.fill(0.0);
-        for (j, &a_ij) in a_row.iter().enumerate() {
-            if a_ij != 0.0 {
-                let kj = &k[j * n..(j + 1) * n];
-                for (o, &kv) in out.iter_mut().zip(kj) {
-                    *o += a_ij * kv;
-                }
-            }
-        }
-        for (o, &uv) in out.iter_mut().zip(u) {
-            *o = uv + h * *o;
-        }
-    }
-
     /// Compute stage values for stages `0 … upto` (inclusive), evaluating `K_i` for
     /// `i ≤ last_k`; stage inputs go to `stages` when given, else to scratch.
     fn run_stages<M: Rhs + ?Sized>(
@@ -142,7 +125,7 @@ impl ErkStepper {
                 Some(st) => &mut st[i * n..(i + 1) * n],
                 None => &mut self.y,
             };
-            Self::stage_input(a_row, &self.k, n, at.h, u, y);
+            rk_combination(u, at.h, a_row, &self.k, y);
             if i <= last_k {
                 let (_, k_i) = self.k.split_at_mut(i * n);
                 model.rhs(t_i, y, p, &mut k_i[..n]);
@@ -178,18 +161,7 @@ impl<M: Rhs + ?Sized> ForwardStepper<M> for ErkStepper {
         stats: &mut Stats,
     ) -> Result<()> {
         self.run_stages(model, at, p, u, stages, self.s - 1, stats);
-        let n = self.n;
-        u_next.fill(0.0);
-        for (i, &b_i) in self.b.iter().enumerate() {
-            if b_i != 0.0 {
-                for (o, &kv) in u_next.iter_mut().zip(&self.k[i * n..(i + 1) * n]) {
-                    *o += b_i * kv;
-                }
-            }
-        }
-        for (o, &uv) in u_next.iter_mut().zip(u) {
-            *o = uv + at.h * *o;
-        }
+        rk_combination(u, at.h, &self.b, &self.k, u_next);
         Ok(())
     }
 
@@ -226,22 +198,16 @@ impl<M: RhsVjp + ?Sized> AdjointStepper<M> for ErkStepper {
     ) -> Result<()> {
         let (n, s) = (self.n, self.s);
         for i in (0..s).rev() {
-            // w_i = h (b_i λ + Σ_{j>i} a_ji ξ_j)
-            let b_i = self.b[i];
-            for (w, &l) in self.w.iter_mut().zip(lambda.iter()) {
-                *w = b_i * l;
-            }
-            for j in i + 1..s {
-                let a_ji = self.a[j * s + i];
-                if a_ji != 0.0 {
-                    for (w, &x) in self.w.iter_mut().zip(&self.xi[j * n..(j + 1) * n]) {
-                        *w += a_ji * x;
-                    }
-                }
-            }
-            for w in self.w.iter_mut() {
-                *w *= at.h;
-            }
+            let a = &self.a;
+            stage_cotangent(
+                i,
+                at.h,
+                self.b[i],
+                |j| a[j * s + i],
+                lambda,
+                &self.xi,
+                &mut self.w,
+            );
             let t_i = at.t + self.c[i] * at.h;
             let y_i = &stages[i * n..(i + 1) * n];
             model.vjp(
@@ -257,11 +223,64 @@ impl<M: RhsVjp + ?Sized> AdjointStepper<M> for ErkStepper {
                 *m += g;
             }
         }
-        for i in 0..s {
-            for (l, &x) in lambda.iter_mut().zip(&self.xi[i * n..(i + 1) * n]) {
-                *l += x;
+        add_stage_adjoints(lambda, &self.xi);
+        Ok(())
+    }
+}
+
+/// `out = u + h Σ_j w_j K_j` over the stage derivatives `k` (`w.len() × n`, row `j` is `K_j`),
+/// skipping zero weights: the one routine that forms stage inputs and step updates, so a kept
+/// stage and a recomputed one are bitwise identical.
+pub(crate) fn rk_combination(u: &[f64], h: f64, w: &[f64], k: &[f64], out: &mut [f64]) {
+    let n = u.len();
+    out.fill(0.0);
+    for (j, &w_j) in w.iter().enumerate() {
+        if w_j != 0.0 {
+            for (o, &kv) in out.iter_mut().zip(&k[j * n..(j + 1) * n]) {
+                *o += w_j * kv;
             }
         }
-        Ok(())
+    }
+    for (o, &uv) in out.iter_mut().zip(u) {
+        *o = uv + h * *o;
+    }
+}
+
+/// The cotangent of stage `i`'s derivative `K_i` in a reverse RK step:
+/// `w = h (b_i λ + Σ_{j>i} a_ji ξ_j)`, with `ξ` the stage adjoints (`s × n`, rows `j > i`
+/// already computed) and `a_ji(j)` the coefficient column below row `i`.
+pub(crate) fn stage_cotangent(
+    i: usize,
+    h: f64,
+    b_i: f64,
+    a_ji: impl Fn(usize) -> f64,
+    lambda: &[f64],
+    xi: &[f64],
+    w: &mut [f64],
+) {
+    let n = lambda.len();
+    let s = xi.len() / n;
+    for (wv, &l) in w.iter_mut().zip(lambda) {
+        *wv = b_i * l;
+    }
+    for j in i + 1..s {
+        let a = a_ji(j);
+        if a != 0.0 {
+            for (wv, &x) in w.iter_mut().zip(&xi[j * n..(j + 1) * n]) {
+                *wv += a * x;
+            }
+        }
+    }
+    for wv in w.iter_mut() {
+        *wv *= h;
+    }
+}
+
+/// `λ += Σ_i ξ_i` over the stage adjoints (`s × n`).
+pub(crate) fn add_stage_adjoints(lambda: &mut [f64], xi: &[f64]) {
+    for xi_i in xi.chunks_exact(lambda.len()) {
+        for (l, &x) in lambda.iter_mut().zip(xi_i) {
+            *l += x;
+        }
     }
 }

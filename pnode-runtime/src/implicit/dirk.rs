@@ -31,6 +31,7 @@
 use pnode_checkpoint::{Stats, StepCost};
 
 use super::newton::{Newton, NewtonConfig};
+use crate::erk::{add_stage_adjoints, rk_combination, stage_cotangent};
 use crate::error::{Error, Result};
 use crate::model::{RhsJvp, RhsVjp};
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
@@ -304,18 +305,8 @@ impl DirkStepper {
         stages[..n].copy_from_slice(u);
         for i in 0..s {
             // rhs_const = u + h Σ_{j<i} a_ij K_j
-            self.rhs_const.fill(0.0);
-            for j in 0..i {
-                let a_ij = self.tableau.a(i, j);
-                if a_ij != 0.0 {
-                    for (r, &kv) in self.rhs_const.iter_mut().zip(&self.k[j * n..(j + 1) * n]) {
-                        *r += a_ij * kv;
-                    }
-                }
-            }
-            for (r, &uv) in self.rhs_const.iter_mut().zip(u) {
-                *r = uv + at.h * *r;
-            }
+            let a_row = &self.tableau.a[i * s..i * s + i];
+            rk_combination(u, at.h, a_row, &self.k, &mut self.rhs_const);
             let t_i = at.t + self.tableau.c[i] * at.h;
             let a_ii = self.tableau.a(i, i);
             let y = &mut stages[(i + 1) * n..(i + 2) * n];
@@ -365,7 +356,6 @@ impl<M: RhsJvp + ?Sized> ForwardStepper<M> for DirkStepper {
         stages: Option<&mut [f64]>,
         stats: &mut Stats,
     ) -> Result<()> {
-        let n = self.n;
         // Stage values go to the caller's slot, or to scratch when they are not kept.
         let mut scratch = std::mem::take(&mut self.scratch_stages);
         let result = match stages {
@@ -374,17 +364,7 @@ impl<M: RhsJvp + ?Sized> ForwardStepper<M> for DirkStepper {
         };
         self.scratch_stages = scratch;
         result?;
-        u_next.fill(0.0);
-        for (i, &b_i) in self.tableau.b.iter().enumerate() {
-            if b_i != 0.0 {
-                for (o, &kv) in u_next.iter_mut().zip(&self.k[i * n..(i + 1) * n]) {
-                    *o += b_i * kv;
-                }
-            }
-        }
-        for (o, &uv) in u_next.iter_mut().zip(u) {
-            *o = uv + at.h * *o;
-        }
+        rk_combination(u, at.h, &self.tableau.b, &self.k, u_next);
         Ok(())
     }
 
@@ -415,21 +395,16 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for DirkStepper {
         let (n, s) = (self.n, self.tableau.s);
         for i in (0..s).rev() {
             // r_i = h (b_i λ + Σ_{j>i} a_ji ξ_j)
-            let b_i = self.tableau.b[i];
-            for (w, &l) in self.w.iter_mut().zip(lambda.iter()) {
-                *w = b_i * l;
-            }
-            for j in i + 1..s {
-                let a_ji = self.tableau.a(j, i);
-                if a_ji != 0.0 {
-                    for (w, &x) in self.w.iter_mut().zip(&self.xi[j * n..(j + 1) * n]) {
-                        *w += a_ji * x;
-                    }
-                }
-            }
-            for w in self.w.iter_mut() {
-                *w *= at.h;
-            }
+            let tab = &self.tableau;
+            stage_cotangent(
+                i,
+                at.h,
+                tab.b[i],
+                |j| tab.a(j, i),
+                lambda,
+                &self.xi,
+                &mut self.w,
+            );
             let t_i = at.t + self.tableau.c[i] * at.h;
             let y_i = &stages[(i + 1) * n..(i + 2) * n];
             let a_ii = self.tableau.a(i, i);
@@ -458,11 +433,7 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for DirkStepper {
                 *m += g;
             }
         }
-        for i in 0..s {
-            for (l, &x) in lambda.iter_mut().zip(&self.xi[i * n..(i + 1) * n]) {
-                *l += x;
-            }
-        }
+        add_stage_adjoints(lambda, &self.xi);
         Ok(())
     }
 }
