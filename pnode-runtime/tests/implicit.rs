@@ -210,7 +210,7 @@ fn robertson_grid() -> (TimeGrid, Vec<f64>) {
 #[test]
 fn robertson_gradients_match_finite_differences() {
     let (grid, outputs) = robertson_grid();
-    for theta in [1.0, 0.5] {
+    for theta in [1.0, 0.5, 0.75] {
         check_fd(
             theta,
             &Robertson::new(),
@@ -225,7 +225,7 @@ fn robertson_gradients_match_finite_differences() {
 #[test]
 fn stiff_van_der_pol_gradients_match_finite_differences() {
     let grid = TimeGrid::uniform(0.0, 1.0, 50).unwrap();
-    for theta in [1.0, 0.5] {
+    for theta in [1.0, 0.5, 0.75] {
         check_fd(
             theta,
             &VanDerPol::new(),
