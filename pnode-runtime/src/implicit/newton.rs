@@ -14,7 +14,7 @@ use crate::model::{RhsJvp, RhsVjp};
 use pnode_checkpoint::Stats;
 
 use super::dense::DenseLu;
-use super::gmres::{Gmres, GmresConfig};
+use super::gmres::{Gmres, GmresConfig, GmresResult};
 use super::petsc;
 
 /// Which linear solver Newton (and the adjoint's transposed solve) uses.
@@ -284,32 +284,25 @@ impl Newton {
             self.lu.solve(&mut self.delta, &mut self.scratch);
             return Ok(());
         };
-        self.delta.fill(0.0);
-        let pc = self.preconditioner.clone();
-        let args = PreconditionerArgs {
-            t,
-            y,
-            p,
-            gamma_h,
-            transpose: false,
-        };
-        let mut op = StageOperator {
+        let op = StageOperator {
             model,
             t,
             y,
             p,
             gamma_h,
-            stats: &mut *stats,
+            stats,
             grad_p: &mut self.grad_p,
         };
-        let result = gmres.solve(
+        let result = run_gmres(
+            &mut gmres,
+            &self.preconditioner,
+            op,
+            false,
+            |op, v, out| op.apply(v, out),
             &self.residual,
             &mut self.delta,
-            &mut |v, out| op.apply(v, out),
-            &mut |r, z| precondition(&pc, args, r, z),
         );
         self.gmres = Some(gmres);
-        stats.linear_iterations += result.iterations as u64;
         if result.converged {
             Ok(())
         } else {
@@ -339,32 +332,25 @@ impl Newton {
             return Ok(());
         };
         self.residual.copy_from_slice(x);
-        x.fill(0.0);
-        let pc = self.preconditioner.clone();
-        let args = PreconditionerArgs {
-            t,
-            y,
-            p,
-            gamma_h,
-            transpose: true,
-        };
-        let mut op = StageOperator {
+        let op = StageOperator {
             model,
             t,
             y,
             p,
             gamma_h,
-            stats: &mut *stats,
+            stats,
             grad_p: &mut self.grad_p,
         };
-        let result = gmres.solve(
+        let result = run_gmres(
+            &mut gmres,
+            &self.preconditioner,
+            op,
+            true,
+            |op, v, out| op.apply_transpose(v, out),
             &self.residual,
             x,
-            &mut |v, out| op.apply_transpose(v, out),
-            &mut |r, z| precondition(&pc, args, r, z),
         );
         self.gmres = Some(gmres);
-        stats.linear_iterations += result.iterations as u64;
         if result.converged {
             Ok(())
         } else {
@@ -410,6 +396,32 @@ impl Newton {
         }
         sq.sqrt()
     }
+}
+
+/// GMRES from a zero guess on the stage operator `op` (or its transpose, through `apply`), with
+/// the preconditioner hook told which; Krylov iterations go to the statistics.
+fn run_gmres<'a, M: ?Sized>(
+    gmres: &mut Gmres,
+    pc: &Option<Preconditioner>,
+    mut op: StageOperator<'a, M>,
+    transpose: bool,
+    mut apply: impl FnMut(&mut StageOperator<'a, M>, &[f64], &mut [f64]),
+    b: &[f64],
+    x: &mut [f64],
+) -> GmresResult {
+    x.fill(0.0);
+    let args = PreconditionerArgs {
+        t: op.t,
+        y: op.y,
+        p: op.p,
+        gamma_h: op.gamma_h,
+        transpose,
+    };
+    let result = gmres.solve(b, x, &mut |v, out| apply(&mut op, v, out), &mut |r, z| {
+        precondition(pc, args, r, z)
+    });
+    op.stats.linear_iterations += result.iterations as u64;
+    result
 }
 
 fn precondition(
