@@ -308,6 +308,40 @@ unsafe extern "C" fn transpose_mult(a: ffi::Mat, v: ffi::Vec, out: ffi::Vec) -> 
     }
 }
 
+/// An `n × n` shell matrix with context `ctx` whose operation `op` is `f`.
+fn shell(n: i32, ctx: *mut c_void, op: c_int, f: ffi::MatMultFn) -> Result<PMat, Error> {
+    let mut mat = ptr::null_mut();
+    // SAFETY: PETSc is initialized (the caller holds the lock); the matrix is owned by PMat;
+    // the caller keeps `ctx` alive while the matrix is used.
+    unsafe {
+        check(
+            "MatCreateShell",
+            ffi::MatCreateShell(ffi::comm_self(), n, n, n, n, ctx, &mut mat),
+        )?;
+        let mat = PMat(mat);
+        check(
+            "MatShellSetOperation",
+            ffi::MatShellSetOperation(mat.0, op, Some(f)),
+        )?;
+        Ok(mat)
+    }
+}
+
+/// No preconditioner (shell matrices have no entries) and relative tolerance `rtol`.
+fn unpreconditioned(ksp: ffi::Ksp, rtol: f64) -> Result<(), Error> {
+    let pc_none = CString::new("none").expect("no NUL");
+    let mut pc = ptr::null_mut();
+    // SAFETY: `ksp` is a live KSP of the solve in progress.
+    unsafe {
+        check("KSPGetPC", ffi::KSPGetPC(ksp, &mut pc))?;
+        check("PCSetType", ffi::PCSetType(pc, pc_none.as_ptr()))?;
+        check(
+            "KSPSetTolerances",
+            ffi::KSPSetTolerances(ksp, rtol, 1e-300, 1e10, 10_000),
+        )
+    }
+}
+
 /// Solves implicit stage systems of one size with PETSc.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StageSolver {
@@ -361,26 +395,14 @@ impl StageSolver {
             panicked: false,
         };
         let ctx_ptr = &mut ctx as *mut SnesContext<'_> as *mut c_void;
-        let mut mat = ptr::null_mut();
+        let mat = shell(n, ctx_ptr, ffi::MATOP_MULT, jacobian_mult)?;
+        let mut snes = ptr::null_mut();
         // SAFETY: all handles are created here and destroyed by their RAII owners; ctx
         // outlives the solve.
         unsafe {
-            check(
-                "MatCreateShell",
-                ffi::MatCreateShell(ffi::comm_self(), n, n, n, n, ctx_ptr, &mut mat),
-            )?;
-        }
-        let mat = PMat(mat);
-        let mut snes = ptr::null_mut();
-        unsafe {
-            check(
-                "MatShellSetOperation",
-                ffi::MatShellSetOperation(mat.0, ffi::MATOP_MULT, Some(jacobian_mult)),
-            )?;
             check("SNESCreate", ffi::SNESCreate(ffi::comm_self(), &mut snes))?;
         }
         let snes = PSnes(snes);
-        let pc_none = CString::new("none").expect("no NUL");
         unsafe {
             check(
                 "SNESSetFunction",
@@ -403,13 +425,7 @@ impl StageSolver {
             )?;
             let mut ksp = ptr::null_mut();
             check("SNESGetKSP", ffi::SNESGetKSP(snes.0, &mut ksp))?;
-            let mut pc = ptr::null_mut();
-            check("KSPGetPC", ffi::KSPGetPC(ksp, &mut pc))?;
-            check("PCSetType", ffi::PCSetType(pc, pc_none.as_ptr()))?;
-            check(
-                "KSPSetTolerances",
-                ffi::KSPSetTolerances(ksp, self.ksp_rtol, 1e-300, 1e10, 10_000),
-            )?;
+            unpreconditioned(ksp, self.ksp_rtol)?;
             check("SNESSetFromOptions", ffi::SNESSetFromOptions(snes.0))?;
             let solved = ffi::SNESSolve(snes.0, ptr::null_mut(), x.0);
             if ctx.panicked {
@@ -463,30 +479,14 @@ impl StageSolver {
             panicked: false,
         };
         let ctx_ptr = &mut ctx as *mut KspContext<'_> as *mut c_void;
-        let pc_none = CString::new("none").expect("no NUL");
+        let mat = shell(n, ctx_ptr, ffi::MATOP_MULT_TRANSPOSE, transpose_mult)?;
         // SAFETY: handles are created here and owned by RAII wrappers; ctx outlives the solve.
         unsafe {
-            let mut mat = ptr::null_mut();
-            check(
-                "MatCreateShell",
-                ffi::MatCreateShell(ffi::comm_self(), n, n, n, n, ctx_ptr, &mut mat),
-            )?;
-            let mat = PMat(mat);
-            check(
-                "MatShellSetOperation",
-                ffi::MatShellSetOperation(mat.0, ffi::MATOP_MULT_TRANSPOSE, Some(transpose_mult)),
-            )?;
             let mut ksp = ptr::null_mut();
             check("KSPCreate", ffi::KSPCreate(ffi::comm_self(), &mut ksp))?;
             let ksp = PKsp(ksp);
             check("KSPSetOperators", ffi::KSPSetOperators(ksp.0, mat.0, mat.0))?;
-            let mut pc = ptr::null_mut();
-            check("KSPGetPC", ffi::KSPGetPC(ksp.0, &mut pc))?;
-            check("PCSetType", ffi::PCSetType(pc, pc_none.as_ptr()))?;
-            check(
-                "KSPSetTolerances",
-                ffi::KSPSetTolerances(ksp.0, self.ksp_rtol, 1e-300, 1e10, 10_000),
-            )?;
+            unpreconditioned(ksp.0, self.ksp_rtol)?;
             check("KSPSetFromOptions", ffi::KSPSetFromOptions(ksp.0))?;
             let solved = ffi::KSPSolveTranspose(ksp.0, vb.0, vx.0);
             if ctx.panicked {

@@ -210,18 +210,8 @@ impl<M: RhsVjp + ?Sized> AdjointStepper<M> for ErkStepper {
             );
             let t_i = at.t + self.c[i] * at.h;
             let y_i = &stages[i * n..(i + 1) * n];
-            model.vjp(
-                t_i,
-                y_i,
-                p,
-                &self.w,
-                &mut self.xi[i * n..(i + 1) * n],
-                &mut self.gp,
-            );
-            stats.vjp_evals += 1;
-            for (m, &g) in mu.iter_mut().zip(&self.gp) {
-                *m += g;
-            }
+            let xi_i = &mut self.xi[i * n..(i + 1) * n];
+            stage_vjp(model, t_i, y_i, p, &self.w, xi_i, &mut self.gp, mu, stats);
         }
         add_stage_adjoints(lambda, &self.xi);
         Ok(())
@@ -273,6 +263,26 @@ pub(crate) fn stage_cotangent(
     }
     for wv in w.iter_mut() {
         *wv *= h;
+    }
+}
+
+/// One stage VJP at its own point with its own cotangent: `gu = f_u(t, y)ᵀ w`,
+/// `gp = f_θ(t, y)ᵀ w`, and `μ += gp`.
+pub(crate) fn stage_vjp<M: RhsVjp + ?Sized>(
+    model: &mut M,
+    t: f64,
+    y: &[f64],
+    p: &[f64],
+    w: &[f64],
+    gu: &mut [f64],
+    gp: &mut [f64],
+    mu: &mut [f64],
+    stats: &mut Stats,
+) {
+    model.vjp(t, y, p, w, gu, gp);
+    stats.vjp_evals += 1;
+    for (m, &g) in mu.iter_mut().zip(gp.iter()) {
+        *m += g;
     }
 }
 

@@ -31,7 +31,7 @@
 use pnode_checkpoint::{Stats, StepCost};
 
 use super::newton::{Newton, NewtonConfig};
-use crate::erk::{add_stage_adjoints, rk_combination, stage_cotangent};
+use crate::erk::{add_stage_adjoints, rk_combination, stage_cotangent, stage_vjp};
 use crate::error::{Error, Result};
 use crate::model::{RhsJvp, RhsVjp};
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
@@ -420,18 +420,8 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for DirkStepper {
                         reason: format!("adjoint of stage {i}: {reason}"),
                     })?;
             }
-            model.vjp(
-                t_i,
-                y_i,
-                p,
-                &self.w,
-                &mut self.xi[i * n..(i + 1) * n],
-                &mut self.gp,
-            );
-            stats.vjp_evals += 1;
-            for (m, &g) in mu.iter_mut().zip(&self.gp) {
-                *m += g;
-            }
+            let xi_i = &mut self.xi[i * n..(i + 1) * n];
+            stage_vjp(model, t_i, y_i, p, &self.w, xi_i, &mut self.gp, mu, stats);
         }
         add_stage_adjoints(lambda, &self.xi);
         Ok(())

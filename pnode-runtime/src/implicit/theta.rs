@@ -27,6 +27,7 @@
 use pnode_checkpoint::{Stats, StepCost};
 
 use super::newton::{Newton, NewtonConfig, NewtonFailure};
+use crate::erk::stage_vjp;
 use crate::error::{Error, Result};
 use crate::model::{RhsJvp, RhsVjp};
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
@@ -252,11 +253,17 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for ThetaStepper {
         for (w, &v) in self.w.iter_mut().zip(&self.nu) {
             *w = self.theta * at.h * v;
         }
-        model.vjp(t_next, u_next, p, &self.w, &mut self.gu, &mut self.gp);
-        stats.vjp_evals += 1;
-        for (m, &g) in mu.iter_mut().zip(&self.gp) {
-            *m += g;
-        }
+        stage_vjp(
+            model,
+            t_next,
+            u_next,
+            p,
+            &self.w,
+            &mut self.gu,
+            &mut self.gp,
+            mu,
+            stats,
+        );
         // λ_n = ν + f_u(u_n)ᵀ ((1−θ)hν),  μ += f_θ(u_n)ᵀ ((1−θ)hν)
         lambda.copy_from_slice(&self.nu);
         let explicit_part = 1.0 - self.theta;
@@ -264,13 +271,19 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for ThetaStepper {
             for (w, &v) in self.w.iter_mut().zip(&self.nu) {
                 *w = explicit_part * at.h * v;
             }
-            model.vjp(at.t, u_n, p, &self.w, &mut self.gu, &mut self.gp);
-            stats.vjp_evals += 1;
+            stage_vjp(
+                model,
+                at.t,
+                u_n,
+                p,
+                &self.w,
+                &mut self.gu,
+                &mut self.gp,
+                mu,
+                stats,
+            );
             for (l, &g) in lambda.iter_mut().zip(&self.gu) {
                 *l += g;
-            }
-            for (m, &g) in mu.iter_mut().zip(&self.gp) {
-                *m += g;
             }
         }
         Ok(())
