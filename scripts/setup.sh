@@ -44,3 +44,33 @@ ensure_petsc() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         libpetsc-real3.18-dev openmpi-bin pkg-config
 }
+
+# PyTorch 2.13.0 (the libtorch tch 0.26 binds) in the project's .venv, for the `torch` feature.
+# tch's build finds it through the active Python (LIBTORCH_USE_PYTORCH=1); pnode-torch's build
+# script adds an rpath to torch/lib, so binaries run without LD_LIBRARY_PATH.
+TORCH_VERSION=2.13.0
+ensure_torch() {
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    local venv="$root/.venv"
+    if [ ! -x "$venv/bin/python" ]; then
+        echo "creating $venv ..."
+        python3 -m venv "$venv"
+    fi
+    if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+        echo "installing torch==$TORCH_VERSION into $venv (pip) ..."
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+    fi
+    export VIRTUAL_ENV="$venv"
+    export PATH="$venv/bin:$PATH"
+    export LIBTORCH_USE_PYTORCH=1
+}
+
+# torchdiffeq (from pip, into the same .venv) for the side-by-side benchmarks.
+ensure_torchdiffeq() {
+    ensure_torch
+    if ! python -c "import torchdiffeq" 2>/dev/null; then
+        echo "installing torchdiffeq into $VIRTUAL_ENV (pip) ..."
+        python -m pip install -q --disable-pip-version-check torchdiffeq
+    fi
+}

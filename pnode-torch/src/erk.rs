@@ -1,0 +1,231 @@
+//! Explicit Runge–Kutta steps over tensors and their discrete adjoint: the tensor twin of
+//! `pnode_runtime::erk`, with the same live-stage reduction and the same formulas.
+//!
+//! Forward (Hairer–Nørsett–Wanner I, §II.1), over the live stages `i = 1 … s`:
+//!
+//! ```text
+//! Y_i = u_n + h Σ_{j<i} a_ij K_j,   K_i = f(t_n + c_i h, Y_i),   u_{n+1} = u_n + h Σ_i b_i K_i.
+//! ```
+//!
+//! Reverse (Hager 2000; Sandu 2006), `i = s … 1`, each VJP at its own stage input with its own
+//! cotangent:
+//!
+//! ```text
+//! w_i = h (b_i λ_{n+1} + Σ_{j>i} a_ji ξ_j),   (ξ_i, g_i) = (f_u(Y_i)ᵀ w_i, f_θ(Y_i)ᵀ w_i),
+//! λ_n = λ_{n+1} + Σ_i ξ_i,                     μ += Σ_i g_i.
+//! ```
+//!
+//! The kept stage values are the stage inputs `Y_1 = u_n, …, Y_s`; recomputing them costs
+//! `s − 1` RHS evaluations.
+//!
+//! # References
+//! * E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, 1993.
+//! * W. W. Hager, "Runge–Kutta methods in optimal control and the transformed adjoint system",
+//!   Numer. Math. 87 (2000).
+//! * A. Sandu, "On the properties of Runge–Kutta discrete adjoints", ICCS 2006.
+
+use pnode_runtime::Tableau;
+use pnode_runtime::checkpoint::{Stats, StepCost};
+use tch::Tensor;
+
+use crate::error::{Error, Phase, Result};
+use crate::ffi;
+use crate::model::TensorRhs;
+
+/// Grid position of a step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepAt {
+    pub index: usize,
+    pub t: f64,
+    pub h: f64,
+}
+
+/// The live stages of an explicit tableau.
+#[derive(Debug, Clone)]
+pub(crate) struct TensorErk {
+    tableau: Tableau,
+    /// `a[i][j]` over live stages, row-major `s × s`.
+    a: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<f64>,
+    s: usize,
+}
+
+impl TensorErk {
+    pub fn new(tableau: Tableau) -> Self {
+        let live: Vec<usize> = (0..tableau.stages())
+            .filter(|&i| tableau.is_live(i))
+            .collect();
+        let s = live.len();
+        let mut a = vec![0.0; s * s];
+        for (li, &i) in live.iter().enumerate() {
+            for (lj, &j) in live.iter().enumerate().take(li) {
+                a[li * s + lj] = tableau.a(i, j);
+            }
+        }
+        let b = live.iter().map(|&i| tableau.b()[i]).collect();
+        let c = live.iter().map(|&i| tableau.c()[i]).collect();
+        Self {
+            tableau,
+            a,
+            b,
+            c,
+            s,
+        }
+    }
+
+    pub fn tableau(&self) -> &Tableau {
+        &self.tableau
+    }
+
+    pub fn cost(&self) -> StepCost {
+        let s = self.s as u64;
+        StepCost {
+            rhs_per_step: s,
+            rhs_per_stage_recompute: s - 1,
+            vjp_per_reverse: s,
+            stage_vectors: s,
+        }
+    }
+
+    fn rhs(
+        model: &mut dyn TensorRhs,
+        at: StepAt,
+        t: f64,
+        y: &Tensor,
+        stats: &mut Stats,
+    ) -> Result<Tensor> {
+        stats.rhs_evals += 1;
+        model.rhs(t, y).map_err(|cause| Error::Model {
+            phase: Phase::Rhs,
+            step: at.index,
+            t,
+            cause,
+        })
+    }
+
+    /// Stage inputs (and derivatives `K_i` for `i ≤ last_k`) from `u`.
+    fn stages(
+        &self,
+        model: &mut dyn TensorRhs,
+        at: StepAt,
+        u: &Tensor,
+        last_k: usize,
+        stats: &mut Stats,
+    ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+        let mut ys = Vec::with_capacity(self.s);
+        let mut ks: Vec<Tensor> = Vec::with_capacity(self.s);
+        for i in 0..self.s {
+            let y = if i == 0 {
+                u.shallow_clone()
+            } else {
+                combination(u, at.h, &self.a[i * self.s..i * self.s + i], &ks)?
+            };
+            if i <= last_k {
+                ks.push(Self::rhs(model, at, at.t + self.c[i] * at.h, &y, stats)?);
+            }
+            ys.push(y);
+        }
+        Ok((ys, ks))
+    }
+
+    /// One step from `u`; returns `u_{n+1}` and, when `keep`, the stage inputs.
+    pub fn step(
+        &self,
+        model: &mut dyn TensorRhs,
+        at: StepAt,
+        u: &Tensor,
+        keep: bool,
+        stats: &mut Stats,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let (ys, ks) = self.stages(model, at, u, self.s - 1, stats)?;
+        let next = combination(u, at.h, &self.b, &ks)?;
+        Ok((next, if keep { ys } else { Vec::new() }))
+    }
+
+    /// The stage inputs of the step from `u`, without the last stage's derivative.
+    pub fn recompute_stages(
+        &self,
+        model: &mut dyn TensorRhs,
+        at: StepAt,
+        u: &Tensor,
+        stats: &mut Stats,
+    ) -> Result<Vec<Tensor>> {
+        let (ys, _) = self.stages(model, at, u, self.s.saturating_sub(2), stats)?;
+        Ok(ys)
+    }
+
+    /// Reverses one step: `λ ← λ_n`, `μ += Σ g_i`.
+    pub fn reverse(
+        &self,
+        model: &mut dyn TensorRhs,
+        at: StepAt,
+        stages: &[Tensor],
+        lambda: &mut Tensor,
+        mu: &mut [Tensor],
+        stats: &mut Stats,
+    ) -> Result<()> {
+        let s = self.s;
+        let mut xi: Vec<Option<Tensor>> = (0..s).map(|_| None).collect();
+        for i in (0..s).rev() {
+            // w = h (b_i λ + Σ_{j>i} a_ji ξ_j)
+            let w = lambda.zeros_like();
+            if self.b[i] != 0.0 {
+                ffi::add_scaled_(&w, lambda, at.h * self.b[i])?;
+            }
+            for (j, xi_j) in xi.iter().enumerate().skip(i + 1) {
+                let a_ji = self.a[j * s + i];
+                if a_ji != 0.0 {
+                    let xi_j = xi_j.as_ref().expect("later stages are reversed first");
+                    ffi::add_scaled_(&w, xi_j, at.h * a_ji)?;
+                }
+            }
+            let t_i = at.t + self.c[i] * at.h;
+            stats.vjp_evals += 1;
+            let (gu, gp) = model
+                .vjp(t_i, &stages[i], &w)
+                .map_err(|cause| Error::Model {
+                    phase: Phase::Vjp,
+                    step: at.index,
+                    t: t_i,
+                    cause,
+                })?;
+            if gp.len() != mu.len() {
+                return Err(Error::Model {
+                    phase: Phase::Vjp,
+                    step: at.index,
+                    t: t_i,
+                    cause: format!(
+                        "returned {} parameter cotangents for {} parameters",
+                        gp.len(),
+                        mu.len()
+                    ),
+                });
+            }
+            for (m, g) in mu.iter_mut().zip(&gp) {
+                ffi::add_scaled_(m, g, 1.0)?;
+            }
+            xi[i] = Some(gu);
+        }
+        for x in xi.iter().flatten() {
+            ffi::add_scaled_(lambda, x, 1.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// `u + h Σ_j w_j K_j` over the nonzero weights: the one routine forming stage inputs and step
+/// updates, so kept and recomputed stages are bitwise identical.
+fn combination(u: &Tensor, h: f64, w: &[f64], ks: &[Tensor]) -> Result<Tensor> {
+    let mut out: Option<Tensor> = None;
+    for (&w_j, k_j) in w.iter().zip(ks) {
+        if w_j == 0.0 {
+            continue;
+        }
+        match &out {
+            None => out = Some(ffi::add_scaled(u, k_j, h * w_j)?),
+            Some(o) => ffi::add_scaled_(o, k_j, h * w_j)?,
+        }
+    }
+    Ok(out.unwrap_or_else(|| u.copy()))
+}

@@ -1,0 +1,162 @@
+//! Safe wrappers over `csrc/shim.cpp`, the libtorch C++ API that tch does not expose.
+//!
+//! Tensors cross as tch's `C_tensor` handles (heap-allocated `at::Tensor`): a handle the shim
+//! returns is owned by the Rust [`Tensor`] wrapping it; a handle Rust passes for the shim to
+//! keep is forgotten on the Rust side ([`into_raw`]).
+
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+
+use tch::Tensor;
+use torch_sys::C_tensor;
+
+use crate::error::{Error, Result};
+
+/// Backward callback of an ODE-block node: see `pnode_backward_fn` in `csrc/shim.cpp`.
+pub(crate) type BackwardFn = unsafe extern "C" fn(
+    state: *mut c_void,
+    grads: *mut *mut C_tensor,
+    n_grads: c_int,
+    out: *mut *mut C_tensor,
+    n_out: c_int,
+) -> *mut c_char;
+
+/// Drops the state of an ODE-block node.
+pub(crate) type DropFn = unsafe extern "C" fn(state: *mut c_void);
+
+unsafe extern "C" {
+    fn pnode_free_message(msg: *mut c_char);
+    fn pnode_alloc_message(msg: *const c_char, len: usize) -> *mut c_char;
+    fn pnode_grad_enabled() -> c_int;
+    fn pnode_attach_backward(
+        inputs: *const *mut C_tensor,
+        n_inputs: c_int,
+        outputs: *const *mut C_tensor,
+        n_outputs: c_int,
+        state: *mut c_void,
+        backward: BackwardFn,
+        drop: DropFn,
+    ) -> *mut c_char;
+    fn pnode_vjp(
+        out: *mut C_tensor,
+        cot: *mut C_tensor,
+        inputs: *const *mut C_tensor,
+        n_inputs: c_int,
+        grads: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn pnode_add_scaled(
+        y: *mut C_tensor,
+        x: *mut C_tensor,
+        alpha: f64,
+        result: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn pnode_add_scaled_(y: *mut C_tensor, x: *mut C_tensor, alpha: f64) -> *mut c_char;
+}
+
+fn raw(t: &Tensor) -> *mut C_tensor {
+    t.as_ptr() as *mut C_tensor
+}
+
+/// Hands `t`'s handle over to C++, which deletes it.
+pub(crate) fn into_raw(t: Tensor) -> *mut C_tensor {
+    let ptr = raw(&t);
+    std::mem::forget(t);
+    ptr
+}
+
+/// Wraps a handle the shim allocated; `None` for NULL.
+///
+/// # Safety
+/// `ptr` is NULL or a live `at::Tensor*` from `new`, owned by nobody else.
+pub(crate) unsafe fn from_raw(ptr: *mut C_tensor) -> Option<Tensor> {
+    // SAFETY: the caller guarantees ownership of a live handle.
+    (!ptr.is_null()).then(|| unsafe { Tensor::from_ptr(ptr) })
+}
+
+/// Turns a shim result into `Ok(())` or the error it carries, freeing the message.
+fn check(msg: *mut c_char) -> Result<()> {
+    if msg.is_null() {
+        return Ok(());
+    }
+    // SAFETY: non-NULL results are NUL-terminated strings from malloc, ours to free.
+    let text = unsafe { CStr::from_ptr(msg) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { pnode_free_message(msg) };
+    Err(Error::Torch(crate::error::trim_torch_message(&text)))
+}
+
+/// A malloc'd C string for the shim to free (a callback's error).
+pub(crate) fn c_message(text: &str) -> *mut c_char {
+    // SAFETY: reads `len` bytes of a live str.
+    unsafe { pnode_alloc_message(text.as_ptr().cast(), text.len()) }
+}
+
+/// Whether autograd records operations on this thread now (`at::GradMode::is_enabled`).
+pub(crate) fn grad_enabled() -> bool {
+    // SAFETY: no arguments; reads a thread-local flag.
+    unsafe { pnode_grad_enabled() != 0 }
+}
+
+/// `(∂out/∂inputs[i])ᵀ cot` for every input, zeros where `out` does not depend on it; frees
+/// the graph behind `out` (one backward pass).
+pub(crate) fn vjp(out: &Tensor, cot: &Tensor, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let ins: Vec<*mut C_tensor> = inputs.iter().map(|t| raw(t)).collect();
+    let mut grads = vec![std::ptr::null_mut(); ins.len()];
+    // SAFETY: all handles are live for the call; the shim fills `grads` with new handles.
+    check(unsafe {
+        pnode_vjp(
+            raw(out),
+            raw(cot),
+            ins.as_ptr(),
+            ins.len() as c_int,
+            grads.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: on success every entry is a fresh handle.
+    Ok(grads
+        .into_iter()
+        .map(|g| unsafe { from_raw(g) }.expect("pnode_vjp returns a tensor per input"))
+        .collect())
+}
+
+/// `y + α x` as one op.
+pub(crate) fn add_scaled(y: &Tensor, x: &Tensor, alpha: f64) -> Result<Tensor> {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: live handles; the shim writes a fresh handle on success.
+    check(unsafe { pnode_add_scaled(raw(y), raw(x), alpha, &mut out) })?;
+    // SAFETY: fresh handle.
+    Ok(unsafe { from_raw(out) }.expect("pnode_add_scaled returns a tensor"))
+}
+
+/// `y += α x` in place.
+pub(crate) fn add_scaled_(y: &Tensor, x: &Tensor, alpha: f64) -> Result<()> {
+    // SAFETY: live handles.
+    check(unsafe { pnode_add_scaled_(raw(y), raw(x), alpha) })
+}
+
+/// Makes `outputs` the outputs of a new autograd node over `inputs` whose backward is
+/// `backward(state, …)`; the node owns `state` (dropped with `drop`, also on error).
+pub(crate) fn attach_backward(
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+    state: *mut c_void,
+    backward: BackwardFn,
+    drop: DropFn,
+) -> Result<()> {
+    let ins: Vec<*mut C_tensor> = inputs.iter().map(|t| raw(t)).collect();
+    let outs: Vec<*mut C_tensor> = outputs.iter().map(|t| raw(t)).collect();
+    // SAFETY: live handles for the call; ownership of `state` passes to the shim.
+    check(unsafe {
+        pnode_attach_backward(
+            ins.as_ptr(),
+            ins.len() as c_int,
+            outs.as_ptr(),
+            outs.len() as c_int,
+            state,
+            backward,
+            drop,
+        )
+    })
+}

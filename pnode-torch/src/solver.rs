@@ -1,0 +1,456 @@
+//! The schedule executor over tensors: forward solves, checkpointed forward sweeps and
+//! discrete-adjoint reverse sweeps of an explicit Runge–Kutta method, running any RAM
+//! [`Schedule`] from `pnode-checkpoint` — the tensor twin of `pnode_runtime::Solver`.
+//!
+//! The state is a tensor of any shape, dtype and device; checkpoints hold tensors on the
+//! state's device. The schedule is planned when the state's size is first known (a
+//! [`Budget::Bytes`](pnode_runtime::Budget) budget depends on it) and re-planned only when it
+//! changes. The loss enters through `g_k = ∂L/∂u(t_k)`: the reverse sweep starts from
+//! `λ_N = g_N`, adds `g_k` as it passes output `k`, and ends with `λ_0 = dL/du_0` and
+//! `μ = dL/dθ`.
+
+use std::sync::Arc;
+
+use pnode_runtime::checkpoint::{Action, Checkpointing, Schedule, StageSource, Stats};
+use pnode_runtime::{Tableau, TimeGrid};
+use tch::Tensor;
+
+use crate::erk::{StepAt, TensorErk};
+use crate::error::{Error, Result};
+use crate::model::{TensorRhs, check_like};
+
+/// `dL/du_0` and `dL/dθ` (one tensor per parameter, in [`TensorRhs::parameters`] order).
+#[derive(Debug)]
+pub struct TensorGradient {
+    /// `dL/du_0`, shaped like the state.
+    pub du0: Tensor,
+    /// `dL/dθ_i`, shaped like each parameter.
+    pub dparams: Vec<Tensor>,
+}
+
+/// Bytes of one state tensor.
+pub(crate) fn tensor_bytes(t: &Tensor) -> u64 {
+    (t.numel() * t.kind().elt_size_in_bytes()) as u64
+}
+
+/// Fixed-step explicit Runge–Kutta solver over tensors with exact discrete-adjoint gradients,
+/// executing a checkpoint schedule.
+#[derive(Debug)]
+pub struct TensorSolver {
+    erk: TensorErk,
+    grid: TimeGrid,
+    output_idx: Vec<usize>,
+    checkpointing: Checkpointing,
+    /// The planned schedule and the state bytes it was planned for.
+    plan: Option<(u64, Arc<Schedule>)>,
+    slots: Vec<Vec<Tensor>>,
+    tape: Vec<Tensor>,
+    current: Option<Tensor>,
+    outputs: Vec<Tensor>,
+    stats: Stats,
+    vector_bytes: u64,
+    forwarded: bool,
+}
+
+impl TensorSolver {
+    /// A solver for `tableau` (explicit) on `grid`, reporting the solution at `output_times`
+    /// (grid points, increasing) and checkpointing as `checkpointing` says. Disk tiers are not
+    /// supported for tensors (planning one is an error at the first forward sweep).
+    pub fn new(
+        tableau: Tableau,
+        grid: TimeGrid,
+        output_times: &[f64],
+        checkpointing: Checkpointing,
+    ) -> Result<Self> {
+        let output_idx = grid.output_indices(output_times)?;
+        Ok(Self {
+            erk: TensorErk::new(tableau),
+            grid,
+            output_idx,
+            checkpointing,
+            plan: None,
+            slots: Vec::new(),
+            tape: Vec::new(),
+            current: None,
+            outputs: Vec::new(),
+            stats: Stats::default(),
+            vector_bytes: 0,
+            forwarded: false,
+        })
+    }
+
+    /// A solver with this one's configuration and plan but no run state (checkpoints), for a
+    /// concurrent forward/backward pair.
+    pub fn spawn(&self) -> Self {
+        Self {
+            erk: self.erk.clone(),
+            grid: self.grid.clone(),
+            output_idx: self.output_idx.clone(),
+            checkpointing: self.checkpointing.clone(),
+            plan: self.plan.clone(),
+            slots: Vec::new(),
+            tape: Vec::new(),
+            current: None,
+            outputs: Vec::new(),
+            stats: Stats::default(),
+            vector_bytes: 0,
+            forwarded: false,
+        }
+    }
+
+    /// The tableau.
+    pub fn tableau(&self) -> &Tableau {
+        self.erk.tableau()
+    }
+
+    /// The time grid.
+    pub fn grid(&self) -> &TimeGrid {
+        &self.grid
+    }
+
+    /// Number of output times.
+    pub fn n_outputs(&self) -> usize {
+        self.output_idx.len()
+    }
+
+    /// The schedule planned for the last state size (after the first forward sweep).
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.plan.as_ref().map(|(_, s)| s.as_ref())
+    }
+
+    /// Statistics of the last run (forward, plus reverse if one followed); byte counts are
+    /// tensor bytes held by checkpoints.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The statistics the cost model predicts for a forward + reverse run with a state like
+    /// `u0`.
+    pub fn predicted_stats(&mut self, u0: &Tensor) -> Result<Stats> {
+        let bytes = tensor_bytes(u0);
+        let schedule = self.schedule_for(bytes)?;
+        Ok(schedule
+            .predict(&self.erk.cost(), bytes)
+            .map_err(pnode_runtime::Error::from)?)
+    }
+
+    /// Outputs of the last forward run, `u(t_k)` for each output time.
+    pub fn outputs(&self) -> &[Tensor] {
+        &self.outputs
+    }
+
+    fn schedule_for(&mut self, bytes: u64) -> Result<Arc<Schedule>> {
+        if let Some((planned, schedule)) = &self.plan
+            && *planned == bytes
+        {
+            return Ok(schedule.clone());
+        }
+        let cost = self.erk.cost();
+        let schedule = self
+            .checkpointing
+            .plan(self.grid.n_steps(), &cost, bytes)
+            .map_err(pnode_runtime::Error::from)?;
+        schedule
+            .predict(&cost, bytes)
+            .map_err(pnode_runtime::Error::from)?;
+        if schedule.disk_slots().next().is_some() {
+            return Err(Error::Usage(format!(
+                "checkpoint schedule {} keeps slots on disk; the tensor backend keeps checkpoints \
+                 in memory (use store-all, solution-only, Revolve, online or a RAM budget)",
+                schedule.name()
+            )));
+        }
+        let schedule = Arc::new(schedule);
+        self.plan = Some((bytes, schedule.clone()));
+        Ok(schedule)
+    }
+
+    /// Solve forward without keeping checkpoints; returns `u(t_k)` for each output time.
+    pub fn solve(&mut self, model: &mut dyn TensorRhs, u0: &Tensor) -> Result<&[Tensor]> {
+        self.forwarded = false;
+        let schedule = Schedule::forward_only(self.grid.n_steps());
+        self.run_forward(model, u0, &schedule)?;
+        self.release();
+        Ok(&self.outputs)
+    }
+
+    /// Solve forward keeping the schedule's checkpoints; follow with
+    /// [`TensorSolver::backward`]. Runs without gradient tracking.
+    pub fn forward(&mut self, model: &mut dyn TensorRhs, u0: &Tensor) -> Result<&[Tensor]> {
+        self.forwarded = false;
+        let schedule = self.schedule_for(tensor_bytes(u0))?;
+        if let Err(e) = self.run_forward(model, u0, &schedule) {
+            self.release();
+            return Err(e);
+        }
+        self.forwarded = true;
+        Ok(&self.outputs)
+    }
+
+    /// The discrete adjoint of the last [`TensorSolver::forward`], given `∂L/∂u(t_k)` for each
+    /// output. Runs once per forward sweep with the same model; frees the checkpoints.
+    pub fn backward(
+        &mut self,
+        model: &mut dyn TensorRhs,
+        dl_du: &[Tensor],
+    ) -> Result<TensorGradient> {
+        if !self.forwarded {
+            return Err(Error::Usage(
+                "backward needs a checkpointed forward sweep first (call forward, not solve; \
+                 each forward sweep can be reversed once)"
+                    .into(),
+            ));
+        }
+        self.forwarded = false;
+        if dl_du.len() != self.outputs.len() {
+            return Err(Error::Mismatch {
+                what: "dL/du at the outputs".into(),
+                expected: format!("{} tensors", self.outputs.len()),
+                found: format!("{} tensors", dl_du.len()),
+            });
+        }
+        for (k, (g, u)) in dl_du.iter().zip(&self.outputs).enumerate() {
+            check_like(&format!("dL/du(t_{k})"), u, g)?;
+        }
+        let schedule = self.plan.as_ref().expect("forward planned").1.clone();
+        let result = tch::no_grad(|| self.run_reverse(model, dl_du, &schedule));
+        self.release();
+        result
+    }
+
+    /// Frees every checkpoint.
+    fn release(&mut self) {
+        self.slots.iter_mut().for_each(Vec::clear);
+        self.tape.clear();
+        self.current = None;
+    }
+
+    fn step_at(&self, index: usize) -> StepAt {
+        StepAt {
+            index,
+            t: self.grid.t(index),
+            h: self.grid.h(index),
+        }
+    }
+
+    /// Record that `slot` holds `tensors` state-sized tensors; updates the peaks.
+    fn hold(&mut self, slot: usize, tensors: Vec<Tensor>) {
+        self.slots[slot] = tensors;
+        let vectors: u64 = self.slots.iter().map(|s| s.len() as u64).sum();
+        let live = self.slots.iter().filter(|s| !s.is_empty()).count() as u64;
+        self.stats.peak_slots = self.stats.peak_slots.max(live);
+        self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(vectors);
+        self.stats.peak_stored_bytes = self.stats.peak_stored_vectors * self.vector_bytes;
+    }
+
+    fn current(&self) -> &Tensor {
+        self.current
+            .as_ref()
+            .expect("the executor holds a current state")
+    }
+
+    /// One step from the current state; returns the stage inputs when `keep`.
+    fn take_step(
+        &mut self,
+        model: &mut dyn TensorRhs,
+        index: usize,
+        keep: bool,
+    ) -> Result<Vec<Tensor>> {
+        let at = self.step_at(index);
+        let (next, stages) = self.erk.step(
+            model,
+            at,
+            self.current.as_ref().expect("a current state"),
+            keep,
+            &mut self.stats,
+        )?;
+        if let Some((count, index_nf, value)) = non_finite(&next) {
+            return Err(Error::NonFiniteState {
+                step: index,
+                t: at.t + at.h,
+                count,
+                numel: next.numel() as i64,
+                index: index_nf,
+                value,
+            });
+        }
+        self.current = Some(next);
+        Ok(stages)
+    }
+
+    fn run_forward(
+        &mut self,
+        model: &mut dyn TensorRhs,
+        u0: &Tensor,
+        schedule: &Schedule,
+    ) -> Result<()> {
+        if let Some((count, index, value)) = non_finite(u0) {
+            return Err(Error::NonFiniteState {
+                step: 0,
+                t: self.grid.t(0),
+                count,
+                numel: u0.numel() as i64,
+                index,
+                value,
+            });
+        }
+        self.stats = Stats::default();
+        self.vector_bytes = tensor_bytes(u0);
+        self.slots = (0..schedule.n_slots()).map(|_| Vec::new()).collect();
+        self.tape.clear();
+        self.outputs.clear();
+        // A copy: outputs never alias the caller's tensor.
+        self.current = Some(tch::no_grad(|| u0.detach().copy()));
+        let mut next_output = 0;
+        let mut record = |this: &mut Self, index: usize| {
+            if next_output < this.output_idx.len() && this.output_idx[next_output] == index {
+                let u = this.current().shallow_clone();
+                this.outputs.push(u);
+                next_output += 1;
+            }
+        };
+        record(self, 0);
+        tch::no_grad(|| {
+            for action in schedule.forward() {
+                self.stats.forward_steps += self.run_action(model, action, &mut record)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs one action other than `Reverse`, calling `after_step(self, n)` when a step lands
+    /// on grid index `n`; returns the number of steps taken.
+    fn run_action(
+        &mut self,
+        model: &mut dyn TensorRhs,
+        action: &Action,
+        mut after_step: impl FnMut(&mut Self, usize),
+    ) -> Result<u64> {
+        let (steps, tape) = match *action {
+            Action::Store { slot, .. } => {
+                let u = self.current().shallow_clone();
+                self.hold(slot, vec![u]);
+                return Ok(0);
+            }
+            Action::StepKeepingStages { slot, step } => {
+                let stages = self.take_step(model, step, true)?;
+                self.hold(slot, stages);
+                after_step(self, step + 1);
+                return Ok(1);
+            }
+            Action::Restore { slot, .. } => {
+                self.current = Some(self.slots[slot][0].shallow_clone());
+                return Ok(0);
+            }
+            Action::Free { slot } => {
+                self.slots[slot].clear();
+                return Ok(0);
+            }
+            Action::Reverse { .. } => {
+                return Err(Error::Usage("reverse action in a forward phase".into()));
+            }
+            Action::Tape { step } => (step..step + 1, true),
+            Action::Advance { from, to } => (from..to, false),
+        };
+        let taken = steps.len() as u64;
+        for step in steps {
+            let stages = self.take_step(model, step, tape)?;
+            if tape {
+                self.tape = stages;
+            }
+            after_step(self, step + 1);
+        }
+        Ok(taken)
+    }
+
+    fn run_reverse(
+        &mut self,
+        model: &mut dyn TensorRhs,
+        dl_du: &[Tensor],
+        schedule: &Schedule,
+    ) -> Result<TensorGradient> {
+        let n_steps = self.grid.n_steps();
+        let mut lambda = self.outputs[0].zeros_like();
+        let mut mu: Vec<Tensor> = model
+            .parameters()
+            .iter()
+            .map(|p| p.detach().zeros_like())
+            .collect();
+        let mut next_output = self.output_idx.len();
+        let mut add_output = |this: &Self, lambda: &Tensor, index: usize| -> Result<()> {
+            if next_output > 0 && this.output_idx[next_output - 1] == index {
+                crate::ffi::add_scaled_(lambda, &dl_du[next_output - 1], 1.0)?;
+                next_output -= 1;
+            }
+            Ok(())
+        };
+        add_output(self, &lambda, n_steps)?;
+        for action in schedule.reverse() {
+            let Action::Reverse { step, stages } = *action else {
+                self.stats.recomputed_steps += self.run_action(model, action, |_, _| {})?;
+                continue;
+            };
+            let at = self.step_at(step);
+            let recomputed;
+            let stage_values: &[Tensor] = match stages {
+                StageSource::Slot(slot) => &self.slots[slot],
+                StageSource::Tape => &self.tape,
+                StageSource::Recompute => {
+                    recomputed = self.erk.recompute_stages(
+                        model,
+                        at,
+                        self.current.as_ref().expect("a current state"),
+                        &mut self.stats,
+                    )?;
+                    self.stats.stage_recomputations += 1;
+                    &recomputed
+                }
+            };
+            self.erk.reverse(
+                model,
+                at,
+                stage_values,
+                &mut lambda,
+                &mut mu,
+                &mut self.stats,
+            )?;
+            self.stats.reversed_steps += 1;
+            if let Some((count, index, value)) = non_finite(&lambda) {
+                return Err(Error::NonFiniteAdjoint {
+                    step,
+                    t: at.t,
+                    count,
+                    numel: lambda.numel() as i64,
+                    index,
+                    value,
+                });
+            }
+            add_output(self, &lambda, step)?;
+        }
+        Ok(TensorGradient {
+            du0: lambda,
+            dparams: mu,
+        })
+    }
+}
+
+/// `(count, first flat index, its value)` of the non-finite entries of `t`, if any. One
+/// reduction and one host read when all is finite.
+pub(crate) fn non_finite(t: &Tensor) -> Option<(i64, i64, f64)> {
+    let sum = t.sum(t.kind()).double_value(&[]);
+    if sum.is_finite() {
+        return None;
+    }
+    let bad = t.isfinite().logical_not().flatten(0, -1);
+    let count = bad.sum(tch::Kind::Int64).int64_value(&[]);
+    if count == 0 {
+        // Finite entries whose sum overflowed.
+        return None;
+    }
+    let index = bad
+        .to_kind(tch::Kind::Int64)
+        .argmax(0, false)
+        .int64_value(&[]);
+    let value = t.flatten(0, -1).double_value(&[index]);
+    Some((count, index, value))
+}
