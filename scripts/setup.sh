@@ -55,7 +55,14 @@ ensure_torch() {
     local venv="$root/.venv"
     if [ ! -x "$venv/bin/python" ]; then
         echo "creating $venv ..."
-        python3 -m venv "$venv"
+        if ! python3 -m venv "$venv"; then
+            # Debian's own python3 ships venv separately.
+            rm -rf "$venv"
+            local sudo=""
+            [ "$(id -u)" != 0 ] && sudo="sudo"
+            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+            python3 -m venv "$venv"
+        fi
     fi
     if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
         echo "installing torch==$TORCH_VERSION into $venv (pip) ..."

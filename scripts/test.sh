@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints (warnings are errors), every test of the workspace
-# with default features, then the PETSc backend (installed on first use) with its feature.
+# with default features, then the PETSc backend (installed on first use) with its feature, then
+# the libtorch backend (PyTorch 2.13.0 installed into .venv on first use) with its feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -12,3 +13,11 @@ ensure_petsc
 petsc_features=(-p pnode-petsc -p pnode-runtime --features pnode-runtime/petsc --locked)
 cargo clippy --all-targets "${petsc_features[@]}" -- -D warnings
 cargo test "${petsc_features[@]}"
+
+ensure_torch
+# One intra-op thread: libtorch's OpenMP pool, with tests running in parallel, oversubscribes a
+# 2-core machine by orders of magnitude.
+export OMP_NUM_THREADS=1
+torch_features=(-p pnode-torch --features pnode-torch/torch --locked)
+cargo clippy --all-targets "${torch_features[@]}" -- -D warnings
+cargo test "${torch_features[@]}"

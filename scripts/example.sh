@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run one example by name with everything it needs installed first:
+#   bash scripts/example.sh spiral [args]     neural-ODE spiral demo (libtorch; installs torch)
+#   bash scripts/example.sh odenet [args]     ODE-Net image classifier (libtorch; installs torch)
+#   bash scripts/example.sh robertson [args]  stiff Robertson gradients (pure Rust)
+# Add --help after the name for the example's options.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+name=${1:-}
+if [ -z "$name" ]; then
+    echo "usage: bash scripts/example.sh {spiral|odenet|robertson} [args...]" >&2
+    exit 2
+fi
+shift
+case "$name" in
+    spiral | odenet)
+        ensure_torch
+        # One libtorch thread unless asked otherwise: its OpenMP pool oversubscribes small machines.
+        export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+        exec cargo run --release --locked -p pnode-torch --features torch --example "$name" -- "$@"
+        ;;
+    robertson)
+        exec cargo run --release --locked -p robertson-gradients -- "$@"
+        ;;
+    *)
+        echo "unknown example '$name' (spiral, odenet, robertson)" >&2
+        exit 2
+        ;;
+esac
