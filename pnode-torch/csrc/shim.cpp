@@ -132,16 +132,17 @@ char* pnode_attach_backward(at::Tensor** inputs, int n_inputs, at::Tensor** outp
 
 // grads[i] = (∂out/∂inputs[i])ᵀ cot, zeros where out does not depend on inputs[i]. Frees the
 // graph behind `out`.
+// With create_graph != 0 the results carry a graph of their own (for a second derivative).
 char* pnode_vjp(at::Tensor* out, at::Tensor* cot, at::Tensor** inputs, int n_inputs,
-                at::Tensor** grads) {
+                at::Tensor** grads, int create_graph) {
   try {
     std::vector<at::Tensor> ins;
     ins.reserve(n_inputs);
     for (int i = 0; i < n_inputs; ++i) ins.push_back(*inputs[i]);
     torch::autograd::variable_list g;
     if (out->requires_grad()) {
-      g = torch::autograd::grad({*out}, ins, {*cot}, /*retain_graph=*/false,
-                                /*create_graph=*/false, /*allow_unused=*/true);
+      g = torch::autograd::grad({*out}, ins, {*cot}, /*retain_graph=*/create_graph != 0,
+                                /*create_graph=*/create_graph != 0, /*allow_unused=*/true);
     } else {
       g.resize(n_inputs);
     }

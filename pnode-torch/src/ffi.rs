@@ -44,6 +44,7 @@ unsafe extern "C" {
         inputs: *const *mut C_tensor,
         n_inputs: c_int,
         grads: *mut *mut C_tensor,
+        create_graph: c_int,
     ) -> *mut c_char;
     fn pnode_add_scaled(
         y: *mut C_tensor,
@@ -102,6 +103,25 @@ pub(crate) fn grad_enabled() -> bool {
 /// `(∂out/∂inputs[i])ᵀ cot` for every input, zeros where `out` does not depend on it; frees
 /// the graph behind `out` (one backward pass).
 pub(crate) fn vjp(out: &Tensor, cot: &Tensor, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    vjp_impl(out, cot, inputs, false)
+}
+
+/// [`vjp`] keeping the graph and recording the backward pass, so the results can be
+/// differentiated again (a JVP by double backward).
+pub(crate) fn vjp_with_graph(
+    out: &Tensor,
+    cot: &Tensor,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>> {
+    vjp_impl(out, cot, inputs, true)
+}
+
+fn vjp_impl(
+    out: &Tensor,
+    cot: &Tensor,
+    inputs: &[&Tensor],
+    create_graph: bool,
+) -> Result<Vec<Tensor>> {
     let ins: Vec<*mut C_tensor> = inputs.iter().map(|t| raw(t)).collect();
     let mut grads = vec![std::ptr::null_mut(); ins.len()];
     // SAFETY: all handles are live for the call; the shim fills `grads` with new handles.
@@ -112,6 +132,7 @@ pub(crate) fn vjp(out: &Tensor, cot: &Tensor, inputs: &[&Tensor]) -> Result<Vec<
             ins.as_ptr(),
             ins.len() as c_int,
             grads.as_mut_ptr(),
+            c_int::from(create_graph),
         )
     })?;
     // SAFETY: on success every entry is a fresh handle.

@@ -22,6 +22,8 @@ pub mod error;
 #[cfg(feature = "torch")]
 mod ffi;
 #[cfg(feature = "torch")]
+pub mod flat;
+#[cfg(feature = "torch")]
 pub mod model;
 #[cfg(feature = "torch")]
 pub mod solver;
@@ -30,6 +32,8 @@ pub mod solver;
 pub use block::OdeBlock;
 #[cfg(feature = "torch")]
 pub use error::{Error, Phase, Result};
+#[cfg(feature = "torch")]
+pub use flat::FlatTorchModel;
 #[cfg(feature = "torch")]
 pub use model::{ModuleRhs, TensorRhs};
 #[cfg(feature = "torch")]
