@@ -7,6 +7,7 @@
 // * A VJP with an explicit cotangent (torch::autograd::grad with grad_outputs and
 //   allow_unused), which tch's run_backward lacks.
 // * y + alpha * x in one op (at::add with alpha), for Runge–Kutta combinations.
+// * Forward-mode AD (dual levels, make/unpack dual) for JVPs in one forward pass.
 //
 // Every function catches C++ exceptions and returns them as a malloc'd message (NULL on
 // success), freed with pnode_free_message; tensors cross the boundary as heap-allocated
@@ -14,6 +15,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/forward_grad.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 
@@ -159,6 +161,48 @@ char* pnode_vjp(at::Tensor* out, at::Tensor* cot, at::Tensor** inputs, int n_inp
 char* pnode_add_scaled(at::Tensor* y, at::Tensor* x, double alpha, at::Tensor** result) {
   try {
     *result = new at::Tensor(at::add(*y, *x, alpha));
+    return nullptr;
+  } catch (const std::exception& e) {
+    return message(e.what());
+  }
+}
+
+// Enters a new forward-AD level; *level receives its index.
+char* pnode_enter_dual_level(int64_t* level) {
+  try {
+    *level = static_cast<int64_t>(torch::autograd::ForwardADLevel::get_next_idx());
+    return nullptr;
+  } catch (const std::exception& e) {
+    return message(e.what());
+  }
+}
+
+// Leaves forward-AD level `level` (its tangents are dropped).
+char* pnode_exit_dual_level(int64_t level) {
+  try {
+    torch::autograd::ForwardADLevel::release_idx(static_cast<uint64_t>(level));
+    return nullptr;
+  } catch (const std::exception& e) {
+    return message(e.what());
+  }
+}
+
+// *result = a dual tensor with primal `primal` and tangent `tangent` at `level`.
+char* pnode_make_dual(at::Tensor* primal, at::Tensor* tangent, int64_t level, at::Tensor** result) {
+  try {
+    *result = new at::Tensor(at::_make_dual(*primal, *tangent, level));
+    return nullptr;
+  } catch (const std::exception& e) {
+    return message(e.what());
+  }
+}
+
+// *tangent = the tangent of `dual` at `level` (an undefined tangent becomes zeros).
+char* pnode_tangent(at::Tensor* dual, int64_t level, at::Tensor** tangent) {
+  try {
+    auto parts = at::_unpack_dual(*dual, level);
+    const at::Tensor& t = std::get<1>(parts);
+    *tangent = new at::Tensor(t.defined() ? t.clone() : at::zeros_like(*dual));
     return nullptr;
   } catch (const std::exception& e) {
     return message(e.what());

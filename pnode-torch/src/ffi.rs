@@ -53,6 +53,15 @@ unsafe extern "C" {
         result: *mut *mut C_tensor,
     ) -> *mut c_char;
     fn pnode_add_scaled_(y: *mut C_tensor, x: *mut C_tensor, alpha: f64) -> *mut c_char;
+    fn pnode_enter_dual_level(level: *mut i64) -> *mut c_char;
+    fn pnode_exit_dual_level(level: i64) -> *mut c_char;
+    fn pnode_make_dual(
+        primal: *mut C_tensor,
+        tangent: *mut C_tensor,
+        level: i64,
+        result: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn pnode_tangent(dual: *mut C_tensor, level: i64, tangent: *mut *mut C_tensor) -> *mut c_char;
 }
 
 fn raw(t: &Tensor) -> *mut C_tensor {
@@ -104,16 +113,6 @@ pub(crate) fn grad_enabled() -> bool {
 /// the graph behind `out` (one backward pass).
 pub(crate) fn vjp(out: &Tensor, cot: &Tensor, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
     vjp_impl(out, cot, inputs, false)
-}
-
-/// [`vjp`] keeping the graph and recording the backward pass, so the results can be
-/// differentiated again (a JVP by double backward).
-pub(crate) fn vjp_with_graph(
-    out: &Tensor,
-    cot: &Tensor,
-    inputs: &[&Tensor],
-) -> Result<Vec<Tensor>> {
-    vjp_impl(out, cot, inputs, true)
 }
 
 fn vjp_impl(
@@ -180,4 +179,39 @@ pub(crate) fn attach_backward(
             drop,
         )
     })
+}
+
+/// `f_u(u) v` in one forward pass of `f` with forward-mode AD: `f` receives the dual tensor
+/// `u + ε v` (at a fresh forward-AD level, left again afterwards whatever happens) and the
+/// tangent of its result is returned. Returns `f`'s primal output too.
+pub(crate) fn jvp_forward<E>(
+    u: &Tensor,
+    v: &Tensor,
+    f: impl FnOnce(&Tensor) -> std::result::Result<Tensor, E>,
+) -> Result<std::result::Result<(Tensor, Tensor), E>> {
+    let mut level = 0i64;
+    // SAFETY: writes one integer.
+    check(unsafe { pnode_enter_dual_level(&mut level) })?;
+    let result = (|| -> Result<std::result::Result<(Tensor, Tensor), E>> {
+        let mut dual = std::ptr::null_mut();
+        // SAFETY: live handles; a fresh handle on success.
+        check(unsafe { pnode_make_dual(raw(u), raw(v), level, &mut dual) })?;
+        // SAFETY: fresh handle.
+        let dual = unsafe { from_raw(dual) }.expect("pnode_make_dual returns a tensor");
+        let out = match f(&dual) {
+            Ok(out) => out,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut tangent = std::ptr::null_mut();
+        // SAFETY: live handle; a fresh handle on success.
+        check(unsafe { pnode_tangent(raw(&out), level, &mut tangent) })?;
+        // SAFETY: fresh handle.
+        let tangent = unsafe { from_raw(tangent) }.expect("pnode_tangent returns a tensor");
+        Ok(Ok((out.detach(), tangent)))
+    })();
+    // SAFETY: releases the level entered above.
+    let exit = check(unsafe { pnode_exit_dual_level(level) });
+    let value = result?;
+    exit?;
+    Ok(value)
 }

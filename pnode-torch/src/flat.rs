@@ -9,8 +9,8 @@
 //! the explicit direction and nothing cached:
 //!
 //! * VJP `(f_uᵀ w, f_θᵀ w)`: one forward on a fresh leaf `u`, one backward with cotangent `w`;
-//! * JVP `f_u v` by double backward: `g(w) = f_uᵀ w` is linear in `w`, so `f_u v = ∂(g·v)/∂w`
-//!   — one forward and two backward passes (libtorch's forward-mode AD is not exposed by tch).
+//! * JVP `f_u v` by forward-mode AD: one forward pass of `f` on the dual tensor `u + ε v`
+//!   (libtorch's dual levels, through the shim), whose tangent is `f_u v`.
 //!
 //! The runtime's traits are infallible; a failure inside the closure (a panic, a libtorch
 //! error) is recorded, the outputs are filled with NaN so the solver stops at once with a
@@ -178,15 +178,13 @@ impl<F: FnMut(f64, &Tensor) -> Tensor> Rhs for FlatTorchModel<F> {
 impl<F: FnMut(f64, &Tensor) -> Tensor> RhsJvp for FlatTorchModel<F> {
     fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]) {
         self.sync(p);
-        let leaf = self.state(u).set_requires_grad(true);
+        let u = self.state(u);
         let v = self.state(v);
         self.guarded(&mut [out], |m| {
-            tch::with_grad(|| {
-                let y = m.call(t, &leaf)?;
-                let w = y.zeros_like().detach().set_requires_grad(true);
-                let g = ffi::vjp_with_graph(&y, &w, &[&leaf]).map_err(|e| e.to_string())?;
-                let jv = ffi::vjp(&g[0], &v, &[&w]).map_err(|e| e.to_string())?;
-                Ok(jv)
+            tch::no_grad(|| {
+                let (_, jv) = ffi::jvp_forward(&u, &v, |dual| m.call(t, dual))
+                    .map_err(|e| e.to_string())??;
+                Ok(vec![jv])
             })
         });
     }

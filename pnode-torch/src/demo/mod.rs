@@ -2,3 +2,4 @@
 //! the tests (which run them small).
 
 pub mod spiral;
+pub mod stiff;
