@@ -2,6 +2,7 @@
 # Run one example by name with everything it needs installed first:
 #   bash scripts/example.sh spiral [args]     neural-ODE spiral demo (libtorch; installs torch)
 #   bash scripts/example.sh odenet [args]     ODE-Net image classifier (libtorch; installs torch)
+#   bash scripts/example.sh stiff-robertson   learn Robertson's stiff kinetics with Crank–Nicolson (libtorch)
 #   bash scripts/example.sh robertson [args]  stiff Robertson gradients (pure Rust)
 # Add --help after the name for the example's options.
 set -euo pipefail
@@ -9,12 +10,12 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 name=${1:-}
 if [ -z "$name" ]; then
-    echo "usage: bash scripts/example.sh {spiral|odenet|robertson} [args...]" >&2
+    echo "usage: bash scripts/example.sh {spiral|odenet|stiff-robertson|robertson} [args...]" >&2
     exit 2
 fi
 shift
 case "$name" in
-    spiral | odenet)
+    spiral | odenet | stiff-robertson)
         ensure_torch
         # One libtorch thread unless asked otherwise: its OpenMP pool oversubscribes small machines.
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -24,7 +25,7 @@ case "$name" in
         exec cargo run --release --locked -p robertson-gradients -- "$@"
         ;;
     *)
-        echo "unknown example '$name' (spiral, odenet, robertson)" >&2
+        echo "unknown example '$name' (spiral, odenet, stiff-robertson, robertson)" >&2
         exit 2
         ;;
 esac
