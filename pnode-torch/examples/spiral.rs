@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use pnode_torch::demo::spiral::{SpiralConfig, SpiralResult, train};
 use pnode_torch::pnode_runtime::checkpoint::Checkpointing;
+use pnode_torch::tch::{Cuda, Device};
 
 /// Learn the spiral du/dt = A u³ with a neural ODE (RK4, exact discrete-adjoint gradients).
 #[derive(Debug, Parser)]
@@ -41,6 +42,9 @@ struct Args {
     /// Keep every stage (fastest) instead of only solutions.
     #[arg(long)]
     store_all: bool,
+    /// Device: cpu, cuda (GPU 0) or auto (CUDA when libtorch sees a GPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// libtorch intra-op threads.
     #[arg(long, default_value_t = 1)]
     threads: i32,
@@ -61,6 +65,13 @@ fn main() -> Result<()> {
         bail!("--learning-rate must be a positive number");
     }
     pnode_torch::tch::set_num_threads(args.threads);
+    let device = match args.device.as_str() {
+        "cpu" => Device::Cpu,
+        "cuda" if Cuda::is_available() => Device::Cuda(0),
+        "cuda" => bail!("--device cuda: libtorch sees no CUDA device"),
+        "auto" => Device::cuda_if_available(),
+        other => bail!("--device must be cpu, cuda or auto, got '{other}'"),
+    };
     let config = SpiralConfig {
         samples: args.samples,
         batch_time: args.batch_time,
@@ -74,17 +85,19 @@ fn main() -> Result<()> {
         } else {
             Checkpointing::SolutionOnly
         },
+        device,
         ..SpiralConfig::default()
     };
     println!(
         "spiral: du/dt = A u³ on [0, {}], {} samples; f = MLP(u³), 2–{}–2 tanh; RK4, windows of {} \
-         samples × {} per iteration; Adam for {} iterations",
+         samples × {} per iteration; Adam for {} iterations on {:?}",
         config.t_end,
         config.samples,
         config.hidden,
         config.batch_time,
         config.batch_size,
-        config.iterations
+        config.iterations,
+        config.device
     );
     let bar = ProgressBar::new(config.iterations as u64);
     bar.set_style(

@@ -22,6 +22,7 @@ fn spiral_training_reduces_the_trajectory_error() {
             eval_every: 100,
             seed,
             checkpointing: Checkpointing::Revolve { slots: 2 },
+            device: pnode_torch::tch::Device::Cpu,
         };
         let mut batch = Vec::new();
         let result = train(&config, |_, loss| batch.push(loss)).unwrap();

@@ -41,6 +41,9 @@ pub struct SpiralConfig {
     pub seed: i64,
     /// Checkpointing of the training block.
     pub checkpointing: Checkpointing,
+    /// Where the network, the data and the ODE block run (`Device::cuda_if_available()` picks
+    /// a GPU when libtorch sees one).
+    pub device: Device,
 }
 
 impl Default for SpiralConfig {
@@ -56,6 +59,7 @@ impl Default for SpiralConfig {
             eval_every: 100,
             seed: 0,
             checkpointing: Checkpointing::SolutionOnly,
+            device: Device::Cpu,
         }
     }
 }
@@ -107,7 +111,8 @@ pub(crate) fn share(l: &nn::Linear) -> nn::Linear {
 }
 
 fn rows(t: &Tensor) -> Vec<[f64; 2]> {
-    let v: Vec<f64> = Vec::<f64>::try_from(t.flatten(0, -1)).expect("f64 tensor");
+    let v: Vec<f64> =
+        Vec::<f64>::try_from(t.to_device(Device::Cpu).flatten(0, -1)).expect("f64 tensor");
     v.chunks_exact(2).map(|c| [c[0], c[1]]).collect()
 }
 
@@ -121,9 +126,10 @@ pub fn train(
     let times: Vec<f64> = (0..n)
         .map(|i| config.t_end * i as f64 / (n - 1) as f64)
         .collect();
-    let truth = true_trajectory(&times)?; // [n, 2]
+    let device = config.device;
+    let truth = true_trajectory(&times)?.to_device(device); // [n, 2]
 
-    let mut vs = nn::VarStore::new(Device::Cpu);
+    let mut vs = nn::VarStore::new(device);
     let root = vs.root();
     let l1 = nn::linear(&root / "l1", 2, config.hidden, Default::default());
     let l2 = nn::linear(&root / "l2", config.hidden, 2, Default::default());
@@ -166,10 +172,10 @@ pub fn train(
         let starts = Tensor::randint(
             (n - config.batch_time) as i64,
             [config.batch_size as i64],
-            (Kind::Int64, Device::Cpu),
+            (Kind::Int64, device),
         );
         let batch_y0 = truth.index_select(0, &starts); // [B, 2]
-        let offsets = Tensor::arange(config.batch_time as i64, (Kind::Int64, Device::Cpu));
+        let offsets = Tensor::arange(config.batch_time as i64, (Kind::Int64, device));
         let idx = starts.unsqueeze(1) + offsets.unsqueeze(0); // [B, T]
         let batch_y = truth.index_select(0, &idx.flatten(0, -1)).view([
             config.batch_size as i64,
