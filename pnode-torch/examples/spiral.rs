@@ -33,7 +33,7 @@ struct Args {
     /// Windows per iteration.
     #[arg(long, default_value_t = 20)]
     batch_size: usize,
-    /// Adam learning rate.
+    /// RMSprop learning rate.
     #[arg(long, default_value_t = 1e-3)]
     learning_rate: f64,
     /// Seed of the initialisation and the window draws.
@@ -90,7 +90,7 @@ fn main() -> Result<()> {
     };
     println!(
         "spiral: du/dt = A u³ on [0, {}], {} samples; f = MLP(u³), 2–{}–2 tanh; RK4, windows of {} \
-         samples × {} per iteration; Adam for {} iterations on {:?}",
+         samples × {} per iteration; RMSprop for {} iterations on {:?}",
         config.t_end,
         config.samples,
         config.hidden,

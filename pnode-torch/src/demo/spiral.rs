@@ -2,9 +2,10 @@
 //! spiral `du/dt = A u³`, `A = [[−0.1, 2], [−2, −0.1]]`, `u(0) = (2, 0)`, `t ∈ [0, 25]`, from
 //! one sampled trajectory with `f(u) = MLP(u³)`, a 2–50–2 tanh network.
 //!
-//! Training follows the demo: each iteration draws `batch_size` start points of the true
-//! trajectory and fits the next `batch_time` samples from each (mean absolute error), with the
-//! gradient from an [`OdeBlock`] (fixed-step RK4 on the sample grid, discrete adjoint).
+//! Training follows the demo: weights drawn from N(0, 0.1²) and zero biases, RMSprop; each
+//! iteration draws `batch_size` start points of the true trajectory and fits the next
+//! `batch_time` samples from each (mean absolute error), with the gradient from an
+//! [`OdeBlock`] (fixed-step RK4 on the sample grid, discrete adjoint).
 //!
 //! # References
 //! * R. T. Q. Chen, Y. Rubanova, J. Bettencourt, D. Duvenaud, "Neural ordinary differential
@@ -31,7 +32,7 @@ pub struct SpiralConfig {
     pub batch_size: usize,
     /// Training iterations.
     pub iterations: usize,
-    /// Adam learning rate.
+    /// RMSprop learning rate.
     pub learning_rate: f64,
     /// Hidden width of the MLP.
     pub hidden: i64,
@@ -131,8 +132,17 @@ pub fn train(
 
     let mut vs = nn::VarStore::new(device);
     let root = vs.root();
-    let l1 = nn::linear(&root / "l1", 2, config.hidden, Default::default());
-    let l2 = nn::linear(&root / "l2", config.hidden, 2, Default::default());
+    // The demo's initialisation: weights N(0, 0.1²), biases 0 — a nearly still field to start.
+    let init = nn::LinearConfig {
+        ws_init: nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.1,
+        },
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias: true,
+    };
+    let l1 = nn::linear(&root / "l1", 2, config.hidden, init);
+    let l2 = nn::linear(&root / "l2", config.hidden, 2, init);
     vs.set_kind(Kind::Double);
     // f(u) = MLP(u³), over shallow copies of the weights (one closure per solver).
     let rhs = || {
@@ -150,7 +160,7 @@ pub fn train(
         &window,
         config.checkpointing.clone(),
     )?;
-    let mut opt = nn::Adam::default().build(&vs, config.learning_rate)?;
+    let mut opt = nn::RmsProp::default().build(&vs, config.learning_rate)?;
 
     let mut eval_model = ModuleRhs::new(&vs, rhs());
     let mut eval_solver = TensorSolver::new(
