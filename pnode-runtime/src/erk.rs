@@ -58,18 +58,7 @@ pub struct ErkStepper {
 impl ErkStepper {
     /// A stepper for `tableau`, a state of `state_len` and `param_len` parameters.
     pub fn new(tableau: Tableau, state_len: usize, param_len: usize) -> Self {
-        let live: Vec<usize> = (0..tableau.stages())
-            .filter(|&i| tableau.is_live(i))
-            .collect();
-        let s = live.len();
-        let mut a = vec![0.0; s * s];
-        for (li, &i) in live.iter().enumerate() {
-            for (lj, &j) in live.iter().enumerate().take(li) {
-                a[li * s + lj] = tableau.a(i, j);
-            }
-        }
-        let b = live.iter().map(|&i| tableau.b()[i]).collect();
-        let c = live.iter().map(|&i| tableau.c()[i]).collect();
+        let crate::tableau::LiveCoefficients { a, b, c, s } = tableau.live_coefficients();
         Self {
             tableau,
             a,

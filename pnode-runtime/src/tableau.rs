@@ -21,6 +21,19 @@ const TOL: f64 = 1e-13;
 /// Message for the built-in constructors; the unit tests prove every built-in validates.
 const VALID: &str = "built-in tableau is valid";
 
+/// A tableau's coefficients over its live stages only (see [`Tableau::live_coefficients`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveCoefficients {
+    /// `a[i][j]` for live stages `j < i`, row-major `s × s`.
+    pub a: Vec<f64>,
+    /// Weights of the live stages.
+    pub b: Vec<f64>,
+    /// Nodes of the live stages.
+    pub c: Vec<f64>,
+    /// Number of live stages.
+    pub s: usize,
+}
+
 /// A validated explicit Butcher tableau.
 ///
 /// `A` is strictly lower triangular (stored row-major, `s × s`), `c_i = Σ_j a_ij`, `Σ_i b_i = 1`
@@ -247,6 +260,25 @@ impl Tableau {
     /// Number of live stages (see [`Tableau::is_live`]).
     pub fn live_stages(&self) -> usize {
         self.live.iter().filter(|&&l| l).count()
+    }
+
+    /// The coefficients restricted to the live stages, in order: what a fixed-step ERK step
+    /// computes (dead stages dropped, `a` re-indexed).
+    pub fn live_coefficients(&self) -> LiveCoefficients {
+        let live: Vec<usize> = (0..self.stages()).filter(|&i| self.is_live(i)).collect();
+        let s = live.len();
+        let mut a = vec![0.0; s * s];
+        for (li, &i) in live.iter().enumerate() {
+            for (lj, &j) in live.iter().enumerate().take(li) {
+                a[li * s + lj] = self.a(i, j);
+            }
+        }
+        LiveCoefficients {
+            a,
+            b: live.iter().map(|&i| self.b[i]).collect(),
+            c: live.iter().map(|&i| self.c[i]).collect(),
+            s,
+        }
     }
 
     /// Forward Euler: `c = [0]`, `b = [1]`, order 1.

@@ -53,18 +53,7 @@ pub(crate) struct TensorErk {
 
 impl TensorErk {
     pub fn new(tableau: Tableau) -> Self {
-        let live: Vec<usize> = (0..tableau.stages())
-            .filter(|&i| tableau.is_live(i))
-            .collect();
-        let s = live.len();
-        let mut a = vec![0.0; s * s];
-        for (li, &i) in live.iter().enumerate() {
-            for (lj, &j) in live.iter().enumerate().take(li) {
-                a[li * s + lj] = tableau.a(i, j);
-            }
-        }
-        let b = live.iter().map(|&i| tableau.b()[i]).collect();
-        let c = live.iter().map(|&i| tableau.c()[i]).collect();
+        let pnode_runtime::tableau::LiveCoefficients { a, b, c, s } = tableau.live_coefficients();
         Self {
             tableau,
             a,

@@ -63,31 +63,40 @@ impl TensorSolver {
         checkpointing: Checkpointing,
     ) -> Result<Self> {
         let output_idx = grid.output_indices(output_times)?;
-        Ok(Self {
-            erk: TensorErk::new(tableau),
+        Ok(Self::fresh(
+            TensorErk::new(tableau),
             grid,
             output_idx,
             checkpointing,
-            plan: None,
-            slots: Vec::new(),
-            tape: Vec::new(),
-            current: None,
-            outputs: Vec::new(),
-            stats: Stats::default(),
-            vector_bytes: 0,
-            forwarded: false,
-        })
+        ))
     }
 
     /// A solver with this one's configuration and plan but no run state (checkpoints), for a
     /// concurrent forward/backward pair.
     pub fn spawn(&self) -> Self {
         Self {
-            erk: self.erk.clone(),
-            grid: self.grid.clone(),
-            output_idx: self.output_idx.clone(),
-            checkpointing: self.checkpointing.clone(),
             plan: self.plan.clone(),
+            ..Self::fresh(
+                self.erk.clone(),
+                self.grid.clone(),
+                self.output_idx.clone(),
+                self.checkpointing.clone(),
+            )
+        }
+    }
+
+    fn fresh(
+        erk: TensorErk,
+        grid: TimeGrid,
+        output_idx: Vec<usize>,
+        checkpointing: Checkpointing,
+    ) -> Self {
+        Self {
+            erk,
+            grid,
+            output_idx,
+            checkpointing,
+            plan: None,
             slots: Vec::new(),
             tape: Vec::new(),
             current: None,
