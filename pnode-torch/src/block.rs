@@ -98,6 +98,12 @@ impl OdeBlock {
             .map_err(|_| Error::Usage("the ODE block was poisoned by an earlier panic".into()))
     }
 
+    /// Forward calls whose autograd graphs are still alive, each holding its checkpoints until
+    /// its backward has run and its outputs are dropped.
+    pub fn live_calls(&self) -> usize {
+        Arc::strong_count(&self.shared) - 1
+    }
+
     /// Statistics of the last completed forward (and backward, once it ran) of this block.
     pub fn stats(&self) -> Result<Stats> {
         Ok(self.lock()?.last_stats)
@@ -132,6 +138,10 @@ impl OdeBlock {
                 .map(Tensor::shallow_clone)
                 .collect();
             *last_stats = solver.stats();
+            // The node will own the solver; its kept outputs must not share the returned
+            // tensors' autograd metadata (whose grad_fn is the node): that cycle would keep
+            // every graph, checkpoints included, alive forever.
+            solver.detach_outputs();
             let params: Vec<Tensor> = model
                 .parameters()
                 .iter()

@@ -227,6 +227,21 @@ impl TensorSolver {
         result
     }
 
+    /// Replaces the kept outputs by detached aliases (same storage, no autograd history), so
+    /// the solver holds no reference to a graph its outputs are later attached to.
+    pub(crate) fn detach_outputs(&mut self) {
+        for o in &mut self.outputs {
+            *o = o.detach();
+        }
+        // The working state is the last output's tensor when the last output is at t_N.
+        if let Some(current) = &mut self.current {
+            *current = current.detach();
+        }
+        for t in self.slots.iter_mut().flatten().chain(self.tape.iter_mut()) {
+            *t = t.detach();
+        }
+    }
+
     /// Frees every checkpoint.
     fn release(&mut self) {
         self.slots.iter_mut().for_each(Vec::clear);

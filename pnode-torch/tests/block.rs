@@ -209,3 +209,30 @@ fn a_model_error_names_the_step_and_time() {
     assert!(matches!(err, Error::NonFiniteState { .. }), "{err}");
     assert!(err.to_string().contains("after step"), "{err}");
 }
+
+#[test]
+fn graphs_and_checkpoints_are_freed_with_the_outputs() {
+    let grid = TimeGrid::uniform(0.0, 1.0, 6).unwrap();
+    let vs = f64_store();
+    let block = OdeBlock::final_state(
+        ModuleRhs::new(&vs, mlp(&vs, 2, 4)),
+        Tableau::rk4(),
+        grid,
+        Checkpointing::StoreAll,
+    )
+    .unwrap();
+    let x = randn(&[3, 2], 7).set_requires_grad(true);
+    for _ in 0..3 {
+        let y = block.forward(&x).unwrap();
+        let loss = y.square().sum(Kind::Double);
+        assert_eq!(block.live_calls(), 1);
+        loss.backward();
+        drop((y, loss));
+        assert_eq!(block.live_calls(), 0, "a forward call outlived its graph");
+    }
+    // Without backward, dropping the outputs frees the call too.
+    let y = block.forward(&x).unwrap();
+    assert_eq!(block.live_calls(), 1);
+    drop(y);
+    assert_eq!(block.live_calls(), 0);
+}
