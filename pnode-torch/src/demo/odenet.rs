@@ -930,10 +930,10 @@ impl OdeNet {
     }
 
     /// The mean cross-entropy of `x` against `y` through the block (differentiable by its
-    /// discrete adjoint), and the block's output, to be passed to [`release`] after backward.
-    fn loss(&self, x: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// discrete adjoint).
+    fn loss(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         let u = self.block.forward(&self.stem(x))?;
-        Ok((self.head(&u).cross_entropy_for_logits(y), u))
+        Ok(self.head(&u).cross_entropy_for_logits(y))
     }
 
     /// Fraction of `data` classified correctly (at most `limit` images), by forward solves
@@ -1144,9 +1144,8 @@ pub fn train(
         }
         opt.zero_grad();
         ode_opt.zero_grad();
-        let (loss, u) = net.loss(&x, &y)?;
+        let loss = net.loss(&x, &y)?;
         loss.f_backward()?;
-        release(u);
         if it == 1 {
             first_gradients = net.gradients();
         }
@@ -1179,15 +1178,6 @@ pub fn train(
     })
 }
 
-/// Detaches the block's output in place once backward has run. Works around a reference
-/// cycle in [`OdeBlock`]: the state its autograd node owns keeps the outputs, whose
-/// `grad_fn` is that node, so without this every iteration's node, solver state and the
-/// stem's graph stay alive (about 0.8 MiB per iteration at the defaults, which would swamp
-/// the checkpoint memory being compared). Harmless once the block breaks the cycle itself.
-fn release(mut block_output: Tensor) {
-    let _ = block_output.detach_();
-}
-
 /// One untimed forward and backward pass of a throw-away network, so that the one-time set-up
 /// of libtorch (thread pool, oneDNN kernels for these shapes) is charged to neither the time
 /// nor the memory of the run.
@@ -1195,9 +1185,7 @@ fn warm_up(config: &OdeNetConfig, data: &Data, mode: &Checkpointing, batch: usiz
     let net = OdeNet::new(config, mode.clone())?;
     let x = data.train.images.narrow(0, 0, batch as i64);
     let y = data.train.labels.narrow(0, 0, batch as i64);
-    let (loss, u) = net.loss(&x, &y)?;
-    loss.f_backward()?;
-    release(u);
+    net.loss(&x, &y)?.f_backward()?;
     Ok(())
 }
 
