@@ -158,42 +158,29 @@ impl TensorErk {
         let mut xi: Vec<Option<Tensor>> = (0..s).map(|_| None).collect();
         for i in (0..s).rev() {
             // w = h (b_i λ + Σ_{j>i} a_ji ξ_j)
-            let w = lambda.zeros_like();
-            if self.b[i] != 0.0 {
-                ffi::add_scaled_(&w, lambda, at.h * self.b[i])?;
-            }
+            let mut w: Option<Tensor> = (self.b[i] != 0.0).then(|| &*lambda * (at.h * self.b[i]));
             for (j, xi_j) in xi.iter().enumerate().skip(i + 1) {
                 let a_ji = self.a[j * s + i];
                 if a_ji != 0.0 {
                     let xi_j = xi_j.as_ref().expect("later stages are reversed first");
-                    ffi::add_scaled_(&w, xi_j, at.h * a_ji)?;
+                    match &w {
+                        None => w = Some(xi_j * (at.h * a_ji)),
+                        Some(w) => ffi::add_scaled_(w, xi_j, at.h * a_ji)?,
+                    }
                 }
             }
+            // A live stage has b_i ≠ 0 or some a_ji ≠ 0, so w is set; zeros keep it total.
+            let w = w.unwrap_or_else(|| lambda.zeros_like());
             let t_i = at.t + self.c[i] * at.h;
             stats.vjp_evals += 1;
-            let (gu, gp) = model
-                .vjp(t_i, &stages[i], &w)
+            let gu = model
+                .vjp_accumulate(t_i, &stages[i], &w, mu)
                 .map_err(|cause| Error::Model {
                     phase: Phase::Vjp,
                     step: at.index,
                     t: t_i,
                     cause,
                 })?;
-            if gp.len() != mu.len() {
-                return Err(Error::Model {
-                    phase: Phase::Vjp,
-                    step: at.index,
-                    t: t_i,
-                    cause: format!(
-                        "returned {} parameter cotangents for {} parameters",
-                        gp.len(),
-                        mu.len()
-                    ),
-                });
-            }
-            for (m, g) in mu.iter_mut().zip(&gp) {
-                ffi::add_scaled_(m, g, 1.0)?;
-            }
             xi[i] = Some(gu);
         }
         for x in xi.iter().flatten() {

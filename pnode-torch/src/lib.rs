@@ -24,6 +24,8 @@ mod ffi;
 #[cfg(feature = "torch")]
 pub mod flat;
 #[cfg(feature = "torch")]
+pub mod mlp;
+#[cfg(feature = "torch")]
 pub mod model;
 #[cfg(feature = "torch")]
 pub mod solver;
@@ -34,6 +36,8 @@ pub use block::OdeBlock;
 pub use error::{Error, Phase, Result};
 #[cfg(feature = "torch")]
 pub use flat::FlatTorchModel;
+#[cfg(feature = "torch")]
+pub use mlp::{Activation, MlpRhs};
 #[cfg(feature = "torch")]
 pub use model::{ModuleRhs, TensorRhs};
 #[cfg(feature = "torch")]

@@ -30,6 +30,30 @@ pub trait TensorRhs {
         u: &Tensor,
         w: &Tensor,
     ) -> std::result::Result<(Tensor, Vec<Tensor>), String>;
+
+    /// `f_u(t, u)ᵀ w`, adding `f_θ(t, u)ᵀ w` into `mu` (one tensor per parameter): what the
+    /// reverse sweep calls. The default runs [`TensorRhs::vjp`] and adds; a model can fuse the
+    /// accumulation (see [`crate::MlpRhs`]).
+    fn vjp_accumulate(
+        &mut self,
+        t: f64,
+        u: &Tensor,
+        w: &Tensor,
+        mu: &mut [Tensor],
+    ) -> std::result::Result<Tensor, String> {
+        let (gu, gp) = self.vjp(t, u, w)?;
+        if gp.len() != mu.len() {
+            return Err(format!(
+                "returned {} parameter cotangents for {} parameters",
+                gp.len(),
+                mu.len()
+            ));
+        }
+        for (m, g) in mu.iter_mut().zip(&gp) {
+            ffi::add_scaled_(m, g, 1.0).map_err(|e| e.to_string())?;
+        }
+        Ok(gu)
+    }
 }
 
 /// A [`TensorRhs`] over any closure `(t, &u) -> f(t, u)` built from tch ops, whose parameters
