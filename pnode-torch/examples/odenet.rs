@@ -17,6 +17,7 @@ use pnode_torch::demo::odenet::{
     self, Comparison, Event, OdeNetConfig, SyntheticConfig, mode_name, parse_mode,
 };
 use pnode_torch::pnode_runtime::checkpoint::Checkpointing;
+use pnode_torch::tch::{Cuda, Device};
 use serde_json::json;
 
 /// Train an ODE-Net image classifier (conv stem → ODE block of 3×3 convs with GroupNorm →
@@ -76,6 +77,9 @@ struct Args {
     /// can make two threads ten times slower than one.
     #[arg(long, default_value_t = 1)]
     threads: i32,
+    /// Device: cpu, cuda (GPU 0) or auto (CUDA when libtorch sees a GPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Training images of the generated set.
     #[arg(long, default_value_t = 2000)]
     train_size: usize,
@@ -114,6 +118,13 @@ fn main() -> Result<()> {
         learning_rate: args.lr,
         seed: args.seed,
         eval_limit: (args.eval_limit > 0).then_some(args.eval_limit),
+        device: match args.device.as_str() {
+            "cpu" => Device::Cpu,
+            "cuda" if Cuda::is_available() => Device::Cuda(0),
+            "cuda" => bail!("--device cuda: libtorch sees no CUDA device"),
+            "auto" => Device::cuda_if_available(),
+            other => bail!("--device must be cpu, cuda or auto, got '{other}'"),
+        },
     };
     config.validate()?;
 

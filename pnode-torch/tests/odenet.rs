@@ -46,6 +46,7 @@ fn small_config(steps: usize, iterations: usize) -> OdeNetConfig {
         learning_rate: 1e-2,
         seed: 7,
         eval_limit: None,
+        device: pnode_torch::tch::Device::Cpu,
     }
 }
 

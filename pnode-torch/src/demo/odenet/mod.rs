@@ -93,6 +93,8 @@ pub struct OdeNetConfig {
     /// Accuracy is measured on at most this many images of each set (the first ones); `None`
     /// for all.
     pub eval_limit: Option<usize>,
+    /// Where the network and the ODE block run; minibatches are moved there.
+    pub device: Device,
 }
 
 impl Default for OdeNetConfig {
@@ -106,6 +108,7 @@ impl Default for OdeNetConfig {
             learning_rate: 3e-3,
             seed: 0,
             eval_limit: Some(1000),
+            device: Device::Cpu,
         }
     }
 }
@@ -297,8 +300,8 @@ impl OdeNet {
     fn new(config: &OdeNetConfig, checkpointing: Checkpointing) -> Result<Self> {
         tch::manual_seed(config.seed as i64);
         let (c, g) = (config.channels, config.groups());
-        let vs = nn::VarStore::new(Device::Cpu);
-        let ode_vs = nn::VarStore::new(Device::Cpu);
+        let vs = nn::VarStore::new(config.device);
+        let ode_vs = nn::VarStore::new(config.device);
         let root = vs.root();
         let stem = (1..=config.downsample)
             .map(|k| {
@@ -332,9 +335,10 @@ impl OdeNet {
     }
 
     fn stem(&self, x: &Tensor) -> Tensor {
-        self.stem.iter().fold(x.shallow_clone(), |h, (conv, norm)| {
-            norm.forward(&conv.forward(&h)).relu()
-        })
+        let x = x.to_device(self.vs.device());
+        self.stem
+            .iter()
+            .fold(x, |h, (conv, norm)| norm.forward(&conv.forward(&h)).relu())
     }
 
     fn head(&self, u: &Tensor) -> Tensor {
@@ -347,7 +351,9 @@ impl OdeNet {
     /// discrete adjoint).
     fn loss(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         let u = self.block.forward(&self.stem(x))?;
-        Ok(self.head(&u).cross_entropy_for_logits(y))
+        Ok(self
+            .head(&u)
+            .cross_entropy_for_logits(&y.to_device(self.vs.device())))
     }
 
     /// Fraction of `data` classified correctly (at most `limit` images), by forward solves
@@ -371,7 +377,10 @@ impl OdeNet {
                 let x = data.images.narrow(0, start as i64, len);
                 let y = data.labels.narrow(0, start as i64, len);
                 let u = solver.solve(&mut model, &self.stem(&x))?[0].shallow_clone();
-                let hits = self.head(&u).argmax(-1, false).eq_tensor(&y);
+                let hits = self
+                    .head(&u)
+                    .argmax(-1, false)
+                    .eq_tensor(&y.to_device(self.vs.device()));
                 correct += hits.sum(Kind::Int64).int64_value(&[]);
             }
             Ok(())
