@@ -16,8 +16,8 @@ use plotters::prelude::*;
 use pnode_torch::demo::odenet::{
     self, Comparison, Event, OdeNetConfig, SyntheticConfig, mode_name, parse_mode,
 };
+use pnode_torch::demo::parse_device;
 use pnode_torch::pnode_runtime::checkpoint::Checkpointing;
-use pnode_torch::tch::{Cuda, Device};
 use serde_json::json;
 
 /// Train an ODE-Net image classifier (conv stem → ODE block of 3×3 convs with GroupNorm →
@@ -118,13 +118,7 @@ fn main() -> Result<()> {
         learning_rate: args.lr,
         seed: args.seed,
         eval_limit: (args.eval_limit > 0).then_some(args.eval_limit),
-        device: match args.device.as_str() {
-            "cpu" => Device::Cpu,
-            "cuda" if Cuda::is_available() => Device::Cuda(0),
-            "cuda" => bail!("--device cuda: libtorch sees no CUDA device"),
-            "auto" => Device::cuda_if_available(),
-            other => bail!("--device must be cpu, cuda or auto, got '{other}'"),
-        },
+        device: parse_device(&args.device).map_err(anyhow::Error::msg)?,
     };
     config.validate()?;
 

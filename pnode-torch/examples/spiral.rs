@@ -13,9 +13,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
+use pnode_torch::demo::parse_device;
 use pnode_torch::demo::spiral::{SpiralConfig, SpiralResult, train};
 use pnode_torch::pnode_runtime::checkpoint::Checkpointing;
-use pnode_torch::tch::{Cuda, Device};
 
 /// Learn the spiral du/dt = A u³ with a neural ODE (RK4, exact discrete-adjoint gradients).
 #[derive(Debug, Parser)]
@@ -65,13 +65,7 @@ fn main() -> Result<()> {
         bail!("--learning-rate must be a positive number");
     }
     pnode_torch::tch::set_num_threads(args.threads);
-    let device = match args.device.as_str() {
-        "cpu" => Device::Cpu,
-        "cuda" if Cuda::is_available() => Device::Cuda(0),
-        "cuda" => bail!("--device cuda: libtorch sees no CUDA device"),
-        "auto" => Device::cuda_if_available(),
-        other => bail!("--device must be cpu, cuda or auto, got '{other}'"),
-    };
+    let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
     let config = SpiralConfig {
         samples: args.samples,
         batch_time: args.batch_time,
