@@ -21,7 +21,7 @@ use pnode_torch::demo::stiff::{StiffConfig, StiffMethod, StiffResult, rk4_on_tru
 #[command(version)]
 struct Args {
     /// Adam iterations per method.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 600)]
     iterations: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-2)]
@@ -32,6 +32,9 @@ struct Args {
     /// Seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     seed: i64,
+    /// Print the loss every this many iterations (0: never).
+    #[arg(long, default_value_t = 0)]
+    log_every: usize,
     /// Skip the RK4 comparison.
     #[arg(long)]
     no_explicit: bool,
@@ -40,7 +43,7 @@ struct Args {
     out: PathBuf,
 }
 
-fn run(config: &StiffConfig, label: &str) -> Result<StiffResult> {
+fn run(config: &StiffConfig, label: &str, log_every: usize) -> Result<StiffResult> {
     let bar = ProgressBar::new(config.iterations as u64);
     bar.set_style(
         ProgressStyle::with_template(&format!(
@@ -49,7 +52,10 @@ fn run(config: &StiffConfig, label: &str) -> Result<StiffResult> {
         .context("progress bar template")?,
     );
     let start = Instant::now();
-    let result = train(config, |_, loss| {
+    let result = train(config, |it, loss| {
+        if log_every > 0 && it % log_every == 0 {
+            bar.suspend(|| println!("{label}: iteration {it}: loss {loss:.4e}"));
+        }
         bar.inc(1);
         bar.set_message(format!("loss {loss:.4e}"));
     })?;
@@ -100,11 +106,24 @@ fn main() -> Result<()> {
         Some(error) => println!("RK4 on the true kinetics, same steps: {error}"),
         None => println!("RK4 on the true kinetics, same steps: stays finite"),
     }
-    let cn = run(&base, "Crank–Nicolson")?;
+    let cn = run(&base, "Crank–Nicolson", args.log_every)?;
     println!(
         "Crank–Nicolson statistics of the last gradient: {:?}",
         cn.stats
     );
+    println!(
+        "species scales s = {:?}, rate scales r = {:?}",
+        cn.scales.0, cn.scales.1
+    );
+    match &cn.rk4_on_learned {
+        Ok(loss) if loss.is_finite() => {
+            println!("RK4 on the model Crank–Nicolson learned, same steps: loss {loss:.4e}")
+        }
+        Ok(loss) => {
+            println!("RK4 on the model Crank–Nicolson learned, same steps: diverges (loss {loss})")
+        }
+        Err(error) => println!("RK4 on the model Crank–Nicolson learned, same steps: {error}"),
+    }
     let rk4 = if args.no_explicit {
         None
     } else {
@@ -114,6 +133,7 @@ fn main() -> Result<()> {
                 ..base.clone()
             },
             "RK4",
+            args.log_every,
         )?)
     };
     std::fs::create_dir_all(&args.out)
@@ -172,7 +192,12 @@ fn plot(cn: &StiffResult, rk4: Option<&StiffResult>, path: &Path) -> Result<()> 
             .label(format!("{name} Crank–Nicolson"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
         if let Some(rk) = rk4 {
-            chart.draw_series(DashedLineSeries::new(pts(rk), 4, 4, color.stroke_width(1)))?;
+            chart
+                .draw_series(DashedLineSeries::new(pts(rk), 4, 4, color.stroke_width(1)))?
+                .label(format!("{name} RK4 (dashed)"))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 8, y)], color.stroke_width(1))
+                });
         }
     }
     chart
@@ -188,8 +213,9 @@ fn plot(cn: &StiffResult, rk4: Option<&StiffResult>, path: &Path) -> Result<()> 
         .copied()
         .filter(|l| l.is_finite() && *l > 0.0)
         .collect();
-    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = all.iter().copied().fold(0.0, f64::max);
+    // No finite loss at all (training failed at once): an arbitrary decade range.
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min).min(1.0);
+    let hi = all.iter().copied().fold(0.0, f64::max).max(10.0 * lo);
     let n = cn
         .losses
         .len()
