@@ -50,6 +50,16 @@ ensure_petsc() {
 # script adds an rpath to torch/lib, so binaries run without LD_LIBRARY_PATH.
 TORCH_VERSION=2.13.0
 ensure_torch() {
+    ensure_venv
+    if ! python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+        echo "installing torch==$TORCH_VERSION into $VIRTUAL_ENV (pip) ..."
+        python -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+    fi
+    export LIBTORCH_USE_PYTORCH=1
+}
+
+# The project-local Python environment .venv (created when missing), activated.
+ensure_venv() {
     local root
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
     local venv="$root/.venv"
@@ -64,13 +74,8 @@ ensure_torch() {
             python3 -m venv "$venv"
         fi
     fi
-    if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
-        echo "installing torch==$TORCH_VERSION into $venv (pip) ..."
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
-    fi
     export VIRTUAL_ENV="$venv"
     export PATH="$venv/bin:$PATH"
-    export LIBTORCH_USE_PYTORCH=1
 }
 
 # torchdiffeq (from pip, into the same .venv) for the side-by-side benchmarks.
@@ -79,5 +84,16 @@ ensure_torchdiffeq() {
     if ! python -c "import torchdiffeq" 2>/dev/null; then
         echo "installing torchdiffeq into $VIRTUAL_ENV (pip) ..."
         python -m pip install -q --disable-pip-version-check torchdiffeq
+    fi
+}
+
+# diffrax on jax (CPU, from pip, into the same .venv) for the implicit-integrator benchmark.
+JAX_VERSION=0.10.2
+DIFFRAX_VERSION=0.7.2
+ensure_diffrax() {
+    ensure_venv
+    if ! python -c "import jax, diffrax, sys; sys.exit(jax.__version__ != '$JAX_VERSION' or diffrax.__version__ != '$DIFFRAX_VERSION')" 2>/dev/null; then
+        echo "installing jax==$JAX_VERSION and diffrax==$DIFFRAX_VERSION into $VIRTUAL_ENV (pip) ..."
+        python -m pip install -q --disable-pip-version-check "jax[cpu]==$JAX_VERSION" "diffrax==$DIFFRAX_VERSION"
     fi
 }
