@@ -1,0 +1,70 @@
+//! The derivative checks on every model of the table: JVP vs central differences, the
+//! dot-product test, and the VJP's parameter part vs central differences.
+
+mod common;
+use common::*;
+
+/// One row: a model and its bounds (JVP-vs-FD, dot product, VJP_θ-vs-FD).
+fn check_model(m: Model) {
+    let e = check(&m);
+    eprintln!(
+        "{:<16} nodes {:>4}  jvp-fd {:.2e}  dot {:.2e}  vjp_p-fd {:.2e}",
+        m.name,
+        m.f.node_count(),
+        e.jvp_fd,
+        e.dot,
+        e.vjp_p_fd
+    );
+    assert!(e.jvp_fd <= 1e-7, "{}: JVP vs FD {:e}", m.name, e.jvp_fd);
+    assert!(e.dot <= 1e-12, "{}: dot-product test {:e}", m.name, e.dot);
+    assert!(e.vjp_p_fd <= 1e-7, "{}: VJP_θ vs FD {:e}", m.name, e.vjp_p_fd);
+}
+
+#[test]
+fn lotka_volterra_derivatives() {
+    check_model(lotka_volterra());
+}
+#[test]
+fn robertson_derivatives() {
+    check_model(robertson());
+}
+#[test]
+fn robertson_const_derivatives() {
+    check_model(robertson_const());
+}
+#[test]
+fn van_der_pol_derivatives() {
+    check_model(van_der_pol());
+}
+#[test]
+fn mlp_tanh_derivatives() {
+    check_model(mlp_tanh());
+}
+#[test]
+fn spiral_derivatives() {
+    check_model(spiral());
+}
+#[test]
+fn unary_zoo_derivatives() {
+    check_model(unary_zoo());
+}
+#[test]
+fn structure_derivatives() {
+    check_model(structure());
+}
+#[test]
+fn conv_groupnorm_derivatives() {
+    check_model(conv_groupnorm());
+}
+#[test]
+fn conv_stride2_derivatives() {
+    check_model(conv_stride2());
+}
+#[test]
+fn mlp_mixed_derivatives() {
+    check_model(mlp_mixed());
+}
+#[test]
+fn broadcast_pow_derivatives() {
+    check_model(broadcast_pow());
+}
