@@ -6,7 +6,8 @@
 //! broadcast is lost): `x + 0 → x`, `0 + x → x`, `x − 0 → x`, `0 − x → −x`, `x · 1 → x`,
 //! `x · 0 → 0` (when the zero constant already has the result shape), `x / 1 → x`,
 //! `−(−x) → x`, `x¹ → x`, `x⁰ → 1`, identity reshapes/broadcasts/slices/pads,
-//! `reshape(reshape x) → reshape x`, `transpose(transpose x) → x`. Operations whose operands
+//! `reshape(reshape x) → reshape x`, `transpose(transpose x) → x`, and a contiguous view
+//! (reshape, index, leading slice) of an input read is itself an input read. Operations whose operands
 //! are all constants are evaluated by the interpreter's kernels and become constants.
 //! (`x · 0 → 0` drops a NaN or infinity in `x`, as every algebraic simplifier does.)
 
@@ -221,6 +222,12 @@ impl Builder {
                     _ => None,
                 }
             }
+            Op::Reshape(_) | Op::Index(_) | Op::Slice { .. }
+                if self.view_of_input(op, inp[0]).is_some() =>
+            {
+                let (buffer, offset) = self.view_of_input(op, inp[0]).unwrap_or((Buffer::State, 0));
+                Some(self.input(buffer, offset, shape.clone())?)
+            }
             Op::Reshape(to) => {
                 let n = self.graph.node(inp[0]);
                 if &n.shape == to {
@@ -237,6 +244,28 @@ impl Builder {
             Op::Concat(_) if inp.len() == 1 => Some(inp[0]),
             _ => None,
         })
+    }
+
+    /// If `op` applied to `x` is a contiguous sub-view of an input read, the buffer and offset
+    /// of that view: `reshape`, `index`, and `slice` when every axis before the sliced one has
+    /// extent 1. (Such reads then hash-cons with direct reads of the same elements.)
+    fn view_of_input(&self, op: &Op, x: NodeId) -> Option<(Buffer, usize)> {
+        let n = self.graph.node(x);
+        let Op::Input { buffer, offset, .. } = n.op else {
+            return None;
+        };
+        let st = n.shape.strides();
+        match op {
+            Op::Reshape(_) => Some((buffer, offset)),
+            Op::Index(idx) => Some((
+                buffer,
+                offset + idx.iter().zip(&st).map(|(i, s)| i * s).sum::<usize>(),
+            )),
+            Op::Slice { axis, start, .. } if n.shape.dims()[..*axis].iter().all(|&d| d == 1) => {
+                Some((buffer, offset + start * st[*axis]))
+            }
+            _ => None,
+        }
     }
 
     // ---- leaves ------------------------------------------------------------------------

@@ -17,7 +17,12 @@ fn check_model(m: Model) {
     );
     assert!(e.jvp_fd <= 1e-7, "{}: JVP vs FD {:e}", m.name, e.jvp_fd);
     assert!(e.dot <= 1e-12, "{}: dot-product test {:e}", m.name, e.dot);
-    assert!(e.vjp_p_fd <= 1e-7, "{}: VJP_θ vs FD {:e}", m.name, e.vjp_p_fd);
+    assert!(
+        e.vjp_p_fd <= 1e-7,
+        "{}: VJP_θ vs FD {:e}",
+        m.name,
+        e.vjp_p_fd
+    );
 }
 
 #[test]

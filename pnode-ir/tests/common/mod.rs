@@ -77,7 +77,11 @@ pub fn check(m: &Model) -> Errors {
     let shift = |s: f64| -> Vec<f64> { m.u.iter().zip(&v).map(|(a, b)| a + s * b).collect() };
     let fp = eval(f, m.t, &shift(h), &m.p, &[]);
     let fm = eval(f, m.t, &shift(-h), &m.p, &[]);
-    let fd: Vec<f64> = fp.iter().zip(&fm).map(|(a, b)| (a - b) / (2.0 * h)).collect();
+    let fd: Vec<f64> = fp
+        .iter()
+        .zip(&fm)
+        .map(|(a, b)| (a - b) / (2.0 * h))
+        .collect();
     let jvp_fd = rel_err(&jv, &fd);
     // Dot-product test.
     let g = eval(&r, m.t, &m.u, &m.p, &w);
