@@ -6,8 +6,9 @@
 //! receives `x̄_k += (∂φ/∂x_k)ᵀ ȳ`, built as new nodes of the same hash-consed graph. The seed
 //! of the `k`-th output is a shaped view of the cotangent buffer `w` at that output's offset in
 //! the flattened output. Every read of the state or the parameter buffer contributes its
-//! adjoint, zero-padded to the buffer's length, to the corresponding gradient; several reads
-//! of the same entries accumulate, and unread entries are zero. Only *active* nodes (those
+//! adjoint to the corresponding gradient at the read's offset (concatenated with zero gaps
+//! when the reads are disjoint, else summed as zero-padded vectors); several reads of the same
+//! node accumulate in its adjoint, and unread entries are zero. Only *active* nodes (those
 //! that depend on `u` or `θ`) receive adjoints.
 //!
 //! Broadcasting binaries reduce their adjoint back to each operand's shape with
@@ -57,23 +58,20 @@ pub fn vjp(f: &Function) -> Result<Function, Error> {
         offset += len;
     }
     let (nu, np) = (layout.state, layout.param);
-    let mut gu: Option<NodeId> = None;
-    let mut gp: Option<NodeId> = None;
+    // (offset, flattened adjoint) of every read of u and of θ.
+    let mut reads_u: Vec<(usize, NodeId)> = Vec::new();
+    let mut reads_p: Vec<(usize, NodeId)> = Vec::new();
     for i in (0..n).rev() {
         let Some(g) = adj[i] else { continue };
         let node = &nodes[i];
         match &node.op {
             Op::Input { buffer, offset, .. } => {
-                let total = if *buffer == Buffer::State { nu } else { np };
                 let flat = b.flatten(g)?;
-                let len = node.shape.len();
-                let e = b.pad(flat, 0, *offset, total - offset - len)?;
-                let acc = if *buffer == Buffer::State {
-                    &mut gu
+                if *buffer == Buffer::State {
+                    reads_u.push((*offset, flat));
                 } else {
-                    &mut gp
-                };
-                *acc = add_opt(&mut b, *acc, Some(e))?;
+                    reads_p.push((*offset, flat));
+                }
             }
             Op::Time | Op::Const(_) => {}
             _ => {
@@ -84,15 +82,45 @@ pub fn vjp(f: &Function) -> Result<Function, Error> {
             }
         }
     }
-    let gu = match gu {
-        Some(g) => g,
-        None => b.zeros([nu])?,
-    };
-    let gp = match gp {
-        Some(g) => g,
-        None => b.zeros([np])?,
-    };
+    let gu = assemble(&mut b, reads_u, nu)?;
+    let gp = assemble(&mut b, reads_p, np)?;
     b.finish(&[gu, gp])
+}
+
+/// The gradient of a whole buffer of length `len` from the adjoints of its reads
+/// `(offset, flat adjoint)`: a concatenation with zero gaps when the reads are disjoint (one
+/// pass over the buffer), otherwise a sum of zero-padded vectors. Unread entries are zero.
+fn assemble(b: &mut Builder, mut reads: Vec<(usize, NodeId)>, len: usize) -> Result<NodeId, Error> {
+    reads.sort_by_key(|r| r.0);
+    let mut lens = Vec::with_capacity(reads.len());
+    for r in &reads {
+        lens.push(b.shape(r.1)?.len());
+    }
+    let disjoint = (1..reads.len()).all(|k| reads[k].0 >= reads[k - 1].0 + lens[k - 1]);
+    if disjoint {
+        let mut parts = Vec::with_capacity(2 * reads.len() + 1);
+        let mut at = 0;
+        for (k, &(off, g)) in reads.iter().enumerate() {
+            if off > at {
+                parts.push(b.zeros([off - at])?);
+            }
+            parts.push(g);
+            at = off + lens[k];
+        }
+        if at < len || parts.is_empty() {
+            parts.push(b.zeros([len - at])?);
+        }
+        return Ok(b.concat(&parts, 0)?);
+    }
+    let mut acc = None;
+    for (k, &(off, g)) in reads.iter().enumerate() {
+        let e = b.pad(g, 0, off, len - off - lens[k])?;
+        acc = add_opt(b, acc, Some(e))?;
+    }
+    match acc {
+        Some(a) => Ok(a),
+        None => Ok(b.zeros([len])?),
+    }
 }
 
 /// The adjoint contributions `(operand, (∂y/∂x_k)ᵀ ȳ)` of one node to its active operands.
