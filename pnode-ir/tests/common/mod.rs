@@ -57,6 +57,14 @@ pub struct Errors {
     pub jvp_fd: f64,
     pub dot: f64,
     pub vjp_p_fd: f64,
+    /// Absolute versions of `jvp_fd` and `vjp_p_fd` (for references that vanish).
+    pub jvp_fd_abs: f64,
+    pub vjp_p_fd_abs: f64,
+}
+
+fn abs_err(a: &[f64], b: &[f64]) -> f64 {
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    norm(&d)
 }
 
 /// JVP vs central differences (relative), the dot-product test `⟨f_u v, w⟩ = ⟨v, f_uᵀ w⟩`
@@ -104,6 +112,8 @@ pub fn check(m: &Model) -> Errors {
         jvp_fd,
         dot,
         vjp_p_fd,
+        jvp_fd_abs: abs_err(&jv, &fd),
+        vjp_p_fd_abs: abs_err(gp, &fdp),
     }
 }
 
