@@ -137,7 +137,7 @@ impl Builder {
         } = &op
         {
             let len = self.layout.len(*buffer);
-            if offset + s.len() > len {
+            if offset.checked_add(s.len()).is_none_or(|end| end > len) {
                 return Err(ShapeError::OutOfBounds {
                     buffer: *buffer,
                     offset: *offset,
@@ -316,7 +316,8 @@ impl Builder {
 
     /// A constant with every element `x`.
     pub fn full(&mut self, shape: impl Into<Shape>, x: f64) -> Built {
-        self.constant(Tensor::filled(shape, x))
+        let t = Tensor::filled(shape, x)?;
+        self.constant(t)
     }
 
     /// Zeros of a shape.

@@ -81,6 +81,22 @@ impl Hash for Real {
     }
 }
 
+fn check_const_shape(shape: &Shape) -> Result<(), crate::ShapeError> {
+    if shape.rank() > crate::shape::MAX_RANK {
+        return Err(crate::ShapeError::RankTooHigh {
+            op: "const",
+            rank: shape.rank(),
+        });
+    }
+    if shape.checked_len().is_none() {
+        return Err(crate::ShapeError::TooLarge {
+            op: "const",
+            shape: shape.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// A dense row-major `f64` tensor (a constant of the IR).
 #[derive(Debug, Clone)]
 pub struct Tensor {
@@ -92,6 +108,7 @@ impl Tensor {
     /// A tensor from its shape and row-major data, or an error if the lengths differ.
     pub fn new(shape: impl Into<Shape>, data: Vec<f64>) -> Result<Self, crate::ShapeError> {
         let shape = shape.into();
+        check_const_shape(&shape)?;
         if shape.len() != data.len() {
             return Err(crate::ShapeError::ConstLength {
                 shape,
@@ -109,11 +126,12 @@ impl Tensor {
         }
     }
 
-    /// A tensor with every element equal to `x`.
-    pub fn filled(shape: impl Into<Shape>, x: f64) -> Self {
+    /// A tensor with every element equal to `x`, or an error if the shape is too large.
+    pub fn filled(shape: impl Into<Shape>, x: f64) -> Result<Self, crate::ShapeError> {
         let shape = shape.into();
+        check_const_shape(&shape)?;
         let data = vec![x; shape.len()];
-        Tensor { shape, data }
+        Ok(Tensor { shape, data })
     }
 
     /// The shape.

@@ -7,6 +7,8 @@ use crate::shape::{MAX_RANK, Shape, ShapeError, incompatible, invalid};
 fn check_rank(op: &'static str, s: Shape) -> Result<Shape, ShapeError> {
     if s.rank() > MAX_RANK {
         Err(ShapeError::RankTooHigh { op, rank: s.rank() })
+    } else if s.checked_len().is_none() {
+        Err(ShapeError::TooLarge { op, shape: s })
     } else {
         Ok(s)
     }
@@ -14,7 +16,7 @@ fn check_rank(op: &'static str, s: Shape) -> Result<Shape, ShapeError> {
 
 /// The spatial output extent of a convolution: `(n + 2p − k)/s + 1`.
 pub(crate) fn conv_out(n: usize, k: usize, c: ConvParams) -> Option<usize> {
-    let padded = n + 2 * c.padding;
+    let padded = c.padding.checked_mul(2)?.checked_add(n)?;
     if c.stride == 0 || k == 0 || padded < k {
         None
     } else {
@@ -63,11 +65,14 @@ fn conv_shape(op: &'static str, x: &Shape, w: &Shape, c: ConvParams) -> Result<S
             ),
         ));
     };
-    Ok(if x.rank() == 3 {
-        Shape::new(&[*co, ho, wo])
-    } else {
-        Shape::new(&[n, *co, ho, wo])
-    })
+    check_rank(
+        op,
+        if x.rank() == 3 {
+            Shape::new(&[*co, ho, wo])
+        } else {
+            Shape::new(&[n, *co, ho, wo])
+        },
+    )
 }
 
 fn group_norm_shape(op: &'static str, x: &Shape, groups: usize) -> Result<Shape, ShapeError> {
@@ -219,8 +224,11 @@ pub fn infer_shape(op: &Op, s: &[&Shape]) -> Result<Shape, ShapeError> {
                 return Err(invalid(name, x, format!("no axis {axis}")));
             }
             let mut d = x.dims().to_vec();
-            d[*axis] += before + after;
-            Ok(Shape(d))
+            d[*axis] = before
+                .checked_add(*after)
+                .and_then(|e| e.checked_add(d[*axis]))
+                .ok_or_else(|| invalid(name, x, "padding overflows"))?;
+            check_rank(name, Shape(d))
         }
         Op::Sum(None) => Ok(Shape::scalar()),
         Op::Sum(Some(axis)) => {
@@ -252,7 +260,7 @@ pub fn infer_shape(op: &Op, s: &[&Shape]) -> Result<Shape, ShapeError> {
                 }
                 d[*axis] += other.dims()[*axis];
             }
-            Ok(Shape(d))
+            check_rank(name, Shape(d))
         }
         Op::Reshape(to) => {
             if to.len() != s[0].len() {

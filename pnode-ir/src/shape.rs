@@ -10,6 +10,9 @@ use std::fmt;
 /// The largest rank an IR value may have.
 pub const MAX_RANK: usize = 4;
 
+/// The largest number of elements an IR value may have (2³²), so sizes never overflow.
+pub const MAX_ELEMENTS: usize = 1 << 32;
+
 /// A static tensor shape (row-major); `[]` is a scalar.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Shape(pub Vec<usize>);
@@ -33,6 +36,14 @@ impl Shape {
     /// Number of elements (1 for a scalar).
     pub fn len(&self) -> usize {
         self.0.iter().product()
+    }
+
+    /// Number of elements, or `None` if it exceeds [`MAX_ELEMENTS`].
+    pub fn checked_len(&self) -> Option<usize> {
+        self.0
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= MAX_ELEMENTS)
     }
 
     /// Whether the tensor has no element (some extent is 0).
@@ -155,6 +166,14 @@ pub enum ShapeError {
         op: &'static str,
         /// The rank it would have.
         rank: usize,
+    },
+    /// A result with more than [`MAX_ELEMENTS`] elements.
+    #[error("{op}: shape {shape} has more than {MAX_ELEMENTS} elements")]
+    TooLarge {
+        /// The operation.
+        op: &'static str,
+        /// The offending shape.
+        shape: Shape,
     },
     /// A read of an input buffer outside its length.
     #[error("{buffer} read of shape {shape} at offset {offset} exceeds the buffer length {len}")]

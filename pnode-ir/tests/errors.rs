@@ -155,3 +155,26 @@ fn second_derivative_of_group_norm_is_an_error() {
         }
     );
 }
+
+#[test]
+fn huge_shapes_are_errors_not_panics() {
+    let mut b = Builder::new(Layout::new(4, 0));
+    assert!(b.zeros([usize::MAX, 2]).is_err());
+    assert!(b.full([1 << 20, 1 << 20], 1.0).is_err());
+    assert!(b.state(usize::MAX, [2]).is_err());
+    assert!(b.state(0, [usize::MAX, 3]).is_err());
+    let x = b.state(0, [4]).unwrap();
+    assert!(b.pad(x, 0, usize::MAX, 1).is_err());
+    let img = b.reshape(x, [1, 2, 2]).unwrap();
+    let w = b.zeros([1, 1, 1, 1]).unwrap();
+    let huge_pad = ConvParams {
+        stride: 1,
+        padding: usize::MAX / 2,
+    };
+    assert!(b.conv2d(img, w, None, huge_pad).is_err());
+    assert!(b.powi(x, i32::MIN).is_ok());
+    let y = b.powi(x, i32::MIN).unwrap();
+    let f = b.finish(&[y]).unwrap();
+    assert!(jvp(&f).is_err());
+    assert!(Tensor::new([usize::MAX, 3], vec![]).is_err());
+}
