@@ -90,3 +90,21 @@ pub fn mlp(
 pub fn mlp_param_len(widths: &[usize]) -> usize {
     widths.windows(2).map(|p| p[1] * p[0] + p[1]).sum()
 }
+
+impl Builder {
+    /// The affine layer `x Wᵀ + b`; see [`linear`].
+    pub fn linear(&mut self, x: NodeId, w: NodeId, bias: Option<NodeId>) -> Built {
+        linear(self, x, w, bias)
+    }
+
+    /// A multilayer perceptron with weights from the parameter buffer; see [`mlp`].
+    pub fn mlp(
+        &mut self,
+        x: NodeId,
+        widths: &[usize],
+        param_offset: usize,
+        activation: Activation,
+    ) -> Result<(NodeId, usize), ShapeError> {
+        mlp(self, x, widths, param_offset, activation)
+    }
+}

@@ -73,3 +73,16 @@ fn mlp_mixed_derivatives() {
 fn broadcast_pow_derivatives() {
     check_model(broadcast_pow());
 }
+#[test]
+fn overlapping_reads_derivatives() {
+    check_model(overlapping_reads());
+}
+
+#[test]
+fn unused_parameter_has_zero_gradient() {
+    // θ[3] of `overlapping_reads` is never read.
+    let m = overlapping_reads();
+    let g = eval(&pnode_ir::vjp(&m.f).unwrap(), 0.0, &m.u, &m.p, &[1.0; 4]);
+    assert_eq!(g[4 + 3], 0.0);
+    assert!(g[4..7].iter().all(|x| *x != 0.0));
+}

@@ -455,3 +455,30 @@ pub fn broadcast_pow() -> Model {
         p: vec![1.3, 0.8],
     }
 }
+
+/// Overlapping reads of the same buffers (`u[0..3]`, `u[1..4]`, `u[2]`; `θ[0..2]`, `θ[1..3]`),
+/// so the gradient assembly takes its summing path.
+pub fn overlapping_reads() -> Model {
+    let mut b = Builder::new(Layout::new(4, 4));
+    let a = b.state(0, [3]).unwrap();
+    let c = b.state(1, [3]).unwrap();
+    let s = b.state(2, []).unwrap();
+    let p1 = b.param(0, [2]).unwrap();
+    let p2 = b.param(1, [2]).unwrap();
+    let ac = b.mul(a, c).unwrap();
+    let t = b.tanh(ac).unwrap();
+    let t = b.mul(t, s).unwrap(); // [3]
+    let q = b.mul(p1, p2).unwrap(); // [2]
+    let q = b.sum(q).unwrap();
+    let t = b.mul(t, q).unwrap();
+    let e = b.exp(s).unwrap();
+    let e = b.reshape(e, [1]).unwrap();
+    let f = b.concat(&[t, e], 0).unwrap();
+    Model {
+        name: "overlapping",
+        f: b.finish_rhs(&[f]).unwrap(),
+        t: 0.0,
+        u: vec![0.4, -0.3, 0.8, 0.5],
+        p: vec![0.9, -0.6, 1.1, 7.0],
+    }
+}
