@@ -1,5 +1,6 @@
 //! `Interpreter::eval` and the `IrModel` trait methods do not allocate after construction.
 #![allow(unsafe_code)] // a counting global allocator, test-only
+#![cfg(feature = "runtime")]
 
 mod common;
 use common::*;

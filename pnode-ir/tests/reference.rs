@@ -1,6 +1,8 @@
 //! The interpreter, the JVP and the VJP of IR models against the hand-written models of
 //! `pnode_runtime::problems` (≤ 1e-14 relative), and an `IrModel` inside the runtime's solver.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 use common::*;
 use pnode_ir::runtime::IrModel;
