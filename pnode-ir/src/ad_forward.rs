@@ -108,11 +108,18 @@ fn normal_pdf(b: &mut Builder, x: NodeId) -> Result<NodeId, Error> {
 }
 
 /// The JVP function `(t, u, θ, v) ↦ f_u(t, u, θ) v` of `f`, with one output per output of `f`
-/// (same shapes). The tangent buffer `v` has the state's length; parameters are held fixed.
+/// (same shapes). The tangent buffer `v` has the state's length; parameters (and a cotangent
+/// buffer, if `f` reads one) are held fixed. `f` must not read a tangent buffer itself.
 pub fn jvp(f: &Function) -> Result<Function, Error> {
+    if f.layout().tangent > 0 {
+        return Err(Error::BufferInUse {
+            buffer: Buffer::Tangent,
+        });
+    }
+    // A cotangent buffer `f` reads (when `f` is itself a VJP) stays an input, held fixed:
+    // `jvp(vjp(f))` is the second-order adjoint `(∂_u (f_uᵀ w)) v`.
     let layout = Layout {
         tangent: f.layout().state,
-        cotangent: 0,
         ..*f.layout()
     };
     let mut b = Builder::extend(f, layout);

@@ -30,8 +30,14 @@ use crate::graph::{BinaryOp, Buffer, Node, NodeId, Op, UnaryOp};
 
 /// The VJP function `(t, u, θ, w) ↦ (f_uᵀ w, f_θᵀ w)` of `f`: two outputs, of shapes
 /// `[state_len]` and `[param_len]`. The cotangent buffer `w` has the length of `f`'s
-/// flattened outputs.
+/// flattened outputs. Any tangent buffer `f` reads (when `f` is a JVP) is held fixed, so
+/// `vjp(jvp(f))` is a second-order adjoint too; `f` must not read a cotangent buffer itself.
 pub fn vjp(f: &Function) -> Result<Function, Error> {
+    if f.layout().cotangent > 0 {
+        return Err(Error::BufferInUse {
+            buffer: Buffer::Cotangent,
+        });
+    }
     let layout = Layout {
         cotangent: f.output_len(),
         ..*f.layout()

@@ -18,6 +18,15 @@ pub enum Error {
         /// The length given.
         found: usize,
     },
+    /// `jvp` of a function that already reads a tangent buffer, or `vjp` of one that already
+    /// reads a cotangent buffer (mix the modes instead: `jvp(vjp(f))`).
+    #[error(
+        "the function already reads a {buffer} buffer; use the other mode for a second derivative"
+    )]
+    BufferInUse {
+        /// The buffer the derivative would add.
+        buffer: crate::graph::Buffer,
+    },
     /// A derivative rule the IR does not provide (e.g. second derivatives of group norm).
     #[error("differentiating {op} with respect to operand {operand} is not supported")]
     Unsupported {

@@ -86,3 +86,49 @@ fn unused_parameter_has_zero_gradient() {
     assert_eq!(g[4 + 3], 0.0);
     assert!(g[4..7].iter().all(|x| *x != 0.0));
 }
+
+/// Second order: `jvp(vjp(f))` (the derivative of `f_uᵀ w` in `u` along `v`) against central
+/// differences of the VJP.
+fn check_second_order(m: Model) {
+    use pnode_ir::{Interpreter, jvp, vjp};
+    let (n, np) = (m.u.len(), m.p.len());
+    let g = vjp(&m.f).unwrap();
+    let h = jvp(&g).unwrap();
+    let w = rand_vec(5, m.f.output_len());
+    let v = rand_vec(6, n);
+    let mut out = vec![0.0; n + np];
+    Interpreter::new(&h)
+        .eval_buffers(m.t, [&m.u, &m.p, &v, &w], &mut out)
+        .unwrap();
+    let eps = 1e-6;
+    let at = |s: f64| {
+        let u: Vec<f64> = m.u.iter().zip(&v).map(|(a, b)| a + s * b).collect();
+        eval(&g, m.t, &u, &m.p, &w)
+    };
+    let (a, b) = (at(eps), at(-eps));
+    let fd: Vec<f64> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y) / (2.0 * eps))
+        .collect();
+    let e = rel_err(&out, &fd);
+    eprintln!("{:<16} second order (jvp of vjp) vs FD {e:.2e}", m.name);
+    assert!(e <= 1e-7, "{}: {e:e}", m.name);
+}
+
+#[test]
+fn second_order_derivatives() {
+    for m in [
+        lotka_volterra(),
+        van_der_pol(),
+        mlp_tanh(),
+        spiral(),
+        unary_zoo(),
+        structure(),
+        mlp_mixed(),
+        broadcast_pow(),
+        overlapping_reads(),
+    ] {
+        check_second_order(m);
+    }
+}

@@ -148,6 +148,11 @@ fn second_derivative_of_group_norm_is_an_error() {
     let y = b.group_norm(x, 1, 1e-5, None, None).unwrap();
     let f = b.finish_rhs(&[y]).unwrap();
     let g = vjp(&f).unwrap();
+    assert_eq!(
+        jvp(&jvp(&f).unwrap()).unwrap_err().to_string(),
+        "the function already reads a tangent buffer; use the other mode for a second derivative"
+    );
+    assert!(matches!(vjp(&g), Err(Error::BufferInUse { .. })));
     // The VJP's state gradient depends on u through group_norm_backward's first operand.
     assert_eq!(
         jvp(&g).unwrap_err(),
