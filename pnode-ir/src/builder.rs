@@ -2,6 +2,9 @@
 //! [`ShapeError`] naming both shapes on a mismatch), applies a few exact algebraic
 //! simplifications, folds constant-only operations and hash-conses the node.
 //!
+//! Commutative operations (`add`, `mul`) order their operands by id, so `a·b` and `b·a` are
+//! one node.
+//!
 //! Simplifications (each only when the result shape equals the kept operand's shape, so no
 //! broadcast is lost): `x + 0 → x`, `0 + x → x`, `x − 0 → x`, `0 − x → −x`, `x · 1 → x`,
 //! `x · 0 → 0` (when the zero constant already has the result shape), `x / 1 → x`,
@@ -128,6 +131,18 @@ impl Builder {
         for &i in inputs {
             self.check(name, i)?;
         }
+        // Commutative operations take their operands in id order, so `a·b` and `b·a` are one
+        // node (IEEE addition and multiplication commute, and broadcasting is symmetric).
+        let sorted;
+        let inputs = if matches!(op, Op::Binary(BinaryOp::Add | BinaryOp::Mul))
+            && inputs.len() == 2
+            && inputs[1] < inputs[0]
+        {
+            sorted = [inputs[1], inputs[0]];
+            &sorted[..]
+        } else {
+            inputs
+        };
         let shapes: Vec<&Shape> = inputs.iter().map(|i| &self.graph.node(*i).shape).collect();
         let shape = infer_shape(&op, &shapes)?;
         if let Op::Input {

@@ -112,10 +112,10 @@ pub fn infer_shape(op: &Op, s: &[&Shape]) -> Result<Shape, ShapeError> {
     let name = op.name();
     match arity(op) {
         Some(n) if n != s.len() => {
-            return Err(ShapeError::Invalid {
+            return Err(ShapeError::Arity {
                 op: name,
-                shape: Shape::scalar(),
-                reason: format!("takes {n} operands, got {}", s.len()),
+                expected: n,
+                found: s.len(),
             });
         }
         None if s.is_empty() => return Err(ShapeError::NoOperands { op: name }),

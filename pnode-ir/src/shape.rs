@@ -205,6 +205,16 @@ pub enum ShapeError {
         /// Values given.
         found: usize,
     },
+    /// An operation given the wrong number of operands.
+    #[error("{op}: takes {expected} operands, got {found}")]
+    Arity {
+        /// The operation.
+        op: &'static str,
+        /// Operands it takes.
+        expected: usize,
+        /// Operands given.
+        found: usize,
+    },
     /// An operation that takes operands got none.
     #[error("{op}: needs at least one operand")]
     NoOperands {

@@ -185,3 +185,18 @@ fn huge_shapes_are_errors_not_panics() {
     assert!(jvp(&f).is_err());
     assert!(Tensor::new([usize::MAX, 3], vec![]).is_err());
 }
+
+#[test]
+fn general_op_entry_checks_arity() {
+    use pnode_ir::{BinaryOp, Op};
+    let mut b = Builder::new(Layout::new(2, 0));
+    let x = b.state(0, [2]).unwrap();
+    assert_eq!(
+        msg(b.op(Op::Binary(BinaryOp::Mul), &[x])),
+        "mul: takes 2 operands, got 1"
+    );
+    assert!(b.op(Op::Binary(BinaryOp::Add), &[x, x, x]).is_err());
+    assert!(b.op(Op::Transpose, &[]).is_err());
+    assert!(b.op(Op::Time, &[x]).is_err());
+    assert!(b.op(Op::Concat(0), &[]).is_err());
+}

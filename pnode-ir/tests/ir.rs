@@ -17,12 +17,16 @@ fn same_subexpression_is_one_node() {
     let s1 = b.mul(t1, u).unwrap();
     let s2 = b.mul(t2, u).unwrap();
     assert_eq!(s1, s2);
-    // Commuted operands are a different (op, inputs) pair: no canonicalization is promised.
+    // Commutative operations are canonicalized; non-commutative ones are not.
     let s3 = b.mul(u, t1).unwrap();
-    assert_ne!(s1, s3);
-    assert_eq!(b.graph().len(), 4);
+    assert_eq!(s1, s3);
+    let d1 = b.sub(u, t1).unwrap();
+    let d2 = b.sub(t1, u).unwrap();
+    assert_ne!(d1, d2);
+    assert_eq!(b.graph().len(), 5);
     let f = b.finish(&[s1, s2]).unwrap();
     assert_eq!(f.node_count(), 3);
+    assert_eq!(f.outputs()[0], f.outputs()[1]);
 }
 
 #[test]
