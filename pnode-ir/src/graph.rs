@@ -184,7 +184,8 @@ pub enum UnaryOp {
     Relu,
     /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^{−|x|})`.
     Softplus,
-    /// `x Φ(x)` (exact, erf form).
+    /// `x Φ(x)` (exact, erf form; Hendrycks and Gimpel, "Gaussian error linear units",
+    /// arXiv:1606.08415).
     Gelu,
     /// `eˣ`.
     Exp,

@@ -82,6 +82,11 @@ fn binary_fn(op: BinaryOp) -> fn(f64, f64) -> f64 {
 
 /// The logistic function, evaluated without overflow: `1/(1+e^{−x})` for `x ≥ 0`,
 /// `eˣ/(1+eˣ)` otherwise.
+///
+/// # References
+///
+/// M. Mächler, "Accurately computing log(1 − exp(−|a|))", Rmpfr vignette, 2012 (§3, the
+/// logistic and log1pexp functions).
 pub(crate) fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
@@ -91,7 +96,12 @@ pub(crate) fn sigmoid(x: f64) -> f64 {
     }
 }
 
-/// `softplus(x) = ln(1 + eˣ) = max(x, 0) + ln(1 + e^{−|x|})` (no overflow for large `x`).
+/// `softplus(x) = ln(1 + eˣ) = max(x, 0) + ln(1 + e^{−|x|})` (no overflow for large `x`, no
+/// loss of the tail for very negative `x`).
+///
+/// # References
+///
+/// M. Mächler, "Accurately computing log(1 − exp(−|a|))", Rmpfr vignette, 2012 (log1pexp).
 pub(crate) fn softplus(x: f64) -> f64 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
@@ -142,6 +152,11 @@ fn split_axis(s: &Shape, axis: usize) -> (usize, usize, usize) {
 }
 
 /// Evaluate a non-leaf operation into `out` (overwritten).
+///
+/// `MatMul` views `a` as `[M, K]` and `b` as `[K, N]` and computes `C = A B` by the
+/// row-oriented `i, k, j` loop (`C_i· += a_ik B_k·`, contiguous inner loop; Golub and Van Loan,
+/// *Matrix Computations*, 4th ed., §1.1). Broadcasting follows NumPy's trailing rule through
+/// rank-4 strides that are 0 on broadcast axes; `SumTo` accumulates through the same strides.
 pub(crate) fn eval_op(op: &Op, args: &Args<'_>, shape: &Shape, out: &mut [f64]) {
     match op {
         Op::Time | Op::Input { .. } => {}

@@ -54,6 +54,14 @@ proptest! {
         for (code, a, c) in ops {
             apply(&mut b, &mut pool, code, a, c);
         }
+        // Hash-consing: no two nodes share (op, inputs); operands precede their nodes.
+        let nodes = b.graph().nodes();
+        for (i, n) in nodes.iter().enumerate() {
+            prop_assert!(n.inputs.iter().all(|x| x.index() < i));
+            for m in &nodes[..i] {
+                prop_assert!(!(m.op == n.op && m.inputs == n.inputs), "duplicate node {i}");
+            }
+        }
         let out = *pool.last().unwrap();
         let f = b.finish(&[out, pool[0]]).unwrap();
         let m = Model {
