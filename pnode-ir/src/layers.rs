@@ -56,7 +56,7 @@ pub fn linear(b: &mut Builder, x: NodeId, w: NodeId, bias: Option<NodeId>) -> Bu
 /// Returns the output and the parameter offset after the last layer.
 ///
 /// ```
-/// use pnode_ir::{Builder, Layout, layers::{Activation, mlp_param_len}, runtime::IrModel};
+/// use pnode_ir::{Builder, Layout, layers::{Activation, mlp_param_len}};
 /// assert_eq!(mlp_param_len(&[2, 16, 16, 2]), 354);
 /// let mut b = Builder::new(Layout::new(8, 354)); // state [4, 2], a 2-16-16-2 MLP
 /// let u = b.state(0, [4, 2])?;
@@ -66,7 +66,6 @@ pub fn linear(b: &mut Builder, x: NodeId, w: NodeId, bias: Option<NodeId>) -> Bu
 /// let rhs = b.finish_rhs(&[y])?;
 /// let vjp_text = pnode_ir::vjp(&rhs)?.to_string();
 /// assert!(vjp_text.contains("matmul"));
-/// let _model = IrModel::new(&rhs)?; // Rhs + RhsJvp + RhsVjp for pnode_runtime::Solver
 /// # Ok::<(), pnode_ir::Error>(())
 /// ```
 pub fn mlp(
