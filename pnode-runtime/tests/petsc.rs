@@ -84,6 +84,7 @@ fn petsc_and_built_in_agree_on_solutions_and_gradients() {
         DirkTableau::theta(1.0).unwrap(),
         DirkTableau::theta(0.5).unwrap(),
         DirkTableau::sdirk2(),
+        DirkTableau::trbdf2(),
         DirkTableau::esdirk3(),
     ] {
         let compare = |name: &str, built_in: Run, with_petsc: Run| {
