@@ -1,0 +1,832 @@
+//! From source text to [`Model`]: pest does the recognizing (`pode.pest`), this module builds
+//! the spanned AST from pest's pairs. Each `match` arm names the grammar rule it handles.
+//!
+//! Error handling: the whole file is parsed in one go; if that fails, the file is split into
+//! items by a pre-scan ([`crate::scan`]) and each item (and, inside a broken block, each option)
+//! is parsed alone, so every broken item gives its own diagnostic. Input nested deeper than
+//! [`MAX_NESTING`] brackets, or whose expression tree would be deeper than [`MAX_EXPR_DEPTH`],
+//! is rejected with a diagnostic before anything recurses that deep.
+
+use crate::ast::*;
+use crate::codes;
+use crate::diagnostic::Diagnostic;
+use crate::errors::syntax_error;
+use crate::scan::{self, Chunk};
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+#[allow(missing_docs)]
+mod generated {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "pode.pest"]
+    pub struct PodeParser;
+}
+pub(crate) use generated::{PodeParser, Rule};
+
+/// The deepest bracket nesting accepted (`(`, `[`, `{` together).
+pub const MAX_NESTING: usize = 256;
+/// The deepest expression tree accepted (a chain `a + b + …` of `n` terms is `n` deep).
+pub const MAX_EXPR_DEPTH: usize = 512;
+
+/// The result of [`parse`]: the model and every diagnostic found.
+///
+/// When there are errors the model is partial: an item with a syntax error is left out (a
+/// block keeps the options that parsed), so later passes can still report what they find in
+/// the rest.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// The (possibly partial) model.
+    pub model: Model,
+    /// Errors and warnings, ordered by position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Parsed {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The model and its warnings if there is no error, else every diagnostic.
+    pub fn into_result(self) -> Result<(Model, Vec<Diagnostic>), Vec<Diagnostic>> {
+        if self.has_errors() {
+            Err(self.diagnostics)
+        } else {
+            Ok((self.model, self.diagnostics))
+        }
+    }
+}
+
+/// Parses a whole `.pode` file. Never panics; every problem is a [`Diagnostic`].
+pub fn parse(source: &str) -> Parsed {
+    pest::set_error_detail(true);
+    let mut diags = Vec::new();
+    let mut entries = Vec::new();
+    let chunks = scan::items(source, MAX_NESTING);
+    let too_deep = chunks.iter().any(|c| c.too_deep_at.is_some());
+    let mut whole_file_error = None;
+    if !too_deep {
+        match PodeParser::parse(Rule::file, source) {
+            Ok(pairs) => {
+                let mut builder = Builder::new(0, &mut diags);
+                for pair in pairs.flat_map(|file| file.into_inner()) {
+                    if pair.as_rule() != Rule::EOI {
+                        builder.item_checked(pair, &mut entries);
+                    }
+                }
+            }
+            Err(e) => whole_file_error = Some(syntax_error(&e, source, 0)),
+        }
+    }
+    if too_deep || whole_file_error.is_some() {
+        // Recovery: item by item. Should every item parse alone, report the whole-file error.
+        let before = diags.iter().filter(|d| d.is_error()).count();
+        for chunk in &chunks {
+            recover_item(source, *chunk, &mut entries, &mut diags);
+        }
+        if diags.iter().filter(|d| d.is_error()).count() == before {
+            diags.extend(whole_file_error);
+        }
+    }
+    // A header that failed to parse has its own diagnostic: do not also call it missing.
+    let header_written = chunks
+        .iter()
+        .any(|c| scan::leading_keyword(&source[c.start..c.end]) == Some("model"));
+    let model = crate::checks::assemble(source, entries, header_written, &mut diags);
+    crate::checks::check(&model, &mut diags);
+    diags.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
+    Parsed {
+        model,
+        diagnostics: diags,
+    }
+}
+
+/// Parses one expression (for the proc macro, tests and tools).
+pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
+    pest::set_error_detail(true);
+    let chunk = Chunk {
+        start: 0,
+        end: source.len(),
+        too_deep_at: None,
+    };
+    if let Some(at) = scan_depth(source) {
+        return Err(vec![too_deep_diag(chunk, at)]);
+    }
+    match PodeParser::parse(Rule::expr_only, source) {
+        Ok(pairs) => {
+            let mut diags = Vec::new();
+            let mut builder = Builder::new(0, &mut diags);
+            let expr = pairs
+                .flat_map(|p| p.into_inner())
+                .find(|p| p.as_rule() != Rule::EOI)
+                .map(|p| builder.expr(p, 0));
+            match expr {
+                Some(e) if diags.is_empty() => Ok(e),
+                _ => Err(diags),
+            }
+        }
+        Err(e) => Err(vec![syntax_error(&e, source, 0)]),
+    }
+}
+
+fn scan_depth(source: &str) -> Option<usize> {
+    scan::items(source, MAX_NESTING)
+        .iter()
+        .find_map(|c| c.too_deep_at)
+}
+
+fn too_deep_diag(chunk: Chunk, at: usize) -> Diagnostic {
+    Diagnostic::error(format!("brackets nested more than {MAX_NESTING} deep"))
+        .with_code(codes::TOO_DEEP)
+        .with_primary(Span::new(at, at + 1), "this bracket is too deep")
+        .with_secondary(Span::new(chunk.start, chunk.start), "in this item")
+}
+
+/// A top-level item as built: the `model` header is kept apart from the other items.
+pub(crate) enum Entry {
+    Header(Ident, Span),
+    Item(Item),
+}
+
+/// Parses one chunk of a file that failed as a whole.
+fn recover_item(source: &str, chunk: Chunk, entries: &mut Vec<Entry>, diags: &mut Vec<Diagnostic>) {
+    let text = &source[chunk.start..chunk.end];
+    if let Some(at) = chunk.too_deep_at {
+        diags.push(too_deep_diag(chunk, at));
+        return;
+    }
+    if scan::is_blank(text) {
+        return;
+    }
+    match PodeParser::parse(Rule::item_only, text) {
+        Ok(pairs) => {
+            let mut builder = Builder::new(chunk.start, diags);
+            for pair in pairs.flat_map(|p| p.into_inner()) {
+                if pair.as_rule() != Rule::EOI {
+                    builder.item_checked(pair, entries);
+                }
+            }
+        }
+        Err(e) => {
+            let err = syntax_error(&e, source, chunk.start);
+            match scan::leading_keyword(text) {
+                Some(kw @ ("solve" | "train")) => {
+                    let kind = if kw == "solve" {
+                        BlockKind::Solve
+                    } else {
+                        BlockKind::Train
+                    };
+                    recover_block(source, chunk, kind, err, entries, diags)
+                }
+                _ => diags.push(err),
+            }
+        }
+    }
+}
+
+/// Parses a broken block option by option.
+fn recover_block(
+    source: &str,
+    chunk: Chunk,
+    kind: BlockKind,
+    item_error: Diagnostic,
+    entries: &mut Vec<Entry>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let text = &source[chunk.start..chunk.end];
+    let kw_end = text.len() - text.trim_start().len() + kind.keyword().len();
+    let after_kw = &text[kw_end..];
+    let Some(open_rel) = after_kw
+        .find('{')
+        .filter(|&i| after_kw[..i].trim().is_empty())
+    else {
+        diags.push(item_error);
+        return;
+    };
+    let open = chunk.start + kw_end + open_rel;
+    let (body_end, close) = match matching_brace(source, open, chunk.end) {
+        Some(close) => (close, Some(close)),
+        None => (chunk.end, None),
+    };
+    let errors_before = diags.len();
+    if close.is_none() {
+        diags.push(
+            Diagnostic::error(format!("unclosed `{{` of the `{}` block", kind.keyword()))
+                .with_code(codes::UNCLOSED_BLOCK)
+                .with_primary(Span::new(open, open + 1), "this `{` is never closed")
+                .with_note("a block ends with `}` before the next item"),
+        );
+    } else if let Some(close) = close {
+        let rest = &source[close + 1..chunk.end];
+        if !scan::is_blank(rest) {
+            let lead = rest.len() - rest.trim_start().len();
+            let at = close + 1 + lead;
+            let end = close + 1 + rest.trim_end().len();
+            diags.push(
+                Diagnostic::error(format!(
+                    "unexpected text after the `{}` block",
+                    kind.keyword()
+                ))
+                .with_code(codes::SYNTAX)
+                .with_primary(Span::new(at, end), "expected a new item"),
+            );
+        }
+    }
+    let body_start = open + 1;
+    let body = &source[body_start..body_end];
+    let mut options = Vec::new();
+    for piece in scan::options(body) {
+        let piece_text = &body[piece.start..piece.end];
+        if scan::is_blank(piece_text) {
+            continue;
+        }
+        let offset = body_start + piece.start;
+        match PodeParser::parse(Rule::option_only, piece_text) {
+            Ok(pairs) => {
+                let mut builder = Builder::new(offset, diags);
+                let before = builder.diags.len();
+                for pair in pairs.flat_map(|p| p.into_inner()) {
+                    if pair.as_rule() == Rule::option {
+                        let option = builder.option(pair);
+                        if builder.diags.len() == before {
+                            options.push(option);
+                        }
+                    }
+                }
+            }
+            Err(e) => diags.push(syntax_error(&e, source, offset)),
+        }
+    }
+    if diags.len() == errors_before {
+        diags.push(item_error);
+    }
+    let span = Span::new(
+        chunk.start + text.len() - text.trim_start().len(),
+        close.map_or(chunk.end, |c| c + 1),
+    );
+    entries.push(Entry::Item(Item::Block(Block {
+        kind,
+        options,
+        span,
+    })));
+}
+
+/// The `}` matching the `{` at `open`, searching up to `end`, skipping strings and comments.
+fn matching_brace(source: &str, open: usize, end: usize) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < end {
+        match bytes[i] {
+            b'#' => {
+                while i < end && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < end && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Builds AST nodes from pest pairs of a text that starts at byte `offset` of the file.
+pub(crate) struct Builder<'d> {
+    offset: usize,
+    pub(crate) diags: &'d mut Vec<Diagnostic>,
+    reported_depth: bool,
+}
+
+impl<'d> Builder<'d> {
+    fn new(offset: usize, diags: &'d mut Vec<Diagnostic>) -> Self {
+        Builder {
+            offset,
+            diags,
+            reported_depth: false,
+        }
+    }
+
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(s.start() + self.offset, s.end() + self.offset)
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident {
+            span: self.span(&pair),
+            name: pair.as_str().to_string(),
+        }
+    }
+
+    /// Builds an item and keeps it unless building it reported an error.
+    fn item_checked(&mut self, pair: Pair<'_, Rule>, entries: &mut Vec<Entry>) {
+        let before = self.diags.len();
+        self.reported_depth = false;
+        let entry = self.item(pair);
+        if self.diags.len() == before {
+            entries.extend(entry);
+        }
+    }
+
+    fn item(&mut self, pair: Pair<'_, Rule>) -> Option<Entry> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let mut next = move || inner.next().expect("grammar: item has this child");
+        Some(match rule {
+            // model_decl = { kw_model ~ ident }
+            Rule::model_decl => {
+                next();
+                Entry::Header(self.ident(next()), span)
+            }
+            // state_decl | param_decl | const_decl = { kw ~ ident ~ shape? ~ "=" ~ expr }
+            Rule::state_decl | Rule::param_decl | Rule::const_decl => {
+                let kind = match rule {
+                    Rule::state_decl => DeclKind::State,
+                    Rule::param_decl => DeclKind::Param,
+                    _ => DeclKind::Const,
+                };
+                next();
+                let name = self.ident(next());
+                let mut p = next();
+                let shape = if p.as_rule() == Rule::shape {
+                    let shape = self.shape(p);
+                    p = next();
+                    Some(shape)
+                } else {
+                    None
+                };
+                let init = self.expr(p, 0);
+                Entry::Item(Item::Decl(Decl {
+                    kind,
+                    name,
+                    shape,
+                    init,
+                    span,
+                }))
+            }
+            // layer_decl = { kw_layer ~ ident ~ "=" ~ ident ~ "(" ~ arg_list ~ ")" }
+            Rule::layer_decl => {
+                next();
+                let name = self.ident(next());
+                let kind = self.ident(next());
+                let args = self.args(next(), 0);
+                Entry::Item(Item::Layer(Layer {
+                    name,
+                    kind,
+                    args,
+                    span,
+                }))
+            }
+            // let_decl = { kw_let ~ ident ~ "=" ~ expr }
+            Rule::let_decl => {
+                next();
+                let name = self.ident(next());
+                let value = self.expr(next(), 0);
+                Entry::Item(Item::Let(Let { name, value, span }))
+            }
+            // equation = { "d" ~ "(" ~ ident ~ index? ~ ")" ~ "/" ~ "dt" ~ "=" ~ expr }
+            Rule::equation => {
+                let state = self.ident(next());
+                let mut p = next();
+                let index = if p.as_rule() == Rule::index {
+                    let index = self.index(p, 0);
+                    p = next();
+                    Some(index)
+                } else {
+                    None
+                };
+                let rhs = self.expr(p, 0);
+                Entry::Item(Item::Equation(Equation {
+                    state,
+                    index,
+                    rhs,
+                    span,
+                }))
+            }
+            // loss_decl = { kw_loss ~ "=" ~ expr }
+            Rule::loss_decl => {
+                next();
+                Entry::Item(Item::Loss(Loss {
+                    value: self.expr(next(), 0),
+                    span,
+                }))
+            }
+            // solve_block | train_block = { kw ~ "{" ~ options ~ "}" }
+            Rule::solve_block | Rule::train_block => {
+                let kind = if rule == Rule::solve_block {
+                    BlockKind::Solve
+                } else {
+                    BlockKind::Train
+                };
+                next();
+                // options = { (option ~ ","?)* }
+                let options = next().into_inner().map(|o| self.option(o)).collect();
+                Entry::Item(Item::Block(Block {
+                    kind,
+                    options,
+                    span,
+                }))
+            }
+            _ => return None,
+        })
+    }
+
+    // option = { ident ~ "=" ~ value }, value = _{ range | expr }
+    fn option(&mut self, pair: Pair<'_, Rule>) -> OptionEntry {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let key = self.ident(inner.next().expect("grammar: option key"));
+        let value = self.expr(inner.next().expect("grammar: option value"), 0);
+        OptionEntry { key, value, span }
+    }
+
+    // shape = { "[" ~ expr ~ ("," ~ expr)* ~ ","? ~ "]" }
+    fn shape(&mut self, pair: Pair<'_, Rule>) -> Shape {
+        let span = self.span(&pair);
+        let dims = pair.into_inner().map(|p| self.expr(p, 1)).collect();
+        Shape { dims, span }
+    }
+
+    // arg_list = { (arg ~ ("," ~ arg)* ~ ","?)? }, arg = { kwarg | expr }
+    fn args(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Vec<Arg> {
+        let mut args: Vec<Arg> = Vec::new();
+        for arg in pair.into_inner() {
+            let span = self.span(&arg);
+            let inner = arg.into_inner().next().expect("grammar: arg has a child");
+            let built = match inner.as_rule() {
+                // kwarg = { ident ~ "=" ~ expr }
+                Rule::kwarg => {
+                    let mut kv = inner.into_inner();
+                    let name = self.ident(kv.next().expect("grammar: kwarg name"));
+                    let value = self.expr(kv.next().expect("grammar: kwarg value"), depth + 1);
+                    if let Some(first) = args
+                        .iter()
+                        .filter_map(|a| a.name.as_ref())
+                        .find(|n| n.name == name.name)
+                    {
+                        self.diags.push(
+                            Diagnostic::error(format!(
+                                "keyword argument `{}` given twice",
+                                name.name
+                            ))
+                            .with_code(codes::DUPLICATE_ARGUMENT)
+                            .with_primary(name.span, "given again here")
+                            .with_secondary(first.span, "first given here"),
+                        );
+                    }
+                    Arg {
+                        name: Some(name),
+                        value,
+                        span,
+                    }
+                }
+                _ => {
+                    let value = self.expr(inner, depth + 1);
+                    if let Some(kw) = args.iter().rev().find_map(|a| a.name.as_ref()) {
+                        self.diags.push(
+                            Diagnostic::error("positional argument after a keyword argument")
+                                .with_code(codes::ARGUMENT_ORDER)
+                                .with_primary(span, "positional argument")
+                                .with_secondary(kw.span, "keyword argument before it")
+                                .with_note("put positional arguments first"),
+                        );
+                    }
+                    Arg {
+                        name: None,
+                        value,
+                        span,
+                    }
+                }
+            };
+            args.push(built);
+        }
+        args
+    }
+
+    // index = { "[" ~ index_item ~ ("," ~ index_item)* ~ ","? ~ "]" }
+    fn index(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Index {
+        let span = self.span(&pair);
+        let mut items = Vec::new();
+        for item in pair.into_inner() {
+            items.push(match item.as_rule() {
+                // slice = { slice_start? ~ ":" ~ slice_end? }
+                Rule::slice => {
+                    let span = self.span(&item);
+                    let (mut start, mut end) = (None, None);
+                    for bound in item.into_inner() {
+                        let rule = bound.as_rule();
+                        let e = bound.into_inner().next().expect("grammar: slice bound");
+                        let e = self.expr(e, depth + 1);
+                        if rule == Rule::slice_start {
+                            start = Some(e)
+                        } else {
+                            end = Some(e)
+                        }
+                    }
+                    IndexItem::Slice { start, end, span }
+                }
+                _ => IndexItem::At(self.expr(item, depth + 1)),
+            });
+        }
+        Index { items, span }
+    }
+
+    fn too_deep(&mut self, span: Span) -> Expr {
+        if !self.reported_depth {
+            self.reported_depth = true;
+            self.diags.push(
+                Diagnostic::error(format!("expression nested more than {MAX_EXPR_DEPTH} deep"))
+                    .with_code(codes::TOO_DEEP)
+                    .with_primary(span, "this expression is too deep")
+                    .with_note("split it with `let` definitions"),
+            );
+        }
+        Expr {
+            kind: ExprKind::Name(String::new()),
+            span,
+        }
+    }
+
+    /// Builds any expression rule at tree depth `depth`.
+    pub(crate) fn expr(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Expr {
+        let span = self.span(&pair);
+        if depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        let rule = pair.as_rule();
+        match rule {
+            // expr = { product ~ (add_op ~ product)* }, product = { unary ~ (mul_op ~ unary)* }
+            Rule::expr | Rule::product => {
+                let parts: Vec<_> = pair.into_inner().collect();
+                let depth = depth + parts.len() / 2;
+                if depth > MAX_EXPR_DEPTH {
+                    return self.too_deep(span);
+                }
+                let mut parts = parts.into_iter();
+                let mut acc = self.expr(parts.next().expect("grammar: first operand"), depth);
+                while let (Some(op), Some(rhs)) = (parts.next(), parts.next()) {
+                    let op = match op.as_str() {
+                        "+" => BinOp::Add,
+                        "-" => BinOp::Sub,
+                        "*" => BinOp::Mul,
+                        "/" => BinOp::Div,
+                        _ => BinOp::MatMul,
+                    };
+                    let rhs = self.expr(rhs, depth);
+                    acc = binary(op, acc, rhs);
+                }
+                acc
+            }
+            // unary = { neg* ~ power }
+            Rule::unary => {
+                let parts: Vec<_> = pair.into_inner().collect();
+                let negs: Vec<Span> = parts[..parts.len() - 1]
+                    .iter()
+                    .map(|p| self.span(p))
+                    .collect();
+                let depth = depth + negs.len();
+                if depth > MAX_EXPR_DEPTH {
+                    return self.too_deep(span);
+                }
+                let operand = parts.into_iter().last().expect("grammar: unary operand");
+                let operand = self.expr(operand, depth);
+                wrap_negs(&negs, operand)
+            }
+            // power = { postfix ~ (pow_op ~ neg* ~ postfix)* }, folded to the right
+            Rule::power => {
+                let mut base = None;
+                let mut groups: Vec<(Vec<Span>, Pair<'_, Rule>)> = Vec::new();
+                let mut negs = Vec::new();
+                let mut count = 0;
+                for p in pair.into_inner() {
+                    match p.as_rule() {
+                        Rule::pow_op => {}
+                        Rule::neg => {
+                            count += 1;
+                            negs.push(self.span(&p));
+                        }
+                        _ if base.is_none() => base = Some(p),
+                        _ => {
+                            count += 1;
+                            groups.push((std::mem::take(&mut negs), p));
+                        }
+                    }
+                }
+                let depth = depth + count;
+                if depth > MAX_EXPR_DEPTH {
+                    return self.too_deep(span);
+                }
+                let base = self.expr(base.expect("grammar: power base"), depth);
+                let mut acc: Option<Expr> = None;
+                for (negs, operand) in groups.into_iter().rev() {
+                    let operand = self.expr(operand, depth);
+                    let value = match acc {
+                        Some(exponent) => binary(BinOp::Pow, operand, exponent),
+                        None => operand,
+                    };
+                    acc = Some(wrap_negs(&negs, value));
+                }
+                match acc {
+                    Some(exponent) => binary(BinOp::Pow, base, exponent),
+                    None => base,
+                }
+            }
+            // postfix = { primary ~ index* }
+            Rule::postfix => {
+                let parts: Vec<_> = pair.into_inner().collect();
+                let depth = depth + parts.len() - 1;
+                if depth > MAX_EXPR_DEPTH {
+                    return self.too_deep(span);
+                }
+                let mut parts = parts.into_iter();
+                let mut acc = self.expr(parts.next().expect("grammar: postfix base"), depth);
+                for p in parts {
+                    let index = self.index(p, depth);
+                    let span = acc.span.to(index.span);
+                    acc = Expr {
+                        kind: ExprKind::Index {
+                            base: Box::new(acc),
+                            index,
+                        },
+                        span,
+                    };
+                }
+                acc
+            }
+            // paren = { "(" ~ expr ~ ")" }
+            Rule::paren => {
+                let inner = pair.into_inner().next().expect("grammar: paren content");
+                self.expr(inner, depth + 1)
+            }
+            // array = { "[" ~ (expr ~ ("," ~ expr)* ~ ","?)? ~ "]" }
+            Rule::array => {
+                let items = pair.into_inner().map(|p| self.expr(p, depth + 1)).collect();
+                Expr {
+                    kind: ExprKind::Array(items),
+                    span,
+                }
+            }
+            // call = { ident ~ "(" ~ arg_list ~ ")" }
+            Rule::call => {
+                let mut inner = pair.into_inner();
+                let func = self.ident(inner.next().expect("grammar: callee"));
+                let args = self.args(inner.next().expect("grammar: arg_list"), depth);
+                Expr {
+                    kind: ExprKind::Call { func, args },
+                    span,
+                }
+            }
+            // range = { expr ~ ".." ~ expr }
+            Rule::range => {
+                let mut inner = pair.into_inner();
+                let start = self.expr(inner.next().expect("grammar: range start"), depth + 1);
+                let end = self.expr(inner.next().expect("grammar: range end"), depth + 1);
+                Expr {
+                    kind: ExprKind::Range {
+                        start: Box::new(start),
+                        end: Box::new(end),
+                    },
+                    span,
+                }
+            }
+            // bytes = ${ number_part ~ byte_unit }
+            Rule::bytes => {
+                let mut inner = pair.into_inner();
+                let number = inner.next().expect("grammar: bytes number");
+                let unit_text = inner.next().map_or("", |p| p.as_str());
+                let unit = ByteUnit::ALL
+                    .into_iter()
+                    .find(|u| u.symbol() == unit_text)
+                    .unwrap_or(ByteUnit::B);
+                let value = self.float(number.as_str(), span);
+                Expr {
+                    kind: ExprKind::Bytes { value, unit },
+                    span,
+                }
+            }
+            // number = @{ digits ~ ("." ~ digits)? ~ exponent? }
+            Rule::number => {
+                let text = pair.as_str();
+                let kind = if text.bytes().all(|b| b.is_ascii_digit()) {
+                    match text.parse::<u64>() {
+                        Ok(v) => ExprKind::Int(v),
+                        Err(_) => {
+                            self.diags.push(
+                                Diagnostic::error("integer literal too large")
+                                    .with_code(codes::INVALID_LITERAL)
+                                    .with_primary(span, "does not fit in 64 bits")
+                                    .with_note(format!("the largest integer is {}; write a real number such as `1e20` instead", u64::MAX)),
+                            );
+                            ExprKind::Int(0)
+                        }
+                    }
+                } else {
+                    ExprKind::Float(self.float(text, span))
+                };
+                Expr { kind, span }
+            }
+            // string = @{ "\"" ~ (escape | !("\"" | "\\" | "\n") ~ ANY)* ~ "\"" }
+            Rule::string => {
+                let value = self.string(pair.as_str(), span.start);
+                Expr {
+                    kind: ExprKind::Str(value),
+                    span,
+                }
+            }
+            // boolean = @{ ("true" | "false") ~ !ident_char }
+            Rule::boolean => Expr {
+                kind: ExprKind::Bool(pair.as_str() == "true"),
+                span,
+            },
+            // ident = @{ !keyword ~ (ASCII_ALPHA | "_") ~ ident_char* }
+            Rule::ident => Expr {
+                kind: ExprKind::Name(pair.as_str().to_string()),
+                span,
+            },
+            other => unreachable!("grammar: {other:?} is not an expression"),
+        }
+    }
+
+    fn float(&mut self, text: &str, span: Span) -> f64 {
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            _ => {
+                self.diags.push(
+                    Diagnostic::error("number out of range")
+                        .with_code(codes::INVALID_LITERAL)
+                        .with_primary(span, "too large for a 64-bit float"),
+                );
+                0.0
+            }
+        }
+    }
+
+    /// Resolves the escapes of a string literal (with its quotes) that starts at `start`.
+    fn string(&mut self, quoted: &str, start: usize) -> String {
+        let body = &quoted[1..quoted.len() - 1];
+        let mut out = String::with_capacity(body.len());
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some((_, '"')) => out.push('"'),
+                Some((_, '\\')) => out.push('\\'),
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 'r')) => out.push('\r'),
+                Some((_, 't')) => out.push('\t'),
+                other => {
+                    let len = 1 + other.map_or(0, |(_, c)| c.len_utf8());
+                    let at = start + 1 + i;
+                    self.diags.push(
+                        Diagnostic::error("unknown escape in string")
+                            .with_code(codes::INVALID_LITERAL)
+                            .with_primary(Span::new(at, at + len), "unknown escape")
+                            .with_note(r#"the escapes are \" \\ \n \r \t"#),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn binary(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
+    let span = lhs.span.to(rhs.span);
+    Expr {
+        kind: ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span,
+    }
+}
+
+/// Applies the minus signs at `negs` (outermost first) to `operand`.
+fn wrap_negs(negs: &[Span], operand: Expr) -> Expr {
+    negs.iter().rev().fold(operand, |acc, neg| {
+        let span = neg.to(acc.span);
+        Expr {
+            kind: ExprKind::Neg(Box::new(acc)),
+            span,
+        }
+    })
+}
