@@ -160,7 +160,7 @@ impl Diagnostic {
         for (i, label) in labels.iter().enumerate() {
             let (line, col) = line_col(source, label.span.start);
             let arrow = if i == 0 { "-->" } else { ":::" };
-            let _ = writeln!(out, "{pad} {arrow} {file_name}:{line}:{col}");
+            let _ = writeln!(out, "{pad}{arrow} {file_name}:{line}:{col}");
             let _ = writeln!(out, "{pad} |");
             let start = floor_char_boundary(source, label.span.start);
             let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);

@@ -76,19 +76,38 @@ pub(crate) fn syntax_error(err: &Error<Rule>, source: &str, offset: usize) -> Di
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
+    let attempts = err.parse_attempts();
+    // pest places the error at the furthest rule it tried; a literal token tried further on
+    // (`/` in `d(u) = …`) is the better place, and then the rules tried earlier do not count.
+    let nameable = |t: String| PUNCTUATION.contains(&t.as_str()) || OPERATORS.contains(&t.as_str());
+    let further = attempts
+        .as_ref()
+        .filter(|a| a.max_position > rel)
+        .filter(|a| {
+            a.expected_tokens()
+                .into_iter()
+                .any(|t| nameable(t.to_string()))
+        })
+        .map(|a| a.max_position);
+    let rel = further.unwrap_or(rel);
     let (found, span) = found_at(source, offset + rel);
+    if let Some(d) = unterminated_string(source, span) {
+        return d;
+    }
     let mut expected: BTreeSet<&'static str> = BTreeSet::new();
-    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
+    if let (ErrorVariant::ParsingError { positives, .. }, None) = (&err.variant, further) {
         expected.extend(positives.iter().filter_map(|&rule| rule_name(rule)));
     }
-    if expected.len() > 1 {
-        // The item could end here, but something else was expected too: name only that.
-        expected.remove("end of item");
-    } else if expected.remove("end of item") {
+    // The item could end here. If the next token starts a line, it was meant as a new item;
+    // else name only what could continue this one.
+    let line_start = source[..floor_char_boundary(source, span.start)]
+        .trim_end_matches([' ', '\t', '\r'])
+        .ends_with('\n');
+    if expected.remove("end of item") && (expected.is_empty() || line_start) {
         expected.insert("item");
     }
     let mut literals: BTreeSet<String> = BTreeSet::new();
-    if let Some(attempts) = err.parse_attempts() {
+    if let Some(attempts) = attempts {
         // Tokens are only those tried at the furthest position.
         if attempts.max_position == rel {
             for token in attempts.expected_tokens() {
@@ -108,7 +127,10 @@ pub(crate) fn syntax_error(err: &Error<Rule>, source: &str, offset: usize) -> Di
     if expected.contains("operator") {
         literals.retain(|t| !OPERATORS.contains(&t.as_str()) && t != "[" && t != "(");
     }
-    if expected.contains("expression") {
+    if ["expression", "argument", "index"]
+        .iter()
+        .any(|n| expected.contains(n))
+    {
         literals.retain(|t| t != "(" && t != "[" && t != "-");
     }
     let mut names: Vec<String> = literals.into_iter().map(|t| format!("`{t}`")).collect();
@@ -163,10 +185,36 @@ fn hint(source: &str, pos: usize, expected: &BTreeSet<&'static str>) -> Option<S
     if expected.contains("item") && rest.starts_with('d') && rest.contains("/dt") {
         return Some("equations are written `d(u)/dt = …`".to_string());
     }
+    if rest.starts_with("..") {
+        return Some("a range `a .. b` is only an option value (`t = 0 .. 10`)".to_string());
+    }
     if rest.starts_with('*') && source[..pos].ends_with('*') {
         return Some("powers are written `x ^ 2`".to_string());
     }
     None
+}
+
+/// A string opened at `span` and not closed on its line.
+fn unterminated_string(source: &str, span: Span) -> Option<Diagnostic> {
+    let rest = &source[span.start..];
+    let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+    let body = line.strip_prefix('"')?;
+    let mut escaped = false;
+    for c in body.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return None,
+            _ => {}
+        }
+    }
+    let end = span.start + line.trim_end().len();
+    Some(
+        Diagnostic::error("unterminated string")
+            .with_code(codes::SYNTAX)
+            .with_primary(Span::new(span.start, end), "this string is never closed")
+            .with_note("a string ends with `\"` on the same line"),
+    )
 }
 
 /// Describes the token at `pos` (skipping whitespace and comments) and its span.
@@ -210,5 +258,15 @@ fn found_at(text: &str, pos: usize) -> (String, Span) {
     } else {
         shown
     };
-    (format!("`{}`", shown.escape_debug()), Span::new(i, i + len))
+    let shown: String = shown
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    (format!("`{shown}`"), Span::new(i, i + len))
 }

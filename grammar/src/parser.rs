@@ -104,13 +104,8 @@ pub fn parse(source: &str) -> Parsed {
 /// Parses one expression (for the proc macro, tests and tools).
 pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
     pest::set_error_detail(true);
-    let chunk = Chunk {
-        start: 0,
-        end: source.len(),
-        too_deep_at: None,
-    };
     if let Some(at) = scan_depth(source) {
-        return Err(vec![too_deep_diag(chunk, at)]);
+        return Err(vec![too_deep_diag(at)]);
     }
     match PodeParser::parse(Rule::expr_only, source) {
         Ok(pairs) => {
@@ -135,11 +130,11 @@ fn scan_depth(source: &str) -> Option<usize> {
         .find_map(|c| c.too_deep_at)
 }
 
-fn too_deep_diag(chunk: Chunk, at: usize) -> Diagnostic {
+fn too_deep_diag(at: usize) -> Diagnostic {
     Diagnostic::error(format!("brackets nested more than {MAX_NESTING} deep"))
         .with_code(codes::TOO_DEEP)
         .with_primary(Span::new(at, at + 1), "this bracket is too deep")
-        .with_secondary(Span::new(chunk.start, chunk.start), "in this item")
+        .with_note("the rest of this item is not parsed; split it with `let` definitions")
 }
 
 /// A top-level item as built: the `model` header is kept apart from the other items.
@@ -152,7 +147,7 @@ pub(crate) enum Entry {
 fn recover_item(source: &str, chunk: Chunk, entries: &mut Vec<Entry>, diags: &mut Vec<Diagnostic>) {
     let text = &source[chunk.start..chunk.end];
     if let Some(at) = chunk.too_deep_at {
-        diags.push(too_deep_diag(chunk, at));
+        diags.push(too_deep_diag(at));
         return;
     }
     if scan::is_blank(text) {
@@ -235,7 +230,7 @@ fn recover_block(
     let body_start = open + 1;
     let body = &source[body_start..body_end];
     let mut options = Vec::new();
-    for piece in scan::options(body) {
+    for piece in scan::options(body, crate::checks::known_options(kind)) {
         let piece_text = &body[piece.start..piece.end];
         if scan::is_blank(piece_text) {
             continue;
@@ -320,9 +315,11 @@ impl<'d> Builder<'d> {
         }
     }
 
+    /// The pair's span without the whitespace and comments pest lets a rule end with.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(s.start() + self.offset, s.end() + self.offset)
+        let len = trim_trivia(pair.as_str());
+        Span::new(s.start() + self.offset, s.start() + len + self.offset)
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
@@ -578,7 +575,10 @@ impl<'d> Builder<'d> {
                     return self.too_deep(span);
                 }
                 let mut parts = parts.into_iter();
-                let mut acc = self.expr(parts.next().expect("grammar: first operand"), depth);
+                let first = parts.next().expect("grammar: first operand");
+                // Spans of operators cover their operands' parentheses: the operand pairs' spans.
+                let mut outer = self.span(&first);
+                let mut acc = self.expr(first, depth);
                 while let (Some(op), Some(rhs)) = (parts.next(), parts.next()) {
                     let op = match op.as_str() {
                         "+" => BinOp::Add,
@@ -587,8 +587,9 @@ impl<'d> Builder<'d> {
                         "/" => BinOp::Div,
                         _ => BinOp::MatMul,
                     };
+                    outer = outer.to(self.span(&rhs));
                     let rhs = self.expr(rhs, depth);
-                    acc = binary(op, acc, rhs);
+                    acc = binary(op, acc, rhs, outer);
                 }
                 acc
             }
@@ -604,8 +605,9 @@ impl<'d> Builder<'d> {
                     return self.too_deep(span);
                 }
                 let operand = parts.into_iter().last().expect("grammar: unary operand");
+                let outer = self.span(&operand);
                 let operand = self.expr(operand, depth);
-                wrap_negs(&negs, operand)
+                wrap_negs(&negs, operand, outer)
             }
             // power = { postfix ~ (pow_op ~ neg* ~ postfix)* }, folded to the right
             Rule::power => {
@@ -631,18 +633,25 @@ impl<'d> Builder<'d> {
                 if depth > MAX_EXPR_DEPTH {
                     return self.too_deep(span);
                 }
-                let base = self.expr(base.expect("grammar: power base"), depth);
+                let base = base.expect("grammar: power base");
+                let base_outer = self.span(&base);
+                let base = self.expr(base, depth);
                 let mut acc: Option<Expr> = None;
                 for (negs, operand) in groups.into_iter().rev() {
+                    // This operand's text runs to the end of the tower when it has an exponent.
+                    let mut outer = self.span(&operand);
                     let operand = self.expr(operand, depth);
                     let value = match acc {
-                        Some(exponent) => binary(BinOp::Pow, operand, exponent),
+                        Some(exponent) => {
+                            outer = Span::new(outer.start, span.end);
+                            binary(BinOp::Pow, operand, exponent, outer)
+                        }
                         None => operand,
                     };
-                    acc = Some(wrap_negs(&negs, value));
+                    acc = Some(wrap_negs(&negs, value, outer));
                 }
                 match acc {
-                    Some(exponent) => binary(BinOp::Pow, base, exponent),
+                    Some(exponent) => binary(BinOp::Pow, base, exponent, base_outer.to(span)),
                     None => base,
                 }
             }
@@ -654,10 +663,12 @@ impl<'d> Builder<'d> {
                     return self.too_deep(span);
                 }
                 let mut parts = parts.into_iter();
-                let mut acc = self.expr(parts.next().expect("grammar: postfix base"), depth);
+                let first = parts.next().expect("grammar: postfix base");
+                let outer = self.span(&first);
+                let mut acc = self.expr(first, depth);
                 for p in parts {
                     let index = self.index(p, depth);
-                    let span = acc.span.to(index.span);
+                    let span = outer.to(index.span);
                     acc = Expr {
                         kind: ExprKind::Index {
                             base: Box::new(acc),
@@ -808,8 +819,7 @@ impl<'d> Builder<'d> {
     }
 }
 
-fn binary(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
-    let span = lhs.span.to(rhs.span);
+fn binary(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
     Expr {
         kind: ExprKind::Binary {
             op,
@@ -820,13 +830,45 @@ fn binary(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
     }
 }
 
-/// Applies the minus signs at `negs` (outermost first) to `operand`.
-fn wrap_negs(negs: &[Span], operand: Expr) -> Expr {
+/// Applies the minus signs at `negs` (outermost first) to `operand`, whose text (with its
+/// parentheses) spans `outer`.
+fn wrap_negs(negs: &[Span], operand: Expr, outer: Span) -> Expr {
     negs.iter().rev().fold(operand, |acc, neg| {
-        let span = neg.to(acc.span);
+        let span = neg.to(outer);
         Expr {
             kind: ExprKind::Neg(Box::new(acc)),
             span,
         }
     })
+}
+
+/// The length of `text` without trailing whitespace and comments.
+fn trim_trivia(text: &str) -> usize {
+    let mut text = text.trim_end();
+    loop {
+        let line_start = text.rfind('\n').map_or(0, |i| i + 1);
+        let Some(hash) = comment_start(&text[line_start..]) else {
+            return text.len();
+        };
+        text = text[..line_start + hash].trim_end();
+    }
+}
+
+/// Where a comment starts in one line, outside strings.
+fn comment_start(line: &str) -> Option<usize> {
+    if !line.contains('#') {
+        return None;
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '#' if !in_string => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }

@@ -140,19 +140,27 @@ pub(crate) fn items(text: &str, max_depth: usize) -> Vec<Chunk> {
 
 /// Splits the body of a block (the text between its braces) into options: a new option starts
 /// at the beginning of a line, outside brackets, whose first word is followed by `=`.
-pub(crate) fn options(body: &str) -> Vec<Chunk> {
+///
+/// A line starting with a known option name and `=` starts an option even inside brackets
+/// (an unclosed bracket then breaks one option only).
+pub(crate) fn options(body: &str, known: &[&str]) -> Vec<Chunk> {
     split(body, usize::MAX, |bytes, i, depth| {
-        if depth != 0 || !(bytes[i].is_ascii_alphabetic() || bytes[i] == b'_') {
+        if !(bytes[i].is_ascii_alphabetic() || bytes[i] == b'_') {
             return None;
         }
         let mut j = i;
         while j < bytes.len() && is_ident_char(bytes[j]) {
             j += 1;
         }
+        let word = &bytes[i..j];
         while matches!(bytes.get(j), Some(b' ' | b'\t')) {
             j += 1;
         }
-        (bytes.get(j) == Some(&b'=') && bytes.get(j + 1) != Some(&b'=')).then_some(false)
+        if bytes.get(j) != Some(&b'=') || bytes.get(j + 1) == Some(&b'=') {
+            return None;
+        }
+        let is_known = known.iter().any(|k| k.as_bytes() == word);
+        (depth == 0 || is_known).then_some(is_known)
     })
     .into_iter()
     .flat_map(|chunk| split_commas(body, chunk))
