@@ -24,16 +24,15 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         | Rule::string
         | Rule::boolean
         | Rule::neg
-        | Rule::range
         | Rule::slice_start
         | Rule::slice_end
         | Rule::expr_only
-        | Rule::value
         | Rule::primary => "expression",
         Rule::ident => "name",
         Rule::add_op | Rule::mul_op | Rule::pow_op => "operator",
         Rule::index => return None,
-        Rule::slice | Rule::index_item => "index",
+        Rule::index_item => "index",
+        Rule::colon => "`:`",
         Rule::shape => "shape `[…]`",
         Rule::arg | Rule::kwarg | Rule::arg_list => "argument",
         Rule::option | Rule::options | Rule::option_only => "option `name = value`",

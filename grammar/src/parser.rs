@@ -443,12 +443,24 @@ impl<'d> Builder<'d> {
         })
     }
 
-    // option = { ident ~ "=" ~ value }, value = _{ range | expr }
+    // option = { ident ~ "=" ~ expr ~ (".." ~ expr)? }
     fn option(&mut self, pair: Pair<'_, Rule>) -> OptionEntry {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
         let key = self.ident(inner.next().expect("grammar: option key"));
-        let value = self.expr(inner.next().expect("grammar: option value"), 0);
+        let first = inner.next().expect("grammar: option value");
+        let value = match inner.next() {
+            Some(second) => {
+                let outer = self.span(&first).to(self.span(&second));
+                let start = Box::new(self.expr(first, 1));
+                let end = Box::new(self.expr(second, 1));
+                Expr {
+                    kind: ExprKind::Range { start, end },
+                    span: outer,
+                }
+            }
+            None => self.expr(first, 0),
+        };
         OptionEntry { key, value, span }
     }
 
@@ -519,15 +531,17 @@ impl<'d> Builder<'d> {
     fn index(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Index {
         let span = self.span(&pair);
         let mut items = Vec::new();
+        // index_item = { !("]" | ",") ~ slice_start? ~ (colon ~ slice_end?)? }
         for item in pair.into_inner() {
-            items.push(match item.as_rule() {
-                // slice = { slice_start? ~ ":" ~ slice_end? }
-                Rule::slice => {
-                    let span = self.span(&item);
-                    let (mut start, mut end) = (None, None);
-                    for bound in item.into_inner() {
-                        let rule = bound.as_rule();
-                        let e = bound.into_inner().next().expect("grammar: slice bound");
+            let item_span = self.span(&item);
+            let (mut start, mut end, mut colon) = (None, None, false);
+            for part in item.into_inner() {
+                match part.as_rule() {
+                    // colon = { ":" }
+                    Rule::colon => colon = true,
+                    // slice_start = { expr }, slice_end = { expr }
+                    rule => {
+                        let e = part.into_inner().next().expect("grammar: slice bound");
                         let e = self.expr(e, depth + 1);
                         if rule == Rule::slice_start {
                             start = Some(e)
@@ -535,9 +549,15 @@ impl<'d> Builder<'d> {
                             end = Some(e)
                         }
                     }
-                    IndexItem::Slice { start, end, span }
                 }
-                _ => IndexItem::At(self.expr(item, depth + 1)),
+            }
+            items.push(match (start, colon) {
+                (Some(at), false) => IndexItem::At(at),
+                (start, _) => IndexItem::Slice {
+                    start,
+                    end,
+                    span: item_span,
+                },
             });
         }
         Index { items, span }
@@ -699,19 +719,6 @@ impl<'d> Builder<'d> {
                 let args = self.args(inner.next().expect("grammar: arg_list"), depth);
                 Expr {
                     kind: ExprKind::Call { func, args },
-                    span,
-                }
-            }
-            // range = { expr ~ ".." ~ expr }
-            Rule::range => {
-                let mut inner = pair.into_inner();
-                let start = self.expr(inner.next().expect("grammar: range start"), depth + 1);
-                let end = self.expr(inner.next().expect("grammar: range end"), depth + 1);
-                Expr {
-                    kind: ExprKind::Range {
-                        start: Box::new(start),
-                        end: Box::new(end),
-                    },
                     span,
                 }
             }
