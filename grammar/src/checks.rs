@@ -6,6 +6,8 @@ use crate::ast::*;
 use crate::codes;
 use crate::diagnostic::Diagnostic;
 use crate::parser::Entry;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 
 /// The options a `solve { }` block accepts.
 pub const SOLVE_OPTIONS: &[&str] = &[
@@ -189,14 +191,18 @@ pub(crate) fn check(model: &Model, diags: &mut Vec<Diagnostic>) {
             Item::Equation(_) => {}
         }
     }
-    for (i, name) in defs.iter().enumerate() {
-        if let Some(first) = defs[..i].iter().find(|d| d.name == name.name) {
-            diags.push(
+    let mut first_def: HashMap<&str, &Ident> = HashMap::new();
+    for name in defs {
+        match first_def.entry(&name.name) {
+            MapEntry::Occupied(first) => diags.push(
                 Diagnostic::error(format!("`{}` is defined twice", name.name))
                     .with_code(codes::DUPLICATE_DEFINITION)
                     .with_primary(name.span, "defined again here")
-                    .with_secondary(first.span, "first defined here"),
-            );
+                    .with_secondary(first.get().span, "first defined here"),
+            ),
+            MapEntry::Vacant(slot) => {
+                slot.insert(name);
+            }
         }
     }
 }

@@ -17,6 +17,7 @@
 //! method are checked by the IR.
 
 pub mod ast;
+mod builder;
 mod checks;
 pub mod diagnostic;
 mod errors;

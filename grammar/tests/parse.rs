@@ -473,3 +473,34 @@ fn no_exponential_backtracking() {
         }
     }
 }
+
+#[test]
+fn crlf_line_endings_parse_like_lf() {
+    let lf = "# doc\nmodel m\nstate u = 1.0 # c\nsolve {\n  method = rk4\n  steps = 10\n}\n";
+    let crlf = lf.replace('\n', "\r\n");
+    let (a, b) = (parse(lf), parse(&crlf));
+    assert!(b.diagnostics.is_empty(), "{}", render_all(&crlf, "t"));
+    assert_eq!(a.model.without_spans(), b.model.without_spans());
+    assert_eq!(b.model.doc, ["doc"]);
+    let broken = "model m\r\nlet x = (\r\n";
+    let out = render_all(broken, "t");
+    assert!(!out.contains('\r'), "{out:?}");
+}
+
+#[test]
+fn a_third_definition_points_back_at_the_first() {
+    let src = "model m\nstate u = 1\nparam u = 2\nconst u = 3\n";
+    let parsed = parse(src);
+    let firsts: Vec<usize> = parsed
+        .diagnostics
+        .iter()
+        .map(|d| {
+            line_col(
+                src,
+                d.labels.iter().find(|l| !l.primary).unwrap().span.start,
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(firsts, [2, 2]);
+}
