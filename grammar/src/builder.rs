@@ -106,8 +106,9 @@ impl<'d> Builder<'d> {
                 let value = self.expr(next(), 0);
                 Entry::Item(Item::Let(Let { name, value, span }))
             }
-            // equation = { "d" ~ "(" ~ ident ~ index? ~ ")" ~ "/" ~ "dt" ~ "=" ~ expr }
+            // equation = { kw_d ~ "(" ~ ident ~ index? ~ ")" ~ "/" ~ "dt" ~ "=" ~ expr }
             Rule::equation => {
+                next();
                 let state = self.ident(next());
                 let mut p = next();
                 let index = if p.as_rule() == Rule::index {

@@ -170,8 +170,8 @@ impl Diagnostic {
             let text = source[line_start..line_end].trim_end_matches('\r');
             let _ = writeln!(out, "{line:>width$} | {text}");
             // Underline within the first line of the span, at least one character wide.
-            let end =
-                floor_char_boundary(source, label.span.end.clamp(start, line_start + text.len()));
+            let line_end = line_start + text.len();
+            let end = floor_char_boundary(source, label.span.end.min(line_end)).max(start);
             let marks = source[start..end].chars().count().max(1);
             let mark = if label.primary { "^" } else { "-" };
             let _ = write!(out, "{pad} | {}{}", " ".repeat(col - 1), mark.repeat(marks));

@@ -41,7 +41,6 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::escape => "escape",
         Rule::file
         | Rule::item
-        | Rule::item_only
         | Rule::model_decl
         | Rule::state_decl
         | Rule::param_decl
@@ -60,7 +59,8 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         | Rule::kw_let
         | Rule::kw_solve
         | Rule::kw_train
-        | Rule::kw_loss => "item",
+        | Rule::kw_loss
+        | Rule::kw_d => "item",
         Rule::keyword | Rule::ident_char | Rule::WHITESPACE | Rule::COMMENT => return None,
     })
 }
@@ -97,12 +97,13 @@ pub(crate) fn syntax_error(err: &Error<Rule>, source: &str, offset: usize) -> Di
     if let (ErrorVariant::ParsingError { positives, .. }, None) = (&err.variant, further) {
         expected.extend(positives.iter().filter_map(|&rule| rule_name(rule)));
     }
-    // The item could end here. If the next token starts a line, it was meant as a new item;
-    // else name only what could continue this one.
+    // The item could end here, or a new item begin. Items begin on a new line: name "item"
+    // only there, or when nothing else fits.
     let line_start = source[..floor_char_boundary(source, span.start)]
         .trim_end_matches([' ', '\t', '\r'])
         .ends_with('\n');
-    if expected.remove("end of item") && (expected.is_empty() || line_start) {
+    let item_fits = expected.remove("end of item") | expected.remove("item");
+    if item_fits && (expected.is_empty() || line_start) {
         expected.insert("item");
     }
     let mut literals: BTreeSet<String> = BTreeSet::new();
@@ -111,11 +112,7 @@ pub(crate) fn syntax_error(err: &Error<Rule>, source: &str, offset: usize) -> Di
         if attempts.max_position == rel {
             for token in attempts.expected_tokens() {
                 let token = token.to_string();
-                if token == "d" {
-                    expected.insert("item");
-                } else if PUNCTUATION.contains(&token.as_str())
-                    || OPERATORS.contains(&token.as_str())
-                {
+                if PUNCTUATION.contains(&token.as_str()) || OPERATORS.contains(&token.as_str()) {
                     literals.insert(token);
                 }
             }

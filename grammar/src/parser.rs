@@ -153,7 +153,7 @@ fn recover_item(source: &str, chunk: Chunk, entries: &mut Vec<Entry>, diags: &mu
     if scan::is_blank(text) {
         return;
     }
-    match PodeParser::parse(Rule::item_only, text) {
+    match PodeParser::parse(Rule::file, text) {
         Ok(pairs) => {
             let mut builder = Builder::new(chunk.start, diags);
             for pair in pairs.flat_map(|p| p.into_inner()) {

@@ -504,3 +504,25 @@ fn a_third_definition_points_back_at_the_first() {
         .collect();
     assert_eq!(firsts, [2, 2]);
 }
+
+#[test]
+fn recovery_accepts_several_items_on_one_line() {
+    // The file fails as a whole (last line), so it is parsed piece by piece; the first line
+    // holds two items in one piece and must not be reported.
+    let src = "model m\nstate a = 1 state b = 2\nlet c = (\n";
+    let parsed = parse(src);
+    assert_eq!(parsed.diagnostics.len(), 1, "{}", render_all(src, "t"));
+    assert_eq!(parsed.model.items.len(), 2);
+}
+
+#[test]
+fn render_plain_never_panics_on_odd_labels() {
+    let src = "ab\r\nαβ\n";
+    for start in 0..=src.len() + 2 {
+        for end in [0, start, start + 1, src.len() + 5] {
+            let d = Diagnostic::error("x").with_primary(Span::new(start, end), "here");
+            let out = d.render_plain(src, "t");
+            assert!(out.starts_with("error: x\n"), "{out}");
+        }
+    }
+}
