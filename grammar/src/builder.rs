@@ -9,6 +9,10 @@ use crate::diagnostic::Diagnostic;
 use crate::parser::{Entry, MAX_EXPR_DEPTH, Rule};
 use pest::iterators::Pair;
 
+/// Below this much remaining stack, building continues on a new segment of [`STACK_SEGMENT`].
+const RED_ZONE: usize = 128 * 1024;
+const STACK_SEGMENT: usize = 4 * 1024 * 1024;
+
 /// Builds AST nodes from pest pairs of a text that starts at byte `offset` of the file.
 pub(crate) struct Builder<'d> {
     offset: usize,
@@ -291,126 +295,27 @@ impl<'d> Builder<'d> {
         }
     }
 
-    /// Builds any expression rule at tree depth `depth`.
+    /// Builds any expression rule at tree depth `depth`. Deep input continues on a fresh
+    /// stack segment instead of overflowing (frames are large in unoptimized builds).
     pub(crate) fn expr(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Expr {
+        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.expr_rule(pair, depth))
+    }
+
+    fn expr_rule(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Expr {
         let span = self.span(&pair);
         if depth > MAX_EXPR_DEPTH {
             return self.too_deep(span);
         }
-        let rule = pair.as_rule();
-        match rule {
+        let leaf = |kind| Expr { kind, span };
+        match pair.as_rule() {
             // expr = { product ~ (add_op ~ product)* }, product = { unary ~ (mul_op ~ unary)* }
-            Rule::expr | Rule::product => {
-                let parts: Vec<_> = pair.into_inner().collect();
-                let depth = depth + parts.len() / 2;
-                if depth > MAX_EXPR_DEPTH {
-                    return self.too_deep(span);
-                }
-                let mut parts = parts.into_iter();
-                let first = parts.next().expect("grammar: first operand");
-                // Spans of operators cover their operands' parentheses: the operand pairs' spans.
-                let mut outer = self.span(&first);
-                let mut acc = self.expr(first, depth);
-                while let (Some(op), Some(rhs)) = (parts.next(), parts.next()) {
-                    let op = match op.as_str() {
-                        "+" => BinOp::Add,
-                        "-" => BinOp::Sub,
-                        "*" => BinOp::Mul,
-                        "/" => BinOp::Div,
-                        _ => BinOp::MatMul,
-                    };
-                    outer = outer.to(self.span(&rhs));
-                    let rhs = self.expr(rhs, depth);
-                    acc = binary(op, acc, rhs, outer);
-                }
-                acc
-            }
+            Rule::expr | Rule::product => self.chain(pair, span, depth),
             // unary = { neg* ~ power }
-            Rule::unary => {
-                let parts: Vec<_> = pair.into_inner().collect();
-                let negs: Vec<Span> = parts[..parts.len() - 1]
-                    .iter()
-                    .map(|p| self.span(p))
-                    .collect();
-                let depth = depth + negs.len();
-                if depth > MAX_EXPR_DEPTH {
-                    return self.too_deep(span);
-                }
-                let operand = parts.into_iter().last().expect("grammar: unary operand");
-                let outer = self.span(&operand);
-                let operand = self.expr(operand, depth);
-                wrap_negs(&negs, operand, outer)
-            }
-            // power = { postfix ~ (pow_op ~ neg* ~ postfix)* }, folded to the right
-            Rule::power => {
-                let mut base = None;
-                let mut groups: Vec<(Vec<Span>, Pair<'_, Rule>)> = Vec::new();
-                let mut negs = Vec::new();
-                let mut count = 0;
-                for p in pair.into_inner() {
-                    match p.as_rule() {
-                        Rule::pow_op => {}
-                        Rule::neg => {
-                            count += 1;
-                            negs.push(self.span(&p));
-                        }
-                        _ if base.is_none() => base = Some(p),
-                        _ => {
-                            count += 1;
-                            groups.push((std::mem::take(&mut negs), p));
-                        }
-                    }
-                }
-                let depth = depth + count;
-                if depth > MAX_EXPR_DEPTH {
-                    return self.too_deep(span);
-                }
-                let base = base.expect("grammar: power base");
-                let base_outer = self.span(&base);
-                let base = self.expr(base, depth);
-                let mut acc: Option<Expr> = None;
-                for (negs, operand) in groups.into_iter().rev() {
-                    // This operand's text runs to the end of the tower when it has an exponent.
-                    let mut outer = self.span(&operand);
-                    let operand = self.expr(operand, depth);
-                    let value = match acc {
-                        Some(exponent) => {
-                            outer = Span::new(outer.start, span.end);
-                            binary(BinOp::Pow, operand, exponent, outer)
-                        }
-                        None => operand,
-                    };
-                    acc = Some(wrap_negs(&negs, value, outer));
-                }
-                match acc {
-                    Some(exponent) => binary(BinOp::Pow, base, exponent, base_outer.to(span)),
-                    None => base,
-                }
-            }
+            Rule::unary => self.unary(pair, span, depth),
+            // power = { postfix ~ (pow_op ~ neg* ~ postfix)* }
+            Rule::power => self.power(pair, span, depth),
             // postfix = { primary ~ index* }
-            Rule::postfix => {
-                let parts: Vec<_> = pair.into_inner().collect();
-                let depth = depth + parts.len() - 1;
-                if depth > MAX_EXPR_DEPTH {
-                    return self.too_deep(span);
-                }
-                let mut parts = parts.into_iter();
-                let first = parts.next().expect("grammar: postfix base");
-                let outer = self.span(&first);
-                let mut acc = self.expr(first, depth);
-                for p in parts {
-                    let index = self.index(p, depth);
-                    let span = outer.to(index.span);
-                    acc = Expr {
-                        kind: ExprKind::Index {
-                            base: Box::new(acc),
-                            index,
-                        },
-                        span,
-                    };
-                }
-                acc
-            }
+            Rule::postfix => self.postfix(pair, span, depth),
             // paren = { "(" ~ expr ~ ")" }
             Rule::paren => {
                 let inner = pair.into_inner().next().expect("grammar: paren content");
@@ -419,20 +324,14 @@ impl<'d> Builder<'d> {
             // array = { "[" ~ (expr ~ ("," ~ expr)* ~ ","?)? ~ "]" }
             Rule::array => {
                 let items = pair.into_inner().map(|p| self.expr(p, depth + 1)).collect();
-                Expr {
-                    kind: ExprKind::Array(items),
-                    span,
-                }
+                leaf(ExprKind::Array(items))
             }
             // call = { ident ~ "(" ~ arg_list ~ ")" }
             Rule::call => {
                 let mut inner = pair.into_inner();
                 let func = self.ident(inner.next().expect("grammar: callee"));
                 let args = self.args(inner.next().expect("grammar: arg_list"), depth);
-                Expr {
-                    kind: ExprKind::Call { func, args },
-                    span,
-                }
+                leaf(ExprKind::Call { func, args })
             }
             // bytes = ${ number_part ~ byte_unit }
             Rule::bytes => {
@@ -444,51 +343,159 @@ impl<'d> Builder<'d> {
                     .find(|u| u.symbol() == unit_text)
                     .unwrap_or(ByteUnit::B);
                 let value = self.float(number.as_str(), span);
-                Expr {
-                    kind: ExprKind::Bytes { value, unit },
-                    span,
-                }
+                leaf(ExprKind::Bytes { value, unit })
             }
-            // number = @{ digits ~ ("." ~ digits)? ~ exponent? }
-            Rule::number => {
-                let text = pair.as_str();
-                let kind = if text.bytes().all(|b| b.is_ascii_digit()) {
-                    match text.parse::<u64>() {
-                        Ok(v) => ExprKind::Int(v),
-                        Err(_) => {
-                            self.diags.push(
-                                Diagnostic::error("integer literal too large")
-                                    .with_code(codes::INVALID_LITERAL)
-                                    .with_primary(span, "does not fit in 64 bits")
-                                    .with_note(format!("the largest integer is {}; write a real number such as `1e20` instead", u64::MAX)),
-                            );
-                            ExprKind::Int(0)
-                        }
-                    }
-                } else {
-                    ExprKind::Float(self.float(text, span))
-                };
-                Expr { kind, span }
-            }
+            // number = @{ digits ~ ("." ~ digits)? ~ exponent? ~ !ident_char }
+            Rule::number => leaf(self.number(pair.as_str(), span)),
             // string = @{ "\"" ~ (escape | !("\"" | "\\" | "\n") ~ ANY)* ~ "\"" }
-            Rule::string => {
-                let value = self.string(pair.as_str(), span.start);
-                Expr {
-                    kind: ExprKind::Str(value),
-                    span,
+            Rule::string => leaf(ExprKind::Str(self.string(pair.as_str(), span.start))),
+            // boolean = @{ ("true" | "false") ~ !ident_char }
+            Rule::boolean => leaf(ExprKind::Bool(pair.as_str() == "true")),
+            // ident = @{ !keyword ~ (ASCII_ALPHA | "_") ~ ident_char* }
+            Rule::ident => leaf(ExprKind::Name(pair.as_str().to_string())),
+            other => unreachable!("grammar: {other:?} is not an expression"),
+        }
+    }
+
+    /// A left-associative chain `a op b op c`, measured before it is folded.
+    fn chain(&mut self, pair: Pair<'_, Rule>, span: Span, depth: usize) -> Expr {
+        let parts: Vec<_> = pair.into_inner().collect();
+        let depth = depth + parts.len() / 2;
+        if depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        let mut parts = parts.into_iter();
+        let first = parts.next().expect("grammar: first operand");
+        // Spans of operators cover their operands' parentheses: the operand pairs' spans.
+        let mut outer = self.span(&first);
+        let mut acc = self.expr(first, depth);
+        while let (Some(op), Some(rhs)) = (parts.next(), parts.next()) {
+            // add_op = { "+" | "-" }, mul_op = { "*" | "/" | "@" }
+            let op = match op.as_str() {
+                "+" => BinOp::Add,
+                "-" => BinOp::Sub,
+                "*" => BinOp::Mul,
+                "/" => BinOp::Div,
+                _ => BinOp::MatMul,
+            };
+            outer = outer.to(self.span(&rhs));
+            let rhs = self.expr(rhs, depth);
+            acc = binary(op, acc, rhs, outer);
+        }
+        acc
+    }
+
+    /// `- - x`: the signs apply to the whole power that follows.
+    fn unary(&mut self, pair: Pair<'_, Rule>, span: Span, depth: usize) -> Expr {
+        let parts: Vec<_> = pair.into_inner().collect();
+        let negs: Vec<Span> = parts[..parts.len() - 1]
+            .iter()
+            .map(|p| self.span(p))
+            .collect();
+        let depth = depth + negs.len();
+        if depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        let operand = parts.into_iter().last().expect("grammar: unary operand");
+        let outer = self.span(&operand);
+        let operand = self.expr(operand, depth);
+        wrap_negs(&negs, operand, outer)
+    }
+
+    /// `a ^ b ^ -c`, kept flat by the grammar and folded to the right here.
+    fn power(&mut self, pair: Pair<'_, Rule>, span: Span, depth: usize) -> Expr {
+        let mut base = None;
+        let mut groups: Vec<(Vec<Span>, Pair<'_, Rule>)> = Vec::new();
+        let mut negs = Vec::new();
+        let mut count = 0;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                // pow_op = { "^" }
+                Rule::pow_op => {}
+                // neg = { "-" }: a sign of the next exponent
+                Rule::neg => {
+                    count += 1;
+                    negs.push(self.span(&p));
+                }
+                // postfix: the base, then the exponents
+                _ if base.is_none() => base = Some(p),
+                _ => {
+                    count += 1;
+                    groups.push((std::mem::take(&mut negs), p));
                 }
             }
-            // boolean = @{ ("true" | "false") ~ !ident_char }
-            Rule::boolean => Expr {
-                kind: ExprKind::Bool(pair.as_str() == "true"),
+        }
+        let depth = depth + count;
+        if depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        let base = base.expect("grammar: power base");
+        let base_outer = self.span(&base);
+        let base = self.expr(base, depth);
+        let mut acc: Option<Expr> = None;
+        for (negs, operand) in groups.into_iter().rev() {
+            // This operand's text runs to the end of the tower when it has an exponent.
+            let mut outer = self.span(&operand);
+            let operand = self.expr(operand, depth);
+            let value = match acc {
+                Some(exponent) => {
+                    outer = Span::new(outer.start, span.end);
+                    binary(BinOp::Pow, operand, exponent, outer)
+                }
+                None => operand,
+            };
+            acc = Some(wrap_negs(&negs, value, outer));
+        }
+        match acc {
+            Some(exponent) => binary(BinOp::Pow, base, exponent, base_outer.to(span)),
+            None => base,
+        }
+    }
+
+    /// `x[i][j]`.
+    fn postfix(&mut self, pair: Pair<'_, Rule>, span: Span, depth: usize) -> Expr {
+        let parts: Vec<_> = pair.into_inner().collect();
+        let depth = depth + parts.len() - 1;
+        if depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        let mut parts = parts.into_iter();
+        let first = parts.next().expect("grammar: postfix base");
+        let outer = self.span(&first);
+        let mut acc = self.expr(first, depth);
+        for p in parts {
+            let index = self.index(p, depth);
+            let span = outer.to(index.span);
+            acc = Expr {
+                kind: ExprKind::Index {
+                    base: Box::new(acc),
+                    index,
+                },
                 span,
-            },
-            // ident = @{ !keyword ~ (ASCII_ALPHA | "_") ~ ident_char* }
-            Rule::ident => Expr {
-                kind: ExprKind::Name(pair.as_str().to_string()),
-                span,
-            },
-            other => unreachable!("grammar: {other:?} is not an expression"),
+            };
+        }
+        acc
+    }
+
+    /// An integer (digits only) or a real.
+    fn number(&mut self, text: &str, span: Span) -> ExprKind {
+        if !text.bytes().all(|b| b.is_ascii_digit()) {
+            return ExprKind::Float(self.float(text, span));
+        }
+        match text.parse::<u64>() {
+            Ok(v) => ExprKind::Int(v),
+            Err(_) => {
+                self.diags.push(
+                    Diagnostic::error("integer literal too large")
+                        .with_code(codes::INVALID_LITERAL)
+                        .with_primary(span, "does not fit in 64 bits")
+                        .with_note(format!(
+                            "the largest integer is {}; write a real number such as `1e20` instead",
+                            u64::MAX
+                        )),
+                );
+                ExprKind::Int(0)
+            }
         }
     }
 

@@ -57,8 +57,16 @@ impl Parsed {
     }
 }
 
+/// Stack for one parse: pest's generated parser and the builder recurse once per bracket, and
+/// their frames are large in unoptimized builds; the parse runs on a segment this large.
+const PARSE_STACK: usize = 64 * 1024 * 1024;
+
 /// Parses a whole `.pode` file. Never panics; every problem is a [`Diagnostic`].
 pub fn parse(source: &str) -> Parsed {
+    stacker::maybe_grow(PARSE_STACK / 2, PARSE_STACK, || parse_file(source))
+}
+
+fn parse_file(source: &str) -> Parsed {
     pest::set_error_detail(true);
     let mut diags = Vec::new();
     let mut entries = Vec::new();
@@ -103,6 +111,10 @@ pub fn parse(source: &str) -> Parsed {
 
 /// Parses one expression (for the proc macro, tests and tools).
 pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
+    stacker::maybe_grow(PARSE_STACK / 2, PARSE_STACK, || parse_expr_text(source))
+}
+
+fn parse_expr_text(source: &str) -> Result<Expr, Vec<Diagnostic>> {
     pest::set_error_detail(true);
     if let Some(at) = scan_depth(source) {
         return Err(vec![too_deep_diag(at)]);

@@ -185,6 +185,13 @@ fn operand(f: &mut fmt::Formatter<'_>, e: &Expr, min: u8) -> fmt::Result {
 
 impl Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Deep trees continue on a fresh stack segment instead of overflowing.
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.fmt_expr(f))
+    }
+}
+
+impl Expr {
+    fn fmt_expr(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ExprKind::Int(v) => write!(f, "{v}"),
             ExprKind::Float(v) => write!(f, "{v:?}"),

@@ -526,3 +526,52 @@ fn render_plain_never_panics_on_odd_labels() {
         }
     }
 }
+
+/// The deepest trees accepted, handled on a thread with a small (1 MiB) stack: parsing,
+/// printing, `Debug`, cloning, comparing, visiting spans and dropping must not overflow.
+#[test]
+fn deepest_accepted_trees_on_a_small_stack() {
+    let sources = [
+        format!(
+            "model m\nlet x = {}1{}\n",
+            "(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        ),
+        format!(
+            "model m\nlet x = {}1{}\n",
+            "[".repeat(MAX_NESTING),
+            "]".repeat(MAX_NESTING)
+        ),
+        format!(
+            "model m\nlet x = {}1{}\n",
+            "f(k = ".repeat(MAX_NESTING / 2),
+            ")".repeat(MAX_NESTING / 2)
+        ),
+        format!(
+            "model m\nlet x = {}\n",
+            vec!["x"; MAX_EXPR_DEPTH].join(" ^ ")
+        ),
+        format!(
+            "model m\nlet x = {}\n",
+            vec!["x"; MAX_EXPR_DEPTH].join(" - ")
+        ),
+        format!("model m\nlet x = {}x\n", "-".repeat(MAX_EXPR_DEPTH - 1)),
+    ];
+    std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            for src in &sources {
+                let parsed = parse(src);
+                assert!(parsed.diagnostics.is_empty(), "{}", &src[..40]);
+                let text = print(&parsed.model);
+                let copy = parsed.model.without_spans();
+                assert_eq!(copy, parse(&text).model.without_spans());
+                assert!(format!("{:?}", parsed.model).contains("Let("));
+                drop(copy);
+                drop(parsed);
+            }
+        })
+        .expect("spawn")
+        .join()
+        .expect("no overflow");
+}
