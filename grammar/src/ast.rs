@@ -551,7 +551,62 @@ impl VisitSpans for Expr {
     }
 }
 
+impl Item {
+    /// The span of the whole item.
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Decl(d) => d.span,
+            Item::Layer(l) => l.span,
+            Item::Let(l) => l.span,
+            Item::Equation(e) => e.span,
+            Item::Block(b) => b.span,
+            Item::Loss(l) => l.span,
+        }
+    }
+}
+
 impl Model {
+    /// The declarations of one kind (`state`, `param` or `const`), in source order. The flat
+    /// state vector is the concatenation of the states in this order.
+    pub fn decls(&self, kind: DeclKind) -> impl Iterator<Item = &Decl> {
+        self.items.iter().filter_map(move |item| match item {
+            Item::Decl(d) if d.kind == kind => Some(d),
+            _ => None,
+        })
+    }
+
+    /// The layers, in source order.
+    pub fn layers(&self) -> impl Iterator<Item = &Layer> {
+        self.items.iter().filter_map(|item| match item {
+            Item::Layer(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// The `let` definitions, in source order.
+    pub fn lets(&self) -> impl Iterator<Item = &Let> {
+        self.items.iter().filter_map(|item| match item {
+            Item::Let(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// The equations, in source order.
+    pub fn equations(&self) -> impl Iterator<Item = &Equation> {
+        self.items.iter().filter_map(|item| match item {
+            Item::Equation(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The loss, if given.
+    pub fn loss(&self) -> Option<&Loss> {
+        self.items.iter().find_map(|item| match item {
+            Item::Loss(l) => Some(l),
+            _ => None,
+        })
+    }
+
     /// A copy with every span set to `0..0`, for comparisons that ignore positions.
     pub fn without_spans(&self) -> Model {
         let mut m = self.clone();
@@ -578,6 +633,39 @@ impl Model {
 }
 
 impl Expr {
+    /// The value of a number literal (integer or real), if this is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self.kind {
+            ExprKind::Int(v) => Some(v as f64),
+            ExprKind::Float(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value of an integer literal, if this is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self.kind {
+            ExprKind::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The number of bytes of a byte size (`64MB` → 64 000 000), if this is one.
+    pub fn as_bytes(&self) -> Option<f64> {
+        match self.kind {
+            ExprKind::Bytes { value, unit } => Some(value * unit.multiplier()),
+            _ => None,
+        }
+    }
+
+    /// The name, if this is a bare name (`rk4`, `u`, `t`).
+    pub fn as_name(&self) -> Option<&str> {
+        match &self.kind {
+            ExprKind::Name(n) => Some(n),
+            _ => None,
+        }
+    }
+
     /// A copy with every span set to `0..0`.
     pub fn without_spans(&self) -> Expr {
         let mut e = self.clone();

@@ -101,19 +101,7 @@ pub(crate) fn assemble(
 }
 
 fn first_item_span(items: &[Item]) -> Option<Span> {
-    items.first().map(item_span)
-}
-
-/// The span of any item.
-pub fn item_span(item: &Item) -> Span {
-    match item {
-        Item::Decl(d) => d.span,
-        Item::Layer(l) => l.span,
-        Item::Let(l) => l.span,
-        Item::Equation(e) => e.span,
-        Item::Block(b) => b.span,
-        Item::Loss(l) => l.span,
-    }
+    items.first().map(Item::span)
 }
 
 /// The comment lines directly above the line of byte `at` (no blank line between), without

@@ -575,3 +575,46 @@ fn deepest_accepted_trees_on_a_small_stack() {
         .join()
         .expect("no overflow");
 }
+
+#[test]
+fn model_accessors() {
+    let src = "model m\nstate a = 1\nparam p = 2\nstate b[2] = zeros\nlayer f = linear(2, 2)\nlet v = a\nd(a)/dt = -a\nd(b)/dt = f(b)\nsolve { method = rk4, checkpoint = budget(bytes = 64MB), steps = 10 }\nloss = a\n";
+    let m = parse(src).into_result().expect("valid").0;
+    let states: Vec<&str> = m
+        .decls(DeclKind::State)
+        .map(|d| d.name.name.as_str())
+        .collect();
+    assert_eq!(states, ["a", "b"]);
+    assert_eq!(m.decls(DeclKind::Param).count(), 1);
+    assert_eq!(m.decls(DeclKind::Const).count(), 0);
+    assert_eq!(m.layers().next().unwrap().kind.name, "linear");
+    assert_eq!(m.lets().count(), 1);
+    assert_eq!(
+        m.equations()
+            .map(|e| e.state.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(m.loss().unwrap().value.as_name(), Some("a"));
+    let solve = m.solve().unwrap();
+    assert!(m.train().is_none());
+    assert_eq!(solve.get("method").unwrap().value.as_name(), Some("rk4"));
+    assert_eq!(solve.get("steps").unwrap().value.as_u64(), Some(10));
+    assert_eq!(solve.get("steps").unwrap().value.as_f64(), Some(10.0));
+    let ExprKind::Call { args, .. } = &solve.get("checkpoint").unwrap().value.kind else {
+        panic!("not a call")
+    };
+    assert_eq!(args[0].value.as_bytes(), Some(64e6));
+    assert_eq!(
+        parse_expr("1GiB").unwrap().as_bytes(),
+        Some(1024.0 * 1024.0 * 1024.0)
+    );
+    assert_eq!(parse_expr("2.5").unwrap().as_u64(), None);
+    let spans: Vec<&str> = m
+        .items
+        .iter()
+        .map(|i| &src[i.span().start..i.span().end])
+        .collect();
+    assert_eq!(spans[0], "state a = 1");
+    assert_eq!(spans[spans.len() - 1], "loss = a");
+}
