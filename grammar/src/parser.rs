@@ -59,9 +59,12 @@ impl Parsed {
 
 /// Stack for one parse: pest's generated parser and the builder recurse once per bracket, and
 /// their frames are large in unoptimized builds; the parse runs on a segment this large.
-const PARSE_STACK: usize = 64 * 1024 * 1024;
+const PARSE_STACK: usize = 16 * 1024 * 1024;
 
 /// Parses a whole `.pode` file. Never panics; every problem is a [`Diagnostic`].
+///
+/// Turns on pest's process-wide error detail (`pest::set_error_detail`), which the messages
+/// rely on.
 pub fn parse(source: &str) -> Parsed {
     stacker::maybe_grow(PARSE_STACK / 2, PARSE_STACK, || parse_file(source))
 }
