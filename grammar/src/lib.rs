@@ -1,5 +1,5 @@
-//! The `.pode` model language: a pest grammar ([`pode.pest`](https://github.com/pnode/pnode/blob/main/grammar/src/pode.pest)),
-//! a parser to a spanned [`ast`], renderer-neutral [`Diagnostic`]s and a canonical [`print`]er.
+//! The `.pode` model language: a pest grammar (`src/pode.pest`), a parser to a spanned
+//! [`ast`], renderer-neutral [`Diagnostic`]s and a canonical printer ([`print`](fn@print)).
 //!
 //! ```
 //! let source = "model decay\nstate u = 1.0\nparam k = 0.5\nd(u)/dt = -k * u\n";
