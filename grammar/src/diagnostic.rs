@@ -44,7 +44,7 @@ pub struct Label {
 pub struct Diagnostic {
     /// How serious.
     pub severity: Severity,
-    /// One line, lowercase, no final period: `expected expression, found `)``.
+    /// One line, lowercase, no final period: ``expected expression, found `)` ``.
     pub message: String,
     /// Labelled spans; the first primary label is the location of the diagnostic.
     pub labels: Vec<Label>,

@@ -1,4 +1,4 @@
-//! pest syntax errors as [`Diagnostic`]s with a human message: `expected expression, found `)``.
+//! pest syntax errors as [`Diagnostic`]s with a human message: ``expected expression, found `)` ``.
 
 use crate::ast::Span;
 use crate::codes;
