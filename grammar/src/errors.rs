@@ -178,7 +178,8 @@ fn hint(source: &str, pos: usize, expected: &BTreeSet<&'static str>) -> Option<S
             "`{word}` is a keyword and cannot be used as a name"
         ));
     }
-    if expected.contains("item") && rest.starts_with('d') && rest.contains("/dt") {
+    let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+    if expected.contains("item") && line.starts_with('d') && line.contains("/dt") {
         return Some("equations are written `d(u)/dt = …`".to_string());
     }
     if rest.starts_with("..") {
@@ -242,7 +243,7 @@ fn found_at(text: &str, pos: usize) -> (String, Span) {
         rest[1..]
             .find(['"', '\n'])
             .map_or(rest.len(), |e| (e + 2).min(rest.len()))
-    } else if [".."].iter().any(|p| rest.starts_with(p)) {
+    } else if rest.starts_with("..") {
         2
     } else {
         c.len_utf8()

@@ -618,3 +618,11 @@ fn model_accessors() {
     assert_eq!(spans[0], "state a = 1");
     assert_eq!(spans[spans.len() - 1], "loss = a");
 }
+
+#[test]
+fn equation_hint_only_for_equation_like_lines() {
+    let d = &parse("model m\ndu/dt = 1\n").diagnostics[0];
+    assert_eq!(d.notes, ["equations are written `d(u)/dt = …`"]);
+    let d = &parse("model m\ndelta = 3\nd(u)/dt = 1\n").diagnostics[0];
+    assert!(d.notes.is_empty(), "{:?}", d.notes);
+}
