@@ -442,7 +442,11 @@ impl<'a> Emitter<'a> {
             Op::Binary(op) => {
                 let (a, b) = (self.val(node, 0), self.val(node, 1));
                 if len == 1 {
-                    let e = Self::binary(*op, Self::elem(&a, &Idx::lit(0)), Self::elem(&b, &Idx::lit(0)));
+                    let e = Self::binary(
+                        *op,
+                        Self::elem(&a, &Idx::lit(0)),
+                        Self::elem(&b, &Idx::lit(0)),
+                    );
                     return Ok(self.bind(i, e));
                 }
                 let flat = |v: &Val| v.len() == len || v.len() == 1;
@@ -460,7 +464,10 @@ impl<'a> Emitter<'a> {
                     let n = Literal::usize_unsuffixed(len);
                     self.stmts.push(quote!(for i in 0..#n { #x[i] = #e; }));
                 } else {
-                    let (sa, sb) = (bstrides(self.shape(node, 0), s), bstrides(self.shape(node, 1), s));
+                    let (sa, sb) = (
+                        bstrides(self.shape(node, 0), s),
+                        bstrides(self.shape(node, 1), s),
+                    );
                     let so = strides(s.dims());
                     let code = loops(s.dims(), |vars| {
                         let o = lin(vars, &so, 0).tokens();
@@ -653,9 +660,7 @@ impl<'a> Emitter<'a> {
             | Op::Conv2dBackwardWeight { .. }
             | Op::GroupNorm { .. }
             | Op::GroupNormBackward { .. } => {
-                return Err(Error::Unsupported {
-                    op: node.op.name(),
-                });
+                return Err(Error::Unsupported { op: node.op.name() });
             }
         })
     }

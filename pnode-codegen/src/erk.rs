@@ -58,7 +58,9 @@ fn live(t: &ErkCoefficients) -> Result<Live, Error> {
     let a = |i: usize, j: usize| t.a[i].get(j).copied().unwrap_or(0.0);
     for (i, row) in t.a.iter().enumerate() {
         if row.len() > s || row.iter().skip(i).any(|&x| x != 0.0) {
-            return Err(bad(format!("row {i} of A is not strictly lower triangular")));
+            return Err(bad(format!(
+                "row {i} of A is not strictly lower triangular"
+            )));
         }
     }
     let all = t.a.iter().flatten().chain(&t.b).chain(&t.c);
@@ -149,7 +151,10 @@ pub fn generate_erk_stepper(
     // Stage inputs and derivatives.
     let mut stage_code = TokenStream::new();
     for i in 0..s {
-        let (lo, hi) = (Literal::usize_unsuffixed(i), Literal::usize_unsuffixed(i + 1));
+        let (lo, hi) = (
+            Literal::usize_unsuffixed(i),
+            Literal::usize_unsuffixed(i + 1),
+        );
         let ti = time(i);
         let ki = &k[i];
         let rhs = if i + 1 == s {
@@ -214,7 +219,10 @@ pub fn generate_erk_stepper(
                 terms.push(quote!(Self::#a * #x[e]));
             }
         }
-        let (lo, hi) = (Literal::usize_unsuffixed(i), Literal::usize_unsuffixed(i + 1));
+        let (lo, hi) = (
+            Literal::usize_unsuffixed(i),
+            Literal::usize_unsuffixed(i + 1),
+        );
         let (ti, x) = (time(i), &xi[i]);
         reverse_code.extend(quote! {
             {

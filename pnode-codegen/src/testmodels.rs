@@ -55,6 +55,81 @@ pub fn by_name(name: &str) -> Option<TestModel> {
     all().into_iter().find(|m| m.name == name)
 }
 
+/// A random RHS over a `[2, 3]` and a `[3, 2]` state and `[3]`, `[2, 1]` parameters: a chain of
+/// 24 operations (arithmetic with broadcasting, matmul, transposes, sums and means, index,
+/// slice, pad, concat, stack, broadcasts, reshapes and unary functions) drawn from `seed`;
+/// operations that do not fit their operands' shapes are skipped. The outputs are the last
+/// value (or, when it does not have 6 elements, the first state times its sum) and
+/// `tanh` of the second state.
+pub fn random(seed: u64) -> TestModel {
+    let mut b = Builder::new(Layout::new(12, 5));
+    let mut pool = vec![
+        b.state(0, [2, 3]).unwrap(),
+        b.state(6, [3, 2]).unwrap(),
+        b.param(0, [3]).unwrap(),
+        b.param(3, [2, 1]).unwrap(),
+        b.time(),
+    ];
+    let draws = rand_vec(seed.wrapping_mul(7919).wrapping_add(13), 3 * 24);
+    let pick = |x: f64, n: usize| (((x + 1.0) * 0.5 * n as f64) as usize).min(n - 1);
+    for k in 0..24 {
+        let code = pick(draws[3 * k], 24);
+        let x = pool[pick(draws[3 * k + 1], pool.len())];
+        let y = pool[pick(draws[3 * k + 2], pool.len())];
+        let r = match code {
+            0 => b.add(x, y),
+            1 => b.sub(x, y),
+            2 => b.mul(x, y),
+            3 => {
+                let two = b.scalar(2.0);
+                b.add(y, two)
+                    .and_then(|d| b.mul(d, d))
+                    .and_then(|d| b.div(x, d))
+            }
+            4 => b.tanh(x),
+            5 => b.sin(x),
+            6 => b.matmul(x, y),
+            7 => b.sum(x),
+            8 => b.sum_axis(x, 0),
+            9 => b.transpose(x),
+            10 => b.index(x, &[1]),
+            11 => b.slice(x, 0, 0, 1),
+            12 => b.concat(&[x, y], 0),
+            13 => b.mean_axis(x, 1),
+            14 => b.softplus(x),
+            15 => b.stack(&[x, y], 0),
+            16 => b.pad(x, 0, 1, 2),
+            17 => b.slice(x, 1, 1, 2),
+            18 => b.sigmoid(x),
+            19 => b.gelu(x),
+            20 => b.broadcast_to(x, [2, 3]),
+            21 => b.powi(x, 2),
+            22 => b.cos(x).and_then(|c| b.mul(c, y)),
+            _ => b.flatten(x),
+        };
+        if let Ok(id) = r {
+            pool.push(id);
+        }
+    }
+    let last = *pool.last().unwrap();
+    let first = if b.shape(last).unwrap().len() == 6 {
+        b.flatten(last).unwrap()
+    } else {
+        let s = b.sum(last).unwrap();
+        let a = b.flatten(pool[0]).unwrap();
+        b.mul(a, s).unwrap()
+    };
+    let second = b.tanh(pool[1]).unwrap();
+    let second = b.flatten(second).unwrap();
+    TestModel {
+        name: "random",
+        f: b.finish_rhs(&[first, second]).unwrap(),
+        t: 0.4,
+        u: rand_vec(1 + seed, 12),
+        p: rand_vec(1000 + seed, 5),
+    }
+}
+
 /// Classic RK4 (the coefficients of `pnode_runtime::Tableau::rk4`).
 pub fn rk4() -> ErkCoefficients {
     ErkCoefficients {

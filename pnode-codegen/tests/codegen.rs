@@ -1,6 +1,8 @@
 //! The generated source (insta snapshots) and the generator's errors.
 
-use pnode_codegen::{ErkCoefficients, Error, Options, generate_erk_stepper, generate_model, to_source};
+use pnode_codegen::{
+    ErkCoefficients, Error, Options, generate_erk_stepper, generate_model, to_source,
+};
 use pnode_ir::{Builder, ConvParams, Function, Layout};
 
 /// Lotka–Volterra as in the corpus: `[αx − βxy, δxy − γy]`.
@@ -27,7 +29,11 @@ fn source(name: &str, f: &Function, opts: &Options) -> String {
 
 #[test]
 fn lotka_volterra_source() {
-    insta::assert_snapshot!(source("LotkaVolterra", &lotka_volterra(), &Options::default()));
+    insta::assert_snapshot!(source(
+        "LotkaVolterra",
+        &lotka_volterra(),
+        &Options::default()
+    ));
 }
 
 #[test]
@@ -97,13 +103,19 @@ fn convolution_is_unsupported() {
     let mut b = Builder::new(Layout::new(2 * 4 * 4, 2 * 2 * 3 * 3));
     let u = b.state(0, [2, 4, 4]).unwrap();
     let w = b.param(0, [2, 2, 3, 3]).unwrap();
-    let conv = ConvParams { stride: 1, padding: 1 };
+    let conv = ConvParams {
+        stride: 1,
+        padding: 1,
+    };
     let y = b.conv2d(u, w, None, conv).unwrap();
     let y = b.flatten(y).unwrap();
     let f = b.finish_rhs(&[y]).unwrap();
     let e = generate_model("Conv", &f, &Options::default()).unwrap_err();
     assert_eq!(e, Error::Unsupported { op: "conv2d" });
-    assert_eq!(e.to_string(), "code generation does not support the conv2d operation");
+    assert_eq!(
+        e.to_string(),
+        "code generation does not support the conv2d operation"
+    );
 }
 
 #[test]
@@ -122,7 +134,10 @@ fn bad_names_and_non_rhs_functions_are_errors() {
     let f = lotka_volterra();
     let o = Options::default();
     for bad in ["", "1x", "a b", "fn"] {
-        assert!(matches!(generate_model(bad, &f, &o), Err(Error::InvalidName { .. })), "{bad}");
+        assert!(
+            matches!(generate_model(bad, &f, &o), Err(Error::InvalidName { .. })),
+            "{bad}"
+        );
     }
     let mut b = Builder::new(Layout::new(2, 0));
     let u = b.state(0, [2]).unwrap();
@@ -131,7 +146,10 @@ fn bad_names_and_non_rhs_functions_are_errors() {
     let e = generate_model("Sum", &f, &o).unwrap_err();
     assert!(matches!(e, Error::NotAnRhs { .. }), "{e}");
     let jv = pnode_ir::jvp(&lotka_volterra()).unwrap();
-    assert!(matches!(generate_model("J", &jv, &o), Err(Error::NotAnRhs { .. })));
+    assert!(matches!(
+        generate_model("J", &jv, &o),
+        Err(Error::NotAnRhs { .. })
+    ));
 }
 
 #[test]

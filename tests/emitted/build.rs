@@ -2,6 +2,9 @@
 
 use pnode_codegen::{Options, generate_erk_stepper, generate_model, testmodels, to_source};
 
+/// Number of random models (seeds `0..RANDOM_MODELS`).
+const RANDOM_MODELS: u64 = 40;
+
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     let opts = Options::default();
@@ -18,6 +21,20 @@ fn main() {
     tokens.extend(generate_model("MlpTanhScratch", &mlp.f, &scratch).expect("mlp"));
     tokens.extend(generate_erk_stepper("Rk4", &testmodels::rk4(), &opts).expect("rk4"));
     tokens.extend(generate_erk_stepper("Dopri5", &testmodels::dopri5(), &opts).expect("dopri5"));
+    // The random corpus, and a table of it.
+    let mut table = Vec::new();
+    for seed in 0..RANDOM_MODELS {
+        let m = testmodels::random(seed);
+        let ty = quote::format_ident!("Random{}", seed);
+        tokens.extend(generate_model(&ty.to_string(), &m.f, &opts).expect("random model"));
+        table.push(quote::quote!((#seed, Box::new(#ty::new()))));
+    }
+    tokens.extend(quote::quote! {
+        /// The random corpus of [`pnode_codegen::testmodels::random`]: `(seed, model)`.
+        pub fn random_models() -> Vec<(u64, Box<dyn crate::Model>)> {
+            vec![#(#table),*]
+        }
+    });
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(out.join("generated.rs"), to_source(&tokens)).expect("write generated.rs");
 }

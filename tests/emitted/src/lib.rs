@@ -6,6 +6,10 @@
 
 #![deny(warnings)]
 
+/// A model with all three capabilities (for tables of generated models).
+pub trait Model: pnode_runtime::model::RhsJvp + pnode_runtime::model::RhsVjp {}
+impl<M: pnode_runtime::model::RhsJvp + pnode_runtime::model::RhsVjp> Model for M {}
+
 /// The generated models and steppers.
 pub mod generated {
     include!(concat!(env!("OUT_DIR"), "/generated.rs"));

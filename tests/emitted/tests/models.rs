@@ -33,8 +33,16 @@ fn compare<G: RhsJvp + RhsVjp>(mut g: G, m: &TestModel) -> (f64, bool) {
         let du = rand_vec(100 + seed, n);
         let dp = rand_vec(200 + seed, np);
         let scale = if seed == 0 { 0.0 } else { 0.05 };
-        let u: Vec<f64> = m.u.iter().zip(&du).map(|(a, d)| a * (1.0 + scale * d)).collect();
-        let p: Vec<f64> = m.p.iter().zip(&dp).map(|(a, d)| a * (1.0 + scale * d)).collect();
+        let u: Vec<f64> =
+            m.u.iter()
+                .zip(&du)
+                .map(|(a, d)| a * (1.0 + scale * d))
+                .collect();
+        let p: Vec<f64> =
+            m.p.iter()
+                .zip(&dp)
+                .map(|(a, d)| a * (1.0 + scale * d))
+                .collect();
         let t = m.t + 0.1 * seed as f64;
         let v = rand_vec(300 + seed, n);
         let w = rand_vec(400 + seed, n);
@@ -130,17 +138,45 @@ fn overlapping_reads() {
 #[test]
 fn generated_models_are_bitwise_equal_to_the_interpreter() {
     // Same operations in the same order: not only ≤ 1e-12 but identical bits, model by model.
-    let cases: Vec<(&str, Box<dyn Fn(&TestModel) -> (f64, bool)>)> = vec![
-        ("lotka_volterra", Box::new(|m| compare(generated::LotkaVolterra::new(), m))),
-        ("robertson", Box::new(|m| compare(generated::Robertson::new(), m))),
-        ("van_der_pol", Box::new(|m| compare(generated::VanDerPol::new(), m))),
-        ("mlp_tanh", Box::new(|m| compare(generated::MlpTanh::new(), m))),
+    type Run = Box<dyn Fn(&TestModel) -> (f64, bool)>;
+    let cases: Vec<(&str, Run)> = vec![
+        (
+            "lotka_volterra",
+            Box::new(|m| compare(generated::LotkaVolterra::new(), m)),
+        ),
+        (
+            "robertson",
+            Box::new(|m| compare(generated::Robertson::new(), m)),
+        ),
+        (
+            "van_der_pol",
+            Box::new(|m| compare(generated::VanDerPol::new(), m)),
+        ),
+        (
+            "mlp_tanh",
+            Box::new(|m| compare(generated::MlpTanh::new(), m)),
+        ),
         ("spiral", Box::new(|m| compare(generated::Spiral::new(), m))),
-        ("unary_zoo", Box::new(|m| compare(generated::UnaryZoo::new(), m))),
-        ("structure", Box::new(|m| compare(generated::Structure::new(), m))),
-        ("mlp_mixed", Box::new(|m| compare(generated::MlpMixed::new(), m))),
-        ("broadcast_pow", Box::new(|m| compare(generated::BroadcastPow::new(), m))),
-        ("overlapping", Box::new(|m| compare(generated::Overlapping::new(), m))),
+        (
+            "unary_zoo",
+            Box::new(|m| compare(generated::UnaryZoo::new(), m)),
+        ),
+        (
+            "structure",
+            Box::new(|m| compare(generated::Structure::new(), m)),
+        ),
+        (
+            "mlp_mixed",
+            Box::new(|m| compare(generated::MlpMixed::new(), m)),
+        ),
+        (
+            "broadcast_pow",
+            Box::new(|m| compare(generated::BroadcastPow::new(), m)),
+        ),
+        (
+            "overlapping",
+            Box::new(|m| compare(generated::Overlapping::new(), m)),
+        ),
     ];
     let mut not_bitwise = Vec::new();
     for (name, run) in cases {
@@ -173,9 +209,18 @@ fn rk4_revolve_gradient_equals_the_interpreter() {
     };
     let solver = || {
         let mode = Checkpointing::Revolve { slots: 4 };
-        Solver::explicit(Tableau::rk4(), &generated::LotkaVolterra::new(), grid.clone(), &outs, mode).unwrap()
+        Solver::explicit(
+            Tableau::rk4(),
+            &generated::LotkaVolterra::new(),
+            grid.clone(),
+            &outs,
+            mode,
+        )
+        .unwrap()
     };
-    let (la, ga) = solver().value_and_grad(&mut gen_model, &u0, &p, loss).unwrap();
+    let (la, ga) = solver()
+        .value_and_grad(&mut gen_model, &u0, &p, loss)
+        .unwrap();
     let (lb, gb) = solver().value_and_grad(&mut ir, &u0, &p, loss).unwrap();
     let e = rel_err(&ga.du0, &gb.du0).max(rel_err(&ga.dp, &gb.dp));
     eprintln!("RK4 gradient generated vs interpreter: {e:.2e} (loss {la} vs {lb})");
@@ -196,9 +241,18 @@ fn mlp_rk4_gradient_equals_the_interpreter() {
     };
     let solver = || {
         let mode = Checkpointing::SolutionOnly;
-        Solver::explicit(Tableau::rk4(), &generated::MlpTanh::new(), grid.clone(), &[1.0], mode).unwrap()
+        Solver::explicit(
+            Tableau::rk4(),
+            &generated::MlpTanh::new(),
+            grid.clone(),
+            &[1.0],
+            mode,
+        )
+        .unwrap()
     };
-    let (la, ga) = solver().value_and_grad(&mut gen_model, &m.u, &m.p, loss).unwrap();
+    let (la, ga) = solver()
+        .value_and_grad(&mut gen_model, &m.u, &m.p, loss)
+        .unwrap();
     let (lb, gb) = solver().value_and_grad(&mut ir, &m.u, &m.p, loss).unwrap();
     let e = rel_err(&ga.du0, &gb.du0).max(rel_err(&ga.dp, &gb.dp));
     eprintln!("MLP RK4 gradient generated vs interpreter: {e:.2e}");
@@ -236,10 +290,49 @@ fn crank_nicolson_gradient_equals_the_interpreter() {
         g.copy_from_slice(&[1.0, 1e4, 1.0, 0.5, 2e4, 0.5]);
         y.iter().zip(g.iter()).map(|(a, b)| a * b).sum()
     };
-    let (la, ga) = solver().value_and_grad(&mut gen_model, &u0, &p, loss).unwrap();
+    let (la, ga) = solver()
+        .value_and_grad(&mut gen_model, &u0, &p, loss)
+        .unwrap();
     let (lb, gb) = solver().value_and_grad(&mut ir, &u0, &p, loss).unwrap();
     let e = rel_err(&ga.du0, &gb.du0).max(rel_err(&ga.dp, &gb.dp));
     eprintln!("Crank–Nicolson gradient generated vs interpreter: {e:.2e}");
     assert!((la - lb).abs() <= 1e-12 * lb.abs());
     assert!(e <= 1e-12, "{e:e}");
+}
+
+#[test]
+fn random_models_equal_the_interpreter_bitwise() {
+    // Random chains of operations (every broadcasting, structural and unary kernel): the
+    // generated code and the interpreter give identical bits (NaN where both give NaN).
+    let same = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+    };
+    let mut nodes = 0;
+    for (seed, mut g) in generated::random_models() {
+        let m = testmodels::random(seed);
+        nodes += m.f.node_count();
+        let mut ir = IrModel::new(&m.f).unwrap();
+        let g: &mut dyn pnode_emitted_tests::Model = &mut *g;
+        let (n, np) = (m.u.len(), m.p.len());
+        let v = rand_vec(5 + seed, n);
+        let w = rand_vec(6 + seed, n);
+        let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+        g.rhs(m.t, &m.u, &m.p, &mut a);
+        ir.rhs(m.t, &m.u, &m.p, &mut b);
+        assert!(same(&a, &b), "rhs, seed {seed}\n{}", m.f);
+        g.jvp(m.t, &m.u, &m.p, &v, &mut a);
+        ir.jvp(m.t, &m.u, &m.p, &v, &mut b);
+        assert!(same(&a, &b), "jvp, seed {seed}\n{}", m.f);
+        let (mut gpa, mut gpb) = (vec![0.0; np], vec![0.0; np]);
+        g.vjp(m.t, &m.u, &m.p, &w, &mut a, &mut gpa);
+        ir.vjp(m.t, &m.u, &m.p, &w, &mut b, &mut gpb);
+        assert!(
+            same(&a, &b) && same(&gpa, &gpb),
+            "vjp, seed {seed}\n{}",
+            m.f
+        );
+    }
+    eprintln!("random corpus: {nodes} RHS nodes");
 }

@@ -27,20 +27,34 @@ fn coefficients_equal_the_runtime_tableaux() {
         assert_eq!(c.c, t.c(), "{}", t.name());
         for i in 0..s {
             for j in 0..i {
-                assert_eq!(c.a[i][j].to_bits(), t.a(i, j).to_bits(), "{} a({i},{j})", t.name());
+                assert_eq!(
+                    c.a[i][j].to_bits(),
+                    t.a(i, j).to_bits(),
+                    "{} a({i},{j})",
+                    t.name()
+                );
             }
         }
     }
     let live = Tableau::dopri5().live_coefficients();
     assert_eq!(Dopri5::LIVE_STAGES, live.s);
-    assert_eq!([Dopri5::B1, Dopri5::B3, Dopri5::B6], [live.b[0], live.b[2], live.b[5]]);
+    assert_eq!(
+        [Dopri5::B1, Dopri5::B3, Dopri5::B6],
+        [live.b[0], live.b[2], live.b[5]]
+    );
     assert_eq!(Dopri5::A65, live.a[5 * live.s + 4]);
     assert_eq!(Rk4::LIVE_STAGES, 4);
 }
 
 /// One step forward (stages kept and not), recomputation and reverse of `gen_st` against the
 /// runtime's stepper on `model`; returns the worst relative error and whether all bits agree.
-fn one_step<S, M>(mut gen_st: S, tableau: Tableau, mut model: M, u: &[f64], p: &[f64]) -> (f64, bool)
+fn one_step<S, M>(
+    mut gen_st: S,
+    tableau: Tableau,
+    mut model: M,
+    u: &[f64],
+    p: &[f64],
+) -> (f64, bool)
 where
     S: AdjointStepper<M>,
     M: RhsVjp,
@@ -62,16 +76,25 @@ where
     let (mut ua, mut ub) = (vec![0.0; n], vec![0.0; n]);
     let (mut sta, mut stb) = (vec![0.0; sv * n], vec![0.0; sv * n]);
     let mut pairs: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
-    gen_st.step(&mut model, at, p, u, &mut ua, Some(&mut sta), &mut sa).unwrap();
-    rt.step(&mut model, at, p, u, &mut ub, Some(&mut stb), &mut sb).unwrap();
+    gen_st
+        .step(&mut model, at, p, u, &mut ua, Some(&mut sta), &mut sa)
+        .unwrap();
+    rt.step(&mut model, at, p, u, &mut ub, Some(&mut stb), &mut sb)
+        .unwrap();
     pairs.push((ua.clone(), ub.clone()));
     pairs.push((sta.clone(), stb.clone()));
-    gen_st.step(&mut model, at, p, u, &mut ua, None, &mut sa).unwrap();
-    rt.step(&mut model, at, p, u, &mut ub, None, &mut sb).unwrap();
+    gen_st
+        .step(&mut model, at, p, u, &mut ua, None, &mut sa)
+        .unwrap();
+    rt.step(&mut model, at, p, u, &mut ub, None, &mut sb)
+        .unwrap();
     pairs.push((ua.clone(), ub.clone()));
     let (mut ra, mut rb) = (vec![0.0; sv * n], vec![0.0; sv * n]);
-    gen_st.recompute_stages(&mut model, at, p, u, &mut ra, &mut sa).unwrap();
-    rt.recompute_stages(&mut model, at, p, u, &mut rb, &mut sb).unwrap();
+    gen_st
+        .recompute_stages(&mut model, at, p, u, &mut ra, &mut sa)
+        .unwrap();
+    rt.recompute_stages(&mut model, at, p, u, &mut rb, &mut sb)
+        .unwrap();
     pairs.push((ra.clone(), rb));
     // Recomputed stages equal kept ones bitwise (the checkpointing invariant).
     assert!(ra.iter().zip(&sta).all(|(a, b)| a.to_bits() == b.to_bits()));
@@ -79,8 +102,11 @@ where
     let mu0 = rand_vec(8, np);
     let (mut la, mut lb) = (lambda0.clone(), lambda0);
     let (mut ma, mut mb) = (mu0.clone(), mu0);
-    gen_st.reverse(&mut model, at, p, &sta, &mut la, &mut ma, &mut sa).unwrap();
-    rt.reverse(&mut model, at, p, &stb, &mut lb, &mut mb, &mut sb).unwrap();
+    gen_st
+        .reverse(&mut model, at, p, &sta, &mut la, &mut ma, &mut sa)
+        .unwrap();
+    rt.reverse(&mut model, at, p, &stb, &mut lb, &mut mb, &mut sb)
+        .unwrap();
     pairs.push((la, lb));
     pairs.push((ma, mb));
     assert_eq!(sa, sb, "statistics");
@@ -102,7 +128,13 @@ fn rk4_step_and_adjoint_equal_erk_stepper() {
     assert!(e <= 1e-12 && bits, "{e:e}");
     let m = testmodels::mlp_tanh();
     let np = m.p.len();
-    let (e, bits) = one_step(Rk4::new(8, np), Tableau::rk4(), generated::MlpTanh::new(), &m.u, &m.p);
+    let (e, bits) = one_step(
+        Rk4::new(8, np),
+        Tableau::rk4(),
+        generated::MlpTanh::new(),
+        &m.u,
+        &m.p,
+    );
     eprintln!("rk4 / MLP: {e:.2e}, bitwise {bits}");
     assert!(e <= 1e-12 && bits, "{e:e}");
 }
@@ -139,7 +171,8 @@ fn solver_with_generated_stepper_equals_erk_stepper() {
         Checkpointing::Revolve { slots: 3 },
     ] {
         let mut model = generated::LotkaVolterra::new();
-        let mut a = Solver::new(Dopri5::new(2, 4), &model, grid.clone(), &outs, mode.clone()).unwrap();
+        let mut a =
+            Solver::new(Dopri5::new(2, 4), &model, grid.clone(), &outs, mode.clone()).unwrap();
         let mut b =
             Solver::explicit(Tableau::dopri5(), &model, grid.clone(), &outs, mode.clone()).unwrap();
         let (la, ga) = a.value_and_grad(&mut model, &u0, &p, loss).unwrap();
