@@ -27,6 +27,9 @@ enum Val {
     Fill { lit: TokenStream, len: usize },
     /// An output concatenation written part by part straight into the output buffer.
     Parts(Vec<Val>),
+    /// The transpose `[rows, cols]` of `inner` (`[cols, rows]`), not materialized: only matrix
+    /// products read it, with swapped strides.
+    Transposed { inner: Box<Val>, rows: usize },
 }
 
 impl Val {
@@ -35,6 +38,7 @@ impl Val {
             Val::Scalar(_) => 1,
             Val::Array { len, .. } | Val::Fill { len, .. } => *len,
             Val::Parts(p) => p.iter().map(Val::len).sum(),
+            Val::Transposed { inner, .. } => inner.len(),
         }
     }
 }
@@ -230,14 +234,25 @@ impl<'a> Emitter<'a> {
     pub(crate) fn body(mut self, dests: &[Dest]) -> Result<(TokenStream, Self), Error> {
         let nodes = self.f.graph().nodes();
         let mut uses = vec![0usize; nodes.len()];
+        let mut only_matmul = vec![true; nodes.len()];
         for n in nodes {
             for x in &n.inputs {
                 uses[x.index()] += 1;
+                only_matmul[x.index()] &= n.op == Op::MatMul;
             }
         }
         let outputs: Vec<usize> = self.f.outputs().iter().map(|o| o.index()).collect();
         for (i, node) in nodes.iter().enumerate() {
-            let direct = outputs.contains(&i) && uses[i] == 0;
+            let is_output = outputs.contains(&i);
+            let direct = is_output && uses[i] == 0;
+            if node.op == Op::Transpose && only_matmul[i] && !is_output {
+                let inner = Box::new(self.val(node, 0));
+                self.vals[i] = Some(Val::Transposed {
+                    inner,
+                    rows: node.shape.dims()[0],
+                });
+                continue;
+            }
             let v = self.node(i, node, direct)?;
             self.vals[i] = Some(v);
         }
@@ -268,7 +283,18 @@ impl<'a> Emitter<'a> {
                 let i = idx.plus(*offset).tokens();
                 quote!(#base[#i])
             }
-            Val::Parts(_) => unreachable!("a concatenation written to an output has no use"),
+            Val::Parts(_) | Val::Transposed { .. } => {
+                unreachable!("only outputs read concatenations, only products lazy transposes")
+            }
+        }
+    }
+
+    /// Element `[row, col]` of a matrix value with `cols` columns (`vars = [row, col]`),
+    /// reading a lazy transpose through its operand.
+    fn elem2(v: &Val, vars: &[Option<TokenStream>], cols: usize) -> TokenStream {
+        match v {
+            Val::Transposed { inner, rows } => Self::elem(inner, &lin(vars, &[1, *rows], 0)),
+            _ => Self::elem(v, &lin(vars, &[cols, 1], 0)),
         }
     }
 
@@ -287,7 +313,9 @@ impl<'a> Emitter<'a> {
                 );
                 quote!(#base[#a..#b])
             }
-            Val::Parts(_) => unreachable!("a concatenation written to an output has no use"),
+            Val::Parts(_) | Val::Transposed { .. } => {
+                unreachable!("only outputs read concatenations, only products lazy transposes")
+            }
         }
     }
 
@@ -497,8 +525,8 @@ impl<'a> Emitter<'a> {
                     let both = |p: &[Option<TokenStream>], q: &[Option<TokenStream>]| {
                         vec![p[0].clone(), q[0].clone()]
                     };
-                    let ea = Self::elem(&a, &lin(&both(vi, vl), &[k, 1], 0));
-                    let eb = Self::elem(&b, &lin(&both(vl, vj), &[n, 1], 0));
+                    let ea = Self::elem2(&a, &both(vi, vl), k);
+                    let eb = Self::elem2(&b, &both(vl, vj), n);
                     if len == 1 {
                         quote!(#x += #ea * #eb;)
                     } else {
@@ -762,7 +790,7 @@ impl<'a> Emitter<'a> {
         match v {
             Val::Scalar(e) => self.stmts.push(quote!(#buf[#a] = #e;)),
             Val::Fill { lit, .. } => self.stmts.push(quote!(#range.fill(#lit);)),
-            Val::Array { .. } => {
+            Val::Array { .. } | Val::Transposed { .. } => {
                 let sl = Self::slice(v);
                 self.stmts.push(quote!(#range.copy_from_slice(#sl);));
             }
