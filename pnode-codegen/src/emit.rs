@@ -30,6 +30,9 @@ enum Val {
     /// The transpose `[rows, cols]` of `inner` (`[cols, rows]`), not materialized: only matrix
     /// products read it, with swapped strides.
     Transposed { inner: Box<Val>, rows: usize },
+    /// An elementwise expression of the flat loop index `i`, inlined into its one consumer
+    /// (an elementwise operation of the same length) instead of stored.
+    Lazy { expr: TokenStream, len: usize },
 }
 
 impl Val {
@@ -39,6 +42,7 @@ impl Val {
             Val::Array { len, .. } | Val::Fill { len, .. } => *len,
             Val::Parts(p) => p.iter().map(Val::len).sum(),
             Val::Transposed { inner, .. } => inner.len(),
+            Val::Lazy { len, .. } => *len,
         }
     }
 }
@@ -166,6 +170,31 @@ fn split_axis(s: &Shape, axis: usize) -> (usize, usize, usize) {
     )
 }
 
+/// Whether `node` is a unary or binary operation of more than one element that the flat
+/// `for i in 0..len` loop computes (every operand has its length or one element); as a
+/// consumer of a lazy value, also that it reads each operand once (not relu, step, sign,
+/// GELU).
+fn flat_elementwise(f: &Function, node: &Node, as_consumer: bool) -> bool {
+    let len = node.shape.len();
+    let ok_op = match &node.op {
+        Op::Unary(u) => {
+            !as_consumer
+                || !matches!(
+                    u,
+                    UnaryOp::Relu | UnaryOp::Step | UnaryOp::Sign | UnaryOp::Gelu
+                )
+        }
+        Op::Binary(_) => true,
+        _ => false,
+    };
+    ok_op
+        && len > 1
+        && node.inputs.iter().all(|x| {
+            let n = f.graph().nodes()[x.index()].shape.len();
+            n == len || n == 1
+        })
+}
+
 /// A float literal that parses back to exactly `x` (shortest round-trip form).
 pub(crate) fn float(x: f64) -> TokenStream {
     if x.is_nan() {
@@ -242,8 +271,21 @@ impl<'a> Emitter<'a> {
             }
         }
         let outputs: Vec<usize> = self.f.outputs().iter().map(|o| o.index()).collect();
+        let mut consumer = vec![None; nodes.len()];
+        for (c, n) in nodes.iter().enumerate() {
+            for x in &n.inputs {
+                consumer[x.index()] = Some(c);
+            }
+        }
         for (i, node) in nodes.iter().enumerate() {
             let is_output = outputs.contains(&i);
+            let lazy = !is_output
+                && uses[i] == 1
+                && flat_elementwise(self.f, node, false)
+                && consumer[i].is_some_and(|c| {
+                    let cn = &nodes[c];
+                    cn.shape.len() == node.shape.len() && flat_elementwise(self.f, cn, true)
+                });
             let direct = is_output && uses[i] == 0;
             if node.op == Op::Transpose && only_matmul[i] && !is_output {
                 let inner = Box::new(self.val(node, 0));
@@ -253,7 +295,7 @@ impl<'a> Emitter<'a> {
                 });
                 continue;
             }
-            let v = self.node(i, node, direct)?;
+            let v = self.node(i, node, direct, lazy)?;
             self.vals[i] = Some(v);
         }
         for (k, &o) in outputs.iter().enumerate() {
@@ -279,6 +321,8 @@ impl<'a> Emitter<'a> {
         match v {
             Val::Scalar(e) => e.clone(),
             Val::Fill { lit, .. } => lit.clone(),
+            // Only flat loops over `i` read lazy values (see `fusable`).
+            Val::Lazy { expr, .. } => expr.clone(),
             Val::Array { base, offset, .. } => {
                 let i = idx.plus(*offset).tokens();
                 quote!(#base[#i])
@@ -313,7 +357,7 @@ impl<'a> Emitter<'a> {
                 );
                 quote!(#base[#a..#b])
             }
-            Val::Parts(_) | Val::Transposed { .. } => {
+            Val::Parts(_) | Val::Transposed { .. } | Val::Lazy { .. } => {
                 unreachable!("only outputs read concatenations, only products lazy transposes")
             }
         }
@@ -406,7 +450,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// The value of node `i`; `direct` when it is an output with no other use.
-    fn node(&mut self, i: usize, node: &Node, direct: bool) -> Result<Val, Error> {
+    fn node(&mut self, i: usize, node: &Node, direct: bool, lazy: bool) -> Result<Val, Error> {
         let len = node.shape.len();
         let s = &node.shape;
         Ok(match &node.op {
@@ -461,6 +505,18 @@ impl<'a> Emitter<'a> {
                 } else {
                     let iv = quote!(i);
                     let e = self.unary(*u, Self::elem(&a, &Idx::var(&iv)));
+                    if lazy {
+                        let call = !matches!(
+                            u,
+                            UnaryOp::Neg
+                                | UnaryOp::Relu
+                                | UnaryOp::Step
+                                | UnaryOp::Sign
+                                | UnaryOp::Gelu
+                        );
+                        let expr = if call { e } else { quote!((#e)) };
+                        return Ok(Val::Lazy { expr, len });
+                    }
                     let (x, v) = self.alloc(i, len, false);
                     let n = Literal::usize_unsuffixed(len);
                     self.stmts.push(quote!(for i in 0..#n { #x[i] = #e; }));
@@ -478,7 +534,6 @@ impl<'a> Emitter<'a> {
                     return Ok(self.bind(i, e));
                 }
                 let flat = |v: &Val| v.len() == len || v.len() == 1;
-                let (x, v) = self.alloc(i, len, false);
                 if flat(&a) && flat(&b) {
                     let iv = quote!(i);
                     let at = |v: &Val| {
@@ -489,23 +544,30 @@ impl<'a> Emitter<'a> {
                         }
                     };
                     let e = Self::binary(*op, at(&a), at(&b));
+                    if lazy {
+                        let call = *op == BinaryOp::Pow;
+                        let expr = if call { e } else { quote!((#e)) };
+                        return Ok(Val::Lazy { expr, len });
+                    }
+                    let (x, v) = self.alloc(i, len, false);
                     let n = Literal::usize_unsuffixed(len);
                     self.stmts.push(quote!(for i in 0..#n { #x[i] = #e; }));
-                } else {
-                    let (sa, sb) = (
-                        bstrides(self.shape(node, 0), s),
-                        bstrides(self.shape(node, 1), s),
-                    );
-                    let so = strides(s.dims());
-                    let code = loops(s.dims(), |vars| {
-                        let o = lin(vars, &so, 0).tokens();
-                        let ea = Self::elem(&a, &lin(vars, &sa, 0));
-                        let eb = Self::elem(&b, &lin(vars, &sb, 0));
-                        let e = Self::binary(*op, ea, eb);
-                        quote!(#x[#o] = #e;)
-                    });
-                    self.stmts.push(code);
+                    return Ok(v);
                 }
+                let (x, v) = self.alloc(i, len, false);
+                let (sa, sb) = (
+                    bstrides(self.shape(node, 0), s),
+                    bstrides(self.shape(node, 1), s),
+                );
+                let so = strides(s.dims());
+                let code = loops(s.dims(), |vars| {
+                    let o = lin(vars, &so, 0).tokens();
+                    let ea = Self::elem(&a, &lin(vars, &sa, 0));
+                    let eb = Self::elem(&b, &lin(vars, &sb, 0));
+                    let e = Self::binary(*op, ea, eb);
+                    quote!(#x[#o] = #e;)
+                });
+                self.stmts.push(code);
                 v
             }
             Op::MatMul => {
@@ -790,7 +852,7 @@ impl<'a> Emitter<'a> {
         match v {
             Val::Scalar(e) => self.stmts.push(quote!(#buf[#a] = #e;)),
             Val::Fill { lit, .. } => self.stmts.push(quote!(#range.fill(#lit);)),
-            Val::Array { .. } | Val::Transposed { .. } => {
+            Val::Array { .. } | Val::Transposed { .. } | Val::Lazy { .. } => {
                 let sl = Self::slice(v);
                 self.stmts.push(quote!(#range.copy_from_slice(#sl);));
             }
