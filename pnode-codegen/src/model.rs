@@ -52,6 +52,30 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
             })
             .collect()
     };
+    // Fixed-size views of the buffers: the lengths are the trait's contract (the runtime checks
+    // them at its entry points), and constant bounds let the compiler drop index checks.
+    let fixed = |name: &str, len: usize, out: bool| {
+        let x = format_ident!("{}", name);
+        let n = Literal::usize_unsuffixed(len);
+        let msg = format!("`{name}` has {len} elements");
+        if out {
+            quote!(let #x: &mut [f64; #n] = #x.try_into().expect(#msg);)
+        } else {
+            quote!(let #x: &[f64; #n] = #x.try_into().expect(#msg);)
+        }
+    };
+    let (fu, fp, fv, fw) = (
+        fixed("u", n, false),
+        fixed("p", np, false),
+        fixed("v", n, false),
+        fixed("w", n, false),
+    );
+    let (fdu, fjv, fgu, fgp) = (
+        fixed("du", n, true),
+        fixed("jv", n, true),
+        fixed("gu", n, true),
+        fixed("gp", np, true),
+    );
     let (rhs_body, e1) = Emitter::new(rhs, options, "rhs").body(&flat("du", rhs))?;
     let (jvp_body, e2) = Emitter::new(&j, options, "jvp").body(&flat("jv", &j))?;
     let vjp_dests = [
@@ -152,6 +176,7 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
                 Self::PARAM_LEN
             }
             fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], du: &mut [f64]) {
+                #fu #fp #fdu
                 #rhs_body
             }
         }
@@ -159,6 +184,7 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
         #[allow(unused, clippy::all)]
         impl #rt::model::RhsJvp for #ty {
             fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], jv: &mut [f64]) {
+                #fu #fp #fv #fjv
                 #jvp_body
             }
         }
@@ -174,6 +200,7 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
                 gu: &mut [f64],
                 gp: &mut [f64],
             ) {
+                #fu #fp #fw #fgu #fgp
                 #vjp_body
             }
         }
