@@ -112,11 +112,22 @@ impl Default for Options {
     }
 }
 
-/// Format generated tokens as Rust source with prettyplease. Tokens that do not parse as a
-/// file (never produced by this crate) are returned unformatted.
+/// Format generated tokens as Rust source with prettyplease, one blank line between items.
+/// Tokens that do not parse as a file (never produced by this crate) are returned unformatted.
 pub fn to_source(tokens: &TokenStream) -> String {
     match syn::parse2::<syn::File>(tokens.clone()) {
-        Ok(file) => prettyplease::unparse(&file),
+        Ok(file) => file
+            .items
+            .into_iter()
+            .map(|item| {
+                prettyplease::unparse(&syn::File {
+                    shebang: None,
+                    attrs: Vec::new(),
+                    items: vec![item],
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
         Err(_) => tokens.to_string(),
     }
 }
