@@ -29,10 +29,24 @@ fn main() {
         tokens.extend(generate_model(&ty.to_string(), &m.f, &opts).expect("random model"));
         table.push(quote::quote!((#seed, Box::new(#ty::new()))));
     }
+    // The first ones again with every tensor in scratch buffers.
+    let mut scratch_table = Vec::new();
+    for seed in 0..RANDOM_MODELS / 4 {
+        let m = testmodels::random(seed);
+        let ty = quote::format_ident!("RandomScratch{}", seed);
+        tokens.extend(generate_model(&ty.to_string(), &m.f, &scratch).expect("random model"));
+        scratch_table.push(quote::quote!((#seed, Box::new(#ty::new()))));
+    }
     tokens.extend(quote::quote! {
         /// The random corpus of [`pnode_codegen::testmodels::random`]: `(seed, model)`.
         pub fn random_models() -> Vec<(u64, Box<dyn crate::Model>)> {
             vec![#(#table),*]
+        }
+
+        /// The first quarter of the random corpus generated with every tensor in scratch
+        /// buffers (`Options::stack_limit = 1`).
+        pub fn random_scratch_models() -> Vec<(u64, Box<dyn crate::Model>)> {
+            vec![#(#scratch_table),*]
         }
     });
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));

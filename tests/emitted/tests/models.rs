@@ -310,7 +310,10 @@ fn random_models_equal_the_interpreter_bitwise() {
             .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
     };
     let mut nodes = 0;
-    for (seed, mut g) in generated::random_models() {
+    let all = generated::random_models()
+        .into_iter()
+        .chain(generated::random_scratch_models());
+    for (seed, mut g) in all {
         let m = testmodels::random(seed);
         nodes += m.f.node_count();
         let mut ir = IrModel::new(&m.f).unwrap();
