@@ -28,7 +28,7 @@ enum Val {
     /// An output concatenation written part by part straight into the output buffer.
     Parts(Vec<Val>),
     /// The transpose `[rows, cols]` of `inner` (`[cols, rows]`), not materialized: only matrix
-    /// products read it, with swapped strides.
+    /// products read it (as their left operand), with swapped strides.
     Transposed { inner: Box<Val>, rows: usize },
     /// An elementwise expression of the flat loop index `i`, inlined into its one consumer
     /// (an elementwise operation of the same length) instead of stored.
@@ -263,11 +263,13 @@ impl<'a> Emitter<'a> {
     pub(crate) fn body(mut self, dests: &[Dest]) -> Result<(TokenStream, Self), Error> {
         let nodes = self.f.graph().nodes();
         let mut uses = vec![0usize; nodes.len()];
-        let mut only_matmul = vec![true; nodes.len()];
+        // Transposes read only as the left operand of matrix products stay lazy: the product's
+        // inner loop runs along the right operand's rows, which must stay contiguous.
+        let mut only_matmul_lhs = vec![true; nodes.len()];
         for n in nodes {
-            for x in &n.inputs {
+            for (k, x) in n.inputs.iter().enumerate() {
                 uses[x.index()] += 1;
-                only_matmul[x.index()] &= n.op == Op::MatMul;
+                only_matmul_lhs[x.index()] &= n.op == Op::MatMul && k == 0;
             }
         }
         let outputs: Vec<usize> = self.f.outputs().iter().map(|o| o.index()).collect();
@@ -287,7 +289,7 @@ impl<'a> Emitter<'a> {
                     cn.shape.len() == node.shape.len() && flat_elementwise(self.f, cn, true)
                 });
             let direct = is_output && uses[i] == 0;
-            if node.op == Op::Transpose && only_matmul[i] && !is_output {
+            if node.op == Op::Transpose && only_matmul_lhs[i] && !is_output {
                 let inner = Box::new(self.val(node, 0));
                 self.vals[i] = Some(Val::Transposed {
                     inner,
