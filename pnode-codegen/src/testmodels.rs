@@ -130,6 +130,53 @@ pub fn random(seed: u64) -> TestModel {
     }
 }
 
+/// Corner cases of output writing: the identity `f = u`, a constant, the time broadcast, the
+/// same node as two outputs, an output concatenation of inputs and zeros, and scalar states.
+pub fn edge_cases() -> Vec<TestModel> {
+    let model = |f: Function| TestModel {
+        name: "edge",
+        t: 0.25,
+        u: rand_vec(77, f.layout().state),
+        p: rand_vec(78, f.layout().param),
+        f,
+    };
+    let mut out = Vec::new();
+    // f = u.
+    let mut b = Builder::new(Layout::new(3, 0));
+    let u = b.state(0, [3]).unwrap();
+    out.push(model(b.finish_rhs(&[u]).unwrap()));
+    // f = [1, 2, 2] (a constant table; derivatives are zero).
+    let mut b = Builder::new(Layout::new(3, 1));
+    let c = b.tensor([3], vec![1.0, 2.0, 2.0]).unwrap();
+    out.push(model(b.finish_rhs(&[c]).unwrap()));
+    // f = t · θ₀ broadcast to [2, 2], flattened.
+    let mut b = Builder::new(Layout::new(4, 1));
+    let t = b.time();
+    let k = b.param(0, []).unwrap();
+    let tk = b.mul(t, k).unwrap();
+    let f = b.broadcast_to(tk, [2, 2]).unwrap();
+    let f = b.flatten(f).unwrap();
+    out.push(model(b.finish_rhs(&[f]).unwrap()));
+    // f = [g, g] with g = sin(u[0..2]) ⊙ θ.
+    let mut b = Builder::new(Layout::new(4, 2));
+    let x = b.state(0, [2]).unwrap();
+    let k = b.param(0, [2]).unwrap();
+    let s = b.sin(x).unwrap();
+    let g = b.mul(s, k).unwrap();
+    out.push(model(b.finish_rhs(&[g, g]).unwrap()));
+    // f = [u[3], 0, 0, u[0] u[1] u[2]]: scalar states, zeros, a concatenation to the output.
+    let mut b = Builder::new(Layout::new(4, 0));
+    let us: Vec<_> = (0..4).map(|i| b.state(i, []).unwrap()).collect();
+    let z = b.zeros([2]).unwrap();
+    let a = b.reshape(us[3], [1]).unwrap();
+    let m = b.mul(us[0], us[1]).unwrap();
+    let m = b.mul(m, us[2]).unwrap();
+    let m = b.reshape(m, [1]).unwrap();
+    let f = b.concat(&[a, z, m], 0).unwrap();
+    out.push(model(b.finish_rhs(&[f]).unwrap()));
+    out
+}
+
 /// Classic RK4 (the coefficients of `pnode_runtime::Tableau::rk4`).
 pub fn rk4() -> ErkCoefficients {
     ErkCoefficients {

@@ -37,7 +37,19 @@ fn main() {
         tokens.extend(generate_model(&ty.to_string(), &m.f, &scratch).expect("random model"));
         scratch_table.push(quote::quote!((#seed, Box::new(#ty::new()))));
     }
+    let mut edge_table = Vec::new();
+    for (k, m) in testmodels::edge_cases().iter().enumerate() {
+        let ty = quote::format_ident!("Edge{}", k);
+        tokens.extend(generate_model(&ty.to_string(), &m.f, &opts).expect("edge case"));
+        let k = k as u64;
+        edge_table.push(quote::quote!((#k, Box::new(#ty::new()))));
+    }
     tokens.extend(quote::quote! {
+        /// The corner cases of [`pnode_codegen::testmodels::edge_cases`]: `(index, model)`.
+        pub fn edge_models() -> Vec<(u64, Box<dyn crate::Model>)> {
+            vec![#(#edge_table),*]
+        }
+
         /// The random corpus of [`pnode_codegen::testmodels::random`]: `(seed, model)`.
         pub fn random_models() -> Vec<(u64, Box<dyn crate::Model>)> {
             vec![#(#table),*]

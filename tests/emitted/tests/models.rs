@@ -301,8 +301,8 @@ fn crank_nicolson_gradient_equals_the_interpreter() {
 }
 
 #[test]
-fn random_models_equal_the_interpreter_bitwise() {
-    // Random chains of operations (every broadcasting, structural and unary kernel): the
+fn random_models_and_corner_cases_equal_the_interpreter_bitwise() {
+    // Corner cases of output writing and random chains of operations (every broadcasting, structural and unary kernel): the
     // generated code and the interpreter give identical bits (NaN where both give NaN).
     let same = |a: &[f64], b: &[f64]| {
         a.iter()
@@ -310,11 +310,17 @@ fn random_models_equal_the_interpreter_bitwise() {
             .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
     };
     let mut nodes = 0;
+    let edges = testmodels::edge_cases();
     let all = generated::random_models()
         .into_iter()
-        .chain(generated::random_scratch_models());
-    for (seed, mut g) in all {
-        let m = testmodels::random(seed);
+        .chain(generated::random_scratch_models())
+        .map(|(seed, g)| (seed, g, testmodels::random(seed)))
+        .chain(
+            generated::edge_models()
+                .into_iter()
+                .map(|(k, g)| (1000 + k, g, edges[k as usize].clone())),
+        );
+    for (seed, mut g, m) in all {
         nodes += m.f.node_count();
         let mut ir = IrModel::new(&m.f).unwrap();
         let g: &mut dyn pnode_emitted_tests::Model = &mut *g;
