@@ -13,7 +13,7 @@
 //! * E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, 1993.
 //! * A. Sandu, "On the properties of Runge–Kutta discrete adjoints", ICCS 2006.
 
-use crate::emit::float;
+use crate::index::float;
 use crate::{Error, Options, type_ident};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};

@@ -32,6 +32,7 @@
 
 mod emit;
 mod erk;
+mod index;
 mod model;
 #[cfg(feature = "testmodels")]
 pub mod testmodels;
