@@ -1,6 +1,6 @@
 //! `pnode-codegen`: IR → readable Rust source.
 //!
-//! Given an RHS [`Function`] of `pnode-ir`, [`generate_model`] emits a struct implementing
+//! Given an RHS [`Function`](pnode_ir::Function) of `pnode-ir`, [`generate_model`] emits a struct implementing
 //! `pnode_runtime`'s `Rhs`, `RhsJvp` and `RhsVjp`, whose bodies are the function, its symbolic
 //! JVP and its symbolic VJP written out as straight-line Rust: scalars become `let` bindings,
 //! tensors fixed-size arrays (or scratch buffers of the struct, above
