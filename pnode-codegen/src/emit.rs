@@ -78,6 +78,8 @@ pub(crate) struct Emitter<'a> {
     stmts: Vec<TokenStream>,
     pub(crate) scratch: Vec<Scratch>,
     pub(crate) helpers: Helpers,
+    /// Elements of the stack arrays so far.
+    stack_used: usize,
 }
 
 impl<'a> Emitter<'a> {
@@ -90,6 +92,7 @@ impl<'a> Emitter<'a> {
             stmts: Vec::new(),
             scratch: Vec::new(),
             helpers: Helpers::default(),
+            stack_used: 0,
         }
     }
 
@@ -205,12 +208,22 @@ impl<'a> Emitter<'a> {
         quote!(&#p)
     }
 
+    /// Whether an array of `len` elements goes on the stack (within [`Options::stack_limit`]
+    /// and, counting every array before it, [`Options::stack_budget`]); if so, it is counted.
+    fn on_stack(&mut self, len: usize) -> bool {
+        let ok = len <= self.opts.stack_limit && self.stack_used + len <= self.opts.stack_budget;
+        if ok {
+            self.stack_used += len;
+        }
+        ok
+    }
+
     /// A fresh array for node `i` of `len` elements: a zeroed stack array, or a scratch
     /// buffer (zeroed only when `zero`).
     fn alloc(&mut self, i: usize, len: usize, zero: bool) -> (syn::Ident, Val) {
         let x = format_ident!("x{}", i);
         let n = Literal::usize_unsuffixed(len);
-        if len <= self.opts.stack_limit {
+        if self.on_stack(len) {
             self.stmts.push(quote!(let mut #x = [0.0f64; #n];));
         } else {
             let field = format_ident!("{}_x{}", self.prefix, i);
@@ -537,7 +550,7 @@ impl<'a> Emitter<'a> {
                         return Ok(Val::Fill { lit: e, len });
                     }
                     let n = Literal::usize_unsuffixed(len);
-                    if len <= self.opts.stack_limit {
+                    if self.on_stack(len) {
                         let x = format_ident!("x{}", i);
                         self.stmts.push(quote!(let #x = [#e; #n];));
                         return Ok(Val::Array {
@@ -638,7 +651,7 @@ impl<'a> Emitter<'a> {
         if outer == 1 && direct {
             return Val::Parts(parts);
         }
-        if outer == 1 && len <= 16 && len <= self.opts.stack_limit {
+        if outer == 1 && len <= 16 && self.on_stack(len) {
             let items = parts
                 .iter()
                 .flat_map(|p| (0..p.len()).map(move |e| Self::elem(p, &Idx::lit(e))));

@@ -4,7 +4,7 @@
 //! `pnode_runtime`'s `Rhs`, `RhsJvp` and `RhsVjp`, whose bodies are the function, its symbolic
 //! JVP and its symbolic VJP written out as straight-line Rust: scalars become `let` bindings,
 //! tensors fixed-size arrays (or scratch buffers of the struct, above
-//! [`Options::stack_limit`]) filled by plain `for` loops, constants literals in a round-trip
+//! [`Options::stack_limit`] or [`Options::stack_budget`]) filled by plain `for` loops, constants literals in a round-trip
 //! float format, so the compiled code reproduces the interpreter's arithmetic operation by
 //! operation. [`generate_erk_stepper`] emits an explicit Runge–Kutta stepper with its stages
 //! unrolled and its coefficients as constants, implementing the runtime's `ForwardStepper` and
@@ -90,6 +90,9 @@ pub struct Options {
     /// Tensors of at most this many elements live on the stack (`[f64; N]` locals); larger
     /// ones are scratch buffers of the generated struct, allocated once by `new`.
     pub stack_limit: usize,
+    /// The most elements all stack arrays of one method may hold together (so a deep network
+    /// cannot overflow a thread's stack); arrays beyond it become scratch buffers.
+    pub stack_budget: usize,
 }
 
 impl std::fmt::Debug for Options {
@@ -99,6 +102,7 @@ impl std::fmt::Debug for Options {
             .field("runtime_path", &path(&self.runtime_path))
             .field("special_path", &path(&self.special_path))
             .field("stack_limit", &self.stack_limit)
+            .field("stack_budget", &self.stack_budget)
             .finish()
     }
 }
@@ -109,6 +113,7 @@ impl Default for Options {
             runtime_path: syn::parse_quote!(::pnode_runtime),
             special_path: syn::parse_quote!(::pnode_ir::special),
             stack_limit: 1024,
+            stack_budget: 16 * 1024,
         }
     }
 }

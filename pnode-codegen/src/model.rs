@@ -13,9 +13,10 @@ use quote::{format_ident, quote};
 /// The three trait methods are the IR of `rhs`, of [`pnode_ir::jvp`]`(rhs)` and of
 /// [`pnode_ir::vjp`]`(rhs)` written out as Rust, each with only the nodes its outputs need.
 /// The struct has `new()` (and `Default`), the constants `STATE_LEN` and `PARAM_LEN`, and
-/// holds scratch buffers only for tensors above [`Options::stack_limit`] elements. In each
-/// method `xN` is node `%N` of that function as `pnode-ir` prints it (`{rhs}`, `{jvp(rhs)}`,
-/// `{vjp(rhs)}`), and `u3`, `p0`, `v1`, `w2` are single elements of the buffers.
+/// holds scratch buffers only for tensors above [`Options::stack_limit`] elements or beyond
+/// [`Options::stack_budget`]. In each method `xN` is node `%N` of that function as `pnode-ir`
+/// prints it (`{rhs}`, `{jvp(rhs)}`, `{vjp(rhs)}`), and `u3`, `p0`, `v1`, `w2` are single
+/// elements of the buffers.
 ///
 /// Errors: [`Error::Unsupported`] for convolutions and group norms, [`Error::NotAnRhs`],
 /// [`Error::InvalidName`], [`Error::Ir`] when differentiation fails.

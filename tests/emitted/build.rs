@@ -19,6 +19,13 @@ fn main() {
     };
     let mlp = testmodels::mlp_tanh();
     tokens.extend(generate_model("MlpTanhScratch", &mlp.f, &scratch).expect("mlp"));
+    // And with a stack budget of 300 elements per method: the first arrays on the stack, the
+    // rest in scratch buffers.
+    let budget = Options {
+        stack_budget: 300,
+        ..Options::default()
+    };
+    tokens.extend(generate_model("MlpTanhBudget", &mlp.f, &budget).expect("mlp"));
     tokens.extend(generate_erk_stepper("Rk4", &testmodels::rk4(), &opts).expect("rk4"));
     tokens.extend(generate_erk_stepper("Dopri5", &testmodels::dopri5(), &opts).expect("dopri5"));
     // The random corpus, and a table of it.

@@ -1,8 +1,8 @@
 //! The Rust that `pnode-codegen` emits for the corpus models of
-//! [`pnode_codegen::testmodels`], compiled: one struct per model (`LotkaVolterra`,
-//! `MlpTanh`, …, and `MlpTanhScratch`, the MLP with every tensor in scratch buffers) and the
-//! fused steppers `Rk4` and `Dopri5`. The source is written by `build.rs` into `OUT_DIR`
-//! (`generated.rs`).
+//! [`pnode_codegen::testmodels`], compiled: one struct per model (`LotkaVolterra`, `MlpTanh`,
+//! …; `MlpTanhScratch`, the MLP with every tensor in scratch buffers; `MlpTanhBudget`, with a
+//! small stack budget; `Random0`, … and `Edge0`, … with their tables), and the fused steppers
+//! `Rk4` and `Dopri5`. `build.rs` writes the source into `OUT_DIR` (`generated.rs`).
 
 #![deny(warnings)]
 

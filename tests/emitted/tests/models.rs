@@ -106,6 +106,11 @@ fn mlp_tanh_with_scratch_buffers() {
 }
 
 #[test]
+fn mlp_tanh_with_a_stack_budget() {
+    check(generated::MlpTanhBudget::new(), "mlp_tanh");
+}
+
+#[test]
 fn spiral() {
     check(generated::Spiral::new(), "spiral");
 }
