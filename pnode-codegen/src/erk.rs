@@ -1,0 +1,390 @@
+//! Fused explicit Runge–Kutta steppers: stages unrolled, coefficients as constants.
+//!
+//! Forward, over the live stages `i = 1 … s`:
+//! `Y_i = u_n + h Σ_{j<i} a_ij K_j`, `K_i = f(t_n + c_i h, Y_i)`, `u_{n+1} = u_n + h Σ_i b_i K_i`.
+//! Reverse (`i = s … 1`), unscaled so a zero `b_i` needs no special case:
+//! `w_i = h (b_i λ_{n+1} + Σ_{j>i} a_ji ξ_j)`, `(ξ_i, g_i) = (f_u(Y_i)ᵀ w_i, f_θ(Y_i)ᵀ w_i)`,
+//! `λ_n = λ_{n+1} + Σ_i ξ_i`, `μ += Σ_i g_i`.
+//!
+//! The generated code performs the runtime's `ErkStepper` arithmetic in the same order, so a
+//! generated stepper and the runtime's agree to round-off (bitwise, up to the sign of zeros).
+//!
+//! # References
+//! * E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, 1993.
+//! * A. Sandu, "On the properties of Runge–Kutta discrete adjoints", ICCS 2006.
+
+use crate::index::float;
+use crate::{Error, Options, type_ident};
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+/// An explicit Butcher tableau as plain data (convert a `pnode_runtime::Tableau` with
+/// `a[i] = (0..i).map(|j| t.a(i, j))`, `b = t.b()`, `c = t.c()`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErkCoefficients {
+    /// The tableau's name (for documentation).
+    pub name: String,
+    /// Rows of `A`: row `i` holds `a_i0 … a_i,i−1` (entries at or above the diagonal, if
+    /// given, must be zero).
+    pub a: Vec<Vec<f64>>,
+    /// Weights `b`.
+    pub b: Vec<f64>,
+    /// Nodes `c`.
+    pub c: Vec<f64>,
+}
+
+/// The live-stage coefficients: `(a, b, c)` re-indexed over the stages that influence
+/// `u_{n+1}` (`b_i ≠ 0`, or `a_ji ≠ 0` for a live `j > i`).
+struct Live {
+    a: Vec<Vec<f64>>,
+    b: Vec<f64>,
+    c: Vec<f64>,
+}
+
+fn live(t: &ErkCoefficients) -> Result<Live, Error> {
+    let s = t.b.len();
+    let bad = |reason: String| Error::InvalidTableau {
+        name: t.name.clone(),
+        reason,
+    };
+    if s == 0 || t.c.len() != s || t.a.len() != s {
+        return Err(bad(format!(
+            "{} weights, {} nodes and {} rows of A",
+            s,
+            t.c.len(),
+            t.a.len()
+        )));
+    }
+    let a = |i: usize, j: usize| t.a[i].get(j).copied().unwrap_or(0.0);
+    for (i, row) in t.a.iter().enumerate() {
+        if row.len() > s || row.iter().skip(i).any(|&x| x != 0.0) {
+            return Err(bad(format!(
+                "row {i} of A is not strictly lower triangular"
+            )));
+        }
+    }
+    let all = t.a.iter().flatten().chain(&t.b).chain(&t.c);
+    if all.clone().any(|x| !x.is_finite()) {
+        return Err(bad("a coefficient is not finite".into()));
+    }
+    let mut is_live = vec![false; s];
+    for i in (0..s).rev() {
+        is_live[i] = t.b[i] != 0.0 || (i + 1..s).any(|j| is_live[j] && a(j, i) != 0.0);
+    }
+    let idx: Vec<usize> = (0..s).filter(|&i| is_live[i]).collect();
+    if idx.is_empty() {
+        return Err(bad("no stage influences the step".into()));
+    }
+    Ok(Live {
+        a: idx
+            .iter()
+            .enumerate()
+            .map(|(li, &i)| idx[..li].iter().map(|&j| a(i, j)).collect())
+            .collect(),
+        b: idx.iter().map(|&i| t.b[i]).collect(),
+        c: idx.iter().map(|&i| t.c[i]).collect(),
+    })
+}
+
+/// `Σ_j coef_j · vec_j[e]` over the non-zero coefficients, left to right, or `None`.
+fn combination(terms: &[(TokenStream, syn::Ident)]) -> Option<TokenStream> {
+    let parts: Vec<TokenStream> = terms
+        .iter()
+        .map(|(c, v)| quote!(Self::#c * #v[e]))
+        .collect();
+    (!parts.is_empty()).then(|| quote!(#(#parts)+*))
+}
+
+/// Generate a stepper type named `name` for the explicit tableau `tableau`, implementing the
+/// runtime's `ForwardStepper<M>` and `AdjointStepper<M>` for every model `M`.
+///
+/// The type has `new(state_len, param_len)` (all scratch allocated there), `LIVE_STAGES`, the
+/// live coefficients as constants `A21`, `B1`, `C2`, … (1-based over the live stages), and the
+/// fused functions `forward_step`, `stages` (stage inputs, optionally without the last RHS, for
+/// recomputation) and `adjoint_step`, each returning how many RHS evaluations or VJPs it made.
+/// Dead stages (the FSAL stage of dopri5 at fixed steps) are neither computed nor reversed, and
+/// the stage values kept for the adjoint are the stage inputs `Y_1 = u_n, …, Y_s`, as in the
+/// runtime's `ErkStepper`, so schedules, statistics and gradients are interchangeable.
+pub fn generate_erk_stepper(
+    name: &str,
+    tableau: &ErkCoefficients,
+    options: &Options,
+) -> Result<TokenStream, Error> {
+    let ty = type_ident(name)?;
+    let lv = live(tableau)?;
+    let s = lv.b.len();
+    let rt = &options.runtime_path;
+    let k: Vec<syn::Ident> = (1..=s).map(|i| format_ident!("k{}", i)).collect();
+    let xi: Vec<syn::Ident> = (1..=s).map(|i| format_ident!("xi{}", i)).collect();
+    let aname = |i: usize, j: usize| format_ident!("A{}{}", i + 1, j + 1);
+    let (bname, cname) = (
+        |i: usize| format_ident!("B{}", i + 1),
+        |i: usize| format_ident!("C{}", i + 1),
+    );
+    // Constants.
+    let mut consts = TokenStream::new();
+    for i in 0..s {
+        for j in 0..i {
+            if lv.a[i][j] != 0.0 {
+                let (n, v) = (aname(i, j), float(lv.a[i][j]));
+                let doc = format!(" `a_{}{}`.", i + 1, j + 1);
+                consts.extend(quote!(#[doc = #doc] pub const #n: f64 = #v;));
+            }
+        }
+    }
+    for i in 0..s {
+        let (n, v) = (bname(i), float(lv.b[i]));
+        let doc = format!(" `b_{}`.", i + 1);
+        consts.extend(quote!(#[doc = #doc] pub const #n: f64 = #v;));
+        let (n, v) = (cname(i), float(lv.c[i]));
+        let doc = format!(" `c_{}`.", i + 1);
+        consts.extend(quote!(#[doc = #doc] pub const #n: f64 = #v;));
+    }
+    let time = |i: usize| {
+        if lv.c[i] == 0.0 {
+            quote!(t)
+        } else {
+            let c = cname(i);
+            quote!(t + Self::#c * h)
+        }
+    };
+    // Stage inputs and derivatives.
+    let mut stage_code = TokenStream::new();
+    for i in 0..s {
+        let (lo, hi) = (
+            Literal::usize_unsuffixed(i),
+            Literal::usize_unsuffixed(i + 1),
+        );
+        let ti = time(i);
+        let ki = &k[i];
+        let rhs = if i + 1 == s {
+            quote!(if last_k { model.rhs(#ti, y, p, #ki); evals += 1; })
+        } else {
+            quote!(model.rhs(#ti, y, p, #ki); evals += 1;)
+        };
+        let terms: Vec<(TokenStream, syn::Ident)> = (0..i)
+            .filter(|&j| lv.a[i][j] != 0.0)
+            .map(|j| {
+                let a = aname(i, j);
+                (quote!(#a), k[j].clone())
+            })
+            .collect();
+        let fill = match combination(&terms) {
+            Some(comb) => quote!(for e in 0..n { y[e] = u[e] + h * (#comb); }),
+            None => quote!(y.copy_from_slice(u);),
+        };
+        if i == 0 {
+            stage_code.extend(quote! {
+                if let Some(st) = stages.as_deref_mut() {
+                    st[..n].copy_from_slice(u);
+                }
+            });
+            stage_code.extend(if s == 1 {
+                quote!(if last_k { model.rhs(#ti, u, p, #ki); evals += 1; })
+            } else {
+                quote!(model.rhs(#ti, u, p, #ki); evals += 1;)
+            });
+            continue;
+        }
+        stage_code.extend(quote! {
+            {
+                let y: &mut [f64] = match stages.as_deref_mut() {
+                    Some(st) => &mut st[#lo * n..#hi * n],
+                    None => &mut scratch[..],
+                };
+                #fill
+                #rhs
+            }
+        });
+    }
+    let bterms: Vec<(TokenStream, syn::Ident)> = (0..s)
+        .filter(|&i| lv.b[i] != 0.0)
+        .map(|i| {
+            let b = bname(i);
+            (quote!(#b), k[i].clone())
+        })
+        .collect();
+    let update = combination(&bterms).expect("a live stage has a weight");
+    // Reverse stages.
+    let mut reverse_code = TokenStream::new();
+    for i in (0..s).rev() {
+        let mut terms = Vec::new();
+        if lv.b[i] != 0.0 {
+            let b = bname(i);
+            terms.push(quote!(Self::#b * lambda[e]));
+        }
+        for j in i + 1..s {
+            if lv.a[j][i] != 0.0 {
+                let (a, x) = (aname(j, i), &xi[j]);
+                terms.push(quote!(Self::#a * #x[e]));
+            }
+        }
+        let (lo, hi) = (
+            Literal::usize_unsuffixed(i),
+            Literal::usize_unsuffixed(i + 1),
+        );
+        let (ti, x) = (time(i), &xi[i]);
+        reverse_code.extend(quote! {
+            {
+                for e in 0..n { w[e] = h * (#(#terms)+*); }
+                model.vjp(#ti, &stages[#lo * n..#hi * n], p, w, #x, gp);
+                for (m, g) in mu.iter_mut().zip(gp.iter()) { *m += *g; }
+            }
+        });
+    }
+    let s_lit = Literal::usize_unsuffixed(s);
+    let s_u64 = Literal::u64_unsuffixed(s as u64);
+    let s_m1 = Literal::u64_unsuffixed(s as u64 - 1);
+    let doc = format!(
+        " The explicit Runge–Kutta method `{}` ({s} live stages) with its exact discrete \
+         adjoint, generated by pnode-codegen: stages unrolled, coefficients as constants.",
+        tableau.name
+    );
+    Ok(quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone)]
+        pub struct #ty {
+            #(#k: ::std::vec::Vec<f64>,)*
+            #(#xi: ::std::vec::Vec<f64>,)*
+            y: ::std::vec::Vec<f64>,
+            w: ::std::vec::Vec<f64>,
+            gp: ::std::vec::Vec<f64>,
+        }
+
+        #[allow(unused, clippy::all)]
+        impl #ty {
+            /// Number of live stages.
+            pub const LIVE_STAGES: usize = #s_lit;
+            #consts
+
+            /// A stepper for `state_len` states and `param_len` parameters.
+            pub fn new(state_len: usize, param_len: usize) -> Self {
+                Self {
+                    #(#k: ::std::vec![0.0; state_len],)*
+                    #(#xi: ::std::vec![0.0; state_len],)*
+                    y: ::std::vec![0.0; state_len],
+                    w: ::std::vec![0.0; state_len],
+                    gp: ::std::vec![0.0; param_len],
+                }
+            }
+
+            /// The stage inputs `Y_i` of the step from `u` (into `stages`, `LIVE_STAGES`
+            /// vectors, when given) and the stage derivatives `K_i` (the last one only when
+            /// `last_k`). Returns the number of RHS evaluations.
+            pub fn stages<M: #rt::model::Rhs + ?Sized>(
+                &mut self,
+                model: &mut M,
+                t: f64,
+                h: f64,
+                p: &[f64],
+                u: &[f64],
+                mut stages: ::core::option::Option<&mut [f64]>,
+                last_k: bool,
+            ) -> u64 {
+                let n = u.len();
+                let Self { #(#k,)* y: scratch, .. } = self;
+                let mut evals = 0;
+                #stage_code
+                evals
+            }
+
+            /// `u_next = u + h Σ b_i K_i`, keeping the stage inputs in `stages` when given.
+            /// Returns the number of RHS evaluations.
+            pub fn forward_step<M: #rt::model::Rhs + ?Sized>(
+                &mut self,
+                model: &mut M,
+                t: f64,
+                h: f64,
+                p: &[f64],
+                u: &[f64],
+                u_next: &mut [f64],
+                stages: ::core::option::Option<&mut [f64]>,
+            ) -> u64 {
+                let evals = self.stages(model, t, h, p, u, stages, true);
+                let n = u.len();
+                let Self { #(#k,)* .. } = self;
+                for e in 0..n { u_next[e] = u[e] + h * (#update); }
+                evals
+            }
+
+            /// The adjoint of the step whose stage inputs are `stages`: `lambda` goes from
+            /// `λ_{n+1}` to `λ_n`, `mu += f_θᵀ w` over the stages. Returns the number of VJPs.
+            pub fn adjoint_step<M: #rt::model::RhsVjp + ?Sized>(
+                &mut self,
+                model: &mut M,
+                t: f64,
+                h: f64,
+                p: &[f64],
+                stages: &[f64],
+                lambda: &mut [f64],
+                mu: &mut [f64],
+            ) -> u64 {
+                let n = lambda.len();
+                let Self { #(#xi,)* w, gp, .. } = self;
+                #reverse_code
+                for e in 0..n { lambda[e] = lambda[e] #(+ #xi[e])*; }
+                #s_u64
+            }
+        }
+
+        #[allow(unused, clippy::all)]
+        impl<M: #rt::model::Rhs + ?Sized> #rt::stepper::ForwardStepper<M> for #ty {
+            fn cost(&self) -> #rt::checkpoint::StepCost {
+                #rt::checkpoint::StepCost {
+                    rhs_per_step: #s_u64,
+                    rhs_per_stage_recompute: #s_m1,
+                    vjp_per_reverse: #s_u64,
+                    stage_vectors: #s_u64,
+                }
+            }
+
+            fn stage_vectors(&self) -> usize {
+                Self::LIVE_STAGES
+            }
+
+            fn step(
+                &mut self,
+                model: &mut M,
+                at: #rt::stepper::StepAt,
+                p: &[f64],
+                u: &[f64],
+                u_next: &mut [f64],
+                stages: ::core::option::Option<&mut [f64]>,
+                stats: &mut #rt::Stats,
+            ) -> #rt::Result<()> {
+                stats.rhs_evals += self.forward_step(model, at.t, at.h, p, u, u_next, stages);
+                Ok(())
+            }
+
+            fn recompute_stages(
+                &mut self,
+                model: &mut M,
+                at: #rt::stepper::StepAt,
+                p: &[f64],
+                u: &[f64],
+                stages: &mut [f64],
+                stats: &mut #rt::Stats,
+            ) -> #rt::Result<()> {
+                stats.rhs_evals += self.stages(model, at.t, at.h, p, u, Some(stages), false);
+                Ok(())
+            }
+        }
+
+        #[allow(unused, clippy::all)]
+        impl<M: #rt::model::RhsVjp + ?Sized> #rt::stepper::AdjointStepper<M> for #ty {
+            fn reverse(
+                &mut self,
+                model: &mut M,
+                at: #rt::stepper::StepAt,
+                p: &[f64],
+                stages: &[f64],
+                lambda: &mut [f64],
+                mu: &mut [f64],
+                stats: &mut #rt::Stats,
+            ) -> #rt::Result<()> {
+                stats.vjp_evals += self.adjoint_step(model, at.t, at.h, p, stages, lambda, mu);
+                Ok(())
+            }
+        }
+    })
+}

@@ -1,0 +1,175 @@
+//! The generated source (insta snapshots) and the generator's errors.
+
+use pnode_codegen::{
+    ErkCoefficients, Error, Options, generate_erk_stepper, generate_model, to_source,
+};
+use pnode_ir::{Builder, ConvParams, Function, Layout};
+
+/// Lotka–Volterra as in the corpus: `[αx − βxy, δxy − γy]`.
+fn lotka_volterra() -> Function {
+    let mut b = Builder::new(Layout::new(2, 4));
+    let u = b.state(0, [2]).unwrap();
+    let x = b.index(u, &[0]).unwrap();
+    let y = b.index(u, &[1]).unwrap();
+    let k: Vec<_> = (0..4).map(|i| b.param(i, []).unwrap()).collect();
+    let xy = b.mul(x, y).unwrap();
+    let ax = b.mul(k[0], x).unwrap();
+    let bxy = b.mul(k[1], xy).unwrap();
+    let f0 = b.sub(ax, bxy).unwrap();
+    let dxy = b.mul(k[2], xy).unwrap();
+    let gy = b.mul(k[3], y).unwrap();
+    let f1 = b.sub(dxy, gy).unwrap();
+    let f = b.stack(&[f0, f1], 0).unwrap();
+    b.finish_rhs(&[f]).unwrap()
+}
+
+fn source(name: &str, f: &Function, opts: &Options) -> String {
+    to_source(&generate_model(name, f, opts).unwrap())
+}
+
+#[test]
+fn lotka_volterra_source() {
+    insta::assert_snapshot!(source(
+        "LotkaVolterra",
+        &lotka_volterra(),
+        &Options::default()
+    ));
+}
+
+#[test]
+fn tensor_source() {
+    // A [2,3] state through a matmul with a [3,3] parameter, tanh and a row sum: loops, a
+    // constant table, a broadcast.
+    let mut b = Builder::new(Layout::new(6, 9));
+    let u = b.state(0, [2, 3]).unwrap();
+    let a = b.param(0, [3, 3]).unwrap();
+    let c = b.tensor([3], vec![0.5, -1.0, 1e-20]).unwrap();
+    let y = b.matmul(u, a).unwrap();
+    let y = b.add(y, c).unwrap();
+    let y = b.tanh(y).unwrap();
+    let s = b.sum_axis(y, 1).unwrap();
+    let s = b.reshape(s, [2, 1]).unwrap();
+    let y = b.sub(y, s).unwrap();
+    let y = b.flatten(y).unwrap();
+    let f = b.finish_rhs(&[y]).unwrap();
+    insta::assert_snapshot!(source("Tensors", &f, &Options::default()));
+}
+
+#[test]
+fn rk4_source() {
+    let rk4 = ErkCoefficients {
+        name: "rk4".into(),
+        a: vec![vec![], vec![0.5], vec![0.0, 0.5], vec![0.0, 0.0, 1.0]],
+        b: vec![1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
+        c: vec![0.0, 0.5, 0.5, 1.0],
+    };
+    let src = to_source(&generate_erk_stepper("Rk4", &rk4, &Options::default()).unwrap());
+    insta::assert_snapshot!(src);
+}
+
+#[test]
+fn runtime_path_is_configurable() {
+    let opts = Options {
+        runtime_path: syn::parse_quote!(::pnode::runtime),
+        ..Options::default()
+    };
+    let src = source("Lv", &lotka_volterra(), &opts);
+    assert!(src.contains("impl ::pnode::runtime::model::RhsVjp for Lv"));
+    assert!(!src.contains("pnode_runtime"));
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let f = lotka_volterra();
+    let o = Options::default();
+    assert_eq!(source("A", &f, &o), source("A", &f, &o));
+}
+
+#[test]
+fn constants_round_trip() {
+    let mut b = Builder::new(Layout::new(3, 0));
+    let u = b.state(0, [3]).unwrap();
+    let vals = vec![0.1, -1.0 / 3.0, 6.02214076e23];
+    let c = b.tensor([3], vals.clone()).unwrap();
+    let y = b.mul(u, c).unwrap();
+    let src = source("Consts", &b.finish_rhs(&[y]).unwrap(), &Options::default());
+    for v in vals {
+        assert!(src.contains(&format!("{:?}", v.abs())), "{v:?} in\n{src}");
+    }
+}
+
+#[test]
+fn convolution_is_unsupported() {
+    let mut b = Builder::new(Layout::new(2 * 4 * 4, 2 * 2 * 3 * 3));
+    let u = b.state(0, [2, 4, 4]).unwrap();
+    let w = b.param(0, [2, 2, 3, 3]).unwrap();
+    let conv = ConvParams {
+        stride: 1,
+        padding: 1,
+    };
+    let y = b.conv2d(u, w, None, conv).unwrap();
+    let y = b.flatten(y).unwrap();
+    let f = b.finish_rhs(&[y]).unwrap();
+    let e = generate_model("Conv", &f, &Options::default()).unwrap_err();
+    assert_eq!(e, Error::Unsupported { op: "conv2d" });
+    assert_eq!(
+        e.to_string(),
+        "code generation does not support the conv2d operation"
+    );
+}
+
+#[test]
+fn group_norm_is_unsupported() {
+    let mut b = Builder::new(Layout::new(2 * 3 * 3, 0));
+    let u = b.state(0, [2, 3, 3]).unwrap();
+    let y = b.group_norm(u, 2, 1e-5, None, None).unwrap();
+    let y = b.flatten(y).unwrap();
+    let f = b.finish_rhs(&[y]).unwrap();
+    let e = generate_model("Gn", &f, &Options::default()).unwrap_err();
+    assert_eq!(e, Error::Unsupported { op: "group_norm" });
+}
+
+#[test]
+fn bad_names_and_non_rhs_functions_are_errors() {
+    let f = lotka_volterra();
+    let o = Options::default();
+    for bad in ["", "1x", "a b", "fn"] {
+        assert!(
+            matches!(generate_model(bad, &f, &o), Err(Error::InvalidName { .. })),
+            "{bad}"
+        );
+    }
+    let mut b = Builder::new(Layout::new(2, 0));
+    let u = b.state(0, [2]).unwrap();
+    let s = b.sum(u).unwrap();
+    let f = b.finish(&[s]).unwrap();
+    let e = generate_model("Sum", &f, &o).unwrap_err();
+    assert!(matches!(e, Error::NotAnRhs { .. }), "{e}");
+    let jv = pnode_ir::jvp(&lotka_volterra()).unwrap();
+    assert!(matches!(
+        generate_model("J", &jv, &o),
+        Err(Error::NotAnRhs { .. })
+    ));
+}
+
+#[test]
+fn bad_tableaux_are_errors() {
+    let o = Options::default();
+    let t = |a: Vec<Vec<f64>>, b: Vec<f64>, c: Vec<f64>| ErkCoefficients {
+        name: "t".into(),
+        a,
+        b,
+        c,
+    };
+    let cases = [
+        t(vec![], vec![], vec![]),
+        t(vec![vec![]], vec![1.0], vec![0.0, 1.0]),
+        t(vec![vec![0.5]], vec![1.0], vec![0.0]),
+        t(vec![vec![], vec![1.0]], vec![0.0, 0.0], vec![0.0, 1.0]),
+        t(vec![vec![], vec![f64::NAN]], vec![0.5, 0.5], vec![0.0, 1.0]),
+    ];
+    for c in cases {
+        let e = generate_erk_stepper("T", &c, &o).unwrap_err();
+        assert!(matches!(e, Error::InvalidTableau { .. }), "{c:?}: {e}");
+    }
+}

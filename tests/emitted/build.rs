@@ -1,0 +1,73 @@
+//! Generates the corpus models and two fused steppers with pnode-codegen into `OUT_DIR`.
+
+use pnode_codegen::{Options, generate_erk_stepper, generate_model, testmodels, to_source};
+
+/// Number of random models (seeds `0..RANDOM_MODELS`).
+const RANDOM_MODELS: u64 = 40;
+
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    let opts = Options::default();
+    let mut tokens = proc_macro2::TokenStream::new();
+    for m in testmodels::all() {
+        tokens.extend(generate_model(&m.type_name(), &m.f, &opts).expect(m.name));
+    }
+    // The MLP once more with every tensor in scratch buffers of the struct.
+    let scratch = Options {
+        stack_limit: 1,
+        ..Options::default()
+    };
+    let mlp = testmodels::mlp_tanh();
+    tokens.extend(generate_model("MlpTanhScratch", &mlp.f, &scratch).expect("mlp"));
+    // And with a stack budget of 300 elements per method: the first arrays on the stack, the
+    // rest in scratch buffers.
+    let budget = Options {
+        stack_budget: 300,
+        ..Options::default()
+    };
+    tokens.extend(generate_model("MlpTanhBudget", &mlp.f, &budget).expect("mlp"));
+    tokens.extend(generate_erk_stepper("Rk4", &testmodels::rk4(), &opts).expect("rk4"));
+    tokens.extend(generate_erk_stepper("Dopri5", &testmodels::dopri5(), &opts).expect("dopri5"));
+    // The random corpus, and a table of it.
+    let mut table = Vec::new();
+    for seed in 0..RANDOM_MODELS {
+        let m = testmodels::random(seed);
+        let ty = quote::format_ident!("Random{}", seed);
+        tokens.extend(generate_model(&ty.to_string(), &m.f, &opts).expect("random model"));
+        table.push(quote::quote!((#seed, Box::new(#ty::new()))));
+    }
+    // The first ones again with every tensor in scratch buffers.
+    let mut scratch_table = Vec::new();
+    for seed in 0..RANDOM_MODELS / 4 {
+        let m = testmodels::random(seed);
+        let ty = quote::format_ident!("RandomScratch{}", seed);
+        tokens.extend(generate_model(&ty.to_string(), &m.f, &scratch).expect("random model"));
+        scratch_table.push(quote::quote!((#seed, Box::new(#ty::new()))));
+    }
+    let mut edge_table = Vec::new();
+    for (k, m) in testmodels::edge_cases().iter().enumerate() {
+        let ty = quote::format_ident!("Edge{}", k);
+        tokens.extend(generate_model(&ty.to_string(), &m.f, &opts).expect("edge case"));
+        let k = k as u64;
+        edge_table.push(quote::quote!((#k, Box::new(#ty::new()))));
+    }
+    tokens.extend(quote::quote! {
+        /// The corner cases of [`pnode_codegen::testmodels::edge_cases`]: `(index, model)`.
+        pub fn edge_models() -> Vec<(u64, Box<dyn crate::Model>)> {
+            vec![#(#edge_table),*]
+        }
+
+        /// The random corpus of [`pnode_codegen::testmodels::random`]: `(seed, model)`.
+        pub fn random_models() -> Vec<(u64, Box<dyn crate::Model>)> {
+            vec![#(#table),*]
+        }
+
+        /// The first quarter of the random corpus generated with every tensor in scratch
+        /// buffers (`Options::stack_limit = 1`).
+        pub fn random_scratch_models() -> Vec<(u64, Box<dyn crate::Model>)> {
+            vec![#(#scratch_table),*]
+        }
+    });
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    std::fs::write(out.join("generated.rs"), to_source(&tokens)).expect("write generated.rs");
+}
