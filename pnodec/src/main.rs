@@ -1,0 +1,3 @@
+//! `pnodec`, the pnode compiler's command-line interface (being written).
+
+fn main() {}
