@@ -3,17 +3,20 @@
 use crate::render::{self, ColorMode};
 use crate::{Error, Exit, SourceFile, read_source};
 use codespan_reporting::term::termcolor::WriteColor;
-use pnode_grammar::ast::{DeclKind, ExprKind, Model};
+use pnode_grammar::ast::Model;
 use pnode_grammar::{Diagnostic, parse};
+use pnode_ir::lower::{Method, Program, Steps, lower};
 use std::io::Write;
 use std::path::PathBuf;
 
-/// What the front end made of one source: the (possibly partial) model and every diagnostic
-/// of parsing and lowering, in that order.
+/// What the front end made of one source: the (possibly partial) model, the lowered program
+/// when there is no error, and every diagnostic of parsing and lowering, in that order.
 #[derive(Debug)]
 pub struct Analysis {
     /// The parsed model (partial when there are syntax errors).
     pub model: Model,
+    /// The lowered program: `Some` iff no diagnostic is an error.
+    pub program: Option<Program>,
     /// Parse diagnostics, then lowering diagnostics.
     pub diagnostics: Vec<Diagnostic>,
     /// Whether parsing gave no error (only then is the model lowered).
@@ -27,101 +30,72 @@ impl Analysis {
     }
 }
 
-/// Parses `source` and, when it parses without errors, lowers it.
+/// Parses `source` and, when it parses without errors, lowers it
+/// ([`pnode_ir::lower::lower`]).
 pub fn analyze(source: &str) -> Analysis {
     let parsed = parse(source);
     let syntax_ok = !parsed.has_errors();
+    let mut diagnostics = parsed.diagnostics;
+    let program = if syntax_ok {
+        let lowered = lower(&parsed.model);
+        diagnostics.extend(lowered.diagnostics);
+        lowered.program
+    } else {
+        None
+    };
     Analysis {
         model: parsed.model,
-        diagnostics: parsed.diagnostics,
+        program,
+        diagnostics,
         syntax_ok,
     }
 }
 
-/// The one-line summary of a checked model:
+/// The one-line summary of a lowered model:
 /// ``model `lotka_volterra`: 2 states (u[2]), 4 parameters, method rk4, 1000 steps``.
-pub fn summary(model: &Model) -> String {
-    let consts = integer_consts(model);
-    let size_of = |shape: &Option<pnode_grammar::ast::Shape>| -> Option<u64> {
-        let Some(shape) = shape else { return Some(1) };
-        shape.dims.iter().try_fold(1u64, |acc, d| {
-            let n = match &d.kind {
-                ExprKind::Int(n) => Some(*n),
-                ExprKind::Name(name) => consts.iter().find(|(c, _)| c == name).map(|(_, v)| *v),
-                _ => None,
-            }?;
-            acc.checked_mul(n)
-        })
-    };
-    let count = |kind: DeclKind| -> Option<u64> {
-        model
-            .decls(kind)
-            .try_fold(0u64, |acc, d| acc.checked_add(size_of(&d.shape)?))
-    };
-    let states: Vec<String> = model
-        .decls(DeclKind::State)
-        .map(|d| match &d.shape {
-            Some(shape) => format!("{}{}", d.name.name, print_shape(shape)),
-            None => d.name.name.clone(),
+pub fn summary(program: &Program) -> String {
+    let states: Vec<String> = program
+        .states
+        .iter()
+        .map(|s| {
+            if s.shape.rank() == 0 {
+                s.name.clone()
+            } else {
+                format!("{}{}", s.name, s.shape)
+            }
         })
         .collect();
-    let n_states = count(DeclKind::State).map_or("?".to_string(), |n| n.to_string());
     let mut out = format!(
-        "model `{}`: {} {} ({})",
-        model.name.name,
-        n_states,
-        plural(count(DeclKind::State), "state", "states"),
-        states.join(", ")
+        "model `{}`: {} ({}), {}",
+        program.name,
+        count(program.state_len(), "state", "states"),
+        states.join(", "),
+        count(program.param_len(), "parameter", "parameters"),
     );
-    let n_params = count(DeclKind::Param);
-    let layers = model.layers().count();
-    out += &format!(
-        ", {} {}",
-        n_params.map_or("?".to_string(), |n| n.to_string()),
-        plural(n_params, "parameter", "parameters")
-    );
-    if layers > 0 {
-        out += &format!(
-            " + {layers} {}",
-            if layers == 1 { "layer" } else { "layers" }
-        );
-    }
-    match model.solve() {
+    match &program.solve {
         Some(solve) => {
-            if let Some(method) = solve.get("method") {
-                out += &format!(", method {}", method.value);
-            }
-            if let Some(steps) = solve.get("steps") {
-                match &steps.value.kind {
-                    ExprKind::Int(n) => out += &format!(", {n} steps"),
-                    ExprKind::Array(items) => {
-                        out += &format!(", {} steps", items.len().saturating_sub(1))
-                    }
-                    _ => out += &format!(", steps {}", steps.value),
+            out += ", method ";
+            out += &match &solve.method {
+                Method::Theta(theta) => format!("theta({theta})"),
+                Method::Erk(tableau) => format!("erk ({} stages)", tableau.b.len()),
+                method => method.name().to_string(),
+            };
+            out += ", ";
+            out += &match &solve.steps {
+                Steps::Uniform(n) => count(*n as usize, "step", "steps"),
+                Steps::Logspace { count: n, .. } => {
+                    count(*n as usize, "log-spaced step", "log-spaced steps")
                 }
-            }
+                Steps::Times(times) => count(times.len().saturating_sub(1), "step", "steps"),
+            };
         }
         None => out += ", no solve block",
     }
     out
 }
 
-fn plural(n: Option<u64>, one: &'static str, many: &'static str) -> &'static str {
-    if n == Some(1) { one } else { many }
-}
-
-fn print_shape(shape: &pnode_grammar::ast::Shape) -> String {
-    let dims: Vec<String> = shape.dims.iter().map(|d| d.to_string()).collect();
-    format!("[{}]", dims.join(", "))
-}
-
-/// The scalar integer constants (`const N = 4`), usable as dimensions.
-fn integer_consts(model: &Model) -> Vec<(String, u64)> {
-    model
-        .decls(DeclKind::Const)
-        .filter(|d| d.shape.is_none())
-        .filter_map(|d| Some((d.name.name.clone(), d.init.as_u64()?)))
-        .collect()
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Checks one source: renders its diagnostics to `err`, and, when it has no error, prints
@@ -143,7 +117,11 @@ pub fn check_source(
         )?;
         Ok(false)
     } else {
-        writeln!(out, "{} — ok", summary(&analysis.model))?;
+        match &analysis.program {
+            Some(program) => writeln!(out, "{} — ok", summary(program))?,
+            // Unreachable: without errors the lowering gives a program.
+            None => writeln!(out, "model `{}` — ok", analysis.model.name.name)?,
+        }
         Ok(true)
     }
 }
@@ -175,14 +153,15 @@ mod tests {
     fn check(source: &str, expect: &str) {
         let analysis = analyze(source);
         assert!(!analysis.has_errors(), "{:?}", analysis.diagnostics);
-        assert_eq!(summary(&analysis.model), expect);
+        assert_eq!(summary(analysis.program.as_ref().unwrap()), expect);
     }
 
     #[test]
     fn summaries() {
         check(
-            "model lv\nstate u[2] = [1.0, 1.0]\nparam theta[4] = zeros\nd(u)/dt = u\n\
-             solve { method = rk4\n steps = 1000 }",
+            "model lv\nstate u[2] = [1.0, 1.0]\nparam theta[4] = zeros\n\
+             d(u)/dt = theta[0] * u + theta[1] - theta[2] * theta[3]\n\
+             solve { method = rk4\n t = 0 .. 1\n steps = 1000 }",
             "model `lv`: 2 states (u[2]), 4 parameters, method rk4, 1000 steps",
         );
         check(
@@ -190,9 +169,18 @@ mod tests {
             "model `d`: 1 state (u), 1 parameter, no solve block",
         );
         check(
-            "model n\nconst N = 3\nstate x[N, 2] = zeros\nstate y = 0.0\nlayer net = mlp([2, 4, 2])\n\
-             d(x)/dt = net(x)\nd(y)/dt = 0\nsolve { method = theta(0.75)\n steps = [0, 0.5, 1] }",
-            "model `n`: 7 states (x[N, 2], y), 0 parameters + 1 layer, method theta(0.75), 2 steps",
+            "model n\nconst N = 3\nstate x[N, 2] = zeros\nstate y = 0.0\n\
+             layer net = linear(2, 2)\nd(x)/dt = net(x)\nd(y)/dt = 0\n\
+             solve { method = theta(0.75)\n t = 0 .. 1\n steps = [0, 0.5, 1] }",
+            "model `n`: 7 states (x[3, 2], y), 6 parameters, method theta(0.75), 2 steps",
         );
+    }
+
+    #[test]
+    fn lowering_errors_are_reported() {
+        let analysis = analyze("model m\nstate u = 1.0\nd(u)/dt = v\n");
+        assert!(analysis.syntax_ok);
+        assert!(analysis.program.is_none());
+        assert_eq!(analysis.diagnostics[0].code, Some("I001"));
     }
 }

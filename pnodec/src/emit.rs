@@ -53,9 +53,28 @@ pub fn emit_source(
         EmitKind::Ast(AstFormat::Debug) => format!("{:#?}\n", analysis.model),
         EmitKind::Ast(AstFormat::Dsl) => pnode_grammar::print(&analysis.model),
         EmitKind::Ir | EmitKind::Jvp | EmitKind::Vjp => {
-            return Err(vec![pnode_grammar::Diagnostic::error(
-                "this build of pnodec has no lowering to the IR yet",
-            )]);
+            // Without errors the lowering always gives a program.
+            let Some(program) = &analysis.program else {
+                return Err(analysis.diagnostics);
+            };
+            let derived = match kind {
+                EmitKind::Jvp => pnode_ir::jvp(&program.rhs),
+                EmitKind::Vjp => pnode_ir::vjp(&program.rhs),
+                _ => Ok(program.rhs.clone()),
+            };
+            match derived {
+                Ok(function) => format!("{function}\n"),
+                Err(e) => {
+                    let mut diags = analysis.diagnostics;
+                    diags.push(
+                        pnode_grammar::Diagnostic::error(format!(
+                            "cannot differentiate the right-hand side: {e}"
+                        ))
+                        .with_primary(analysis.model.name.span, "in this model"),
+                    );
+                    return Err(diags);
+                }
+            }
         }
     };
     Ok((text, analysis.diagnostics))

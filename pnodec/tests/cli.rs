@@ -352,3 +352,54 @@ fn emit_ast() {
     assert_exit(&out, 1);
     assert_eq!(text(&out.stdout), "");
 }
+
+#[test]
+fn warnings_alone_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(
+        &dir,
+        "w.pode",
+        "model w\nstate u = 1.0\nparam k = 0.5\nd(u)/dt = -u\n",
+    );
+    let out = pnodec(&["check", path_str(&path)]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("warning[W"), "{stderr}");
+    assert!(stderr.contains("w.pode:3:7"), "{stderr}");
+    assert!(text(&out.stdout).ends_with("— ok\n"));
+}
+
+#[test]
+fn emit_ir_of_lotka_volterra() {
+    let file = corpus_file("ok", "lotka_volterra.pode");
+    let out = pnodec(&["emit", "--ir", path_str(&file)]);
+    assert_exit(&out, 0);
+    insta::assert_snapshot!("emit_ir_lotka_volterra", text(&out.stdout));
+}
+
+#[test]
+fn emit_jvp_and_vjp() {
+    for name in ["lotka_volterra.pode", "van_der_pol.pode", "spiral_mlp.pode"] {
+        let file = corpus_file("ok", name);
+        let ir = text(&pnodec(&["emit", "--ir", path_str(&file)]).stdout);
+        for (flag, extra) in [("--jvp", ", v: "), ("--vjp", ", w: ")] {
+            let out = pnodec(&["emit", flag, path_str(&file)]);
+            assert_exit(&out, 0);
+            let stdout = text(&out.stdout);
+            assert!(stdout.starts_with("fn(t, u: "), "{name} {flag}: {stdout}");
+            assert!(stdout.contains(extra), "{name} {flag}: {stdout}");
+            assert!(stdout.contains("  return %"), "{name} {flag}: {stdout}");
+            assert!(stdout.trim_end().ends_with('}'), "{name} {flag}: {stdout}");
+            assert!(stdout.lines().count() > 3, "{name} {flag}: {stdout}");
+            assert_ne!(stdout, ir);
+        }
+    }
+    let out = pnodec(&[
+        "emit",
+        "--vjp",
+        path_str(&corpus_file("err-semantic", "unknown_name.pode")),
+    ]);
+    assert_exit(&out, 1);
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains("error[I001]"));
+}

@@ -6,13 +6,14 @@
 //!
 //! * random bytes (uniform, or mostly printable ASCII),
 //! * random token soup from the grammar's keywords, operators and literals,
-//! * mutated corpus files (`tests/corpus/ok|err`): character flips, deletions,
+//! * mutated corpus files (`tests/corpus/ok|err|err-semantic`): character flips, deletions,
 //!   duplications, insertions of tokens, splices of two files,
 //! * deeply nested or very long input (brackets, calls, indexing, `-` and `^` chains, long
 //!   `+` chains),
 //!
-//! to the whole front end as `pnodec check` runs it: [`pnode_grammar::parse`], rendering of
-//! every diagnostic with codespan-reporting, the lowering, and, for a model without errors,
+//! to the whole front end as `pnodec check` and `emit` run it: [`pnode_grammar::parse`], the
+//! lowering ([`pnode_ir::lower::lower`]), rendering of every diagnostic with
+//! codespan-reporting, the JVP and VJP of a lowered right-hand side, and, for a model that parses,
 //! [`pnode_grammar::print`] followed by a re-parse that must give the same AST and print
 //! the same text again.
 //!
@@ -166,11 +167,11 @@ fn failure_dir() -> PathBuf {
 fn load_corpus() -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
     let mut files = Vec::new();
-    for kind in ["ok", "err"] {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(kind))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+    for kind in ["ok", "err", "err-semantic"] {
+        let Ok(dir) = std::fs::read_dir(root.join(kind)) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = dir.map(|e| e.unwrap().path()).collect();
         paths.sort();
         files.extend(paths.iter().map(|p| std::fs::read(p).unwrap()));
     }
@@ -310,8 +311,18 @@ fn run_one(bytes: &[u8]) -> Result<(), String> {
     // Parse and lower, as `pnodec check` does, and render every diagnostic.
     let analysis = pnodec::check::analyze(&source);
     let _ = pnodec::render::render_to_string("fuzz.pode", &source, &analysis.diagnostics);
-    if !analysis.has_errors() {
-        let _ = pnodec::check::summary(&analysis.model);
+    if let Some(program) = &analysis.program {
+        // What `check` prints and `emit --ir/--jvp/--vjp` computes.
+        let _ = pnodec::check::summary(program);
+        let _ = program.rhs.to_string();
+        if let Ok(jvp) = pnode_ir::jvp(&program.rhs) {
+            let _ = jvp.to_string();
+        }
+        if let Ok(vjp) = pnode_ir::vjp(&program.rhs) {
+            let _ = vjp.to_string();
+        }
+    } else if !analysis.has_errors() {
+        return Err("no error, yet no program".into());
     }
     if !analysis.syntax_ok {
         return Ok(());
