@@ -414,7 +414,7 @@ fn steps(cx: &mut Cx, e: &Expr, t0: f64, t1: f64) -> Lr<Steps> {
                 count: n_v,
             })
         }
-        _ if matches!(e.kind, ExprKind::Int(_) | ExprKind::Name(_)) => {
+        ExprKind::Int(_) | ExprKind::Name(_) | ExprKind::Binary { .. } | ExprKind::Neg(_) => {
             Ok(Steps::Uniform(integer(cx, "steps", e, 1)?))
         }
         _ => Err(wrong(
