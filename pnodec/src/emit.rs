@@ -8,7 +8,8 @@
 //! | `--jvp` | the IR of its JVP `f_u v` ([`pnode_ir::jvp`]) |
 //! | `--vjp` | the IR of its VJP `(f_uᵀ w, f_θᵀ w)` ([`pnode_ir::vjp`]) |
 //!
-//! A model with errors prints nothing on stdout; its diagnostics go to stderr as in `check`.
+//! `--ast` needs only parsing; the IR forms need the lowering too. A model with errors (of
+//! what the form needs) prints nothing on stdout; its diagnostics go to stderr as in `check`.
 
 use crate::check::analyze;
 use crate::render::{self, ColorMode};
@@ -45,39 +46,44 @@ pub fn emit_source(
     source: &str,
     kind: EmitKind,
 ) -> Result<(String, Vec<pnode_grammar::Diagnostic>), Vec<pnode_grammar::Diagnostic>> {
+    if let EmitKind::Ast(format) = kind {
+        // The syntax tree needs only parsing: a model with lowering errors still shows it.
+        let parsed = pnode_grammar::parse(source);
+        if parsed.has_errors() {
+            return Err(parsed.diagnostics);
+        }
+        let text = match format {
+            AstFormat::Debug => format!("{:#?}\n", parsed.model),
+            AstFormat::Dsl => pnode_grammar::print(&parsed.model),
+        };
+        return Ok((text, parsed.diagnostics));
+    }
     let analysis = analyze(source);
     if analysis.has_errors() {
         return Err(analysis.diagnostics);
     }
-    let text = match kind {
-        EmitKind::Ast(AstFormat::Debug) => format!("{:#?}\n", analysis.model),
-        EmitKind::Ast(AstFormat::Dsl) => pnode_grammar::print(&analysis.model),
-        EmitKind::Ir | EmitKind::Jvp | EmitKind::Vjp => {
-            // Without errors the lowering always gives a program.
-            let Some(program) = &analysis.program else {
-                return Err(analysis.diagnostics);
-            };
-            let derived = match kind {
-                EmitKind::Jvp => pnode_ir::jvp(&program.rhs),
-                EmitKind::Vjp => pnode_ir::vjp(&program.rhs),
-                _ => Ok(program.rhs.clone()),
-            };
-            match derived {
-                Ok(function) => format!("{function}\n"),
-                Err(e) => {
-                    let mut diags = analysis.diagnostics;
-                    diags.push(
-                        pnode_grammar::Diagnostic::error(format!(
-                            "cannot differentiate the right-hand side: {e}"
-                        ))
-                        .with_primary(analysis.model.name.span, "in this model"),
-                    );
-                    return Err(diags);
-                }
-            }
-        }
+    // Without errors the lowering always gives a program.
+    let Some(program) = &analysis.program else {
+        return Err(analysis.diagnostics);
     };
-    Ok((text, analysis.diagnostics))
+    let function = match kind {
+        EmitKind::Jvp => pnode_ir::jvp(&program.rhs),
+        EmitKind::Vjp => pnode_ir::vjp(&program.rhs),
+        _ => Ok(program.rhs.clone()),
+    };
+    match function {
+        Ok(function) => Ok((format!("{function}\n"), analysis.diagnostics)),
+        Err(e) => {
+            let mut diags = analysis.diagnostics;
+            diags.push(
+                pnode_grammar::Diagnostic::error(format!(
+                    "cannot differentiate the right-hand side: {e}"
+                ))
+                .with_primary(analysis.model.name.span, "in this model"),
+            );
+            Err(diags)
+        }
+    }
 }
 
 /// Emits one file: the text to `out`, diagnostics (warnings too) to `err`.

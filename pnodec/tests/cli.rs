@@ -354,6 +354,29 @@ fn emit_ast() {
 }
 
 #[test]
+fn check_rejects_every_semantic_error_at_its_position() {
+    for file in corpus("err-semantic") {
+        let source = std::fs::read_to_string(&file).unwrap();
+        let positions = source
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# error-at: "))
+            .unwrap_or_else(|| panic!("{}: no `# error-at:` line", file.display()));
+        let out = pnodec(&["check", path_str(&file)]);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("error[I0"), "{}: {stderr}", file.display());
+        for pos in positions.split(',').map(str::trim) {
+            let location = format!("{}:{pos}", file.display());
+            assert!(
+                stderr.contains(&location),
+                "{location} not in stderr:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn warnings_alone_exit_0() {
     let dir = tempfile::tempdir().unwrap();
     let path = temp_file(
@@ -402,4 +425,43 @@ fn emit_jvp_and_vjp() {
     assert_exit(&out, 1);
     assert_eq!(text(&out.stdout), "");
     assert!(text(&out.stderr).contains("error[I001]"));
+}
+
+#[test]
+fn emit_ast_needs_only_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "m.pode", "model m\nstate u = 1.0\nd(u)/dt = v\n");
+    let out = pnodec(&["emit", "--ast=dsl", path_str(&path)]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        text(&out.stdout),
+        "model m\n\nstate u = 1.0\n\nd(u)/dt = v\n"
+    );
+    let out = pnodec(&["emit", "--ir", path_str(&path)]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("m.pode:3:11"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn fmt_follows_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = temp_file(&dir, "real.pode", "model m\nstate u=1.0\n");
+    let link = dir.path().join("link.pode");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_exit(&pnodec(&["fmt", path_str(&link)]), 0);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "model m\n\nstate u = 1.0\n"
+    );
 }
