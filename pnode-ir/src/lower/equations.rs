@@ -10,7 +10,6 @@ use super::{Lr, Reported};
 use crate::graph::NodeId;
 use crate::shape::Shape;
 use pnode_grammar::ast::{Equation, Model, Span};
-use pnode_grammar::did_you_mean;
 
 /// One lowered equation: its state, its block (a range per axis) and the RHS node reshaped to
 /// the block (every axis kept).
@@ -99,7 +98,7 @@ fn equation(cx: &mut Cx, eq: &Equation) -> Lr<Option<Block>> {
                 eq.state.span,
                 "not defined",
             );
-            if let Some(s) = did_you_mean(name, &scope.state_names()) {
+            if let Some(s) = scope.suggest(name, &scope.state_names()) {
                 d = d.with_note(format!("did you mean `{s}`?"));
             }
             return Err(cx.report(d));
@@ -188,20 +187,35 @@ fn coverage(cx: &mut Cx, i: usize, shape: &Shape, blocks: &[&Block]) -> Lr<()> {
             .with_note(format!("add `d({name})/dt = …`")),
         ));
     }
+    // A sweep along axis 0: only blocks whose axis-0 ranges intersect are compared.
+    let mut order: Vec<usize> = (0..blocks.len()).collect();
+    if shape.rank() > 0 {
+        order.sort_by_key(|&k| (blocks[k].ranges[0].0, k));
+    }
+    let mut active: Vec<usize> = Vec::new();
     let mut failed = false;
-    for (k, b) in blocks.iter().enumerate() {
-        if let Some(first) = blocks[..k].iter().find(|a| overlap(&a.ranges, &b.ranges)) {
+    for &k in &order {
+        let b = blocks[k];
+        if shape.rank() > 0 {
+            active.retain(|&a| blocks[a].ranges[0].1 > b.ranges[0].0);
+        }
+        if let Some(&a) = active
+            .iter()
+            .find(|&&a| overlap(&blocks[a].ranges, &b.ranges))
+        {
+            let (first, again) = (blocks[a.min(k)], blocks[a.max(k)]);
             cx.report(
                 error_at(
                     codes::COVERAGE,
                     format!("components of `{name}` are given twice"),
-                    b.target,
+                    again.target,
                     "given again here",
                 )
                 .with_secondary(first.target, "first given here"),
             );
             failed = true;
         }
+        active.push(k);
     }
     if failed {
         return Err(Reported);
@@ -242,7 +256,7 @@ fn coverage(cx: &mut Cx, i: usize, shape: &Shape, blocks: &[&Block]) -> Lr<()> {
 /// Up to `max` components of `shape` in no block (for states of at most 4096 components).
 fn missing_components(shape: &Shape, blocks: &[&Block], max: usize) -> Vec<Vec<usize>> {
     let n = shape.len();
-    if n > 4096 || shape.is_scalar() {
+    if n > 4096 || n * blocks.len() > 1 << 22 || shape.is_scalar() {
         return Vec::new();
     }
     let strides = shape.strides();
@@ -280,20 +294,21 @@ fn guillotine(
     if axis >= rank {
         return Ok(None);
     }
-    let mut ranges: Vec<(usize, usize)> = parts.iter().map(|p| p.0[axis]).collect();
-    ranges.sort_unstable();
-    ranges.dedup();
-    if ranges.windows(2).any(|w| w[0].1 > w[1].0) {
-        return Ok(None);
-    }
-    let mut pieces = Vec::with_capacity(ranges.len());
-    for r in &ranges {
-        let sub: Vec<(Vec<(usize, usize)>, NodeId)> =
-            parts.iter().filter(|p| p.0[axis] == *r).cloned().collect();
-        match guillotine(cx, &sub, axis + 1, rank, span)? {
+    let mut sorted = parts.to_vec();
+    sorted.sort_by_key(|p| p.0[axis]);
+    let mut pieces = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let r = sorted[i].0[axis];
+        if i > 0 && sorted[i - 1].0[axis].1 > r.0 {
+            return Ok(None);
+        }
+        let j = i + sorted[i..].iter().take_while(|p| p.0[axis] == r).count();
+        match guillotine(cx, &sorted[i..j], axis + 1, rank, span)? {
             Some(n) => pieces.push(n),
             None => return Ok(None),
         }
+        i = j;
     }
     let r = cx.b.concat(&pieces, axis);
     cx.built(r, span).map(Some)

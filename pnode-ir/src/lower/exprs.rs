@@ -257,7 +257,7 @@ impl Cx<'_, '_> {
             span,
             "not defined",
         );
-        if let Some(s) = did_you_mean(n, &known) {
+        if let Some(s) = self.scope.suggest(n, &known) {
             d = d.with_note(format!("did you mean `{s}`?"));
         }
         self.report(d)
@@ -382,7 +382,16 @@ impl Cx<'_, '_> {
         }
         let mut d = a.dims()[..a.rank() - 1].to_vec();
         d.extend_from_slice(&c.dims()[1..]);
-        check_size(&Shape(d), span).map_err(|d| self.report(d))?;
+        let out = Shape(d);
+        check_size(&out, span).map_err(|d| self.report(d))?;
+        if out.len() as u128 * k as u128 > 1 << 30 {
+            return Err(self.report(error_at(
+                codes::TOO_LARGE,
+                format!("the matrix product {a} @ {c} is too large"),
+                span,
+                "more than 2^30 multiply-adds",
+            )));
+        }
         let res = self.b.matmul(l, r);
         self.built(res, span)
     }
@@ -641,7 +650,7 @@ impl Cx<'_, '_> {
                     func.span,
                     "not a layer or built-in function",
                 );
-                if let Some(s) = did_you_mean(n, &known) {
+                if let Some(s) = self.scope.suggest(n, &known) {
                     d = d.with_note(format!("did you mean `{s}`?"));
                 }
                 Err(self.report(d))

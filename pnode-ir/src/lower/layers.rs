@@ -88,7 +88,7 @@ impl LayerDef {
                 kernel,
                 ..
             } => {
-                let fan_in = input * kernel * kernel;
+                let fan_in = input.saturating_mul(*kernel).saturating_mul(*kernel);
                 vec![
                     (
                         "weight".into(),

@@ -233,6 +233,9 @@ fn numbers(cx: &mut Cx, key: &str, e: &Expr) -> Lr<Vec<f64>> {
     let ExprKind::Array(items) = &e.kind else {
         return Err(wrong(cx, key, e, "a list of numbers"));
     };
+    if items.is_empty() {
+        return Err(wrong(cx, key, e, "a non-empty list"));
+    }
     if items.len() as u64 > MAX_COUNT {
         return Err(wrong(cx, key, e, "a shorter list"));
     }

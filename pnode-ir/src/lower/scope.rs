@@ -80,6 +80,8 @@ pub(super) struct Scope<'m> {
     pub consts: Vec<ConstInfo<'m>>,
     pub layers: Vec<LayerInfo<'m>>,
     pub lets: Vec<LetInfo<'m>>,
+    /// Suggestions already made (they are capped, as each costs a scan of every name).
+    suggestions: Cell<usize>,
 }
 
 impl<'m> Scope<'m> {
@@ -160,6 +162,16 @@ impl<'m> Scope<'m> {
             }
         }
         s
+    }
+
+    /// "Did you mean" among `known`, for the first 64 unknown names.
+    pub fn suggest<'k>(&self, name: &str, known: &[&'k str]) -> Option<&'k str> {
+        let n = self.suggestions.get();
+        if n >= 64 || known.len() > 10_000 {
+            return None;
+        }
+        self.suggestions.set(n + 1);
+        pnode_grammar::did_you_mean(name, known)
     }
 
     /// What `name` refers to.
