@@ -180,15 +180,16 @@ fn load_corpus() -> Vec<Vec<u8>> {
 }
 
 /// The generators, by name, for the statistics.
-const GENERATORS: [&str; 5] = ["bytes", "ascii", "tokens", "mutated", "deep"];
+const GENERATORS: [&str; 6] = ["bytes", "ascii", "tokens", "mutated", "words", "deep"];
 
 fn generate(rng: &mut Rng, corpus: &[Vec<u8>]) -> (usize, Vec<u8>) {
     let which = match rng.below(20) {
         0..=1 => 0,
         2..=3 => 1,
-        4..=7 => 2,
-        8..=17 => 3,
-        _ => 4,
+        4..=6 => 2,
+        7..=12 => 3,
+        13..=17 => 4,
+        _ => 5,
     };
     let input = match which {
         0 => (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
@@ -206,6 +207,7 @@ fn generate(rng: &mut Rng, corpus: &[Vec<u8>]) -> (usize, Vec<u8>) {
             token_soup(rng, n)
         }
         3 => mutate(rng, corpus),
+        4 => mutate_words(rng, corpus),
         _ => deep(rng),
     };
     (which, input)
@@ -276,6 +278,105 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
     data
 }
 
+/// Words (names and numbers) that make parseable but semantically odd models.
+const WORDS: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "3",
+    "7",
+    "0.0",
+    "1.0",
+    "-1",
+    "1e308",
+    "1e-320",
+    "1e400",
+    "4294967296",
+    "4294967297",
+    "18446744073709551615",
+    "65536",
+    "100000",
+    "u",
+    "x",
+    "t",
+    "theta",
+    "net",
+    "N",
+    "k",
+    "zeros",
+    "ones",
+    "xavier",
+    "normal(0.1)",
+    "normal(-1)",
+    "data(\"x.csv\")",
+    "tanh",
+    "relu",
+    "sum",
+    "mean",
+    "matmul",
+    "mse",
+    "rk4",
+    "euler",
+    "theta(0.5)",
+    "theta(0)",
+    "crank_nicolson",
+    "esdirk3",
+    "revolve(slots = 0)",
+    "budget(bytes = 1B)",
+    "linspace(0, 1, 0)",
+    "logspace(1e-6, 1, 3)",
+    "[]",
+    "[0]",
+    "[1, 2]",
+    "[[1, 2], [3]]",
+    "u[0]",
+    "u[:, 0]",
+    "u @ u",
+    "u ^ -1",
+    "0 .. 0",
+];
+
+/// A corpus file with some names and numbers replaced: the
+/// syntax mostly survives, so this exercises the lowering.
+fn mutate_words(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
+    let file: &Vec<u8> = rng.pick(corpus);
+    let text = String::from_utf8_lossy(file).into_owned();
+    let mut words = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        let word_char = c.is_ascii_alphanumeric() || c == '_' || c == '.';
+        match (start, word_char) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                words.push(s..i);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if words.is_empty() {
+        return text.into_bytes();
+    }
+    let mut out = text.clone();
+    // Replace from the back so earlier ranges stay valid.
+    let mut picks: Vec<_> = (0..1 + rng.below(3))
+        .map(|_| words[rng.below(words.len())].clone())
+        .collect();
+    picks.sort_by_key(|r| std::cmp::Reverse(r.start));
+    picks.dedup();
+    for range in picks {
+        let word = if rng.chance(30) {
+            // Another word of the same file: swaps names around.
+            let other = words[rng.below(words.len())].clone();
+            text[other].to_string()
+        } else {
+            rng.pick(WORDS).to_string()
+        };
+        out.replace_range(range, &word);
+    }
+    out.into_bytes()
+}
+
 fn deep(rng: &mut Rng) -> Vec<u8> {
     let n = match rng.below(3) {
         0 => rng.below(300),
@@ -305,8 +406,19 @@ fn deep(rng: &mut Rng) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// How far an input got.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    /// Parsing found an error.
+    SyntaxError = 0,
+    /// Parsed; the lowering found an error.
+    LoweringError = 1,
+    /// Lowered to a program.
+    Lowered = 2,
+}
+
 /// One input through the front end; `Err` describes a broken invariant.
-fn run_one(bytes: &[u8]) -> Result<(), String> {
+fn run_one(bytes: &[u8]) -> Result<Outcome, String> {
     let source = String::from_utf8_lossy(bytes);
     // Parse and lower, as `pnodec check` does, and render every diagnostic.
     let analysis = pnodec::check::analyze(&source);
@@ -325,8 +437,13 @@ fn run_one(bytes: &[u8]) -> Result<(), String> {
         return Err("no error, yet no program".into());
     }
     if !analysis.syntax_ok {
-        return Ok(());
+        return Ok(Outcome::SyntaxError);
     }
+    let outcome = if analysis.program.is_some() {
+        Outcome::Lowered
+    } else {
+        Outcome::LoweringError
+    };
     let parsed = analysis;
     let printed = pnode_grammar::print(&parsed.model);
     let again = pnode_grammar::parse(&printed);
@@ -347,7 +464,7 @@ fn run_one(bytes: &[u8]) -> Result<(), String> {
             "printing is not idempotent:\n{printed}\n-- then --\n{twice}"
         ));
     }
-    Ok(())
+    Ok(outcome)
 }
 
 fn escaped(bytes: &[u8]) -> String {
@@ -369,7 +486,7 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-type Job = (Vec<u8>, mpsc::Sender<Result<(), String>>);
+type Job = (Vec<u8>, mpsc::Sender<Result<Outcome, String>>);
 
 /// A worker thread that runs inputs under `catch_unwind`, with a large stack like the CLI's
 /// main thread gets (the parser grows its own stack where it needs more).
@@ -425,12 +542,12 @@ fn front_end_never_panics_nor_hangs() {
         "fuzz: seed {seed} (PNODE_FUZZ_SEED to replay), {seconds} s, at most {max_cases} cases"
     );
     let worker = spawn_worker();
-    let check = |case: u64, input: &[u8]| -> Duration {
+    let check = |case: u64, input: &[u8]| -> (Duration, Outcome) {
         let (reply_tx, reply_rx) = mpsc::channel();
         let start = Instant::now();
         worker.send((input.to_vec(), reply_tx)).unwrap();
         match reply_rx.recv_timeout(timeout) {
-            Ok(Ok(())) => start.elapsed(),
+            Ok(Ok(outcome)) => (start.elapsed(), outcome),
             Ok(Err(why)) => fail(seed, case, input, &why),
             Err(_) => fail(
                 seed,
@@ -442,8 +559,8 @@ fn front_end_never_panics_nor_hangs() {
     };
     if let Ok(path) = std::env::var("PNODE_FUZZ_INPUT") {
         let input = std::fs::read(&path).unwrap();
-        let took = check(0, &input);
-        eprintln!("fuzz: {path} ok in {took:?}");
+        let (took, outcome) = check(0, &input);
+        eprintln!("fuzz: {path} ok in {took:?} ({outcome:?})");
         return;
     }
 
@@ -456,12 +573,14 @@ fn front_end_never_panics_nor_hangs() {
     let budget = Duration::from_secs(seconds);
     let start = Instant::now();
     let mut counts = [0u64; GENERATORS.len()];
+    let mut outcomes = [0u64; 3];
     let mut slowest = (Duration::ZERO, 0usize);
     let mut bytes = 0usize;
     let mut case = 0u64;
     while case < max_cases && start.elapsed() < budget {
         let (which, input) = generate(&mut rng, &corpus);
-        let took = check(case, &input);
+        let (took, outcome) = check(case, &input);
+        outcomes[outcome as usize] += 1;
         if took > slowest.0 {
             slowest = (took, input.len());
         }
@@ -477,10 +596,13 @@ fn front_end_never_panics_nor_hangs() {
         .collect();
     eprintln!(
         "fuzz: {case} inputs in {elapsed:.1} s ({:.0} inputs/s, {:.1} MB), no failure; {}; \
-         slowest {:?} ({} bytes)",
+         {} syntax errors, {} lowering errors, {} lowered; slowest {:?} ({} bytes)",
         case as f64 / elapsed.max(1e-9),
         bytes as f64 / 1e6,
         by_kind.join(", "),
+        outcomes[0],
+        outcomes[1],
+        outcomes[2],
         slowest.0,
         slowest.1
     );
