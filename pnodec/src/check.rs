@@ -136,10 +136,7 @@ pub fn run(files: &[PathBuf], color: ColorMode) -> Exit {
         let status = match result {
             Ok(true) => Exit::Ok,
             Ok(false) => Exit::Failed,
-            Err(e) => {
-                let _ = writeln!(err, "error: {e}");
-                e.exit()
-            }
+            Err(e) => render::report_error(&mut err, &e),
         };
         exit = exit.max(status);
     }

@@ -113,9 +113,6 @@ pub fn run(path: &Path, kind: EmitKind, color: ColorMode) -> Exit {
     let mut out = std::io::stdout().lock();
     match emit_file(path, kind, &mut out, &mut err) {
         Ok(status) => status,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            e.exit()
-        }
+        Err(e) => render::report_error(&mut err, &e),
     }
 }

@@ -261,10 +261,7 @@ pub fn run(files: &[PathBuf], options: FmtOptions, color: ColorMode) -> Exit {
     for path in files {
         let status = match format_file(path, options, &mut out, &mut err) {
             Ok(status) => status,
-            Err(e) => {
-                let _ = writeln!(err, "error: {e}");
-                e.exit()
-            }
+            Err(e) => render::report_error(&mut err, &e),
         };
         exit = exit.max(status);
     }

@@ -98,6 +98,23 @@ pub fn emit(
     Ok(())
 }
 
+/// Reports an error that is not about a model (an unreadable file, a failed write) in the
+/// style of the diagnostics, and returns its exit status. A closed standard output (`pnodec
+/// emit … | head`) is not reported.
+pub fn report_error(writer: &mut dyn WriteColor, error: &crate::Error) -> crate::Exit {
+    if let crate::Error::Output(e) = error
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        return error.exit();
+    }
+    let file = SimpleFile::new("", "");
+    let diag = CsDiagnostic::<()>::error().with_message(error.to_string());
+    if term::emit(writer, &Config::default(), &file, &diag).is_err() {
+        eprintln!("error: {error}");
+    }
+    error.exit()
+}
+
 /// The diagnostics rendered as plain text (no colour), as [`emit`] writes them.
 pub fn render_to_string(name: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
     let mut out = NoColor::new(Vec::new());
