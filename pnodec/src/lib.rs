@@ -7,8 +7,8 @@
 //! | `pnodec emit --ast/--ir/--jvp/--vjp FILE` | [`emit`] | print an intermediate form |
 //!
 //! Diagnostics are rendered by [`render`] with codespan-reporting. Every command returns an
-//! [`Exit`] status: 0 ok (warnings allowed), 1 the model has errors (or `fmt --check` found
-//! a file to change), 2 a usage or I/O error.
+//! [`Exit`] status: 0 ok (warnings allowed), 1 the model has errors (or `fmt` found a file to
+//! change with `--check`, or refused to rewrite one), 2 a usage or I/O error.
 
 pub mod check;
 pub mod emit;
@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 pub enum Exit {
     /// Everything is fine (warnings allowed).
     Ok = 0,
-    /// A model has errors, or `fmt --check` found a file that would change.
+    /// A model has errors, `fmt --check` found a file that would change, or `fmt` refused to
+    /// rewrite a file (syntax errors, comments it would drop).
     Failed = 1,
     /// A usage or I/O error: an unreadable file, a failed write.
     Usage = 2,

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 const EXIT_CODES: &str = "\
 Exit status:
   0  ok (warnings allowed)
-  1  a model has errors, or `fmt --check` found a file that would change
+  1  a model has errors; or `fmt` found a file to change (`--check`) or refused to rewrite
+     one (syntax errors, comments it would drop)
   2  usage or I/O error (an unreadable file, a failed write)";
 
 /// The pnode compiler: check, format and emit `.pode` neural-ODE models.
