@@ -1,5 +1,7 @@
 //! The stable codes of the lowering diagnostics (`I…` errors, `W…` warnings).
 
+/// Lowering failed without a more precise diagnostic (a bug in the lowering if it ever shows).
+pub const INTERNAL: &str = "I000";
 /// A name that is not defined.
 pub const UNKNOWN_NAME: &str = "I001";
 /// A layer, function or non-numeric literal used as a value.

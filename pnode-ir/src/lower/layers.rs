@@ -300,8 +300,15 @@ pub(super) fn define(cx: &mut Cx, l: &Layer) -> Lr<LayerDef> {
                 eps,
             }
         }
-        // An unknown kind: the parser reported it (P011).
-        _ => return Err(Reported),
+        // The parser reports unknown kinds (P011); `lower` on an unchecked tree reports too.
+        _ => {
+            return Err(cx.report(error_at(
+                codes::LAYER_DEFINITION,
+                format!("unknown layer kind `{kind}`"),
+                l.kind.span,
+                "unknown layer kind",
+            )));
+        }
     };
     if def.param_len().is_none_or(|n| n > MAX_VALUE_ELEMENTS) {
         return Err(cx.report(error_at(

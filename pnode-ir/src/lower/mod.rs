@@ -107,6 +107,15 @@ pub fn compile_source(source: &str) -> Lowered {
 pub fn lower(model: &Model) -> Lowered {
     let mut diags = Vec::new();
     let program = lower_inner(model, &mut diags);
+    if program.is_none() && !diags.iter().any(Diagnostic::is_error) {
+        // Every failure reports; this keeps `program.is_some() == no errors` regardless.
+        diags.push(error_at(
+            codes::INTERNAL,
+            "the model could not be lowered",
+            model.name.span,
+            "",
+        ));
+    }
     diags.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
     let ok = !diags.iter().any(Diagnostic::is_error);
     Lowered {
