@@ -225,10 +225,17 @@ fn coverage(cx: &mut Cx, i: usize, shape: &Shape, blocks: &[&Block]) -> Lr<()> {
         let missing = shape.len() - covered;
         let mut d = error_at(
             codes::COVERAGE,
-            format!(
-                "{missing} of the {} components of `{name}` have no equation",
-                shape.len()
-            ),
+            if missing == 1 {
+                format!(
+                    "1 of the {} components of `{name}` has no equation",
+                    shape.len()
+                )
+            } else {
+                format!(
+                    "{missing} of the {} components of `{name}` have no equation",
+                    shape.len()
+                )
+            },
             blocks[0].target,
             "the equations of this state",
         )

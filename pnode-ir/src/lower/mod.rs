@@ -34,6 +34,7 @@
 //! [`MAX_COUNT`]; expressions are at most as deep as the parser allows
 //! (`pnode_grammar::MAX_EXPR_DEPTH`), and deep recursion runs on a grown stack.
 
+mod calls;
 pub mod codes;
 mod decls;
 mod equations;
