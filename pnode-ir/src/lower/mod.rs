@@ -1,4 +1,4 @@
-//! Lowering: a `.pode` syntax tree → a validated [`Program`] (the RHS as an IR [`Function`],
+//! Lowering: a `.pode` syntax tree → a validated [`Program`] (the RHS as an IR [`Function`](crate::Function),
 //! the state and parameter layout, the typed solve, loss and train specifications), with every
 //! problem a [`Diagnostic`] at its span.
 //!
@@ -13,15 +13,15 @@
 //! Phases (each reports all the errors it finds, and a definition that failed is silently
 //! skipped by its users, so one mistake gives one error):
 //!
-//! 1. names ([`scope`]): the symbol table; `t` is the time and cannot be defined;
+//! 1. names (`scope`): the symbol table; `t` is the time and cannot be defined;
 //! 2. constants, in dependency order (cycles are errors), folded to IR constants;
-//! 3. declarations ([`decls`]): shapes and initial values; layers ([`layers`]): arguments and
+//! 3. declarations (`decls`): shapes and initial values; layers (`layers`): arguments and
 //!    parameter shapes; then the layout: the flat state concatenates the states, the flat
 //!    parameters the `param` items and the layers' weights, in declaration order;
 //! 4. `let`s in dependency order, each lowered once into the model's builder (uses share the
-//!    node); expressions ([`exprs`]) check every shape;
-//! 5. equations ([`equations`]): every component of every state exactly once;
-//! 6. the loss ([`loss`]), `solve` and `train` ([`options`]);
+//!    node); expressions (`exprs`) check every shape;
+//! 5. equations (`equations`): every component of every state exactly once;
+//! 6. the loss (`loss`), `solve` and `train` (`options`);
 //! 7. warnings for unused parameters, layers, `let`s and constants.
 //!
 //! `lower` assumes a tree the parser accepted (on other trees it never panics, but e.g. the
