@@ -102,10 +102,15 @@ pub fn lost_comment_lines(source: &str, model: &Model) -> Vec<usize> {
     let doc = if model.doc.is_empty() {
         0..0
     } else {
-        // The doc comment ends on the line above the `model` keyword.
-        let name_start = model.name.span.start.min(source.len());
-        let keyword = source[..name_start].rfind("model").unwrap_or(name_start);
-        let header_line = pnode_grammar::line_col(source, keyword).0;
+        // In a file without errors the header comes first: its line is the first one that
+        // is neither blank nor a comment, and the doc comment ends on the line above it.
+        let header_line = source
+            .lines()
+            .position(|l| {
+                let l = l.trim();
+                !l.is_empty() && !l.starts_with('#')
+            })
+            .map_or(0, |i| i + 1);
         header_line.saturating_sub(model.doc.len())..header_line
     };
     comment_lines(source)
@@ -286,6 +291,9 @@ mod tests {
         assert_eq!(lost_comment_lines(source, &model), [4, 6]);
         let detached = "# detached\n\nmodel m\nstate u = 1.0\n";
         assert_eq!(lost_comment_lines(detached, &parse(detached).model), [1]);
+        let split = "# doc\nmodel\n# model\nm\n";
+        assert_eq!(parse(split).model.doc, ["doc"]);
+        assert_eq!(lost_comment_lines(split, &parse(split).model), [3]);
     }
 
     #[test]

@@ -13,9 +13,9 @@
 //!
 //! to the whole front end as `pnodec check` and `emit` run it: [`pnode_grammar::parse`], the
 //! lowering ([`pnode_ir::lower::lower`]), rendering of every diagnostic with
-//! codespan-reporting, the JVP and VJP of a lowered right-hand side, and, for a model that parses,
-//! [`pnode_grammar::print`] followed by a re-parse that must give the same AST and print
-//! the same text again.
+//! codespan-reporting, the JVP and VJP of a lowered right-hand side, and, for a model that
+//! parses, `fmt`'s comment scan and [`pnode_grammar::print`] followed by a re-parse that must
+//! give the same AST and print the same text again.
 //!
 //! Each input runs on a worker thread under `catch_unwind`; the test fails on the first panic,
 //! broken round trip, or input slower than `PNODE_FUZZ_TIMEOUT_MS` (default 2000 ms, a hang).
@@ -445,6 +445,8 @@ fn run_one(bytes: &[u8]) -> Result<Outcome, String> {
         Outcome::LoweringError
     };
     let parsed = analysis;
+    // What `fmt` checks before it rewrites a file.
+    let _ = pnodec::fmt::lost_comment_lines(&source, &parsed.model);
     let printed = pnode_grammar::print(&parsed.model);
     let again = pnode_grammar::parse(&printed);
     if again.has_errors() {
