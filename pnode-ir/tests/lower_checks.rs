@@ -602,6 +602,11 @@ fn loss_and_train() {
         .eval(0.0, &[1.0, 2.0], &[], &[], &mut out)
         .expect("eval");
     assert_eq!(out, [0.5 * 5.0 - 2.0]);
+    let p2 = program(&format!(
+        "{base}const w = 0.25\nloss = 2 * w * 4 * mse(u, data(\"a.csv\")) / (1 + 1)"
+    ));
+    let fit = &p2.loss.as_ref().expect("loss").fits;
+    assert_eq!((fit.len(), fit[0].weight), (1, 1.0));
     let t = p.train.expect("train");
     assert_eq!(
         t.optimizer,

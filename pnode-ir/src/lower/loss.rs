@@ -1,11 +1,13 @@
-//! The loss: a sum of terms. A term `c · mse(e, data(…))` (or `mae`, `c` a number literal,
-//! possibly negated or divided by a literal) is a [`DataFit`]; the other terms form one scalar
-//! function of the state at one output time, summed over the output times.
+//! The loss: a sum of terms. A term `c · mse(e, data(…))`, `mse(…) / c` or `-mse(…)` (or
+//! `mae`; `c` a constant factor of number literals and scalar constants) is a [`DataFit`]; the
+//! other terms form one scalar function of the state at one output time, summed over the
+//! output times.
 
 use super::codes;
-use super::exprs::{Cx, error_at, is_call, literal_number};
+use super::exprs::{Cx, error_at, is_call};
 use super::options::data_source;
 use super::program::{DataFit, LossSpec, Metric};
+use super::scope::{Scope, Sym};
 use super::{Lr, Reported};
 use crate::graph::NodeId;
 use pnode_grammar::ast::{BinOp, Expr, ExprKind, Loss};
@@ -23,43 +25,82 @@ enum Term<'e> {
     },
 }
 
-fn split<'e>(e: &'e Expr, w: f64, out: &mut Vec<Term<'e>>) {
-    stacker::maybe_grow(64 * 1024, 2 * 1024 * 1024, || split_inner(e, w, out));
+fn split<'e>(scope: &Scope, e: &'e Expr, w: f64, out: &mut Vec<Term<'e>>) {
+    stacker::maybe_grow(64 * 1024, 2 * 1024 * 1024, || split_inner(scope, e, w, out));
 }
 
-fn split_inner<'e>(e: &'e Expr, w: f64, out: &mut Vec<Term<'e>>) {
+/// The value of a constant factor: number literals and scalar constants combined by
+/// arithmetic (at most 64 levels deep).
+fn factor(scope: &Scope, e: &Expr, depth: usize) -> Option<f64> {
+    if depth > 64 {
+        return None;
+    }
+    let v = match &e.kind {
+        ExprKind::Int(v) => *v as f64,
+        ExprKind::Float(v) => *v,
+        ExprKind::Neg(x) => -factor(scope, x, depth + 1)?,
+        ExprKind::Name(n) => match scope.lookup(n)? {
+            Sym::Const(i) => {
+                let t = scope.consts[i].value.as_ref()?;
+                if !t.shape().is_scalar() {
+                    return None;
+                }
+                t.data()[0]
+            }
+            _ => return None,
+        },
+        ExprKind::Binary { op, lhs, rhs } => {
+            let (a, b) = (
+                factor(scope, lhs, depth + 1)?,
+                factor(scope, rhs, depth + 1)?,
+            );
+            match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => a / b,
+                BinOp::Pow => a.powf(b),
+                BinOp::MatMul => return None,
+            }
+        }
+        _ => return None,
+    };
+    v.is_finite().then_some(v)
+}
+
+fn split_inner<'e>(scope: &Scope, e: &'e Expr, w: f64, out: &mut Vec<Term<'e>>) {
     match &e.kind {
         ExprKind::Binary { op, lhs, rhs } => match op {
             BinOp::Add => {
-                split(lhs, w, out);
-                split(rhs, w, out);
+                split(scope, lhs, w, out);
+                split(scope, rhs, w, out);
                 return;
             }
             BinOp::Sub => {
-                split(lhs, w, out);
-                split(rhs, -w, out);
+                split(scope, lhs, w, out);
+                split(scope, rhs, -w, out);
                 return;
             }
             BinOp::Mul => {
-                if let Some(c) = literal_number(lhs) {
-                    split(rhs, w * c, out);
+                if let Some(c) = factor(scope, lhs, 0) {
+                    split(scope, rhs, w * c, out);
                     return;
                 }
-                if let Some(c) = literal_number(rhs) {
-                    split(lhs, w * c, out);
+                if let Some(c) = factor(scope, rhs, 0) {
+                    split(scope, lhs, w * c, out);
                     return;
                 }
             }
             BinOp::Div => {
-                if let Some(c) = literal_number(rhs).filter(|c| *c != 0.0) {
-                    split(lhs, w / c, out);
+                if let Some(c) = factor(scope, rhs, 0).filter(|c| *c != 0.0) {
+                    split(scope, lhs, w / c, out);
                     return;
                 }
             }
             _ => {}
         },
         ExprKind::Neg(x) => {
-            split(x, -w, out);
+            split(scope, x, -w, out);
             return;
         }
         ExprKind::Call { func, args } if func.name == "mse" || func.name == "mae" => {
@@ -99,7 +140,7 @@ fn split_inner<'e>(e: &'e Expr, w: f64, out: &mut Vec<Term<'e>>) {
 /// Lowers the loss with `cx` (the model's builder, so the RHS's nodes are shared).
 pub(super) fn loss(cx: &mut Cx, l: &Loss) -> Lr<LossSpec> {
     let mut terms = Vec::new();
-    split(&l.value, 1.0, &mut terms);
+    split(cx.scope, &l.value, 1.0, &mut terms);
     let mut fits = Vec::new();
     let mut total: Option<NodeId> = None;
     let mut failed = false;

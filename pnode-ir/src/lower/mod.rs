@@ -1,6 +1,6 @@
-//! Lowering: a `.pode` syntax tree → a validated [`Program`] (the RHS as an IR [`Function`](crate::Function),
-//! the state and parameter layout, the typed solve, loss and train specifications), with every
-//! problem a [`Diagnostic`] at its span.
+//! Lowering: a `.pode` syntax tree → a validated [`Program`] (the RHS as an IR
+//! [`Function`](crate::Function), the state and parameter layout, the typed solve, loss and
+//! train specifications), with every problem a [`Diagnostic`] at its span.
 //!
 //! ```
 //! let src = "model decay\nstate u[2] = [1.0, 2.0]\nparam k = 0.5\nd(u)/dt = -k * u\n";
