@@ -99,7 +99,7 @@ fn count(n: usize, one: &str, many: &str) -> String {
 }
 
 /// Checks one source: renders its diagnostics to `err`, and, when it has no error, prints
-/// the summary followed by ` — ok` to `out`. Returns whether it is free of errors.
+/// the summary followed by ` — ok` (and the number of warnings, if any) to `out`. Returns whether it is free of errors.
 pub fn check_source(
     file: &SourceFile,
     out: &mut dyn Write,
@@ -118,7 +118,15 @@ pub fn check_source(
         Ok(false)
     } else {
         match &analysis.program {
-            Some(program) => writeln!(out, "{} — ok", summary(program))?,
+            Some(program) => {
+                let warnings = analysis.diagnostics.len();
+                let note = match warnings {
+                    0 => String::new(),
+                    1 => " (1 warning)".to_string(),
+                    n => format!(" ({n} warnings)"),
+                };
+                writeln!(out, "{} — ok{note}", summary(program))?
+            }
             // Unreachable: without errors the lowering gives a program.
             None => writeln!(out, "model `{}` — ok", analysis.model.name.name)?,
         }

@@ -389,7 +389,53 @@ fn warnings_alone_exit_0() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("warning[W"), "{stderr}");
     assert!(stderr.contains("w.pode:3:7"), "{stderr}");
-    assert!(text(&out.stdout).ends_with("— ok\n"));
+    assert!(text(&out.stdout).ends_with("— ok (1 warning)\n"));
+}
+
+#[test]
+fn check_reads_stdin() {
+    let out = pnodec_stdin(
+        &["check", "-"],
+        Some("model s\nstate u = 1.0\nd(u)/dt = -u\n"),
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        text(&out.stdout),
+        "model `s`: 1 state (u), 0 parameters, no solve block — ok\n"
+    );
+    let out = pnodec_stdin(
+        &["check", "-"],
+        Some("model s\nstate u = 1.0\nd(u)/dt = -v\n"),
+    );
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("<stdin>:3:12"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The rendered diagnostics of a few files, run from the corpus folder so that the paths
+/// in the snapshot are relative.
+#[test]
+fn rendered_diagnostics_snapshot() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
+    let mut all = String::new();
+    for file in [
+        "err/header_not_first.pode",
+        "err/unknown_option.pode",
+        "err/two_broken_items.pode",
+        "err-semantic/several_errors.pode",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pnodec"))
+            .args(["check", "--color=never", file])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert_exit(&out, 1);
+        all += &format!("$ pnodec check {file}\n{}\n", text(&out.stderr));
+    }
+    insta::assert_snapshot!("rendered_diagnostics", all);
 }
 
 #[test]
