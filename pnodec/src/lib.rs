@@ -90,7 +90,8 @@ pub struct SourceFile {
     pub text: String,
 }
 
-/// Reads a source file, or standard input for `-`.
+/// Reads a source file, or standard input for `-`; a leading UTF-8 byte-order mark is
+/// dropped.
 pub fn read_source(path: &Path) -> Result<SourceFile, Error> {
     let (name, bytes) = if path == Path::new("-") {
         let mut bytes = Vec::new();
@@ -109,7 +110,15 @@ pub fn read_source(path: &Path) -> Result<SourceFile, Error> {
         (path.display().to_string(), bytes)
     };
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(SourceFile { name, text }),
+        // A byte-order mark is not part of the model (the grammar would reject it); a file
+        // that `fmt` rewrites loses it.
+        Ok(text) => Ok(SourceFile {
+            name,
+            text: match text.strip_prefix('\u{feff}') {
+                Some(rest) => rest.to_string(),
+                None => text,
+            },
+        }),
         Err(e) => {
             let bytes = e.as_bytes();
             let at = e.utf8_error().valid_up_to();

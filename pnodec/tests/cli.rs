@@ -195,6 +195,19 @@ fn not_utf8_is_a_model_error() {
 }
 
 #[test]
+fn a_byte_order_mark_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.pode");
+    std::fs::write(&path, "\u{feff}model m\nstate u=1.0\nd(u)/dt = -u\n").unwrap();
+    assert_exit(&pnodec(&["check", path_str(&path)]), 0);
+    assert_exit(&pnodec(&["fmt", path_str(&path)]), 0);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "model m\n\nstate u = 1.0\n\nd(u)/dt = -u\n"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2_and_help_documents_exit_codes() {
     assert_exit(&pnodec(&[]), 2);
     assert_exit(&pnodec(&["check"]), 2);
