@@ -36,6 +36,7 @@ mod graph;
 mod interp;
 mod interp_layers;
 pub mod layers;
+pub mod lower;
 mod ops;
 mod print;
 pub mod shape;

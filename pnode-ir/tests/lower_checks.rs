@@ -1,0 +1,688 @@
+//! One-line checks of the lowering: diagnostics (code and message), warnings, layouts and
+//! specs; pathological inputs finish quickly without panicking.
+
+use pnode_ir::lower::*;
+use pnode_ir::{Interpreter, jvp};
+
+fn lower_body(body: &str) -> (String, Lowered) {
+    let src = format!("model m\n{body}\n");
+    let l = compile_source(&src);
+    (src, l)
+}
+
+fn rendered(src: &str, l: &Lowered) -> String {
+    l.diagnostics
+        .iter()
+        .map(|d| d.render_plain(src, "m.pode"))
+        .collect()
+}
+
+/// An error with `code` whose message contains `message`.
+#[track_caller]
+fn check_err(body: &str, code: &str, message: &str) {
+    let (src, l) = lower_body(body);
+    assert!(l.program.is_none(), "no error:\n{src}");
+    assert!(
+        l.diagnostics
+            .iter()
+            .any(|d| d.is_error() && d.code == Some(code) && d.message.contains(message)),
+        "expected {code} `{message}`, got:\n{}",
+        rendered(&src, &l)
+    );
+}
+
+/// Lowers, with a warning `code` whose message contains `message`.
+#[track_caller]
+fn check_warn(body: &str, code: &str, message: &str) {
+    let (src, l) = lower_body(body);
+    assert!(l.program.is_some(), "errors:\n{}", rendered(&src, &l));
+    assert!(
+        l.diagnostics
+            .iter()
+            .any(|d| !d.is_error() && d.code == Some(code) && d.message.contains(message)),
+        "expected warning {code} `{message}`, got:\n{}",
+        rendered(&src, &l)
+    );
+}
+
+/// Lowers with no diagnostic at all.
+#[track_caller]
+fn program(body: &str) -> Program {
+    let (src, l) = lower_body(body);
+    assert!(l.diagnostics.is_empty(), "{}", rendered(&src, &l));
+    l.program.expect("a program")
+}
+
+/// The RHS evaluated at the initial values given as `u`, with parameters `p`.
+fn rhs_at(p: &Program, u: &[f64], th: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; p.rhs.output_len()];
+    Interpreter::new(&p.rhs)
+        .eval(0.5, u, th, &[], &mut out)
+        .expect("lengths");
+    out
+}
+
+#[test]
+fn names() {
+    check_err(
+        "state u = 1.0\nd(u)/dt = -v",
+        codes::UNKNOWN_NAME,
+        "unknown name `v`",
+    );
+    check_err(
+        "state u = 1.0\nd(w)/dt = -u",
+        codes::UNKNOWN_NAME,
+        "unknown state `w`",
+    );
+    check_err(
+        "state u = 1.0\nd(u)/dt = expp(u)",
+        codes::UNKNOWN_NAME,
+        "unknown function `expp`",
+    );
+    check_err(
+        "state u = 1.0\nd(u)/dt = exp",
+        codes::NOT_A_VALUE,
+        "`exp` is a function",
+    );
+    check_err(
+        "state u = 1.0\nlet a = u\nd(u)/dt = a(u)",
+        codes::NOT_CALLABLE,
+        "`a` is a `let` value",
+    );
+    check_err(
+        "state u = 1.0\nd(u)/dt = \"x\"",
+        codes::NOT_A_VALUE,
+        "found a string",
+    );
+    check_err(
+        "state u = 1.0\nd(u)/dt = true",
+        codes::NOT_A_VALUE,
+        "found a boolean",
+    );
+    check_err(
+        "state u = 1.0\nd(u)/dt = normal(1.0)",
+        codes::MISPLACED,
+        "`normal(…)` is not an expression",
+    );
+    check_err(
+        "state u = 1.0\nlet t = u\nd(u)/dt = t",
+        codes::MISPLACED,
+        "`t` is the time",
+    );
+    check_err(
+        "state u = 1.0\nlet a = b\nlet b = c\nlet c = a\nd(u)/dt = u",
+        codes::CYCLE,
+        "`c`",
+    );
+    check_err(
+        "const a = b\nconst b = a\nstate u = 1.0\nd(u)/dt = u",
+        codes::CYCLE,
+        "constant `a`",
+    );
+}
+
+#[test]
+fn arguments() {
+    check_err(
+        "state u = 1.0\nd(u)/dt = exp(u, k = 1)",
+        codes::ARGUMENTS,
+        "`exp` has no keyword argument `k`",
+    );
+    check_err(
+        "state u = 1.0\nd(u)/dt = matmul(u)",
+        codes::ARGUMENTS,
+        "takes 2 positional arguments, found 1",
+    );
+    check_err(
+        "state u[2] = zeros\nlayer l = linear(2)\nd(u)/dt = l(u)",
+        codes::ARGUMENTS,
+        "`linear` takes 2",
+    );
+    check_err(
+        "state u[2] = zeros\nlayer l = linear(2, 2)\nd(u)/dt = l(u, u)",
+        codes::ARGUMENTS,
+        "`l` takes 1",
+    );
+    check_err(
+        "state u[2] = zeros\nlayer l = mlp([2, 2], act = tanh)\nd(u)/dt = l(u)",
+        codes::ARGUMENTS,
+        "no keyword argument `act`",
+    );
+    check_err(
+        "state u[2] = zeros\nlayer l = mlp([2, 2], activation = tanhh)\nd(u)/dt = l(u)",
+        codes::LAYER_DEFINITION,
+        "unknown activation",
+    );
+    check_err(
+        "state u[2] = zeros\nlayer l = mlp([2])\nd(u)/dt = l(u)",
+        codes::LAYER_DEFINITION,
+        "at least two sizes",
+    );
+    check_err(
+        "state u[2] = zeros\nlayer l = mlp([2, 0, 2])\nd(u)/dt = l(u)",
+        codes::LAYER_DEFINITION,
+        "positive integer",
+    );
+    check_err(
+        "state h[1, 4, 4] = zeros\nlayer c = conv2d(1, 1)\nd(h)/dt = c(h)",
+        codes::ARGUMENTS,
+        "needs the keyword argument `kernel`",
+    );
+    check_err(
+        "state h[1, 4, 4] = zeros\nlayer c = groupnorm(groups = 1)\nd(h)/dt = c(h)",
+        codes::ARGUMENTS,
+        "`channels`",
+    );
+    check_err(
+        "state x[2, 3] = zeros\nd(x)/dt = x\nloss = sum(sum(x, axis = 2))",
+        codes::INDEX,
+        "no axis 2",
+    );
+}
+
+#[test]
+fn shapes() {
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = u + [1.0, 2.0, 3.0]",
+        codes::SHAPE_MISMATCH,
+        "[2] and [3] do not broadcast",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = u * [[1.0], [2.0, 3.0]][0]",
+        codes::SHAPE_MISMATCH,
+        "array elements of different shapes",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = u @ u * 0 + 1 @ u",
+        codes::SHAPE_MISMATCH,
+        "matrix product: [] @ [2]",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = transpose(u)",
+        codes::SHAPE_MISMATCH,
+        "needs a matrix",
+    );
+    check_err(
+        "state h[3, 4, 4] = zeros\nlayer n = groupnorm(groups = 1, channels = 2)\nd(h)/dt = n(h)",
+        codes::LAYER_SHAPE,
+        "expects [2, H, W]",
+    );
+    check_err(
+        "state h[1, 2, 2] = zeros\nlayer c = conv2d(1, 1, kernel = 3)\nd(h)/dt = c(h)",
+        codes::LAYER_SHAPE,
+        "at least 3×3",
+    );
+    check_err(
+        "state h[4] = zeros\nlayer c = conv2d(1, 1, kernel = 3)\nd(h)/dt = c(h)",
+        codes::LAYER_SHAPE,
+        "expects [1, H, W]",
+    );
+    check_err(
+        "state u[2] = zeros\nlayer l = linear(3, 2)\nd(u)/dt = l(u)",
+        codes::LAYER_SHAPE,
+        "linear `l` expects a trailing dimension 3, found [2]",
+    );
+}
+
+#[test]
+fn indices() {
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = u[-3] + u",
+        codes::INDEX,
+        "out of bounds",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = u[0.5] + u",
+        codes::INDEX,
+        "must be an integer",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = u[u[0]] + u",
+        codes::NOT_CONSTANT,
+        "must be a constant",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = u[1:1] + u",
+        codes::INDEX,
+        "empty slice",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = u[0:3] + u",
+        codes::INDEX,
+        "out of bounds",
+    );
+    let p = program("state u[3] = [1, 2, 3]\nd(u)/dt = u[-1] + u[:, ] * 0 + u[1:][0]");
+    assert_eq!(rhs_at(&p, &[1.0, 2.0, 3.0], &[]), [5.0, 5.0, 5.0]);
+}
+
+#[test]
+fn equations() {
+    check_err(
+        "state u[2] = zeros\nd(u[0])/dt = 1\nd(u[0])/dt = 2",
+        codes::COVERAGE,
+        "given twice",
+    );
+    check_err(
+        "state u[4] = zeros\nd(u[0:2])/dt = u[2:4]\nd(u[1:4])/dt = u[0:3]",
+        codes::COVERAGE,
+        "given twice",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u[0])/dt = 1",
+        codes::COVERAGE,
+        "1 of the 2 components",
+    );
+    check_err(
+        "state u[2] = zeros\nd(u)/dt = [1.0, 2.0, 3.0]",
+        codes::EQUATION_SHAPE,
+        "has shape [3], but the equation needs [2]",
+    );
+    check_err(
+        "state u = 1.0\nconst c = 1.0\nd(c)/dt = u\nd(u)/dt = u",
+        codes::NOT_A_STATE,
+        "`c` is a constant",
+    );
+    // A scalar right-hand side broadcasts to its block; blocks along an inner axis.
+    let p = program("state x[2, 2] = zeros\nd(x[:, 0])/dt = 1\nd(x[:, 1])/dt = [2.0, 3.0]");
+    assert_eq!(rhs_at(&p, &[0.0; 4], &[]), [1.0, 2.0, 1.0, 3.0]);
+}
+
+#[test]
+fn declarations() {
+    check_err(
+        "state u[2, 0] = zeros\nd(u)/dt = u",
+        codes::DIMENSION,
+        "positive integer, found 0",
+    );
+    check_err(
+        "const n = 1.5\nstate u[n] = zeros\nd(u)/dt = u",
+        codes::DIMENSION,
+        "found 1.5",
+    );
+    check_err(
+        "state u[1, 1, 1, 1, 1] = zeros\nd(u)/dt = u",
+        codes::DIMENSION,
+        "the most is 4",
+    );
+    check_err(
+        "state u[100000, 100000] = zeros\nd(u)/dt = u",
+        codes::TOO_LARGE,
+        "too large",
+    );
+    check_err(
+        "state u[2] = [[1.0, 2.0]]\nd(u)/dt = u",
+        codes::INITIALIZER,
+        "initial value of shape [1, 2]",
+    );
+    check_err(
+        "state u = 1.0\nparam k = normal(0)\nd(u)/dt = k * u",
+        codes::INITIALIZER,
+        "positive standard deviation",
+    );
+    check_err(
+        "state u = 1.0\nconst k = xavier\nd(u)/dt = k * u",
+        codes::INITIALIZER,
+        "needs a matrix",
+    );
+    check_err(
+        "state u = 1.0\nconst k[2] = normal(1.0)\nd(u)/dt = k * u",
+        codes::INITIALIZER,
+        "constant `k` needs a value",
+    );
+    check_err(
+        "state u = data(\"u.csv\")\nd(u)/dt = u",
+        codes::INITIALIZER,
+        "shape must be declared",
+    );
+    check_err(
+        "state u = 1.0\nconst A[2048, 2048] = zeros\nd(u)/dt = u + sum(A)",
+        codes::TOO_LARGE,
+        "constant `A`",
+    );
+    let p = program("const n = 2\nstate u[n] = 0.5\nparam w[n, n] = xavier\nd(u)/dt = w @ u");
+    assert_eq!(p.states[0].init, Initializer::Fill(0.5));
+    assert_eq!(p.params[0].init, Initializer::Xavier);
+    let p = program("state u = [1.0, 2.0]\nd(u)/dt = -u");
+    assert_eq!(p.states[0].shape.dims(), [2]);
+}
+
+#[test]
+fn layouts() {
+    let p = program(
+        "state a[2] = zeros\nparam k = 1.0\nlayer net = mlp([2, 3, 2])\nstate b = 1.0\n\
+         layer n2 = linear(2, 1)\nparam j[2] = [1.0, 2.0]\n\
+         d(a)/dt = net(a) * k + j\nd(b)/dt = n2(a)[0]",
+    );
+    let names: Vec<(&str, usize, usize)> = p
+        .params
+        .iter()
+        .map(|v| (v.name.as_str(), v.offset, v.shape.len()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("k", 0, 1),
+            ("net.0.weight", 1, 6),
+            ("net.0.bias", 7, 3),
+            ("net.1.weight", 10, 6),
+            ("net.1.bias", 16, 2),
+            ("n2.weight", 18, 2),
+            ("n2.bias", 20, 1),
+            ("j", 21, 2),
+        ]
+    );
+    let states: Vec<(&str, usize)> = p
+        .states
+        .iter()
+        .map(|s| (s.name.as_str(), s.offset))
+        .collect();
+    assert_eq!(states, [("a", 0), ("b", 2)]);
+    assert_eq!((p.state_len(), p.param_len()), (3, 23));
+    // The MLP layout is pnode_ir::layers::mlp's: a linear layer with W = I, b = 0 is x ↦ x.
+    let p = program("state u[2] = zeros\nlayer l = linear(2, 2)\nd(u)/dt = l(u)");
+    assert_eq!(
+        rhs_at(&p, &[3.0, 4.0], &[1.0, 0.0, 0.0, 1.0, 0.5, 0.0]),
+        [3.5, 4.0]
+    );
+    assert!(jvp(&p.rhs).is_ok());
+}
+
+#[test]
+fn solve_options() {
+    let solve = |opts: &str| format!("state u = 1.0\nd(u)/dt = -u\nsolve {{\n{opts}\n}}");
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = 10, max_iters = 3"),
+        codes::OPTION_METHOD,
+        "`max_iters` only applies to implicit methods",
+    );
+    check_err(
+        &solve("method = theta(1.5), t = 0 .. 1, steps = 10"),
+        codes::OPTION_VALUE,
+        "in (0, 1]",
+    );
+    check_err(
+        &solve("method = theta, t = 0 .. 1, steps = 10"),
+        codes::OPTION_VALUE,
+        "needs arguments",
+    );
+    check_err(
+        &solve("method = rk4(1), t = 0 .. 1, steps = 10"),
+        codes::OPTION_VALUE,
+        "takes no arguments",
+    );
+    check_err(
+        &solve("method = crank_nicolson, t = 0 .. 1, steps = 10, linear_solver = lu"),
+        codes::OPTION_VALUE,
+        "`linear_solver` expects gmres",
+    );
+    check_err(
+        &solve("method = crank_nicolson, t = 0 .. 1, steps = 10, line_search = 1"),
+        codes::OPTION_VALUE,
+        "`true` or `false`",
+    );
+    check_err(
+        &solve("method = crank_nicolson, t = 0 .. 1, steps = 10, newton_tol = -1"),
+        codes::OPTION_VALUE,
+        "must be positive",
+    );
+    check_err(
+        &solve("method = rk4, t = 0, steps = 10"),
+        codes::OPTION_VALUE,
+        "a range",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1"),
+        codes::MISSING,
+        "needs `steps`",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = [0, 0.5, 0.4, 1]"),
+        codes::TIMES,
+        "increase strictly",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = [0, 0.5]"),
+        codes::TIMES,
+        "from t0 = 0 to t1 = 1",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = logspace(1e-3, 2, 10)"),
+        codes::TIMES,
+        "must end at t1",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = 10, outputs = [0.5, 2]"),
+        codes::TIMES,
+        "outside the time span",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = 10, outputs = []"),
+        codes::OPTION_VALUE,
+        "non-empty list",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = 10, checkpoint = revolve(4)"),
+        codes::ARGUMENTS,
+        "takes 0 positional",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = 10, checkpoint = revolve()"),
+        codes::OPTION_VALUE,
+        "needs `slots = n`",
+    );
+    check_err(
+        &solve(
+            "method = rk4, t = 0 .. 1, steps = 10, checkpoint = budget(bytes = 1MB, vectors = 2)",
+        ),
+        codes::OPTION_VALUE,
+        "exactly one",
+    );
+    check_err(
+        &solve("method = rk4, t = 0 .. 1, steps = 10, checkpoint = store_al"),
+        codes::OPTION_VALUE,
+        "schedule",
+    );
+    check_err(
+        &solve("method = erk(a = [[0]], b = [1]), t = 0 .. 1, steps = 1"),
+        codes::TABLEAU,
+        "needs `c = …`",
+    );
+    check_err(
+        &solve(
+            "method = erk(a = [[0, 0], [1]], b = [0.5, 0.5], c = [0, 1]), t = 0 .. 1, steps = 1",
+        ),
+        codes::TABLEAU,
+        "row 1 of `a` has 1 entries",
+    );
+    check_err(
+        &solve(
+            "method = erk(a = [[0, 0], [1, 0]], b = [0.5, 0.5], c = [0, 0.5]), t = 0 .. 1, steps = 1",
+        ),
+        codes::TABLEAU,
+        "row sum",
+    );
+    check_warn(
+        &solve("method = sdirk2, t = 0 .. 1, steps = 4, linear_solver = dense, krylov_tol = 1e-9"),
+        codes::NO_EFFECT,
+        "no effect",
+    );
+    let p = program(&solve(
+        "method = sdirk2, t = 0 .. 2, steps = logspace(0.01, 2, 5), outputs = linspace(1, 2, 3)\n\
+         checkpoint = budget(bytes = 2KiB), max_iters = 7, linear_solver = petsc",
+    ));
+    let s = p.solve.expect("solve");
+    assert_eq!(s.method, Method::Sdirk2);
+    assert_eq!(
+        s.steps,
+        Steps::Logspace {
+            start: 0.01,
+            end: 2.0,
+            count: 5
+        }
+    );
+    assert_eq!(
+        s.outputs,
+        Some(Outputs::Linspace {
+            start: 1.0,
+            end: 2.0,
+            count: 3
+        })
+    );
+    assert_eq!(s.checkpoint, Some(Checkpoint::BudgetBytes(2048)));
+    assert_eq!(
+        (s.newton.max_iters, s.newton.linear_solver),
+        (Some(7), Some(LinearSolver::Petsc))
+    );
+}
+
+#[test]
+fn loss_and_train() {
+    let base =
+        "state u[2] = [1.0, 2.0]\nd(u)/dt = -u\nsolve { method = rk4, t = 0 .. 1, steps = 4 }\n";
+    check_err(
+        &format!("{base}loss = sqrt(mse(u, data(\"o.csv\")))"),
+        codes::LOSS,
+        "can only be fitted by a term",
+    );
+    check_err(
+        &format!("{base}loss = mse(u, data(\"o.csv\", column = -1))"),
+        codes::OPTION_VALUE,
+        "non-negative",
+    );
+    check_err(
+        &format!("{base}loss = mse(u, data(1))"),
+        codes::OPTION_VALUE,
+        "file name string",
+    );
+    check_err(
+        &format!("{base}loss = sum(u)\ntrain {{ optimizer = adamw(lr = 1) }}"),
+        codes::OPTION_VALUE,
+        "unknown optimizer `adamw`",
+    );
+    check_err(
+        &format!("{base}loss = sum(u)\ntrain {{ optimizer = adam(lr = 0) }}"),
+        codes::OPTION_VALUE,
+        "must be positive",
+    );
+    check_err(
+        &format!("{base}loss = sum(u)\ntrain {{ optimizer = sgd(lr = 0.1, beta1 = 0.9) }}"),
+        codes::ARGUMENTS,
+        "no keyword argument `beta1`",
+    );
+    check_err(
+        &format!("{base}loss = sum(u)\ntrain {{ iterations = 0 }}"),
+        codes::OPTION_VALUE,
+        "positive integer",
+    );
+    check_err(
+        "state u = 1.0\nd(u)/dt = -u\nloss = u\ntrain { iterations = 3 }",
+        codes::MISSING,
+        "needs a `solve` block",
+    );
+    let p = program(&format!(
+        "{base}loss = 2 * mse(u[0], data(\"a.csv\")) - mae(data(\"b.csv\", column = 1), u) / 4 + 0.5 * sum(u ^ 2) - u[1]\n\
+         train {{ optimizer = sgd(lr = 0.1), seed = 7 }}"
+    ));
+    let l = p.loss.expect("loss");
+    let fits: Vec<(Metric, f64, &str, Option<u64>)> = l
+        .fits
+        .iter()
+        .map(|f| (f.metric, f.weight, f.data.path.as_str(), f.data.column))
+        .collect();
+    assert_eq!(
+        fits,
+        [
+            (Metric::Mse, 2.0, "a.csv", None),
+            (Metric::Mae, -0.25, "b.csv", Some(1))
+        ]
+    );
+    let e = l.expr.expect("expression part");
+    let mut out = [0.0];
+    Interpreter::new(&e)
+        .eval(0.0, &[1.0, 2.0], &[], &[], &mut out)
+        .expect("eval");
+    assert_eq!(out, [0.5 * 5.0 - 2.0]);
+    let p2 = program(&format!(
+        "{base}const w = 0.25\nloss = 2 * w * 4 * mse(u, data(\"a.csv\")) / (1 + 1)"
+    ));
+    let fit = &p2.loss.as_ref().expect("loss").fits;
+    assert_eq!((fit.len(), fit[0].weight), (1, 1.0));
+    let t = p.train.expect("train");
+    assert_eq!(
+        t.optimizer,
+        Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.0
+        }
+    );
+    assert_eq!(t.seed, Some(7));
+}
+
+#[test]
+fn warnings() {
+    check_warn(
+        "state u = 1.0\nparam k = 1.0\nd(u)/dt = -u",
+        codes::UNUSED_PARAM,
+        "unused parameter `k`",
+    );
+    check_warn(
+        "state u[2] = zeros\nlayer n = linear(2, 2)\nd(u)/dt = -u",
+        codes::UNUSED_LAYER,
+        "unused layer `n`",
+    );
+    check_warn(
+        "state u = 1.0\nlet a = 2 * u\nd(u)/dt = -u",
+        codes::UNUSED_LET,
+        "unused `let` `a`",
+    );
+    check_warn(
+        "state u = 1.0\nconst c = 2\nd(u)/dt = -u",
+        codes::UNUSED_CONST,
+        "unused constant `c`",
+    );
+    // A parameter used only by an unused `let` is unused too; `_` silences.
+    check_warn(
+        "state u = 1.0\nparam k = 1.0\nlet a = k * u\nd(u)/dt = -u",
+        codes::UNUSED_PARAM,
+        "`k`",
+    );
+    program("state u = 1.0\nparam _k = 1.0\nd(u)/dt = -u");
+    // Uses in shapes, the loss and options count.
+    program(
+        "const n = 2\nconst s = 3\nstate u[n] = zeros\nd(u)/dt = -u\nsolve { method = rk4, t = 0 .. 1, steps = s }",
+    );
+}
+
+#[test]
+fn pathological_inputs_finish() {
+    let many = |n: usize, f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<Vec<_>>().join("\n");
+    let cases = [
+        // Many component equations, and many duplicates.
+        format!("state u[3000] = zeros\n{}", many(3000, &|i| format!("d(u[{i}])/dt = -u[{i}]"))),
+        format!("state u = 1.0\n{}", many(3000, &|_| "d(u)/dt = -u".to_string())),
+        // A long chain of lets, in reverse order.
+        format!("state u = 1.0\n{}\nd(u)/dt = a0", many(3000, &|i| format!("let a{i} = a{} + 1", i + 1)) + "\nlet a3000 = u"),
+        // Many unknown names.
+        format!("state u = 1.0\n{}\nd(u)/dt = u", many(2000, &|i| format!("let x{i} = y{i}"))),
+        // Huge layers, counts and products.
+        "state u[2] = zeros\nlayer l = mlp([2, 4000000, 4000000, 2])\nd(u)/dt = l(u)".into(),
+        "state u[2] = zeros\nlayer l = conv2d(4000000, 4000000, kernel = 4000000)\nd(u)/dt = u".into(),
+        "state u = 1.0\nconst A[1000, 1000] = ones\nd(u)/dt = u + sum(A @ A @ A)".into(),
+        "state u = 1.0\nd(u)/dt = -u\nsolve { method = rk4, t = 0 .. 1, steps = 1e300, outputs = linspace(0, 1, 1e19) }".into(),
+        "state u[4194304] = zeros\nstate v[4194304] = zeros\nd(u)/dt = -u\nd(v)/dt = -v".into(),
+        format!("state u = 1.0\nd(u)/dt = {}u{}", "(".repeat(200), ")".repeat(200)),
+        format!("state u = 1.0\nd(u)/dt = {}", vec!["u"; 400].join(" * ")),
+        format!("state u[2] = [{}]\nd(u)/dt = u", "[".repeat(100) + &"]".repeat(100)),
+    ];
+    for src in &cases {
+        let start = std::time::Instant::now();
+        let (s, l) = lower_body(src);
+        let _ = rendered(&s, &l);
+        let secs = start.elapsed().as_secs_f64();
+        assert!(
+            secs < 10.0,
+            "{secs:.1} s for\n{}",
+            &src[..src.len().min(200)]
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! `pnodec emit`: print one intermediate form of a model.
+//!
+//! | flag | prints |
+//! |---|---|
+//! | `--ast` (`--ast=debug`) | the spanned syntax tree, Rust `Debug` pretty-printed |
+//! | `--ast=dsl` | the syntax tree printed back as canonical `.pode` text (what `fmt` writes) |
+//! | `--ir` | the IR of the right-hand side `f(t, u; θ)` |
+//! | `--jvp` | the IR of its JVP `f_u v` ([`pnode_ir::jvp`]) |
+//! | `--vjp` | the IR of its VJP `(f_uᵀ w, f_θᵀ w)` ([`pnode_ir::vjp`]) |
+//!
+//! `--ast` needs only parsing; the IR forms need the lowering too. A model with errors (of
+//! what the form needs) prints nothing on stdout; its diagnostics go to stderr as in `check`.
+
+use crate::check::analyze;
+use crate::render::{self, ColorMode};
+use crate::{Error, Exit, SourceFile, read_source};
+use codespan_reporting::term::termcolor::WriteColor;
+use std::io::Write;
+use std::path::Path;
+
+/// How `--ast` prints the tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AstFormat {
+    /// Rust `Debug`, pretty-printed, with byte spans.
+    #[default]
+    Debug,
+    /// Canonical `.pode` text.
+    Dsl,
+}
+
+/// What to emit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitKind {
+    /// The syntax tree.
+    Ast(AstFormat),
+    /// The right-hand side's IR.
+    Ir,
+    /// The IR of the JVP of the right-hand side.
+    Jvp,
+    /// The IR of the VJP of the right-hand side.
+    Vjp,
+}
+
+/// The text `kind` prints for `source`, or the diagnostics that prevent it.
+pub fn emit_source(
+    source: &str,
+    kind: EmitKind,
+) -> Result<(String, Vec<pnode_grammar::Diagnostic>), Vec<pnode_grammar::Diagnostic>> {
+    if let EmitKind::Ast(format) = kind {
+        // The syntax tree needs only parsing: a model with lowering errors still shows it.
+        let parsed = pnode_grammar::parse(source);
+        if parsed.has_errors() {
+            return Err(parsed.diagnostics);
+        }
+        let text = match format {
+            AstFormat::Debug => format!("{:#?}\n", parsed.model),
+            AstFormat::Dsl => pnode_grammar::print(&parsed.model),
+        };
+        return Ok((text, parsed.diagnostics));
+    }
+    let analysis = analyze(source);
+    if analysis.has_errors() {
+        return Err(analysis.diagnostics);
+    }
+    // Without errors the lowering always gives a program.
+    let Some(program) = &analysis.program else {
+        return Err(analysis.diagnostics);
+    };
+    let function = match kind {
+        EmitKind::Jvp => pnode_ir::jvp(&program.rhs),
+        EmitKind::Vjp => pnode_ir::vjp(&program.rhs),
+        _ => Ok(program.rhs.clone()),
+    };
+    match function {
+        Ok(function) => Ok((format!("{function}\n"), analysis.diagnostics)),
+        Err(e) => {
+            let mut diags = analysis.diagnostics;
+            diags.push(
+                pnode_grammar::Diagnostic::error(format!(
+                    "cannot differentiate the right-hand side: {e}"
+                ))
+                .with_primary(analysis.model.name.span, "in this model"),
+            );
+            Err(diags)
+        }
+    }
+}
+
+/// Emits one file: the text to `out`, diagnostics (warnings too) to `err`.
+pub fn emit_file(
+    path: &Path,
+    kind: EmitKind,
+    out: &mut dyn Write,
+    err: &mut dyn WriteColor,
+) -> Result<Exit, Error> {
+    let SourceFile { name, text } = read_source(path)?;
+    match emit_source(&text, kind) {
+        Ok((emitted, warnings)) => {
+            render::emit(err, &name, &text, &warnings)?;
+            out.write_all(emitted.as_bytes())?;
+            Ok(Exit::Ok)
+        }
+        Err(diags) => {
+            render::emit(err, &name, &text, &diags)?;
+            Ok(Exit::Failed)
+        }
+    }
+}
+
+/// `pnodec emit KIND FILE`.
+pub fn run(path: &Path, kind: EmitKind, color: ColorMode) -> Exit {
+    let mut err = color.stderr();
+    let mut out = std::io::stdout().lock();
+    match emit_file(path, kind, &mut out, &mut err) {
+        Ok(status) => status,
+        Err(e) => render::report_error(&mut err, &e),
+    }
+}

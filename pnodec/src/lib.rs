@@ -1,0 +1,138 @@
+//! `pnodec`, the pnode compiler's command line, as a library so that tests can call it.
+//!
+//! | command | module | what |
+//! |---|---|---|
+//! | `pnodec check FILE…` | [`check`] | parse and lower, render every diagnostic, print a summary |
+//! | `pnodec fmt [--check] FILE…` | [`fmt`] | rewrite files in the canonical format |
+//! | `pnodec emit --ast/--ir/--jvp/--vjp FILE` | [`emit`] | print an intermediate form |
+//!
+//! Diagnostics are rendered by [`render`] with codespan-reporting. Every command returns an
+//! [`Exit`] status: 0 ok (warnings allowed), 1 the model has errors (or `fmt` found a file to
+//! change with `--check`, or refused to rewrite one), 2 a usage or I/O error.
+
+pub mod check;
+pub mod emit;
+pub mod fmt;
+pub mod render;
+
+use std::path::{Path, PathBuf};
+
+/// The exit status of a command. When several files are given, the worst one counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// Everything is fine (warnings allowed).
+    Ok = 0,
+    /// A model has errors, `fmt --check` found a file that would change, or `fmt` refused to
+    /// rewrite a file (syntax errors, comments it would drop).
+    Failed = 1,
+    /// A usage or I/O error: an unreadable file, a failed write.
+    Usage = 2,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// The errors of the command line that are not about the model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not UTF-8 text.
+    #[error("`{}` is not UTF-8 text (invalid byte at line {line}, column {column})", path.display())]
+    NotUtf8 {
+        /// The path as given.
+        path: PathBuf,
+        /// 1-based line of the first invalid byte.
+        line: usize,
+        /// 1-based byte column of the first invalid byte.
+        column: usize,
+    },
+    /// Standard output or standard error could not be written.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The exit status this error gives.
+    pub fn exit(&self) -> Exit {
+        match self {
+            // A file that is not text is a bad model rather than a bad command line.
+            Error::NotUtf8 { .. } => Exit::Failed,
+            _ => Exit::Usage,
+        }
+    }
+}
+
+/// A source file: the name to show in diagnostics and its text.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// The path as given on the command line (`-` for stdin shows as `<stdin>`).
+    pub name: String,
+    /// The contents.
+    pub text: String,
+}
+
+/// Reads a source file, or standard input for `-`; a leading UTF-8 byte-order mark is
+/// dropped.
+pub fn read_source(path: &Path) -> Result<SourceFile, Error> {
+    let (name, bytes) = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|source| {
+            Error::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        ("<stdin>".to_string(), bytes)
+    } else {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        (path.display().to_string(), bytes)
+    };
+    match String::from_utf8(bytes) {
+        // A byte-order mark is not part of the model (the grammar would reject it); a file
+        // that `fmt` rewrites loses it.
+        Ok(text) => Ok(SourceFile {
+            name,
+            text: match text.strip_prefix('\u{feff}') {
+                Some(rest) => rest.to_string(),
+                None => text,
+            },
+        }),
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let at = e.utf8_error().valid_up_to();
+            let before = &bytes[..at];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            Err(Error::NotUtf8 {
+                path: path.to_path_buf(),
+                line,
+                column: at - line_start + 1,
+            })
+        }
+    }
+}

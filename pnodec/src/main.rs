@@ -1,0 +1,124 @@
+//! `pnodec`, the pnode compiler's command line: `check`, `fmt` and `emit` for `.pode` models.
+//! The work is done by the `pnodec` library; this file only parses the command line.
+
+use clap::{Args, Parser, Subcommand};
+use pnodec::emit::{AstFormat, EmitKind};
+use pnodec::fmt::FmtOptions;
+use pnodec::render::ColorMode;
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  ok (warnings allowed)
+  1  a model has errors; or `fmt` found a file to change (`--check`) or refused to rewrite
+     one (syntax errors, comments it would drop)
+  2  usage or I/O error (an unreadable file, a failed write)";
+
+/// The pnode compiler: check, format and emit `.pode` neural-ODE models.
+#[derive(Parser, Debug)]
+#[command(name = "pnodec", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// When to colour diagnostics: `auto` colours only when stderr is a terminal.
+    #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true)]
+    color: ColorMode,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse and check models; print every diagnostic and a one-line summary per model.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// The `.pode` files (`-` reads standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Rewrite models in the canonical format.
+    ///
+    /// A file is rewritten only if it parses without errors and its text changes, through a
+    /// temporary file renamed over it (permissions kept). The canonical format keeps the
+    /// model's doc comment (the comment lines directly above `model NAME`) and drops every
+    /// other comment; a file with such comments is not rewritten unless
+    /// `--allow-comment-loss` is given. `-` reads standard input and writes standard output.
+    #[command(after_help = EXIT_CODES)]
+    Fmt {
+        /// Write nothing; list the files that would change with a diff (exit 1 if any).
+        #[arg(long)]
+        check: bool,
+        /// Rewrite files even though their comments (other than the doc comment) are lost.
+        #[arg(long)]
+        allow_comment_loss: bool,
+        /// The `.pode` files (`-` reads standard input and writes standard output).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print an intermediate form of a model: its AST, IR, or the IR of its JVP or VJP.
+    #[command(after_help = EXIT_CODES)]
+    Emit {
+        #[command(flatten)]
+        what: EmitWhat,
+        /// The `.pode` file (`-` reads standard input).
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct EmitWhat {
+    /// The syntax tree: `--ast` or `--ast=debug` (Rust Debug with byte spans), `--ast=dsl`
+    /// (printed back as canonical `.pode` text).
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "debug")]
+    ast: Option<AstFormat>,
+    /// The IR of the right-hand side f(t, u; θ).
+    #[arg(long)]
+    ir: bool,
+    /// The IR of the JVP f_u v of the right-hand side.
+    #[arg(long)]
+    jvp: bool,
+    /// The IR of the VJP (f_uᵀ w, f_θᵀ w) of the right-hand side.
+    #[arg(long)]
+    vjp: bool,
+}
+
+impl EmitWhat {
+    fn kind(&self) -> EmitKind {
+        match (self.ast, self.ir, self.jvp) {
+            (Some(format), _, _) => EmitKind::Ast(format),
+            (None, true, _) => EmitKind::Ir,
+            (None, false, true) => EmitKind::Jvp,
+            _ => EmitKind::Vjp,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let exit = match &cli.command {
+        Command::Check { files } => pnodec::check::run(files, cli.color),
+        Command::Fmt {
+            check,
+            allow_comment_loss,
+            files,
+        } => {
+            let options = FmtOptions {
+                check: *check,
+                allow_comment_loss: *allow_comment_loss,
+            };
+            pnodec::fmt::run(files, options, cli.color)
+        }
+        Command::Emit { what, file } => pnodec::emit::run(file, what.kind(), cli.color),
+    };
+    std::process::exit(exit.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,526 @@
+//! The `pnodec` binary on the shared corpus (`tests/corpus/ok|err` at the workspace root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn corpus(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/corpus")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pode"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus in {}", dir.display());
+    files
+}
+
+fn corpus_file(kind: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/corpus")
+        .join(kind)
+        .join(name)
+}
+
+fn pnodec(args: &[&str]) -> Output {
+    pnodec_stdin(args, None)
+}
+
+fn pnodec_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pnodec"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        std::io::Write::write_all(&mut input, text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A temporary copy of `contents` named `name`.
+fn temp_file(dir: &tempfile::TempDir, name: &str, contents: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_every_ok_file() {
+    for file in corpus("ok") {
+        let out = pnodec(&["check", path_str(&file)]);
+        assert_exit(&out, 0);
+        let stdout = text(&out.stdout);
+        assert!(stdout.starts_with("model `"), "{stdout}");
+        assert!(stdout.trim_end().ends_with("— ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn check_summary_of_lotka_volterra() {
+    let out = pnodec(&["check", path_str(&corpus_file("ok", "lotka_volterra.pode"))]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        text(&out.stdout),
+        "model `lotka_volterra`: 2 states (u[2]), 4 parameters, method rk4, 1000 steps — ok\n"
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn check_rejects_every_err_file_at_its_position() {
+    for file in corpus("err") {
+        let source = std::fs::read_to_string(&file).unwrap();
+        let positions = source
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# error-at: "))
+            .unwrap_or_else(|| panic!("{}: no `# error-at:` line", file.display()));
+        let out = pnodec(&["check", path_str(&file)]);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("error[P0"), "{}: {stderr}", file.display());
+        for pos in positions.split(',').map(str::trim) {
+            let location = format!("{}:{pos}", file.display());
+            assert!(
+                stderr.contains(&location),
+                "{location} not in stderr:\n{stderr}"
+            );
+        }
+        assert!(text(&out.stdout).is_empty(), "{}", file.display());
+    }
+}
+
+#[test]
+fn check_renders_labels_and_notes() {
+    let out = pnodec(&[
+        "check",
+        path_str(&corpus_file("err", "unknown_option.pode")),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error[P006]: unknown option `methd`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("^^^^^ unknown option"), "{stderr}");
+    assert!(stderr.contains("= did you mean `method`?"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour without a terminal: {stderr}"
+    );
+}
+
+#[test]
+fn color_always_colours() {
+    let file = corpus_file("err", "unknown_option.pode");
+    let out = pnodec(&["--color", "always", "check", path_str(&file)]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains('\u{1b}'));
+    let out = pnodec(&["check", "--color=never", path_str(&file)]);
+    assert!(!text(&out.stderr).contains('\u{1b}'));
+}
+
+#[test]
+fn check_several_files_reports_the_worst() {
+    let ok = corpus_file("ok", "minimal.pode");
+    let err = corpus_file("err", "du_dt.pode");
+    let out = pnodec(&["check", path_str(&ok), path_str(&err)]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stdout).contains("— ok"));
+    let out = pnodec(&["check", path_str(&err), "/nonexistent/model.pode"]);
+    assert_exit(&out, 2);
+}
+
+#[test]
+fn unreadable_paths_are_usage_errors() {
+    let out = pnodec(&["check", "/nonexistent/model.pode"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot read `/nonexistent/model.pode`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["check", path_str(dir.path())][..],
+        &["fmt", path_str(dir.path())],
+        &["emit", "--ast", "/nonexistent/model.pode"],
+    ] {
+        let out = pnodec(args);
+        assert_exit(&out, 2);
+        assert!(text(&out.stderr).contains("cannot read"), "{args:?}");
+    }
+}
+
+#[test]
+fn not_utf8_is_a_model_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bin.pode");
+    std::fs::write(&path, b"model m\nstate u = \xff\n").unwrap();
+    let out = pnodec(&["check", path_str(&path)]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("line 2, column 11"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.pode");
+    std::fs::write(&path, "\u{feff}model m\nstate u=1.0\nd(u)/dt = -u\n").unwrap();
+    assert_exit(&pnodec(&["check", path_str(&path)]), 0);
+    assert_exit(&pnodec(&["fmt", path_str(&path)]), 0);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "model m\n\nstate u = 1.0\n\nd(u)/dt = -u\n"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_documents_exit_codes() {
+    assert_exit(&pnodec(&[]), 2);
+    assert_exit(&pnodec(&["check"]), 2);
+    assert_exit(&pnodec(&["emit", "--ir", "--jvp", "x.pode"]), 2);
+    assert_exit(&pnodec(&["emit", "x.pode"]), 2);
+    let help = pnodec(&["--help"]);
+    assert_exit(&help, 0);
+    let help = text(&help.stdout);
+    assert!(help.contains("Exit status:"), "{help}");
+    assert!(help.contains("usage or I/O error"), "{help}");
+    let fmt_help = text(&pnodec(&["fmt", "--help"]).stdout);
+    assert!(fmt_help.contains("drops every"), "{fmt_help}");
+    assert!(fmt_help.contains("--allow-comment-loss"), "{fmt_help}");
+}
+
+#[test]
+fn fmt_check_accepts_a_formatted_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(corpus_file("ok", "multiline.pode")).unwrap();
+    let formatted = pnode_grammar::print(&pnode_grammar::parse(&source).model);
+    let path = temp_file(&dir, "m.pode", &formatted);
+    let out = pnodec(&["fmt", "--check", path_str(&path)]);
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "");
+    // Plain `fmt` on it writes nothing.
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    assert_exit(&pnodec(&["fmt", path_str(&path)]), 0);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn fmt_check_lists_files_that_would_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "model m\nstate u=1.0\nd(u)/dt=-u\n";
+    let path = temp_file(&dir, "m.pode", source);
+    let out = pnodec(&["fmt", "--check", path_str(&path)]);
+    assert_exit(&out, 1);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("m.pode: would reformat"), "{stdout}");
+    assert!(
+        stdout
+            .contains("@@ -1,3 +1,5 @@\n model m\n-state u=1.0\n-d(u)/dt=-u\n+\n+state u = 1.0\n"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), source);
+}
+
+#[test]
+fn fmt_rewrites_idempotently_and_keeps_the_ast() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(corpus_file("ok", "multiline.pode")).unwrap();
+    let path = temp_file(&dir, "multiline.pode", &source);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let out = pnodec(&["fmt", path_str(&path)]);
+    assert_exit(&out, 0);
+    let first = std::fs::read_to_string(&path).unwrap();
+    assert_ne!(first, source);
+    assert_eq!(
+        pnode_grammar::parse(&first).model.without_spans(),
+        pnode_grammar::parse(&source).model.without_spans()
+    );
+    assert_exit(&pnodec(&["fmt", path_str(&path)]), 0);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+    assert_exit(&pnodec(&["fmt", "--check", path_str(&path)]), 0);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn fmt_never_rewrites_a_file_with_syntax_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(corpus_file("err", "two_broken_items.pode")).unwrap();
+    let path = temp_file(&dir, "broken.pode", &source);
+    for args in [&["fmt"][..], &["fmt", "--allow-comment-loss"]] {
+        let mut args = args.to_vec();
+        args.push(path_str(&path));
+        let out = pnodec(&args);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("error[P001]"), "{stderr}");
+        assert!(stderr.contains("not formatted"), "{stderr}");
+        assert_eq!(std::fs::read(&path).unwrap(), source.as_bytes());
+    }
+}
+
+#[test]
+fn fmt_refuses_to_drop_comments_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(corpus_file("ok", "comments.pode")).unwrap();
+    let path = temp_file(&dir, "comments.pode", &source);
+    let out = pnodec(&["fmt", path_str(&path)]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("lines 4, 6, 7, 8, 11, 12"), "{stderr}");
+    assert!(stderr.contains("--allow-comment-loss"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), source);
+
+    let out = pnodec(&["fmt", "--allow-comment-loss", path_str(&path)]);
+    assert_exit(&out, 0);
+    let formatted = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        formatted.starts_with("# The model's doc comment.\n"),
+        "{formatted}"
+    );
+    assert!(!formatted.contains("trailing"), "{formatted}");
+}
+
+#[test]
+fn fmt_stdin_to_stdout() {
+    let out = pnodec_stdin(&["fmt", "-"], Some("model m\nstate u=1.0\n"));
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "model m\n\nstate u = 1.0\n");
+    let out = pnodec_stdin(&["fmt", "-"], Some("model m\n\nstate u = 1.0\n"));
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "model m\n\nstate u = 1.0\n");
+    let out = pnodec_stdin(&["fmt", "-"], Some("model m\nstate u = \n"));
+    assert_exit(&out, 1);
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).contains("<stdin>:2:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn emit_ast() {
+    let file = corpus_file("ok", "minimal.pode");
+    let out = pnodec(&["emit", "--ast", path_str(&file)]);
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("Model {"), "{stdout}");
+    assert!(stdout.contains("span: Span"), "{stdout}");
+    let out = pnodec(&["emit", "--ast=dsl", path_str(&file)]);
+    assert_exit(&out, 0);
+    let source = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        pnode_grammar::print(&pnode_grammar::parse(&source).model)
+    );
+    let out = pnodec(&["emit", "--ast", path_str(&corpus_file("err", "du_dt.pode"))]);
+    assert_exit(&out, 1);
+    assert_eq!(text(&out.stdout), "");
+}
+
+#[test]
+fn check_rejects_every_semantic_error_at_its_position() {
+    for file in corpus("err-semantic") {
+        let source = std::fs::read_to_string(&file).unwrap();
+        let positions = source
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# error-at: "))
+            .unwrap_or_else(|| panic!("{}: no `# error-at:` line", file.display()));
+        let out = pnodec(&["check", path_str(&file)]);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("error[I0"), "{}: {stderr}", file.display());
+        for pos in positions.split(',').map(str::trim) {
+            let location = format!("{}:{pos}", file.display());
+            assert!(
+                stderr.contains(&location),
+                "{location} not in stderr:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn warnings_alone_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(
+        &dir,
+        "w.pode",
+        "model w\nstate u = 1.0\nparam k = 0.5\nd(u)/dt = -u\n",
+    );
+    let out = pnodec(&["check", path_str(&path)]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("warning[W"), "{stderr}");
+    assert!(stderr.contains("w.pode:3:7"), "{stderr}");
+    assert!(text(&out.stdout).ends_with("— ok (1 warning)\n"));
+}
+
+#[test]
+fn check_reads_stdin() {
+    let out = pnodec_stdin(
+        &["check", "-"],
+        Some("model s\nstate u = 1.0\nd(u)/dt = -u\n"),
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        text(&out.stdout),
+        "model `s`: 1 state (u), 0 parameters, no solve block — ok\n"
+    );
+    let out = pnodec_stdin(
+        &["check", "-"],
+        Some("model s\nstate u = 1.0\nd(u)/dt = -v\n"),
+    );
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("<stdin>:3:12"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The rendered diagnostics of a few files, run from the corpus folder so that the paths
+/// in the snapshot are relative.
+#[test]
+fn rendered_diagnostics_snapshot() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
+    let mut all = String::new();
+    for file in [
+        "err/header_not_first.pode",
+        "err/unknown_option.pode",
+        "err/two_broken_items.pode",
+        "err-semantic/several_errors.pode",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pnodec"))
+            .args(["check", "--color=never", file])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert_exit(&out, 1);
+        all += &format!("$ pnodec check {file}\n{}\n", text(&out.stderr));
+    }
+    insta::assert_snapshot!("rendered_diagnostics", all);
+}
+
+#[test]
+fn emit_ir_of_lotka_volterra() {
+    let file = corpus_file("ok", "lotka_volterra.pode");
+    let out = pnodec(&["emit", "--ir", path_str(&file)]);
+    assert_exit(&out, 0);
+    insta::assert_snapshot!("emit_ir_lotka_volterra", text(&out.stdout));
+}
+
+#[test]
+fn emit_jvp_and_vjp() {
+    for name in ["lotka_volterra.pode", "van_der_pol.pode", "spiral_mlp.pode"] {
+        let file = corpus_file("ok", name);
+        let ir = text(&pnodec(&["emit", "--ir", path_str(&file)]).stdout);
+        for (flag, extra) in [("--jvp", ", v: "), ("--vjp", ", w: ")] {
+            let out = pnodec(&["emit", flag, path_str(&file)]);
+            assert_exit(&out, 0);
+            let stdout = text(&out.stdout);
+            assert!(stdout.starts_with("fn(t, u: "), "{name} {flag}: {stdout}");
+            assert!(stdout.contains(extra), "{name} {flag}: {stdout}");
+            assert!(stdout.contains("  return %"), "{name} {flag}: {stdout}");
+            assert!(stdout.trim_end().ends_with('}'), "{name} {flag}: {stdout}");
+            assert!(stdout.lines().count() > 3, "{name} {flag}: {stdout}");
+            assert_ne!(stdout, ir);
+        }
+    }
+    let out = pnodec(&[
+        "emit",
+        "--vjp",
+        path_str(&corpus_file("err-semantic", "unknown_name.pode")),
+    ]);
+    assert_exit(&out, 1);
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains("error[I001]"));
+}
+
+#[test]
+fn emit_ast_needs_only_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "m.pode", "model m\nstate u = 1.0\nd(u)/dt = v\n");
+    let out = pnodec(&["emit", "--ast=dsl", path_str(&path)]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        text(&out.stdout),
+        "model m\n\nstate u = 1.0\n\nd(u)/dt = v\n"
+    );
+    let out = pnodec(&["emit", "--ir", path_str(&path)]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("m.pode:3:11"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn fmt_follows_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = temp_file(&dir, "real.pode", "model m\nstate u=1.0\n");
+    let link = dir.path().join("link.pode");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_exit(&pnodec(&["fmt", path_str(&link)]), 0);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "model m\n\nstate u = 1.0\n"
+    );
+}
