@@ -686,3 +686,55 @@ fn pathological_inputs_finish() {
         );
     }
 }
+
+/// Expressions as deep as the parser allows lower on a small thread stack (the lowering's
+/// recursion runs on a grown stack).
+#[test]
+fn deep_expressions_on_a_small_stack() {
+    let depth = pnode_grammar::MAX_EXPR_DEPTH - 16;
+    let calls = pnode_grammar::MAX_EXPR_DEPTH / 2 - 8;
+    let cases = [
+        (
+            format!("state u = 0.5\nd(u)/dt = {}u", "-".repeat(depth)),
+            0,
+        ),
+        (
+            format!("state u = 0.5\nd(u)/dt = {}", vec!["u"; depth].join(" ^ ")),
+            0,
+        ),
+        (
+            format!(
+                "state u = 0.5\nd(u)/dt = {}u{}",
+                "tanh(".repeat(calls),
+                ")".repeat(calls)
+            ),
+            0,
+        ),
+        (
+            format!(
+                "state u = 0.5\nloss = {}\nd(u)/dt = u",
+                vec!["mse(u, 1)"; depth].join(" - ")
+            ),
+            0,
+        ),
+        (
+            format!(
+                "state u = 0.5\nd(u)/dt = {}u{}",
+                "[".repeat(4),
+                "]".repeat(4)
+            ),
+            1,
+        ),
+    ];
+    for (src, expected) in cases {
+        let handle = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let (s, l) = lower_body(&src);
+                let _ = rendered(&s, &l);
+                l.diagnostics.iter().filter(|d| d.is_error()).count()
+            })
+            .expect("thread");
+        assert_eq!(handle.join().expect("no stack overflow"), expected);
+    }
+}

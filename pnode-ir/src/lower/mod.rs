@@ -170,7 +170,88 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
         scope.layers[i].def = layers::define(&mut cx, layer).ok();
     }
 
-    // Layout, in declaration order.
+    let (states, params) = layout(model, &mut scope, &state_inits, &param_inits, diags);
+    let u_len = states.last().map_or(0, |s| s.offset + s.shape.len());
+    let p_len = params.last().map_or(0, |p| p.offset + p.shape.len());
+
+    // The model's expressions.
+    let mut b = Builder::new(Layout::new(u_len, p_len));
+    lets(&scope, &mut b, diags);
+    let rhs = {
+        let mut cx = Cx {
+            b: &mut b,
+            scope: &scope,
+            diags,
+            mode: Mode::Model,
+        };
+        equations::lower_equations(&mut cx, model)
+    };
+    let rhs = rhs.ok().and_then(|outs| b.finish_rhs(&outs).ok());
+    let loss = model.loss().map(|l| {
+        let mut cx = Cx {
+            b: &mut b,
+            scope: &scope,
+            diags,
+            mode: Mode::Model,
+        };
+        loss::loss(&mut cx, l)
+    });
+    let mut cx = Cx {
+        b: &mut cb,
+        scope: &scope,
+        diags,
+        mode: Mode::Const,
+    };
+    let solve = model.solve().map(|blk| options::solve(&mut cx, blk));
+    let train = model.train().map(|blk| options::train(&mut cx, blk));
+    if let Some(t) = model.train() {
+        let head = Span::new(t.span.start, t.span.start + "train".len());
+        if model.loss().is_none() {
+            diags.push(
+                error_at(
+                    codes::MISSING,
+                    "training needs a `loss`",
+                    head,
+                    "no loss to minimize",
+                )
+                .with_note("add e.g. `loss = mse(u, data(\"obs.csv\"))`"),
+            );
+        }
+        if model.solve().is_none() {
+            diags.push(
+                error_at(
+                    codes::MISSING,
+                    "training needs a `solve` block",
+                    head,
+                    "no solver",
+                )
+                .with_note("add `solve { method = …, t = …, steps = … }`"),
+            );
+        }
+    }
+    unused_warnings(&scope, &roots(model), diags);
+
+    Some(Program {
+        name: model.name.name.clone(),
+        rhs: rhs?,
+        states,
+        params,
+        solve: transpose(solve)?,
+        loss: transpose(loss)?,
+        train: transpose(train)?,
+    })
+}
+
+/// The layout, in declaration order: the states' offsets in `u`, the `param` items' and the
+/// layers' offsets in `θ`. A declaration that would exceed the limits is an error and is
+/// dropped (its uses are then silent).
+fn layout(
+    model: &Model,
+    scope: &mut Scope,
+    state_inits: &[Option<Initializer>],
+    param_inits: &[Option<Initializer>],
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<StateVar>, Vec<ParamVar>) {
     let (mut states, mut params) = (Vec::new(), Vec::new());
     let (mut u_len, mut p_len) = (0usize, 0usize);
     let too_large = |diags: &mut Vec<Diagnostic>, what: &str, span: Span| {
@@ -262,72 +343,7 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
         }
     }
 
-    // The model's expressions.
-    let mut b = Builder::new(Layout::new(u_len, p_len));
-    lets(&scope, &mut b, diags);
-    let rhs = {
-        let mut cx = Cx {
-            b: &mut b,
-            scope: &scope,
-            diags,
-            mode: Mode::Model,
-        };
-        equations::lower_equations(&mut cx, model)
-    };
-    let rhs = rhs.ok().and_then(|outs| b.finish_rhs(&outs).ok());
-    let loss = model.loss().map(|l| {
-        let mut cx = Cx {
-            b: &mut b,
-            scope: &scope,
-            diags,
-            mode: Mode::Model,
-        };
-        loss::loss(&mut cx, l)
-    });
-    let mut cx = Cx {
-        b: &mut cb,
-        scope: &scope,
-        diags,
-        mode: Mode::Const,
-    };
-    let solve = model.solve().map(|blk| options::solve(&mut cx, blk));
-    let train = model.train().map(|blk| options::train(&mut cx, blk));
-    if let Some(t) = model.train() {
-        let head = Span::new(t.span.start, t.span.start + "train".len());
-        if model.loss().is_none() {
-            diags.push(
-                error_at(
-                    codes::MISSING,
-                    "training needs a `loss`",
-                    head,
-                    "no loss to minimize",
-                )
-                .with_note("add e.g. `loss = mse(u, data(\"obs.csv\"))`"),
-            );
-        }
-        if model.solve().is_none() {
-            diags.push(
-                error_at(
-                    codes::MISSING,
-                    "training needs a `solve` block",
-                    head,
-                    "no solver",
-                )
-                .with_note("add `solve { method = …, t = …, steps = … }`"),
-            );
-        }
-    }
-    unused_warnings(&scope, &roots(model), diags);
-
-    Some(Program {
-        name: model.name.name.clone(),
-        rhs: rhs?,
-        states,
-        params,
-        solve: transpose(solve)?,
-        loss: transpose(loss)?,
-        train: transpose(train)?,
-    })
+    (states, params)
 }
 
 /// `None → Some(None)`, `Some(Ok(x)) → Some(Some(x))`, `Some(Err) → None`.
