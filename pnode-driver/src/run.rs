@@ -171,6 +171,20 @@ impl Run {
         &self.setup
     }
 
+    /// Replace the initial state `u0` (for example to differentiate with respect to it, or to
+    /// continue from a later state).
+    pub fn set_initial_state(&mut self, u0: &[f64]) -> Result<()> {
+        let n = self.setup.program.state_len();
+        if u0.len() != n {
+            return Err(Error::Config {
+                option: "u0",
+                reason: format!("{} values for {n} states", u0.len()),
+            });
+        }
+        self.setup.u0.copy_from_slice(u0);
+        Ok(())
+    }
+
     /// The solver's statistics of the last run.
     pub fn stats(&self) -> Stats {
         dispatch!(&self.solver, s => s.stats())
