@@ -418,7 +418,7 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Table> {
         1 => (count, 1),
         _ => {
             let r = shape[0] as usize;
-            (r, if r == 0 { 0 } else { count / r })
+            (r, count.checked_div(r).unwrap_or(0))
         }
     };
     Ok(Table {
@@ -438,7 +438,7 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f64]) -> std::io::Resul
         _ => format!("({})", dims.join(", ")),
     };
     let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

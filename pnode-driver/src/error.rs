@@ -87,7 +87,7 @@ pub enum Error {
         /// Which function (`"the prediction of fit 1"`, …).
         what: String,
         /// The interpreter's error.
-        source: pnode_ir::Error,
+        source: Box<pnode_ir::Error>,
     },
     /// Training stopped early; `partial` keeps what was done, with the last parameters that
     /// gave a finite loss and gradient.

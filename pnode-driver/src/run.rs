@@ -88,7 +88,7 @@ impl Evaluator {
     fn new(f: &pnode_ir::Function, what: &str) -> Result<Self> {
         let df = vjp(f).map_err(|source| Error::Ir {
             what: format!("the derivative of {what}"),
-            source,
+            source: Box::new(source),
         })?;
         let l = f.layout();
         Ok(Evaluator {
@@ -289,7 +289,7 @@ impl Run {
                 ev.f.eval(t, u, theta, &[], &mut ev.out)
                     .map_err(|source| Error::Ir {
                         what: what(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 let c = fit.weight / (kb * fit.size as f64);
                 let d = &fit.data[k * fit.size..(k + 1) * fit.size];
@@ -318,7 +318,7 @@ impl Run {
                         .eval(t, u, theta, &ev.out, &mut ev.grad)
                         .map_err(|source| Error::Ir {
                             what: format!("the derivative of {}", what()),
-                            source,
+                            source: Box::new(source),
                         })?;
                     accumulate(
                         &ev.grad,
@@ -333,7 +333,7 @@ impl Run {
                 ev.f.eval(t, u, theta, &[], &mut ev.out)
                     .map_err(|source| Error::Ir {
                         what: what.into(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 let term = expr_scale * ev.out[0];
                 if !term.is_finite() {
@@ -349,7 +349,7 @@ impl Run {
                         .eval(t, u, theta, &[expr_scale], &mut ev.grad)
                         .map_err(|source| Error::Ir {
                             what: format!("the derivative of {what}"),
-                            source,
+                            source: Box::new(source),
                         })?;
                     accumulate(
                         &ev.grad,
