@@ -68,6 +68,26 @@ pub struct Trajectory {
 }
 
 impl Trajectory {
+    /// The trajectory as CSV: a header `t,NAME…` (names from [`Setup::state_names`]), then
+    /// one row per output time, numbers in Rust's shortest round-trip form.
+    pub fn to_csv(&self, names: &[String]) -> String {
+        let mut s = String::from("t");
+        for n in names {
+            s.push(',');
+            s.push_str(n);
+        }
+        s.push('\n');
+        for (k, t) in self.times.iter().enumerate() {
+            s.push_str(&t.to_string());
+            for x in self.state(k).unwrap_or(&[]) {
+                s.push(',');
+                s.push_str(&x.to_string());
+            }
+            s.push('\n');
+        }
+        s
+    }
+
     /// `u(t_k)`.
     pub fn state(&self, k: usize) -> Option<&[f64]> {
         self.states

@@ -295,6 +295,46 @@ impl Setup {
     pub fn n_outputs(&self) -> usize {
         self.output_times.len()
     }
+
+    /// A name for every element of the flat state, in order: `u` for a scalar state,
+    /// `u[1]`, `x[0,1]` for tensor elements (row-major).
+    pub fn state_names(&self) -> Vec<String> {
+        let vars = self.program.states.iter().map(|s| (&s.name, &s.shape));
+        element_names(vars, self.program.state_len())
+    }
+
+    /// A name for every element of the flat parameters (as [`Setup::state_names`]).
+    pub fn param_names(&self) -> Vec<String> {
+        let vars = self.program.params.iter().map(|p| (&p.name, &p.shape));
+        element_names(vars, self.program.param_len())
+    }
+}
+
+fn element_names<'a>(
+    vars: impl Iterator<Item = (&'a String, &'a pnode_ir::Shape)>,
+    len: usize,
+) -> Vec<String> {
+    let mut names = Vec::with_capacity(len);
+    for (name, shape) in vars {
+        let dims = shape.dims();
+        if dims.is_empty() {
+            names.push(name.clone());
+            continue;
+        }
+        let mut idx = vec![0usize; dims.len()];
+        for _ in 0..shape.len() {
+            let i: Vec<String> = idx.iter().map(usize::to_string).collect();
+            names.push(format!("{name}[{}]", i.join(",")));
+            for d in (0..dims.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < dims[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+    names
 }
 
 fn init(

@@ -214,3 +214,31 @@ fn data_readers_on_good_files() {
     write_npy(&p("d.npy"), &[], &[4.5]).unwrap();
     assert_eq!(Table::read(&p("d.npy")).unwrap().values, [4.5]);
 }
+
+#[test]
+fn element_names_and_trajectory_csv() {
+    let src = "model m\nstate x[2, 2] = [[1, 2], [3, 4]]\nstate s = 0.5\nparam k = 1.0\nlayer f = linear(1, 2)\nd(x)/dt = -k * x\nd(s)/dt = sum(f([s]))\nsolve { method = euler, t = 0 .. 1, steps = 2, outputs = [0.5, 1] }\n";
+    let (mut run, mut model) = common::run_for(src, Path::new("."));
+    let s = run.setup().clone();
+    assert_eq!(
+        s.state_names(),
+        ["x[0,0]", "x[0,1]", "x[1,0]", "x[1,1]", "s"]
+    );
+    assert_eq!(
+        s.param_names(),
+        [
+            "k",
+            "f.weight[0,0]",
+            "f.weight[1,0]",
+            "f.bias[0]",
+            "f.bias[1]"
+        ]
+    );
+    let mut theta = s.theta0.clone();
+    theta[1..].fill(0.0);
+    let traj = run.solve(&mut model, &theta).unwrap();
+    assert_eq!(
+        traj.to_csv(&s.state_names()),
+        "t,x[0,0],x[0,1],x[1,0],x[1,1],s\n0.5,0.5,1,1.5,2,0.5\n1,0.25,0.5,0.75,1,0.5\n"
+    );
+}
