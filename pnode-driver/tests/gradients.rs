@@ -160,3 +160,45 @@ train { optimizer = adam(lr = 1e-3), seed = 3 }
         1e-6,
     );
 }
+
+#[test]
+fn minibatch_losses_restrict_the_sums_to_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("{LV}loss = mse(u, data(\"obs.csv\")) + 0.5 * sum(theta * theta) * u[0]\n");
+    synthesize(&compile(&src), dir.path(), Some(&[1.5, 1.0, 3.0, 1.0]), 0.1);
+    let (mut run, mut model) = run_for(&src, dir.path());
+    let theta = [1.4, 1.1, 2.9, 0.95];
+    let all: Vec<usize> = (0..11).collect();
+    let full = run.loss_and_grad(&mut model, &theta).unwrap();
+    assert_eq!(
+        run.loss_and_grad_batch(&mut model, &theta, Some(&all))
+            .unwrap(),
+        full
+    );
+    assert_eq!(run.loss(&mut model, &theta).unwrap(), full.0);
+    // Batch {k}: the fit is the mean over that time only, the other term is scaled by K.
+    let traj = run.solve(&mut model, &theta).unwrap();
+    let data = &run.setup().fits[0].data;
+    let k = 4;
+    let u = traj.state(k).unwrap();
+    let fit = ((u[0] - data[2 * k]).powi(2) + (u[1] - data[2 * k + 1]).powi(2)) / 2.0;
+    let sq: f64 = theta.iter().map(|x| x * x).sum();
+    let (l, _) = run
+        .loss_and_grad_batch(&mut model, &theta, Some(&[k]))
+        .unwrap();
+    assert!(
+        (l - (fit + 11.0 * 0.5 * sq * u[0])).abs() < 1e-12 * l.abs(),
+        "{l}"
+    );
+    assert!(
+        run.loss_and_grad_batch(&mut model, &theta, Some(&[11]))
+            .is_err()
+    );
+}
+
+#[test]
+fn errors_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<pnode_driver::Error>();
+    send_sync::<pnode_driver::Run>();
+}
