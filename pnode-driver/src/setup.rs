@@ -22,10 +22,25 @@
 //! never interpolated; a time within `1e-10 · (t1 − t0)` of a grid point is that point.
 //! [`Setup::notes`] says when this happened.
 //!
+//! # Data files
+//!
+//! Paths are relative to `base_dir` (the model file's directory); formats in [`crate::data`].
+//!
+//! * initial values `data("x0.npy")`: exactly as many numbers (after `column = k`) as the
+//!   state or parameter has elements, taken row-major whatever the file's own shape;
+//! * output times `outputs = data("t.csv")`: one column (or `column = k`), strictly
+//!   increasing, inside the time span;
+//! * loss data `mse(p, data("obs.csv"))`: `K` rows (row `k` observes output time `k`) × `n`
+//!   columns (`n` = number of elements of the prediction `p`), or a single column (the file's
+//!   only one, or `column = k`) of `K · n` numbers, row-major over (output time, element).
+//!
+//! Any other size is [`Error::DataShape`] naming the file and both sizes.
+//!
 //! Random initializers (`normal`, `xavier`, the layers' uniform default) draw from one
 //! ChaCha20 generator seeded with the seed (the override, else `train { seed }`, else 0),
 //! states first, then parameters, each in declaration order, each tensor row-major: the same
-//! seed always gives the same `u0` and `θ0`.
+//! seed always gives the same `u0` and `θ0`. `xavier` on a tensor of rank below 2 takes
+//! `fan_in = fan_out =` its length (1 for a scalar).
 
 use std::path::{Path, PathBuf};
 
