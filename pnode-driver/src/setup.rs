@@ -433,11 +433,11 @@ fn grid_times(steps: &Steps, t0: f64, t1: f64) -> Result<Vec<f64>> {
             .to_vec(),
         Steps::Logspace { start, end, count } => {
             let c = self::count("steps", *count)?;
-            if c < 2 || !(*start > t0 && start < end) {
+            if c < 2 || !(*start > 0.0 && *start > t0 && start < end) {
                 return Err(config(
                     "steps",
                     format!(
-                        "logspace({start}, {end}, {count}) needs t0 < start < end and at least \
+                        "logspace({start}, {end}, {count}) needs 0 < start, t0 < start < end and at least \
                          2 points"
                     ),
                 ));
