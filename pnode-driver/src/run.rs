@@ -1,0 +1,395 @@
+//! [`Run`]: a [`Setup`] with its solver built, running forward solves, losses and gradients
+//! for any model backend `M: Rhs + RhsJvp + RhsVjp`.
+//!
+//! # The loss and its gradient
+//!
+//! With outputs `u_k = u(t_k)`, `k = 1 … K`, the loss is
+//!
+//! ```text
+//! L(θ) = Σ_j  w_j/(K n_j) Σ_k Σ_i  m(p_j(t_k, u_k, θ)_i − d_{j,k,i})  +  Σ_k ℓ(t_k, u_k, θ)
+//! ```
+//!
+//! over the data fits `j` (weight `w_j`, prediction `p_j` with `n_j` elements, observations
+//! `d_j`; `m(r) = r²` for mse, `|r|` for mae) and the remaining terms `ℓ` (the
+//! [`LossSpec::expr`](pnode_ir::lower::LossSpec) function). Its total derivative is
+//!
+//! ```text
+//! dL/dθ = μ + Σ_k (∂ℓ/∂θ + Σ_j p_{j,θ}ᵀ c_{j,k})(t_k)       (the explicit θ-dependence)
+//! ∂L/∂u_k = ∂ℓ/∂u(t_k, u_k, θ) + Σ_j p_{j,u}(t_k, u_k, θ)ᵀ c_{j,k}
+//! c_{j,k,i} = w_j/(K n_j) · m'(r_{j,k,i}),   m'(r) = 2r (mse), sign(r) (mae; 0 at r = 0)
+//! ```
+//!
+//! where `μ` is the runtime's discrete-adjoint parameter gradient driven by `∂L/∂u_k` (the
+//! runtime only sees the loss through `∂L/∂u_k`, so the explicit θ part is added here). The
+//! products `p_uᵀ c, p_θᵀ c` and `(ℓ_u, ℓ_θ)` are one evaluation each of the symbolic VJPs
+//! [`pnode_ir::vjp`] of the prediction and of `ℓ` (with cotangent `c`, resp. `1`).
+//!
+//! A minibatch `S ⊂ {1 … K}` replaces `K` by `|S|` and sums only over `k ∈ S`; the `ℓ` terms
+//! are scaled by `K/|S|`, so both parts are unbiased estimates of the full loss.
+
+use pnode_ir::lower::Metric;
+use pnode_ir::{Interpreter, vjp};
+use pnode_runtime::{
+    DirkStepper, ErkStepper, Gradient, Rhs, RhsJvp, RhsVjp, Solver, Stats, ThetaStepper,
+};
+
+use crate::error::{Error, Result};
+use crate::setup::{MethodChoice, Setup};
+
+/// The solver of one of the three stepper families.
+#[derive(Debug, Clone)]
+enum AnySolver {
+    Erk(Solver<ErkStepper>),
+    Theta(Solver<ThetaStepper>),
+    Dirk(Solver<DirkStepper>),
+}
+
+macro_rules! dispatch {
+    ($s:expr, $v:ident => $e:expr) => {
+        match $s {
+            AnySolver::Erk($v) => $e,
+            AnySolver::Theta($v) => $e,
+            AnySolver::Dirk($v) => $e,
+        }
+    };
+}
+
+/// The solution at the output times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trajectory {
+    /// The output times `t_1 … t_K`.
+    pub times: Vec<f64>,
+    /// `K × n` row-major: row `k` is `u(t_k)`.
+    pub states: Vec<f64>,
+    /// State length `n`.
+    pub state_len: usize,
+    /// The solver's statistics of this solve.
+    pub stats: Stats,
+}
+
+impl Trajectory {
+    /// The trajectory as CSV: a header `t,NAME…` (names from [`Setup::state_names`]), then
+    /// one row per output time, numbers in Rust's shortest round-trip form.
+    pub fn to_csv(&self, names: &[String]) -> String {
+        let mut s = String::from("t");
+        for n in names {
+            s.push(',');
+            s.push_str(n);
+        }
+        s.push('\n');
+        for (k, t) in self.times.iter().enumerate() {
+            s.push_str(&t.to_string());
+            for x in self.state(k).unwrap_or(&[]) {
+                s.push(',');
+                s.push_str(&x.to_string());
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// `u(t_k)`.
+    pub fn state(&self, k: usize) -> Option<&[f64]> {
+        self.states
+            .get(k * self.state_len..(k + 1) * self.state_len)
+    }
+}
+
+/// One loss function with its VJP, interpreted.
+#[derive(Debug, Clone)]
+struct Evaluator {
+    f: Interpreter,
+    df: Interpreter,
+    out: Vec<f64>,
+    grad: Vec<f64>,
+}
+
+impl Evaluator {
+    fn new(f: &pnode_ir::Function, what: &str) -> Result<Self> {
+        let df = vjp(f).map_err(|source| Error::Ir {
+            what: format!("the derivative of {what}"),
+            source: Box::new(source),
+        })?;
+        let l = f.layout();
+        Ok(Evaluator {
+            out: vec![0.0; f.output_len()],
+            grad: vec![0.0; l.state + l.param],
+            f: Interpreter::new(f),
+            df: Interpreter::new(&df),
+        })
+    }
+}
+
+/// A [`Setup`] ready to run: the solver (all buffers allocated) and the loss evaluators.
+#[derive(Debug, Clone)]
+pub struct Run {
+    setup: Setup,
+    solver: AnySolver,
+    fits: Vec<Evaluator>,
+    expr: Option<Evaluator>,
+    dl_du: Vec<f64>,
+    dl_dp: Vec<f64>,
+}
+
+impl Run {
+    /// Build the solver for `model` (whose sizes must be the program's).
+    pub fn new<M: Rhs + RhsJvp + RhsVjp>(setup: Setup, model: &M) -> Result<Run> {
+        let (n, np) = (setup.program.state_len(), setup.program.param_len());
+        if model.state_len() != n || model.param_len() != np {
+            return Err(Error::Config {
+                option: "model",
+                reason: format!(
+                    "the model has {} states and {} parameters, the program {n} and {np}",
+                    model.state_len(),
+                    model.param_len()
+                ),
+            });
+        }
+        let (grid, outs, ck) = (
+            setup.grid.clone(),
+            &setup.output_times,
+            setup.checkpointing.clone(),
+        );
+        let solver = match &setup.method {
+            MethodChoice::Explicit(t) => {
+                AnySolver::Erk(Solver::explicit(t.clone(), model, grid, outs, ck)?)
+            }
+            MethodChoice::Theta { theta, newton } => {
+                let s = ThetaStepper::new(*theta, n, np, *newton)?;
+                AnySolver::Theta(Solver::new(s, model, grid, outs, ck)?)
+            }
+            MethodChoice::Dirk { tableau, newton } => {
+                let s = DirkStepper::new(tableau.clone(), n, np, *newton)?;
+                AnySolver::Dirk(Solver::new(s, model, grid, outs, ck)?)
+            }
+        };
+        let fits = setup
+            .fits
+            .iter()
+            .enumerate()
+            .map(|(j, f)| {
+                Evaluator::new(&f.prediction, &format!("the prediction of fit {}", j + 1))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let expr = match &setup.expr {
+            Some(e) => Some(Evaluator::new(e, "the loss expression")?),
+            None => None,
+        };
+        let k = setup.n_outputs();
+        Ok(Run {
+            solver,
+            fits,
+            expr,
+            dl_du: vec![0.0; k * n],
+            dl_dp: vec![0.0; np],
+            setup,
+        })
+    }
+
+    /// The setup.
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    /// Replace the initial state `u0` (for example to differentiate with respect to it, or to
+    /// continue from a later state).
+    pub fn set_initial_state(&mut self, u0: &[f64]) -> Result<()> {
+        let n = self.setup.program.state_len();
+        if u0.len() != n {
+            return Err(Error::Config {
+                option: "u0",
+                reason: format!("{} values for {n} states", u0.len()),
+            });
+        }
+        self.setup.u0.copy_from_slice(u0);
+        Ok(())
+    }
+
+    /// The solver's statistics of the last run.
+    pub fn stats(&self) -> Stats {
+        dispatch!(&self.solver, s => s.stats())
+    }
+
+    /// Solve forward from the setup's `u0` with parameters `theta`.
+    pub fn solve<M: Rhs + RhsJvp + RhsVjp>(
+        &mut self,
+        model: &mut M,
+        theta: &[f64],
+    ) -> Result<Trajectory> {
+        let u0 = &self.setup.u0;
+        let states = dispatch!(&mut self.solver, s => s.solve(model, u0, theta)?.to_vec());
+        Ok(Trajectory {
+            times: self.setup.output_times.clone(),
+            states,
+            state_len: self.setup.program.state_len(),
+            stats: self.stats(),
+        })
+    }
+
+    /// The loss at `theta` (a forward solve without checkpoints).
+    pub fn loss<M: Rhs + RhsJvp + RhsVjp>(&mut self, model: &mut M, theta: &[f64]) -> Result<f64> {
+        self.require_loss("a loss value")?;
+        let u0 = &self.setup.u0;
+        dispatch!(&mut self.solver, s => { s.solve(model, u0, theta)?; });
+        self.assemble(theta, None, false)
+    }
+
+    /// The loss and its gradient at `theta` over all output times; see the
+    /// [module docs](self) for the formulas.
+    pub fn loss_and_grad<M: Rhs + RhsJvp + RhsVjp>(
+        &mut self,
+        model: &mut M,
+        theta: &[f64],
+    ) -> Result<(f64, Gradient)> {
+        self.loss_and_grad_batch(model, theta, None)
+    }
+
+    /// The loss and gradient over the output times `batch` (indices, each at most once) only,
+    /// or over all of them when `None`.
+    pub fn loss_and_grad_batch<M: Rhs + RhsJvp + RhsVjp>(
+        &mut self,
+        model: &mut M,
+        theta: &[f64],
+        batch: Option<&[usize]>,
+    ) -> Result<(f64, Gradient)> {
+        self.require_loss("a gradient")?;
+        let u0 = &self.setup.u0;
+        dispatch!(&mut self.solver, s => { s.forward(model, u0, theta)?; });
+        let value = self.assemble(theta, batch, true)?;
+        let dl_du = std::mem::take(&mut self.dl_du);
+        let g = dispatch!(&mut self.solver, s => s.backward(model, &dl_du));
+        self.dl_du = dl_du;
+        let mut g = g?;
+        for (d, e) in g.dp.iter_mut().zip(&self.dl_dp) {
+            *d += e;
+        }
+        Ok((value, g))
+    }
+
+    fn require_loss(&self, what: &'static str) -> Result<()> {
+        if self.setup.program.loss.is_none() {
+            return Err(Error::NoLoss {
+                model: self.setup.program.name.clone(),
+                what,
+            });
+        }
+        Ok(())
+    }
+
+    /// The loss on the solver's outputs; with `grad`, also `∂L/∂u_k` into `self.dl_du` and
+    /// the explicit `∂L/∂θ` into `self.dl_dp`.
+    fn assemble(&mut self, theta: &[f64], batch: Option<&[usize]>, grad: bool) -> Result<f64> {
+        let n = self.setup.program.state_len();
+        let k_all = self.setup.n_outputs();
+        let all: Vec<usize>;
+        let ks: &[usize] = match batch {
+            Some(b) => b,
+            None => {
+                all = (0..k_all).collect();
+                &all
+            }
+        };
+        if let Some(&bad) = ks.iter().find(|&&k| k >= k_all) {
+            return Err(Error::Config {
+                option: "batch_size",
+                reason: format!("output index {bad} of a batch, but there are {k_all} outputs"),
+            });
+        }
+        let kb = ks.len().max(1) as f64;
+        let expr_scale = k_all as f64 / kb;
+        self.dl_du.fill(0.0);
+        self.dl_dp.fill(0.0);
+        let outputs: &[f64] = dispatch!(&self.solver, s => s.outputs());
+        let mut total = 0.0;
+        for &k in ks {
+            let t = self.setup.output_times[k];
+            let u = &outputs[k * n..(k + 1) * n];
+            for (j, (ev, fit)) in self.fits.iter_mut().zip(&self.setup.fits).enumerate() {
+                let what = || format!("the prediction of fit {}", j + 1);
+                ev.f.eval(t, u, theta, &[], &mut ev.out)
+                    .map_err(|source| Error::Ir {
+                        what: what(),
+                        source: Box::new(source),
+                    })?;
+                let c = fit.weight / (kb * fit.size as f64);
+                let d = &fit.data[k * fit.size..(k + 1) * fit.size];
+                let mut term = 0.0;
+                for (p, &di) in ev.out.iter_mut().zip(d) {
+                    let r = *p - di;
+                    let (m, dm) = match fit.metric {
+                        Metric::Mse => (r * r, 2.0 * r),
+                        Metric::Mae => (r.abs(), if r == 0.0 { 0.0 } else { r.signum() }),
+                    };
+                    term += m;
+                    // The cotangent c·m'(r) replaces the prediction in `out`.
+                    *p = c * dm;
+                }
+                let term = c * term;
+                if !term.is_finite() {
+                    return Err(Error::NonFiniteLoss {
+                        value: term,
+                        term: format!("fit {} ({:?})", j + 1, fit.metric),
+                        t,
+                    });
+                }
+                total += term;
+                if grad {
+                    ev.df
+                        .eval(t, u, theta, &ev.out, &mut ev.grad)
+                        .map_err(|source| Error::Ir {
+                            what: format!("the derivative of {}", what()),
+                            source: Box::new(source),
+                        })?;
+                    accumulate(
+                        &ev.grad,
+                        n,
+                        &mut self.dl_du[k * n..(k + 1) * n],
+                        &mut self.dl_dp,
+                    );
+                }
+            }
+            if let Some(ev) = &mut self.expr {
+                let what = "the loss expression";
+                ev.f.eval(t, u, theta, &[], &mut ev.out)
+                    .map_err(|source| Error::Ir {
+                        what: what.into(),
+                        source: Box::new(source),
+                    })?;
+                let term = expr_scale * ev.out[0];
+                if !term.is_finite() {
+                    return Err(Error::NonFiniteLoss {
+                        value: term,
+                        term: "the non-fit terms".into(),
+                        t,
+                    });
+                }
+                total += term;
+                if grad {
+                    ev.df
+                        .eval(t, u, theta, &[expr_scale], &mut ev.grad)
+                        .map_err(|source| Error::Ir {
+                            what: format!("the derivative of {what}"),
+                            source: Box::new(source),
+                        })?;
+                    accumulate(
+                        &ev.grad,
+                        n,
+                        &mut self.dl_du[k * n..(k + 1) * n],
+                        &mut self.dl_dp,
+                    );
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// `(gu, gp)` of one VJP evaluation added to `∂L/∂u_k` and the explicit `∂L/∂θ`.
+fn accumulate(g: &[f64], n: usize, du: &mut [f64], dp: &mut [f64]) {
+    for (a, b) in du.iter_mut().zip(&g[..n]) {
+        *a += b;
+    }
+    for (a, b) in dp.iter_mut().zip(&g[n..]) {
+        *a += b;
+    }
+}
