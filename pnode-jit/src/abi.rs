@@ -17,7 +17,7 @@
 //! | JVP | unused | state | tangent `v` | `f_u v` |
 //! | VJP | unused | state | cotangent `w` | `[f_uᵀ w, f_θᵀ w]` |
 //! | ERK step | step | `u_n` | unused | `u_{n+1}` |
-//! | ERK step keeping stages | step | `u_n` | unused | `[u_{n+1}, Y_1, …, Y_s]` |
+//! | ERK step keeping stages | step | `u_n` | unused | `[Y_1, …, Y_s]`; `u_{n+1}` in `scratch[..n]` |
 //! | ERK stage recomputation | step | `u_n` | unused | `[Y_1, …, Y_s]` |
 //! | ERK adjoint step | step | `[Y_1, …, Y_s]` | `λ_{n+1}` | `[λ_n, μ]`, `μ` read and updated |
 //!
@@ -248,6 +248,14 @@ pub(crate) struct Code {
     _pool: Pool,
     fns: Vec<(KernelFn, Lens)>,
 }
+
+// SAFETY: after `finalize_definitions` nothing mutates the module, its executable memory or
+// the pool: kernels are pure functions of their arguments and only read the pool, so sharing
+// or sending `Code` between threads is sound. The module is touched again only by `Drop`, which
+// has exclusive access.
+unsafe impl Send for Code {}
+// SAFETY: see `Send` above; `&Code` only reads immutable data.
+unsafe impl Sync for Code {}
 
 impl std::fmt::Debug for Code {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -181,8 +181,17 @@ fn define_forward(jb: &mut JitBuild, plan: &Plan<'_>, kind: Forward) -> Result<u
         let mut e = Emit::new(fb, sv, scratch);
         let out_len = match kind {
             Forward::Step => n,
-            Forward::Keep => n + s * n,
-            Forward::Recompute => s * n,
+            Forward::Keep | Forward::Recompute => s * n,
+        };
+        // The step that keeps its stages writes them to `out` and `u_{n+1}` to the first `n`
+        // elements of scratch (allocated first, so at offset 0).
+        let next_dst = match kind {
+            Forward::Keep => e.alloc(n)?,
+            _ => Val::Mem {
+                base: out,
+                off: 0,
+                len: n,
+            },
         };
         let outv = Val::Mem {
             base: out,
@@ -191,10 +200,10 @@ fn define_forward(jb: &mut JitBuild, plan: &Plan<'_>, kind: Forward) -> Result<u
         };
         match kind {
             Forward::Step | Forward::Keep => {
-                let sink = matches!(kind, Forward::Keep).then(|| outv.slice(n, s * n));
+                let sink = matches!(kind, Forward::Keep).then(|| outv.clone());
                 let (uv, ks) = emit_stages(&mut e, plan, [t, h, u, p], Some(s - 1), sink.as_ref())?;
                 let next = lincomb(&mut e, &uv, h, &plan.co.b, &ks)?;
-                e.copy(&outv.slice(0, n), &next)?;
+                e.copy(&next_dst, &next)?;
             }
             Forward::Recompute => {
                 // K of the last stage is not needed: the adjoint uses the stage inputs only.
@@ -405,7 +414,6 @@ pub struct JitErkStepper {
     recompute: Kernel,
     adjoint: Kernel,
     scratch: Vec<f64>,
-    keep_buf: Vec<f64>,
     adj_out: Vec<f64>,
     compile_time: Duration,
 }
@@ -448,7 +456,6 @@ impl JitErkStepper {
             recompute,
             adjoint,
             scratch: vec![0.0; scratch],
-            keep_buf: vec![0.0; (s + 1) * n],
             adj_out: vec![0.0; n + np],
             compile_time: start.elapsed(),
         })
@@ -535,18 +542,17 @@ impl<M: Rhs + ?Sized> ForwardStepper<M> for JitErkStepper {
                 .map_err(rt)?,
             Some(st) => {
                 let n = self.n;
-                self.keep
-                    .call(at.t, at.h, u, p, &[], &mut self.keep_buf, &mut self.scratch)
-                    .map_err(rt)?;
-                if u_next.len() != n || st.len() != self.s * n {
+                if u_next.len() != n {
                     return Err(RtError::LengthMismatch {
-                        what: "stage values",
-                        expected: self.s * n,
-                        found: st.len(),
+                        what: "next state",
+                        expected: n,
+                        found: u_next.len(),
                     });
                 }
-                u_next.copy_from_slice(&self.keep_buf[..n]);
-                st.copy_from_slice(&self.keep_buf[n..]);
+                self.keep
+                    .call(at.t, at.h, u, p, &[], st, &mut self.scratch)
+                    .map_err(rt)?;
+                u_next.copy_from_slice(&self.scratch[..n]);
             }
         }
         stats.rhs_evals += self.s as u64;

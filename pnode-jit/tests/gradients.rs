@@ -57,7 +57,8 @@ fn check(m: &Model, tableau: Tableau, n_steps: usize, t1: f64) -> f64 {
     let (n, np) = (m.u.len(), m.p.len());
     let erk = || pnode_runtime::ErkStepper::new(tableau.clone(), n, np);
     let fused = JitErkStepper::new(tableau.clone(), &m.f).unwrap();
-    let (l_ref, g_ref, stats_ref) = run(erk(), &mut ir, m, &grid, &outputs, Checkpointing::StoreAll);
+    let (l_ref, g_ref, stats_ref) =
+        run(erk(), &mut ir, m, &grid, &outputs, Checkpointing::StoreAll);
     let mut worst = 0.0f64;
     let mut first: Option<Gradient> = None;
     for mode in schedules() {
@@ -213,11 +214,17 @@ fn esdirk3_on_van_der_pol_with_jit_model() {
     let mut ir = IrModel::new(&m.f).unwrap();
     let mut jit = JitModel::new(&m.f).unwrap();
     let dirk = || {
-        pnode_runtime::DirkStepper::new(pnode_runtime::DirkTableau::esdirk3(), 2, 1, TIGHT)
-            .unwrap()
+        pnode_runtime::DirkStepper::new(pnode_runtime::DirkTableau::esdirk3(), 2, 1, TIGHT).unwrap()
     };
     let (_, g_ref, _) = run(dirk(), &mut ir, &m, &grid, &[1.0], Checkpointing::StoreAll);
-    let (_, g, _) = run(dirk(), &mut jit, &m, &grid, &[1.0], Checkpointing::SolutionOnly);
+    let (_, g, _) = run(
+        dirk(),
+        &mut jit,
+        &m,
+        &grid,
+        &[1.0],
+        Checkpointing::SolutionOnly,
+    );
     let e = grad_err(&g, &g_ref);
     assert!(e <= 1e-12, "{e:e}");
 }
