@@ -123,8 +123,35 @@ fn jit_model_matches_the_interpreter_model() {
         jit.vjp(m.t, &m.u, &m.p, &v, &mut hu, &mut hp);
         assert!(rel_max(&hu, &gu) <= 1e-12, "{}", m.name);
         assert!(rel_max(&hp, &gp) <= 1e-12, "{}", m.name);
+        let fused = JitErkStepper::new(Tableau::dopri5(), &m.f).unwrap();
+        eprintln!(
+            "{:<16} compile: JitModel {:.2} ms, fused dopri5 {:.2} ms",
+            m.name,
+            jit.compile_time().as_secs_f64() * 1e3,
+            fused.compile_time().as_secs_f64() * 1e3
+        );
         assert!(jit.compile_time().as_secs_f64() > 0.0);
     }
+}
+
+#[test]
+fn compiled_code_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<CompiledFn>();
+    send_sync::<JitModel>();
+    send_sync::<JitErkStepper>();
+    let m = mlp_tanh();
+    let mut jit = JitModel::new(&m.f).unwrap();
+    let mut a = vec![0.0; m.u.len()];
+    jit.rhs(0.0, &m.u, &m.p, &mut a);
+    let b = std::thread::spawn(move || {
+        let mut b = vec![0.0; m.u.len()];
+        jit.rhs(0.0, &m.u, &m.p, &mut b);
+        b
+    })
+    .join()
+    .unwrap();
+    assert!(same_bits(&a, &b));
 }
 
 #[test]
