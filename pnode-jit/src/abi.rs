@@ -24,7 +24,10 @@
 //! `p` is always the flat parameter vector `θ`. `scratch` is the kernel's working memory (its
 //! layout table says where each tensor lives); it need not be initialized and nothing in it
 //! survives a call. The generated code reads and writes exactly the lengths recorded in
-//! [`Lens`], which [`Kernel::call`] checks before every call.
+//! [`Lens`], which the crate's safe wrappers check before every call.
+//!
+//! Set the environment variable `PNODE_JIT_DUMP` to print every kernel's Cranelift IR and
+//! machine code to standard error as it is compiled.
 #![allow(unsafe_code)]
 
 use crate::error::{Error, Result};
@@ -211,7 +214,18 @@ impl JitBuild {
             fb.finalize(frontend);
             lens?
         };
+        let dump = std::env::var_os("PNODE_JIT_DUMP").is_some();
+        if dump {
+            eprintln!(
+                "; pnode kernel {index}: Cranelift IR\n{}",
+                self.ctx.func.display()
+            );
+            self.ctx.set_disasm(true);
+        }
         let defined = self.module.define_function(id, &mut self.ctx);
+        if dump && let Some(asm) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+            eprintln!("; pnode kernel {index}: machine code\n{asm}");
+        }
         self.module.clear_context(&mut self.ctx);
         defined.map_err(|e| Error::Codegen(format!("{e:?}")))?;
         self.kernels.push((id, lens));

@@ -137,11 +137,12 @@ fn emit_stages(
             len: n,
         },
     );
-    let pv = Val::Mem {
+    // Loaded once for all stages (short parameter vectors stay in registers).
+    let pv = e.small_to_regs(Val::Mem {
         base: p,
         off: 0,
         len: plan.np,
-    };
+    });
     let mut ks: Vec<Val> = Vec::with_capacity(s);
     for i in 0..s {
         let y = if i == 0 {
@@ -246,11 +247,11 @@ fn define_adjoint(jb: &mut JitBuild, plan: &Plan<'_>) -> Result<usize> {
         } else {
             mu_mem.clone()
         };
-        let pv = Val::Mem {
+        let pv = e.small_to_regs(Val::Mem {
             base: p,
             off: 0,
             len: np,
-        };
+        });
         let mut xi: Vec<Option<Val>> = vec![None; s];
         for i in (0..s).rev() {
             // w_i = h (b_i λ + Σ_{j>i} a_ji ξ_j)
