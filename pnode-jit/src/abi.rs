@@ -119,6 +119,13 @@ impl JitBuild {
             .set("use_colocated_libcalls", "false")
             .map_err(codegen)?;
         flags.set("is_pic", "false").map_err(codegen)?;
+        // The IR is generated, not hand-written: skip the verifier in release builds.
+        let verify = if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        };
+        flags.set("enable_verifier", verify).map_err(codegen)?;
         let isa = cranelift_native::builder()
             .map_err(codegen)?
             .finish(settings::Flags::new(flags))

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 /// Tensors with at most this many elements live in registers.
 pub(crate) const REG_MAX: usize = 16;
 /// Operations whose unrolled form would take more than this many scalar operations are looped.
-pub(crate) const UNROLL_WORK: usize = 1024;
+pub(crate) const UNROLL_WORK: usize = 64;
 /// The largest element offset generated code addresses (32-bit byte displacements).
 pub(crate) const MAX_ELEMS: usize = (i32::MAX as usize) / 8;
 

@@ -198,6 +198,26 @@ pub(crate) fn binary(e: &mut Emit<'_, '_, '_>, op: BinaryOp, a: Value, b: Value)
     })
 }
 
+/// Operations on more elements than this that call a math function are looped.
+const CALL_UNROLL_MAX: usize = 2;
+
+/// Whether `op` calls a math function per element.
+fn calls(op: &Op) -> bool {
+    match op {
+        Op::Unary(u) => !matches!(
+            u,
+            UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Sqrt
+                | UnaryOp::Relu
+                | UnaryOp::Step
+                | UnaryOp::Sign
+        ),
+        Op::Binary(b) => matches!(b, BinaryOp::Pow),
+        _ => false,
+    }
+}
+
 /// Scalar operations the unrolled form of `op` would take.
 fn work(op: &Op, shapes: &[&Shape], out: &Shape) -> usize {
     match op {
@@ -218,7 +238,10 @@ fn lower_op(
     out: &Shape,
 ) -> Result<Val> {
     let n = out.len();
-    let small = n <= REG_MAX && work(op, shapes, out) <= UNROLL_WORK;
+    // Unrolled calls keep every live register value across each call (they are clobbered):
+    // only scalars of transcendental operations are unrolled.
+    let limit = if calls(op) { CALL_UNROLL_MAX } else { REG_MAX };
+    let small = n <= limit && work(op, shapes, out) <= UNROLL_WORK;
     // Views: no code.
     match op {
         Op::Reshape(_) => return Ok(args[0].clone()),
@@ -235,11 +258,11 @@ fn lower_op(
     match op {
         Op::Unary(u) => {
             if small {
-                let x = e.regs(args[0]);
-                let r = x
-                    .into_iter()
-                    .map(|v| unary(e, *u, v))
-                    .collect::<Result<_>>()?;
+                let mut r = Vec::with_capacity(n);
+                for i in 0..n {
+                    let v = e.get(args[0], i);
+                    r.push(unary(e, *u, v)?);
+                }
                 return Ok(Val::Regs(r));
             }
             let x = e.mem(args[0])?;
@@ -257,9 +280,9 @@ fn lower_op(
         Op::Sum(None) => {
             let x = args[0];
             if x.len() <= UNROLL_WORK {
-                let xs = e.regs(x);
                 let mut acc = e.f64c(-0.0);
-                for v in xs {
+                for i in 0..x.len() {
+                    let v = e.get(x, i);
                     acc = e.fb.ins().fadd(acc, v);
                 }
                 return Ok(Val::Regs(vec![acc]));
@@ -281,10 +304,10 @@ fn lower_op(
             let map = maps::reduce(op, shapes[0], out)
                 .ok_or_else(|| Error::Codegen(format!("no reduction map for {}", op.name())))?;
             if small {
-                let xs = e.regs(args[0]);
                 let zero = e.f64c(0.0);
                 let mut r = vec![zero; n];
-                for (x, d) in xs.into_iter().zip(map) {
+                for (i, d) in map.into_iter().enumerate() {
+                    let x = e.get(args[0], i);
                     r[d] = e.fb.ins().fadd(r[d], x);
                 }
                 return Ok(Val::Regs(r));
@@ -390,10 +413,11 @@ fn lower_binary(
             maps::broadcast_map(shapes[0], out),
             maps::broadcast_map(shapes[1], out),
         );
-        let (xa, xb) = (e.regs(a), e.regs(b));
         let mut r = Vec::with_capacity(n);
         for o in 0..n {
-            r.push(binary(e, op, xa[ma[o]], xb[mb[o]])?);
+            let x = e.get(a, ma[o]);
+            let y = e.get(b, mb[o]);
+            r.push(binary(e, op, x, y)?);
         }
         return Ok(Val::Regs(r));
     }
@@ -445,14 +469,15 @@ fn lower_matmul(
     let k = shapes[1].dims()[0];
     let (m, n) = (args[0].len() / k.max(1), args[1].len() / k.max(1));
     if small {
-        let (xa, xb) = (e.regs(args[0]), e.regs(args[1]));
         let zero = e.f64c(0.0);
         let mut r = Vec::with_capacity(out.len());
         for i in 0..m {
             for j in 0..n {
                 let mut acc = zero;
                 for l in 0..k {
-                    let p = e.fb.ins().fmul(xa[i * k + l], xb[l * n + j]);
+                    let x = e.get(args[0], i * k + l);
+                    let y = e.get(args[1], l * n + j);
+                    let p = e.fb.ins().fmul(x, y);
                     acc = e.fb.ins().fadd(acc, p);
                 }
                 r.push(acc);
