@@ -300,25 +300,30 @@ impl Drop for Code {
 /// One callable kernel of a [`Code`] (cheap to clone).
 #[derive(Debug, Clone)]
 pub(crate) struct Kernel {
-    code: Arc<Code>,
-    index: usize,
+    /// Keeps the code alive.
+    _code: Arc<Code>,
+    f: KernelFn,
+    lens: Lens,
 }
 
 impl Kernel {
     /// Kernel `index` of `code`.
     pub(crate) fn new(code: &Arc<Code>, index: usize) -> Self {
+        let (f, lens) = code.fns[index];
         Kernel {
-            code: code.clone(),
-            index,
+            _code: code.clone(),
+            f,
+            lens,
         }
     }
 
     /// The buffer lengths of this kernel.
     pub(crate) fn lens(&self) -> Lens {
-        self.code.fns[self.index].1
+        self.lens
     }
 
     /// Run the kernel after checking every buffer's length.
+    #[inline]
     pub(crate) fn call(
         &self,
         t: f64,
@@ -329,7 +334,7 @@ impl Kernel {
         out: &mut [f64],
         scratch: &mut [f64],
     ) -> Result<()> {
-        let (f, l) = self.code.fns[self.index];
+        let (f, l) = (self.f, self.lens);
         crate::error::check_len("u", l.u, u.len())?;
         crate::error::check_len("parameters", l.p, p.len())?;
         crate::error::check_len("x", l.x, x.len())?;
@@ -342,7 +347,7 @@ impl Kernel {
             });
         }
         // SAFETY: `f` has the `KernelFn` ABI (see `JitBuild::finish`) and its code is alive
-        // (`self.code` owns it). The generated code reads at most `l.u`, `l.p`, `l.x` elements
+        // (`self._code` owns it). The generated code reads at most `l.u`, `l.p`, `l.x` elements
         // of `u`, `p`, `x`, reads and writes at most `l.out` elements of `out` and `l.scratch`
         // of `scratch`, and the lengths were checked just above; `out` and `scratch` are
         // exclusive borrows, so no other reference observes the writes. Generated code does
