@@ -72,6 +72,11 @@ fn check(m: &Model, tableau: Tableau, n_steps: usize, t1: f64) -> f64 {
         assert!(((l1 - l_ref) / l_ref).abs() <= 1e-12, "{what}");
         assert!(((l2 - l_ref) / l_ref).abs() <= 1e-12, "{what}");
         assert_eq!(st1, st2, "statistics {what}");
+        // The fused step does `ErkStepper`'s arithmetic on the same RHS/VJP code: same bits.
+        assert!(
+            same_bits(&g1.du0, &g2.du0) && same_bits(&g1.dp, &g2.dp),
+            "fused vs ErkStepper over JitModel not bitwise: {what}"
+        );
         if matches!(mode, Checkpointing::StoreAll) {
             assert_eq!(st2, stats_ref, "statistics {what}");
         }

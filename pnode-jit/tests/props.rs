@@ -68,7 +68,7 @@ fn agrees(f: &Function, u: &[f64], p: &[f64], extra: &[f64]) -> Result<(), TestC
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(120))]
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn random_expressions_match_the_interpreter(
