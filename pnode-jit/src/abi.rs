@@ -134,7 +134,6 @@ impl JitBuild {
         for (name, f) in crate::math::unary_symbols() {
             jb.symbol(name, f as *const u8);
         }
-        jb.symbol(crate::math::POWI, crate::math::powi as *const u8);
         jb.symbol(crate::math::POWF, crate::math::powf as *const u8);
         let mut module = JITModule::new(jb);
         let mut funcs = HashMap::new();
@@ -151,14 +150,6 @@ impl JitBuild {
                 .map_err(codegen)?;
             funcs.insert(name, id);
         }
-        let id = module
-            .declare_function(
-                crate::math::POWI,
-                Linkage::Import,
-                &sig(&[types::F64, types::I32]),
-            )
-            .map_err(codegen)?;
-        funcs.insert(crate::math::POWI, id);
         let id = module
             .declare_function(
                 crate::math::POWF,

@@ -12,7 +12,7 @@ use crate::abi::Services;
 use crate::error::{Error, Result};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    BlockArg, FuncRef, InstBuilder, MemFlagsData, Value, types::F64, types::I32, types::I64,
+    BlockArg, FuncRef, InstBuilder, MemFlagsData, Value, types::F64, types::F64X2, types::I64,
 };
 use cranelift_frontend::FunctionBuilder;
 use std::collections::HashMap;
@@ -326,19 +326,53 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
         Ok(self.fb.inst_results(inst)[0])
     }
 
-    /// `xⁿ` through the `powi` symbol.
-    pub(crate) fn powi(&mut self, x: Value, n: i32) -> Result<Value> {
-        let f = self.func_ref(crate::math::POWI)?;
-        let n = self.fb.ins().iconst(I32, n as i64);
-        let inst = self.fb.ins().call(f, &[x, n]);
-        Ok(self.fb.inst_results(inst)[0])
-    }
-
     /// `xʸ` through the `powf` symbol.
     pub(crate) fn powf(&mut self, x: Value, y: Value) -> Result<Value> {
         let f = self.func_ref(crate::math::POWF)?;
         let inst = self.fb.ins().call(f, &[x, y]);
         Ok(self.fb.inst_results(inst)[0])
+    }
+
+    /// The address of element `idx` (run-time) of a tensor in memory, as a pointer value.
+    pub(crate) fn row_addr(&mut self, v: &Val, idx: Value) -> Value {
+        match v {
+            Val::Mem { base, off, .. } => {
+                let a = self.elem_addr(*base, idx);
+                self.fb.ins().iadd_imm_s(a, (off * 8) as i64)
+            }
+            // Callers pass tensors in memory; a register tensor has no address.
+            Val::Regs(_) => self.fb.ins().iconst(I64, 0),
+        }
+    }
+
+    /// The `f64x2` at `at + 16·pair` (no alignment assumed).
+    pub(crate) fn load2(&mut self, at: Value, pair: Value) -> Value {
+        let o = self.fb.ins().ishl_imm_u(pair, 4);
+        let a = self.fb.ins().iadd(at, o);
+        self.fb
+            .ins()
+            .load(F64X2, MemFlagsData::new().with_notrap(), a, 0)
+    }
+
+    /// Store an `f64x2` at `at + 16·pair` (no alignment assumed).
+    pub(crate) fn store2(&mut self, at: Value, pair: Value, x: Value) {
+        let o = self.fb.ins().ishl_imm_u(pair, 4);
+        let a = self.fb.ins().iadd(at, o);
+        self.fb
+            .ins()
+            .store(MemFlagsData::new().with_notrap(), x, a, 0);
+    }
+
+    /// The `f64x2` at `at + 16·pair` for a compile-time `pair`.
+    pub(crate) fn load2_at(&mut self, at: Value, pair: usize) -> Value {
+        let f = MemFlagsData::new().with_notrap();
+        self.fb.ins().load(F64X2, f, at, (pair * 16) as i32)
+    }
+
+    /// Store an `f64x2` at `at + 16·pair` for a compile-time `pair`.
+    pub(crate) fn store2_at(&mut self, at: Value, pair: usize, x: Value) {
+        let f = MemFlagsData::new().with_notrap();
+        self.fb.ins().store(f, x, at, (pair * 16) as i32);
     }
 
     /// The scratch pointer.

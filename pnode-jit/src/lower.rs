@@ -18,7 +18,7 @@ use crate::emit::{Emit, REG_MAX, UNROLL_WORK, Val};
 use crate::error::{Error, Result};
 use crate::maps;
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{InstBuilder, Value, types::F64};
+use cranelift_codegen::ir::{InstBuilder, Value, types::F64, types::F64X2};
 use pnode_ir::{BinaryOp, Buffer, Function, Op, Shape, UnaryOp};
 
 /// What a function's leaves read: the time and, per buffer (`u`, `θ`, `v`, `w`), a tensor.
@@ -179,12 +179,39 @@ pub(crate) fn unary(e: &mut Emit<'_, '_, '_>, op: UnaryOp, x: Value) -> Result<V
         UnaryOp::Sin => e.call1("pnode_sin", x)?,
         UnaryOp::Cos => e.call1("pnode_cos", x)?,
         UnaryOp::NormCdf => e.call1("pnode_norm_cdf", x)?,
-        UnaryOp::Powi(n) => e.powi(x, n)?,
+        UnaryOp::Powi(n) => powi(e, x, n),
         UnaryOp::Powf(a) => {
             let a = e.f64c(a.0);
             e.powf(x, a)?
         }
     })
+}
+
+/// `xⁿ` by the binary powering of `powi` (compiler-builtins' `__powidf2`, which
+/// `f64::powi` calls for a run-time exponent, as the interpreter does), unrolled for the
+/// constant `n`: `m = 1; loop { if n odd: m *= a; n >>= 1; if n = 0 break; a *= a }`, then
+/// `1/m` for `n < 0`. The same multiplications in the same order (`1·a` is exact), so the
+/// result is bitwise that of the call.
+fn powi(e: &mut Emit<'_, '_, '_>, x: Value, n: i32) -> Value {
+    let mut a = x;
+    let mut pow = n.unsigned_abs();
+    let mut m: Option<Value> = None;
+    loop {
+        if pow & 1 != 0 {
+            m = Some(match m {
+                None => a,
+                Some(m) => e.fb.ins().fmul(m, a),
+            });
+        }
+        pow >>= 1;
+        if pow == 0 {
+            break;
+        }
+        a = e.fb.ins().fmul(a, a);
+    }
+    let one = e.f64c(1.0);
+    let m = m.unwrap_or(one);
+    if n < 0 { e.fb.ins().fdiv(one, m) } else { m }
 }
 
 /// One scalar binary operation.
@@ -197,6 +224,9 @@ pub(crate) fn binary(e: &mut Emit<'_, '_, '_>, op: BinaryOp, a: Value, b: Value)
         BinaryOp::Pow => e.powf(a, b)?,
     })
 }
+
+/// Matrix-product rows of at most this many `f64x2` pairs are updated by straight-line code.
+const PAIRS_UNROLLED: usize = 32;
 
 /// Operations on more elements than this that call a math function are looped.
 const CALL_UNROLL_MAX: usize = 2;
@@ -212,6 +242,7 @@ fn calls(op: &Op) -> bool {
                 | UnaryOp::Relu
                 | UnaryOp::Step
                 | UnaryOp::Sign
+                | UnaryOp::Powi(_)
         ),
         Op::Binary(b) => matches!(b, BinaryOp::Pow),
         _ => false,
@@ -457,8 +488,9 @@ fn lower_binary(
 }
 
 /// `C = A B` with `A` viewed as `[m, k]` and `B` as `[k, n]`:
-/// `c_ij = 0 + a_i1 b_1j + … + a_ik b_kj`, accumulated in a register (the interpreter's
-/// row-oriented loop adds the same terms in the same order).
+/// `c_ij = 0 + a_i1 b_1j + … + a_ik b_kj`, the terms added in the order of the interpreter's
+/// row-oriented loop (Golub and Van Loan, *Matrix Computations*, 4th ed., §1.1): unrolled with
+/// a register accumulator, or looped as `C_i· += a_il B_l·` over `f64x2` column pairs.
 fn lower_matmul(
     e: &mut Emit<'_, '_, '_>,
     args: &[&Val],
@@ -487,28 +519,50 @@ fn lower_matmul(
     }
     let (a, b) = (e.mem(args[0])?, e.mem(args[1])?);
     let dst = e.alloc(m * n)?;
-    let acc = e.fb.declare_var(F64);
+    e.fill(&dst, 0.0)?;
+    // Row-oriented `i, l, j` loops, `c_i· += a_il b_l·`, two columns at a time in `f64x2`
+    // lanes (each lane does the scalar arithmetic, so the result is the interpreter's).
+    let pairs = n / 2;
     e.for_range(m, |e, i| {
         let ik = e.fb.ins().imul_imm_s(i, k as i64);
-        let in_ = e.fb.ins().imul_imm_s(i, n as i64);
-        e.for_range(n, |e, j| {
-            let zero = e.f64c(0.0);
-            e.fb.def_var(acc, zero);
-            e.for_range(k, |e, l| {
-                let ia = e.fb.ins().iadd(ik, l);
-                let ln = e.fb.ins().imul_imm_s(l, n as i64);
-                let ib = e.fb.ins().iadd(ln, j);
-                let x = e.get_dyn(&a, ia);
-                let y = e.get_dyn(&b, ib);
-                let p = e.fb.ins().fmul(x, y);
-                let c = e.fb.use_var(acc);
+        let i_n = e.fb.ins().imul_imm_s(i, n as i64);
+        let crow = e.row_addr(&dst, i_n);
+        e.for_range(k, |e, l| {
+            let ia = e.fb.ins().iadd(ik, l);
+            let ail = e.get_dyn(&a, ia);
+            let l_n = e.fb.ins().imul_imm_s(l, n as i64);
+            if pairs > 0 {
+                let brow = e.row_addr(&b, l_n);
+                let av = e.fb.ins().splat(F64X2, ail);
+                if pairs <= PAIRS_UNROLLED {
+                    // Straight-line row update: constant displacements, no loop overhead.
+                    for jv in 0..pairs {
+                        let c = e.load2_at(crow, jv);
+                        let bv = e.load2_at(brow, jv);
+                        let p = e.fb.ins().fmul(av, bv);
+                        let s = e.fb.ins().fadd(c, p);
+                        e.store2_at(crow, jv, s);
+                    }
+                } else {
+                    e.for_range(pairs, |e, jv| {
+                        let c = e.load2(crow, jv);
+                        let bv = e.load2(brow, jv);
+                        let p = e.fb.ins().fmul(av, bv);
+                        let s = e.fb.ins().fadd(c, p);
+                        e.store2(crow, jv, s);
+                        Ok(())
+                    })?;
+                }
+            }
+            if n % 2 == 1 {
+                let ic = e.fb.ins().iadd_imm_s(i_n, (n - 1) as i64);
+                let ib = e.fb.ins().iadd_imm_s(l_n, (n - 1) as i64);
+                let c = e.get_dyn(&dst, ic);
+                let bv = e.get_dyn(&b, ib);
+                let p = e.fb.ins().fmul(ail, bv);
                 let s = e.fb.ins().fadd(c, p);
-                e.fb.def_var(acc, s);
-                Ok(())
-            })?;
-            let o = e.fb.ins().iadd(in_, j);
-            let c = e.fb.use_var(acc);
-            e.put_dyn(&dst, o, c);
+                e.put_dyn(&dst, ic, s);
+            }
             Ok(())
         })
     })?;

@@ -2,7 +2,8 @@
 //!
 //! Each is the very formula the reference interpreter (`pnode_ir::Interpreter`) evaluates, so
 //! JIT code and interpreter agree to the last bit on these functions: `tanh`, `exp`, `ln`,
-//! `sin`, `cos`, `powi`, `powf` are the standard library's (the same libm calls), `Φ` is
+//! `sin`, `cos`, `powf` are the standard library's (the same libm calls; `xⁿ` is inlined with
+//! `powi`'s own multiplications, see `lower`), `Φ` is
 //! [`pnode_ir::special::norm_cdf`] (Cody's rational approximations), and the logistic and
 //! softplus functions repeat the interpreter's overflow-free forms.
 
@@ -22,8 +23,6 @@ pub(crate) fn unary_symbols() -> [(&'static str, extern "C" fn(f64) -> f64); 9] 
     ]
 }
 
-/// The symbol of `xⁿ` (`(f64, i32) -> f64`).
-pub(crate) const POWI: &str = "pnode_powi";
 /// The symbol of `xʸ` (`(f64, f64) -> f64`).
 pub(crate) const POWF: &str = "pnode_powf";
 
@@ -70,10 +69,6 @@ extern "C" fn cos(x: f64) -> f64 {
 
 extern "C" fn norm_cdf(x: f64) -> f64 {
     pnode_ir::special::norm_cdf(x)
-}
-
-pub(crate) extern "C" fn powi(x: f64, n: i32) -> f64 {
-    x.powi(n)
 }
 
 pub(crate) extern "C" fn powf(x: f64, y: f64) -> f64 {
