@@ -82,7 +82,7 @@ pub(crate) fn define_function(jb: &mut JitBuild, f: &Function) -> Result<(usize,
             p: l.param,
             x: x_len,
             out: f.output_len(),
-            scratch: e.scratch_len,
+            scratch: e.scratch_peak(),
         })
     })?;
     Ok((index, places))

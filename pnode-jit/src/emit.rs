@@ -68,8 +68,10 @@ pub(crate) struct Emit<'a, 'b, 's> {
     sv: &'a mut Services<'s>,
     refs: HashMap<&'static str, FuncRef>,
     scratch: Value,
-    /// Scratch elements handed out so far.
-    pub(crate) scratch_len: usize,
+    /// Scratch elements in use now.
+    scratch_len: usize,
+    /// The most scratch elements ever in use (the kernel's scratch length).
+    peak: usize,
 }
 
 fn flags() -> MemFlagsData {
@@ -94,6 +96,7 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
             refs: HashMap::new(),
             scratch,
             scratch_len: 0,
+            peak: 0,
         }
     }
 
@@ -106,6 +109,7 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
     pub(crate) fn alloc(&mut self, len: usize) -> Result<Val> {
         let off = self.scratch_len;
         self.scratch_len += len;
+        self.peak = self.peak.max(self.scratch_len);
         if self.scratch_len > MAX_ELEMS {
             return Err(Error::TooLarge {
                 what: "scratch",
@@ -117,6 +121,23 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
             off,
             len,
         })
+    }
+
+    /// The kernel's scratch length: the most elements ever in use.
+    pub(crate) fn scratch_peak(&self) -> usize {
+        self.peak
+    }
+
+    /// A mark to [`Emit::release`] to: scratch allocated after it can be reused.
+    pub(crate) fn mark(&self) -> usize {
+        self.scratch_len
+    }
+
+    /// Hand scratch allocated since `mark` out again. The caller must no longer use tensors in
+    /// that region (values already loaded into registers are unaffected: loads are never moved
+    /// past stores).
+    pub(crate) fn release(&mut self, mark: usize) {
+        self.scratch_len = mark.min(self.scratch_len);
     }
 
     /// The address of pooled reals.

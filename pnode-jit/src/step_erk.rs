@@ -112,6 +112,19 @@ fn lincomb(e: &mut Emit<'_, '_, '_>, u: &Val, h: Value, w: &[f64], ks: &[Val]) -
     Ok(dst)
 }
 
+/// `v` itself when in registers, else copied into `keep` (a buffer allocated before the
+/// scratch region about to be released).
+fn persist(e: &mut Emit<'_, '_, '_>, v: Val, keep: Option<Val>) -> Result<Val> {
+    match (v, keep) {
+        (Val::Regs(r), _) => Ok(Val::Regs(r)),
+        (v, Some(keep)) => {
+            e.copy(&keep, &v)?;
+            Ok(keep)
+        }
+        (v, None) => Ok(Val::Regs(e.regs(&v))),
+    }
+}
+
 /// `t + c h`.
 fn stage_time(e: &mut Emit<'_, '_, '_>, t: Value, h: Value, c: f64) -> Value {
     let c = e.f64c(c);
@@ -156,12 +169,17 @@ fn emit_stages(
         }
         if last_k.is_some_and(|l| i <= l) {
             let t_i = stage_time(e, t, h, plan.co.c[i]);
+            // `K_i` outlives the stage; the RHS's own scratch is reused by the next stage.
+            let keep = if n > REG_MAX { Some(e.alloc(n)?) } else { None };
+            let mark = e.mark();
             let bind = Bind {
                 t: t_i,
                 bufs: [Some(y), Some(pv.clone()), None, None],
             };
             let outs = lower(e, plan.rhs, &bind)?;
             let k = e.concat(&outs)?;
+            let k = persist(e, k, keep)?;
+            e.release(mark);
             ks.push(k);
         }
     }
@@ -218,7 +236,7 @@ fn define_forward(jb: &mut JitBuild, plan: &Plan<'_>, kind: Forward) -> Result<u
             p: np,
             x: 0,
             out: out_len,
-            scratch: e.scratch_len,
+            scratch: e.scratch_peak(),
         })
     })
 }
@@ -273,11 +291,15 @@ fn define_adjoint(jb: &mut JitBuild, plan: &Plan<'_>) -> Result<usize> {
                 t: t_i,
                 bufs: [Some(y), Some(pv.clone()), None, Some(w)],
             };
+            // `ξ_i` outlives the stage; the VJP's own scratch is reused by the next stage.
+            let keep = if n > REG_MAX { Some(e.alloc(n)?) } else { None };
+            let mark = e.mark();
             let outs = lower(&mut e, plan.vjp, &bind)?;
             let g = e.concat(&outs)?;
-            xi[i] = Some(g.slice(0, n));
+            xi[i] = Some(persist(&mut e, g.slice(0, n), keep)?);
             let gp = g.slice(n, np);
             mu = accumulate(&mut e, mu, &gp)?;
+            e.release(mark);
         }
         // λ_n = λ_{n+1} + ξ_1 + … + ξ_s
         let xs: Vec<Val> = xi.into_iter().flatten().collect();
@@ -317,7 +339,7 @@ fn define_adjoint(jb: &mut JitBuild, plan: &Plan<'_>) -> Result<usize> {
             p: np,
             x: n,
             out: n + np,
-            scratch: e.scratch_len,
+            scratch: e.scratch_peak(),
         })
     })
 }
