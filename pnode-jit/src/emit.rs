@@ -366,24 +366,6 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
         }
     }
 
-    /// The `f64x2` at `at + 16·pair` (no alignment assumed).
-    pub(crate) fn load2(&mut self, at: Value, pair: Value) -> Value {
-        let o = self.fb.ins().ishl_imm_u(pair, 4);
-        let a = self.fb.ins().iadd(at, o);
-        self.fb
-            .ins()
-            .load(F64X2, MemFlagsData::new().with_notrap(), a, 0)
-    }
-
-    /// Store an `f64x2` at `at + 16·pair` (no alignment assumed).
-    pub(crate) fn store2(&mut self, at: Value, pair: Value, x: Value) {
-        let o = self.fb.ins().ishl_imm_u(pair, 4);
-        let a = self.fb.ins().iadd(at, o);
-        self.fb
-            .ins()
-            .store(MemFlagsData::new().with_notrap(), x, a, 0);
-    }
-
     /// The `f64x2` at `at + 16·pair` for a compile-time `pair`.
     pub(crate) fn load2_at(&mut self, at: Value, pair: usize) -> Value {
         let f = MemFlagsData::new().with_notrap();

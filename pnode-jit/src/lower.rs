@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::maps;
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types::F64, types::F64X2};
+use cranelift_frontend::Variable;
 use pnode_ir::{BinaryOp, Buffer, Function, Op, Shape, UnaryOp};
 
 /// What a function's leaves read: the time and, per buffer (`u`, `θ`, `v`, `w`), a tensor.
@@ -225,8 +226,8 @@ pub(crate) fn binary(e: &mut Emit<'_, '_, '_>, op: BinaryOp, a: Value, b: Value)
     })
 }
 
-/// Matrix-product rows of at most this many `f64x2` pairs are updated by straight-line code.
-const PAIRS_UNROLLED: usize = 32;
+/// Columns of a looped matrix product computed together in registers (a power of two).
+const BLOCK_COLS: usize = 16;
 
 /// Operations on more elements than this that call a math function are looped.
 const CALL_UNROLL_MAX: usize = 2;
@@ -490,7 +491,8 @@ fn lower_binary(
 /// `C = A B` with `A` viewed as `[m, k]` and `B` as `[k, n]`:
 /// `c_ij = 0 + a_i1 b_1j + … + a_ik b_kj`, the terms added in the order of the interpreter's
 /// row-oriented loop (Golub and Van Loan, *Matrix Computations*, 4th ed., §1.1): unrolled with
-/// a register accumulator, or looped as `C_i· += a_il B_l·` over `f64x2` column pairs.
+/// a register accumulator, or looped over blocks of 16 columns accumulated in eight `f64x2`
+/// registers, the remaining columns as row updates `C_i· += a_il B_l·`.
 fn lower_matmul(
     e: &mut Emit<'_, '_, '_>,
     args: &[&Val],
@@ -519,42 +521,76 @@ fn lower_matmul(
     }
     let (a, b) = (e.mem(args[0])?, e.mem(args[1])?);
     let dst = e.alloc(m * n)?;
-    e.fill(&dst, 0.0)?;
-    // Row-oriented `i, l, j` loops, `c_i· += a_il b_l·`, two columns at a time in `f64x2`
-    // lanes (each lane does the scalar arithmetic, so the result is the interpreter's).
-    let pairs = n / 2;
+    // Columns in blocks of 16 (eight `f64x2` accumulators held in registers across `l`), the
+    // rest by row updates `c_i· += a_il b_l·` in memory. Each lane does the scalar
+    // arithmetic `0 + a_i1 b_1j + a_i2 b_2j + …`, so the result is the interpreter's.
+    let blocks = n / BLOCK_COLS;
+    let j0 = blocks * BLOCK_COLS;
+    let rest = n - j0;
+    if rest > 0 {
+        e.fill(&dst, 0.0)?;
+    }
+    let accs: Vec<Variable> = (0..BLOCK_COLS / 2)
+        .map(|_| e.fb.declare_var(F64X2))
+        .collect();
     e.for_range(m, |e, i| {
         let ik = e.fb.ins().imul_imm_s(i, k as i64);
         let i_n = e.fb.ins().imul_imm_s(i, n as i64);
         let crow = e.row_addr(&dst, i_n);
+        e.for_range(blocks, |e, jb| {
+            let z = e.f64c(0.0);
+            let zv = e.fb.ins().splat(F64X2, z);
+            for acc in &accs {
+                e.fb.def_var(*acc, zv);
+            }
+            let boff =
+                e.fb.ins()
+                    .ishl_imm_u(jb, (BLOCK_COLS * 8).trailing_zeros() as i64);
+            e.for_range(k, |e, l| {
+                let ia = e.fb.ins().iadd(ik, l);
+                let ail = e.get_dyn(&a, ia);
+                let av = e.fb.ins().splat(F64X2, ail);
+                let l_n = e.fb.ins().imul_imm_s(l, n as i64);
+                let brow = e.row_addr(&b, l_n);
+                let bb = e.fb.ins().iadd(brow, boff);
+                for (v, acc) in accs.iter().enumerate() {
+                    let bv = e.load2_at(bb, v);
+                    let p = e.fb.ins().fmul(av, bv);
+                    let c = e.fb.use_var(*acc);
+                    let s = e.fb.ins().fadd(c, p);
+                    e.fb.def_var(*acc, s);
+                }
+                Ok(())
+            })?;
+            let cb = e.fb.ins().iadd(crow, boff);
+            for (v, acc) in accs.iter().enumerate() {
+                let c = e.fb.use_var(*acc);
+                e.store2_at(cb, v, c);
+            }
+            Ok(())
+        })?;
+        if rest == 0 {
+            return Ok(());
+        }
+        let pairs = rest / 2;
+        let crow = e.fb.ins().iadd_imm_s(crow, (j0 * 8) as i64);
         e.for_range(k, |e, l| {
             let ia = e.fb.ins().iadd(ik, l);
             let ail = e.get_dyn(&a, ia);
             let l_n = e.fb.ins().imul_imm_s(l, n as i64);
             if pairs > 0 {
                 let brow = e.row_addr(&b, l_n);
+                let brow = e.fb.ins().iadd_imm_s(brow, (j0 * 8) as i64);
                 let av = e.fb.ins().splat(F64X2, ail);
-                if pairs <= PAIRS_UNROLLED {
-                    // Straight-line row update: constant displacements, no loop overhead.
-                    for jv in 0..pairs {
-                        let c = e.load2_at(crow, jv);
-                        let bv = e.load2_at(brow, jv);
-                        let p = e.fb.ins().fmul(av, bv);
-                        let s = e.fb.ins().fadd(c, p);
-                        e.store2_at(crow, jv, s);
-                    }
-                } else {
-                    e.for_range(pairs, |e, jv| {
-                        let c = e.load2(crow, jv);
-                        let bv = e.load2(brow, jv);
-                        let p = e.fb.ins().fmul(av, bv);
-                        let s = e.fb.ins().fadd(c, p);
-                        e.store2(crow, jv, s);
-                        Ok(())
-                    })?;
+                for jv in 0..pairs {
+                    let c = e.load2_at(crow, jv);
+                    let bv = e.load2_at(brow, jv);
+                    let p = e.fb.ins().fmul(av, bv);
+                    let s = e.fb.ins().fadd(c, p);
+                    e.store2_at(crow, jv, s);
                 }
             }
-            if n % 2 == 1 {
+            if rest % 2 == 1 {
                 let ic = e.fb.ins().iadd_imm_s(i_n, (n - 1) as i64);
                 let ib = e.fb.ins().iadd_imm_s(l_n, (n - 1) as i64);
                 let c = e.get_dyn(&dst, ic);
