@@ -4,8 +4,8 @@
 //! (`≤ REG_MAX` elements) and cheap (`≤ UNROLL_WORK` scalar operations) is *unrolled*: every
 //! element is an SSA value computed from operand elements at compile-time indices. Larger
 //! nodes are *looped*: their result gets a fresh region of scratch and one loop nest computes
-//! it — elementwise maps, broadcasting through index tables, `i, j, l` matrix products with a
-//! register accumulator, reductions, and data movement through the index maps of
+//! it — elementwise maps, broadcasting through index tables, matrix products register-blocked
+//! over 16 columns in `f64x2` lanes, reductions, and data movement through the index maps of
 //! [`crate::maps`]. `reshape` and `index` are views: no code at all.
 //!
 //! Every kernel evaluates each element with the same operations, in the same order, as the
