@@ -64,6 +64,12 @@ fn check(m: &Model, tableau: Tableau, n_steps: usize, t1: f64) -> f64 {
     for mode in schedules() {
         let (l1, g1, st1) = run(erk(), &mut jit, m, &grid, &outputs, mode.clone());
         let (l2, g2, st2) = run(fused.clone(), &mut jit, m, &grid, &outputs, mode.clone());
+        // The executor's counts equal the schedule's cost model for the fused stepper too.
+        let predicted = Solver::new(fused.clone(), &jit, grid.clone(), &outputs, mode.clone())
+            .unwrap()
+            .predicted_stats()
+            .unwrap();
+        assert_eq!(st2, predicted, "predicted statistics {} {mode:?}", m.name);
         let (e1, e2) = (grad_err(&g1, &g_ref), grad_err(&g2, &g_ref));
         worst = worst.max(e1).max(e2);
         let what = format!("{} {} {mode:?}", m.name, tableau.name());
