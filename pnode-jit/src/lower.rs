@@ -109,6 +109,7 @@ pub(crate) fn lower_placed(
                 e.small_to_regs(src.slice(*offset, len))
             }
             Op::Const(t) => {
+                crate::compile::check_size("constant", t.data().len())?;
                 if t.data().len() <= REG_MAX {
                     Val::Regs(t.data().iter().map(|&x| e.f64c(x)).collect())
                 } else {
