@@ -366,6 +366,16 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
         }
     }
 
+    /// The `f64` at address `at`.
+    pub(crate) fn load_at(&mut self, at: Value) -> Value {
+        self.fb.ins().load(F64, flags(), at, 0)
+    }
+
+    /// Store an `f64` at address `at`.
+    pub(crate) fn store_at(&mut self, at: Value, x: Value) {
+        self.fb.ins().store(flags(), x, at, 0);
+    }
+
     /// The `f64x2` at `at + 16·pair` for a compile-time `pair`.
     pub(crate) fn load2_at(&mut self, at: Value, pair: usize) -> Value {
         let f = MemFlagsData::new().with_notrap();

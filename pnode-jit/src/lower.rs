@@ -368,6 +368,27 @@ fn lower_op(
             "leaf {} lowered as an operation",
             op.name()
         ))),
+        Op::Transpose if !small => {
+            // out[j, i] = x[i, j]: contiguous stores, loads at stride `c`.
+            let (r, c) = (shapes[0].dims()[0], shapes[0].dims()[1]);
+            let x = e.mem(args[0])?;
+            let dst = e.alloc(n)?;
+            e.for_range(c, |e, j| {
+                let jr = e.fb.ins().imul_imm_s(j, r as i64);
+                let drow = e.row_addr(&dst, jr);
+                let xcol = e.row_addr(&x, j);
+                e.for_range(r, |e, i| {
+                    let ic = e.fb.ins().imul_imm_s(i, (c * 8) as i64);
+                    let src = e.fb.ins().iadd(xcol, ic);
+                    let v = e.load_at(src);
+                    let i8 = e.fb.ins().ishl_imm_u(i, 3);
+                    let d = e.fb.ins().iadd(drow, i8);
+                    e.store_at(d, v);
+                    Ok(())
+                })
+            })?;
+            Ok(dst)
+        }
         _ => {
             let map = maps::gather(op, shapes, out).ok_or(Error::Unsupported { op: op.name() })?;
             lower_gather(e, args, &map, small)
