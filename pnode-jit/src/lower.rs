@@ -251,6 +251,28 @@ fn calls(op: &Op) -> bool {
     }
 }
 
+/// `(outer, extent, inner)` of a reduction that sums one contiguous axis block: `Sum` over
+/// an axis, or `SumTo` a shape that is the input's trailing dimensions (a bias gradient).
+fn axis_split(op: &Op, input: &Shape, out: &Shape) -> Option<(usize, usize, usize)> {
+    let d = input.dims();
+    match op {
+        Op::Sum(Some(axis)) => Some((
+            d[..*axis].iter().product(),
+            d[*axis],
+            d[axis + 1..].iter().product(),
+        )),
+        Op::SumTo(_) => {
+            let to: Vec<usize> = out.dims().iter().copied().skip_while(|&x| x == 1).collect();
+            let r = to.len();
+            (r <= d.len() && d[d.len() - r..] == to[..]).then(|| {
+                let inner: usize = to.iter().product();
+                (1, input.len() / inner.max(1), inner)
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Scalar operations the unrolled form of `op` would take.
 fn work(op: &Op, shapes: &[&Shape], out: &Shape) -> usize {
     match op {
@@ -348,6 +370,30 @@ fn lower_op(
             let x = e.mem(args[0])?;
             let dst = e.alloc(n)?;
             e.fill(&dst, 0.0)?;
+            if let Some((outer, d, inner)) = axis_split(op, shapes[0], out) {
+                // Strided: out[o, k] += x[o, j, k] for j ascending (the row-major order).
+                e.for_range(outer, |e, o| {
+                    let oi = e.fb.ins().imul_imm_s(o, inner as i64);
+                    let drow = e.row_addr(&dst, oi);
+                    e.for_range(d, |e, j| {
+                        let od = e.fb.ins().imul_imm_s(o, d as i64);
+                        let row = e.fb.ins().iadd(od, j);
+                        let row = e.fb.ins().imul_imm_s(row, inner as i64);
+                        let xrow = e.row_addr(&x, row);
+                        e.for_range(inner, |e, k| {
+                            let k8 = e.fb.ins().ishl_imm_u(k, 3);
+                            let xa = e.fb.ins().iadd(xrow, k8);
+                            let da = e.fb.ins().iadd(drow, k8);
+                            let v = e.load_at(xa);
+                            let c = e.load_at(da);
+                            let s = e.fb.ins().fadd(c, v);
+                            e.store_at(da, s);
+                            Ok(())
+                        })
+                    })
+                })?;
+                return Ok(dst);
+            }
             let table = e.pool_indices(&map);
             e.for_range(x.len(), |e, i| {
                 let d = e.table_dyn(table, i);
