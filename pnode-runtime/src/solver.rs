@@ -74,6 +74,9 @@ pub struct Solver<S> {
     slots: Vec<Vec<f64>>,
     /// Vectors each slot holds now (0 when free), for the peak-memory statistics.
     slot_vectors: Vec<u64>,
+    /// Running totals over `slot_vectors`: vectors in RAM slots, vectors in disk slots, slots
+    /// holding anything (kept incrementally: summing every slot at every step is `O(N²)`).
+    held: [u64; 3],
     disk: DiskSlots,
     /// Stage values on their way to or from a disk slot (empty if no disk slot holds stages).
     disk_stages: Vec<f64>,
@@ -160,6 +163,7 @@ impl<S> Solver<S> {
             n,
             n_params,
             slot_vectors: vec![0; slots.len()],
+            held: [0; 3],
             disk: DiskSlots::new(on_disk, n, disk_len),
             disk_stages,
             slots,
@@ -351,22 +355,22 @@ impl<S> Solver<S> {
 
     /// Record that `slot` now holds `vectors` vectors, updating both tiers' peaks.
     fn hold(&mut self, slot: usize, vectors: u64) {
-        self.slot_vectors[slot] = vectors;
-        let (mut ram, mut disk) = (0, 0);
-        for (s, &v) in self.slot_vectors.iter().enumerate() {
-            if self.disk.on_disk(s) {
-                disk += v;
-            } else {
-                ram += v;
-            }
-        }
-        let live = self.slot_vectors.iter().filter(|&&v| v > 0).count() as u64;
+        self.set_slot_vectors(slot, vectors);
+        let [ram, disk, live] = self.held;
         self.stats.peak_slots = self.stats.peak_slots.max(live);
         let bytes_per_vector = vector_bytes(self.n);
         self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(ram);
         self.stats.peak_stored_bytes = self.stats.peak_stored_vectors * bytes_per_vector;
         self.stats.peak_disk_vectors = self.stats.peak_disk_vectors.max(disk);
         self.stats.peak_disk_bytes = self.stats.peak_disk_vectors * bytes_per_vector;
+    }
+
+    /// Set what `slot` holds, keeping the running totals `held` in step.
+    fn set_slot_vectors(&mut self, slot: usize, vectors: u64) {
+        let old = std::mem::replace(&mut self.slot_vectors[slot], vectors);
+        let tier = usize::from(self.disk.on_disk(slot));
+        self.held[tier] = self.held[tier] - old + vectors;
+        self.held[2] = self.held[2] - u64::from(old > 0) + u64::from(vectors > 0);
     }
 
     /// `Store`: the current solution into `slot`.
@@ -469,6 +473,7 @@ impl<S> Solver<S> {
         }
         self.stats = Stats::default();
         self.slot_vectors.fill(0);
+        self.held = [0; 3];
         self.params.copy_from_slice(p);
         self.current.copy_from_slice(u0);
         let mut next_output = 0;
@@ -514,7 +519,7 @@ impl<S> Solver<S> {
                 0..0
             }
             Action::Free { slot } => {
-                self.slot_vectors[slot] = 0;
+                self.set_slot_vectors(slot, 0);
                 0..0
             }
             Action::Reverse { .. } => {
