@@ -203,9 +203,11 @@ pub fn load_with(
         return Ok(None);
     };
     let dir = model_dir(path);
+    // The backend first: a model the JIT cannot compile is reported before any data file
+    // is read.
+    let (model, compile_ms) = Model::new(&program, backend)?;
     let mut setup = Setup::new(&program, &dir, seed)?;
     adjust(&mut setup);
-    let (model, compile_ms) = Model::new(&program, backend)?;
     let run = Run::new(setup, &model)?;
     Ok(Some(Loaded {
         file,
