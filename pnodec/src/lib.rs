@@ -8,6 +8,7 @@
 //! | `pnodec grad FILE` | [`grad`] | the loss and its discrete-adjoint gradient at θ0 as JSON |
 //! | `pnodec solve FILE` | [`solve`] | the trajectory at the output times (CSV/NPY, SVG plot) |
 //! | `pnodec train FILE` | [`train`] | train the parameters; loss log, plot, parameters saved |
+//! | `pnodec bench FILE` | [`bench`] | compile, forward and gradient times, JIT and interpreter |
 //!
 //! The running commands share [`load`] (lower, resolve the setup, compile the model with the
 //! JIT or wrap it in the interpreter) and [`output`] (files are never overwritten silently).
@@ -18,6 +19,7 @@
 //! `--check`, or refused to rewrite one), 2 a usage or I/O error (an unreadable file, an
 //! output file that exists).
 
+pub mod bench;
 pub mod check;
 pub mod emit;
 pub mod fmt;

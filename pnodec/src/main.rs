@@ -1,8 +1,9 @@
 //! `pnodec`, the pnode compiler's command line: `check`, `fmt`, `emit`, `solve`, `grad` and
-//! `train` for `.pode` models.
+//! `train`, `bench` for `.pode` models.
 //! The work is done by the `pnodec` library; this file only parses the command line.
 
 use clap::{Args, Parser, Subcommand};
+use pnodec::bench::BenchOptions;
 use pnodec::emit::{AstFormat, EmitKind};
 use pnodec::fmt::FmtOptions;
 use pnodec::grad::GradOptions;
@@ -116,6 +117,18 @@ enum Command {
         /// The `.pode` file.
         file: PathBuf,
     },
+    /// Time the model: JIT compilation, forward solve and gradient, JIT and interpreter.
+    #[command(after_help = EXIT_CODES)]
+    Bench {
+        /// Timed repetitions of each measurement (the median is printed).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Overrides the seed of random initializers.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The `.pode` file.
+        file: PathBuf,
+    },
 }
 
 /// Options every running command takes.
@@ -220,6 +233,13 @@ fn main() -> anyhow::Result<()> {
                 progress: None,
             };
             pnodec::train::run(file, &opts, cli.color)
+        }
+        Command::Bench { reps, seed, file } => {
+            let opts = BenchOptions {
+                reps: *reps,
+                seed: *seed,
+            };
+            pnodec::bench::run(file, &opts, cli.color)
         }
     };
     std::process::exit(exit.code())

@@ -364,3 +364,25 @@ fn a_training_failure_keeps_the_last_good_parameters() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("p.json")).unwrap()).unwrap();
     assert_eq!(floats(&p["params"]["k"]), [0.5]);
 }
+
+#[test]
+fn bench_prints_both_backends() {
+    let file = example("lotka_volterra/lotka_volterra.pode");
+    let r = pnodec(&["bench", s(&file), "--reps", "1"]);
+    assert_exit(&r, 0);
+    let out = text(&r.stdout);
+    assert!(out.contains("compile ms"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("jit ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("interp ")), "{out}");
+    assert!(out.contains("speed-up"), "{out}");
+    // The JIT cannot compile convolutions; the interpreter is timed alone.
+    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let r = pnodec(&["bench", s(&conv), "--reps", "1"]);
+    assert_exit(&r, 0);
+    assert!(
+        text(&r.stderr).contains("interpreter only"),
+        "{}",
+        text(&r.stderr)
+    );
+    assert!(!text(&r.stdout).lines().any(|l| l.starts_with("jit ")));
+}
