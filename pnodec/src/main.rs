@@ -62,7 +62,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print an intermediate form of a model: its AST, IR, or the IR of its JVP or VJP.
+    /// Print an intermediate form of a model: its AST, IR, the IR of its JVP or VJP, generated
+    /// Rust, or its checkpoint schedule.
     #[command(after_help = EXIT_CODES)]
     Emit {
         #[command(flatten)]
@@ -161,15 +162,29 @@ struct EmitWhat {
     /// The IR of the VJP (f_uᵀ w, f_θᵀ w) of the right-hand side.
     #[arg(long)]
     vjp: bool,
+    /// Generated Rust: the model (Rhs, RhsJvp, RhsVjp) and, for an explicit method, its
+    /// fused forward and adjoint steps.
+    #[arg(long)]
+    rust: bool,
+    /// The checkpoint schedule of a gradient with its predicted cost.
+    #[arg(long)]
+    schedule: bool,
 }
 
 impl EmitWhat {
     fn kind(&self) -> EmitKind {
-        match (self.ast, self.ir, self.jvp) {
-            (Some(format), _, _) => EmitKind::Ast(format),
-            (None, true, _) => EmitKind::Ir,
-            (None, false, true) => EmitKind::Jvp,
-            _ => EmitKind::Vjp,
+        if let Some(format) = self.ast {
+            EmitKind::Ast(format)
+        } else if self.ir {
+            EmitKind::Ir
+        } else if self.jvp {
+            EmitKind::Jvp
+        } else if self.vjp {
+            EmitKind::Vjp
+        } else if self.rust {
+            EmitKind::Rust
+        } else {
+            EmitKind::Schedule
         }
     }
 }

@@ -386,3 +386,34 @@ fn bench_prints_both_backends() {
     );
     assert!(!text(&r.stdout).lines().any(|l| l.starts_with("jit ")));
 }
+
+#[test]
+fn emit_rust_and_schedule() {
+    let lv = example("lotka_volterra/lotka_volterra.pode");
+    let r = pnodec(&["emit", "--rust", s(&lv)]);
+    assert_exit(&r, 0);
+    let rust = text(&r.stdout);
+    assert!(rust.contains("RhsVjp for LotkaVolterra"), "{rust}");
+    assert!(rust.contains("pub struct LotkaVolterraStepper"), "{rust}");
+    let rob = example("robertson/robertson.pode");
+    let r = pnodec(&["emit", "--rust", s(&rob)]);
+    assert_exit(&r, 0);
+    assert!(text(&r.stdout).contains("`esdirk3` is implicit"));
+    let r = pnodec(&["emit", "--schedule", s(&lv)]);
+    assert_exit(&r, 0);
+    let sched = text(&r.stdout);
+    assert!(
+        sched.contains("schedule `revolve(10)`: 500 steps"),
+        "{sched}"
+    );
+    assert!(sched.contains("predicted: 500 forward steps"), "{sched}");
+    // Rust generation does not cover convolutions: an error on the model.
+    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let r = pnodec(&["emit", "--rust", s(&conv)]);
+    assert_exit(&r, 1);
+    assert!(
+        text(&r.stderr).contains("cannot generate Rust"),
+        "{}",
+        text(&r.stderr)
+    );
+}
