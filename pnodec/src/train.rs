@@ -117,6 +117,13 @@ pub fn train_file(
     };
     let cfg = loaded.setup().train.clone();
     let name = loaded.program().name.clone();
+    if loaded.program().loss.is_none() {
+        return Err(pnode_driver::Error::NoLoss {
+            model: name,
+            what: "training",
+        }
+        .into());
+    }
     writeln!(
         err,
         "training `{name}`: {} parameters, {} iterations, {} backend (compiled in {:.1} ms)",

@@ -230,6 +230,14 @@ fn model_errors_and_run_errors_have_their_exit_codes() {
     let r = pnodec(&["grad", s(&noloss)]);
     assert_exit(&r, 1);
     assert!(text(&r.stderr).contains("no `loss`"), "{}", text(&r.stderr));
+    let r = pnodec_in(dir.path(), &["train", "noloss.pode"]);
+    assert_exit(&r, 1);
+    assert!(
+        text(&r.stderr).contains("training needs one"),
+        "{}",
+        text(&r.stderr)
+    );
+    assert!(!dir.path().join("m.params.json").exists());
     // A missing data file is an I/O error.
     let nodata = dir.path().join("nodata.pode");
     std::fs::write(
