@@ -22,8 +22,8 @@ Exit status:
   2  usage or I/O error (an unreadable file, a failed write, an output file that exists
      without `--force`)";
 
-/// The pnode compiler: check, format, emit, solve, differentiate and train `.pode` neural-ODE
-/// models.
+/// The pnode compiler: check, format, emit, solve, differentiate, train and benchmark `.pode`
+/// neural-ODE models.
 #[derive(Parser, Debug)]
 #[command(name = "pnodec", version, after_help = EXIT_CODES)]
 struct Cli {
