@@ -75,11 +75,7 @@ pub fn summary(program: &Program) -> String {
     match &program.solve {
         Some(solve) => {
             out += ", method ";
-            out += &match &solve.method {
-                Method::Theta(theta) => format!("theta({theta})"),
-                Method::Erk(tableau) => format!("erk ({} stages)", tableau.b.len()),
-                method => method.name().to_string(),
-            };
+            out += &method_name(&solve.method);
             out += ", ";
             out += &match &solve.steps {
                 Steps::Uniform(n) => count(*n as usize, "step", "steps"),
@@ -92,6 +88,15 @@ pub fn summary(program: &Program) -> String {
         None => out += ", no solve block",
     }
     out
+}
+
+/// The integrator's name as reports print it: `rk4`, `theta(0.75)`, `erk (4 stages)`.
+pub fn method_name(method: &Method) -> String {
+    match method {
+        Method::Theta(theta) => format!("theta({theta})"),
+        Method::Erk(tableau) => format!("erk ({} stages)", tableau.b.len()),
+        method => method.name().to_string(),
+    }
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {

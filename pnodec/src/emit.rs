@@ -7,6 +7,11 @@
 //! | `--ir` | the IR of the right-hand side `f(t, u; θ)` |
 //! | `--jvp` | the IR of its JVP `f_u v` ([`pnode_ir::jvp`]) |
 //! | `--vjp` | the IR of its VJP `(f_uᵀ w, f_θᵀ w)` ([`pnode_ir::vjp`]) |
+//! | `--rust` | pnode-codegen's Rust model and, for an explicit method, its fused stepper ([`crate::emit_run`]) |
+//! | `--schedule` | the checkpoint schedule of a gradient with its predicted cost (needs the model's data files when its output times come from one) |
+//!
+//! There is no `--clif`: pnode-jit prints its Cranelift IR only to stderr at compile time
+//! (`PNODE_JIT_DUMP=1`), not through an API.
 //!
 //! `--ast` needs only parsing; the IR forms need the lowering too. A model with errors (of
 //! what the form needs) prints nothing on stdout; its diagnostics go to stderr as in `check`.
@@ -39,6 +44,10 @@ pub enum EmitKind {
     Jvp,
     /// The IR of the VJP of the right-hand side.
     Vjp,
+    /// Generated Rust source.
+    Rust,
+    /// The checkpoint schedule and its predicted cost.
+    Schedule,
 }
 
 /// The text `kind` prints for `source`, or the diagnostics that prevent it.
@@ -66,6 +75,19 @@ pub fn emit_source(
     let Some(program) = &analysis.program else {
         return Err(analysis.diagnostics);
     };
+    if kind == EmitKind::Rust {
+        return match crate::emit_run::rust_source(program) {
+            Ok(text) => Ok((text, analysis.diagnostics)),
+            Err(e) => {
+                let mut diags = analysis.diagnostics;
+                diags.push(
+                    pnode_grammar::Diagnostic::error(format!("cannot generate Rust: {e}"))
+                        .with_primary(analysis.model.name.span, "in this model"),
+                );
+                Err(diags)
+            }
+        };
+    }
     let function = match kind {
         EmitKind::Jvp => pnode_ir::jvp(&program.rhs),
         EmitKind::Vjp => pnode_ir::vjp(&program.rhs),
@@ -93,6 +115,14 @@ pub fn emit_file(
     out: &mut dyn Write,
     err: &mut dyn WriteColor,
 ) -> Result<Exit, Error> {
+    if kind == EmitKind::Schedule {
+        let Some((_, program)) = crate::load::lower_file(path, err)? else {
+            return Ok(Exit::Failed);
+        };
+        let text = crate::emit_run::schedule_summary(&program, path)?;
+        out.write_all(text.as_bytes())?;
+        return Ok(Exit::Ok);
+    }
     let SourceFile { name, text } = read_source(path)?;
     match emit_source(&text, kind) {
         Ok((emitted, warnings)) => {

@@ -4,16 +4,33 @@
 //! |---|---|---|
 //! | `pnodec check FILE…` | [`check`] | parse and lower, render every diagnostic, print a summary |
 //! | `pnodec fmt [--check] FILE…` | [`fmt`] | rewrite files in the canonical format |
-//! | `pnodec emit --ast/--ir/--jvp/--vjp FILE` | [`emit`] | print an intermediate form |
+//! | `pnodec emit --ast/--ir/--jvp/--vjp/--rust/--schedule FILE` | [`emit`] | print an intermediate form |
+//! | `pnodec grad FILE` | [`grad`] | the loss and its discrete-adjoint gradient at θ0 as JSON |
+//! | `pnodec solve FILE` | [`solve`] | the trajectory at the output times (CSV/NPY, SVG plot) |
+//! | `pnodec train FILE` | [`train`] | train the parameters; loss log, plot, parameters saved |
+//! | `pnodec bench FILE` | [`bench`] | compile, forward and gradient times, JIT and interpreter |
+//!
+//! The running commands share [`load`] (lower, resolve the setup, compile the model with the
+//! JIT or wrap it in the interpreter) and [`output`] (files are never overwritten silently).
 //!
 //! Diagnostics are rendered by [`render`] with codespan-reporting. Every command returns an
-//! [`Exit`] status: 0 ok (warnings allowed), 1 the model has errors (or `fmt` found a file to
-//! change with `--check`, or refused to rewrite one), 2 a usage or I/O error.
+//! [`Exit`] status: 0 ok (warnings allowed), 1 the model has errors or cannot be run (a data
+//! file of the wrong shape, a solver failure; or `fmt` found a file to change with
+//! `--check`, or refused to rewrite one), 2 a usage or I/O error (an unreadable file, an
+//! output file that exists).
 
+pub mod bench;
 pub mod check;
 pub mod emit;
+pub mod emit_run;
 pub mod fmt;
+pub mod grad;
+pub mod load;
+pub mod output;
+pub mod plot;
 pub mod render;
+pub mod solve;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +85,21 @@ pub enum Error {
     /// Standard output or standard error could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// An output file exists and `--force` was not given.
+    #[error("`{}` exists; pass `--force` to overwrite it, or choose another path", path.display())]
+    Exists {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The model could not be set up or run (a data file, an option, a solver failure).
+    #[error("{0}")]
+    Run(#[from] pnode_driver::Error),
+    /// The JIT backend could not compile the model.
+    #[error("{0}")]
+    Jit(String),
+    /// A command-line value that cannot be used.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {
@@ -76,6 +108,9 @@ impl Error {
         match self {
             // A file that is not text is a bad model rather than a bad command line.
             Error::NotUtf8 { .. } => Exit::Failed,
+            // A missing or unreadable data file is an I/O error; the rest is about the model.
+            Error::Run(pnode_driver::Error::Io { .. }) => Exit::Usage,
+            Error::Run(_) | Error::Jit(_) => Exit::Failed,
             _ => Exit::Usage,
         }
     }

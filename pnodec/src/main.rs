@@ -1,20 +1,29 @@
-//! `pnodec`, the pnode compiler's command line: `check`, `fmt` and `emit` for `.pode` models.
+//! `pnodec`, the pnode compiler's command line: `check`, `fmt`, `emit`, `solve`, `grad` and
+//! `train`, `bench` for `.pode` models.
 //! The work is done by the `pnodec` library; this file only parses the command line.
 
 use clap::{Args, Parser, Subcommand};
+use pnodec::bench::BenchOptions;
 use pnodec::emit::{AstFormat, EmitKind};
 use pnodec::fmt::FmtOptions;
+use pnodec::grad::GradOptions;
+use pnodec::load::Backend;
 use pnodec::render::ColorMode;
+use pnodec::solve::SolveOptions;
+use pnodec::train::TrainOptions;
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "\
 Exit status:
   0  ok (warnings allowed)
-  1  a model has errors; or `fmt` found a file to change (`--check`) or refused to rewrite
-     one (syntax errors, comments it would drop)
-  2  usage or I/O error (an unreadable file, a failed write)";
+  1  a model has errors or cannot be run (a data file of the wrong shape, a solver or
+     training failure, an operation the JIT does not support); or `fmt` found a file to
+     change (`--check`) or refused to rewrite one (syntax errors, comments it would drop)
+  2  usage or I/O error (an unreadable file, a failed write, an output file that exists
+     without `--force`)";
 
-/// The pnode compiler: check, format and emit `.pode` neural-ODE models.
+/// The pnode compiler: check, format, emit, solve, differentiate, train and benchmark `.pode`
+/// neural-ODE models.
 #[derive(Parser, Debug)]
 #[command(name = "pnodec", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -53,7 +62,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print an intermediate form of a model: its AST, IR, or the IR of its JVP or VJP.
+    /// Print an intermediate form of a model: its AST, IR, the IR of its JVP or VJP, generated
+    /// Rust, or its checkpoint schedule.
     #[command(after_help = EXIT_CODES)]
     Emit {
         #[command(flatten)]
@@ -61,6 +71,79 @@ enum Command {
         /// The `.pode` file (`-` reads standard input).
         file: PathBuf,
     },
+    /// Solve forward from θ0; write the trajectory at the output times (CSV or NPY) and plot it.
+    #[command(after_help = EXIT_CODES)]
+    Solve {
+        /// Where to write the trajectory: `.npy` → NPY (`K × (1 + n)`, t first), anything
+        /// else → CSV with a header `t,u[0],…`; default: CSV on standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Draw the states against t as an SVG plot (log10 t for a `logspace` grid).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+        /// The `.pode` file.
+        file: PathBuf,
+    },
+    /// The loss and its discrete-adjoint gradient at θ0, as JSON.
+    #[command(after_help = EXIT_CODES)]
+    Grad {
+        /// Where to write the JSON; default: standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+        /// The `.pode` file.
+        file: PathBuf,
+    },
+    /// Train the parameters with the `train { }` block's optimizer.
+    #[command(after_help = EXIT_CODES)]
+    Train {
+        /// Overrides the train block's number of iterations.
+        #[arg(long, short = 'n')]
+        iterations: Option<u64>,
+        /// Where to save the parameters (JSON); default: MODEL.params.json in the current
+        /// directory, or MODEL.params-1.json, … if taken.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Write the loss per iteration as CSV (`iteration,loss,grad_norm`).
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Draw the loss curve as an SVG plot.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+        /// The `.pode` file.
+        file: PathBuf,
+    },
+    /// Time the model: JIT compilation, forward solve and gradient, JIT and interpreter.
+    #[command(after_help = EXIT_CODES)]
+    Bench {
+        /// Timed repetitions of each measurement (the median is printed).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Overrides the seed of random initializers.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The `.pode` file.
+        file: PathBuf,
+    },
+}
+
+/// Options every running command takes.
+#[derive(Args, Debug)]
+struct Common {
+    /// The model backend: Cranelift-compiled native code or the reference interpreter.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    backend: Backend,
+    /// Overrides the seed of random initializers (else `train { seed }`, else 0).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Replace output files that exist (they are never overwritten otherwise).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -79,15 +162,29 @@ struct EmitWhat {
     /// The IR of the VJP (f_uᵀ w, f_θᵀ w) of the right-hand side.
     #[arg(long)]
     vjp: bool,
+    /// Generated Rust: the model (Rhs, RhsJvp, RhsVjp) and, for an explicit method, its
+    /// fused forward and adjoint steps.
+    #[arg(long)]
+    rust: bool,
+    /// The checkpoint schedule of a gradient with its predicted cost.
+    #[arg(long)]
+    schedule: bool,
 }
 
 impl EmitWhat {
     fn kind(&self) -> EmitKind {
-        match (self.ast, self.ir, self.jvp) {
-            (Some(format), _, _) => EmitKind::Ast(format),
-            (None, true, _) => EmitKind::Ir,
-            (None, false, true) => EmitKind::Jvp,
-            _ => EmitKind::Vjp,
+        if let Some(format) = self.ast {
+            EmitKind::Ast(format)
+        } else if self.ir {
+            EmitKind::Ir
+        } else if self.jvp {
+            EmitKind::Jvp
+        } else if self.vjp {
+            EmitKind::Vjp
+        } else if self.rust {
+            EmitKind::Rust
+        } else {
+            EmitKind::Schedule
         }
     }
 }
@@ -108,6 +205,57 @@ fn main() -> anyhow::Result<()> {
             pnodec::fmt::run(files, options, cli.color)
         }
         Command::Emit { what, file } => pnodec::emit::run(file, what.kind(), cli.color),
+        Command::Solve {
+            out,
+            plot,
+            common,
+            file,
+        } => {
+            let opts = SolveOptions {
+                out: out.clone(),
+                plot: plot.clone(),
+                force: common.force,
+                backend: common.backend,
+                seed: common.seed,
+            };
+            pnodec::solve::run(file, &opts, cli.color)
+        }
+        Command::Grad { out, common, file } => {
+            let opts = GradOptions {
+                out: out.clone(),
+                force: common.force,
+                backend: common.backend,
+                seed: common.seed,
+            };
+            pnodec::grad::run(file, &opts, cli.color)
+        }
+        Command::Train {
+            iterations,
+            out,
+            log,
+            plot,
+            common,
+            file,
+        } => {
+            let opts = TrainOptions {
+                iterations: *iterations,
+                out: out.clone(),
+                log: log.clone(),
+                plot: plot.clone(),
+                force: common.force,
+                backend: common.backend,
+                seed: common.seed,
+                progress: None,
+            };
+            pnodec::train::run(file, &opts, cli.color)
+        }
+        Command::Bench { reps, seed, file } => {
+            let opts = BenchOptions {
+                reps: *reps,
+                seed: *seed,
+            };
+            pnodec::bench::run(file, &opts, cli.color)
+        }
     };
     std::process::exit(exit.code())
 }

@@ -1,0 +1,220 @@
+//! What the running commands (`solve`, `grad`, `train`, `bench`) share: read and lower a model
+//! (diagnostics rendered as in `check`), resolve its [`Setup`] (data paths relative to the
+//! model file's directory), and build the model backend.
+//!
+//! The backend is the Cranelift JIT ([`pnode_jit::JitModel`]) unless `--backend interp` asks
+//! for the reference interpreter ([`pnode_ir::runtime::IrModel`]). The JIT does not lower
+//! convolutions or group norms; such a model is an error that suggests `--backend interp`.
+
+use crate::check::analyze;
+use crate::render;
+use crate::{Error, SourceFile, read_source};
+use codespan_reporting::term::termcolor::WriteColor;
+use pnode_driver::{Run, Setup};
+use pnode_ir::lower::Program;
+use pnode_ir::runtime::IrModel;
+use pnode_jit::JitModel;
+use pnode_runtime::{Rhs, RhsJvp, RhsVjp};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Which implementation of the right-hand side runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Native code compiled by Cranelift (RHS, JVP and VJP kernels).
+    #[default]
+    Jit,
+    /// The reference interpreter of the IR.
+    Interp,
+}
+
+impl Backend {
+    /// The name printed in reports (`jit`, `interp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Jit => "jit",
+            Backend::Interp => "interp",
+        }
+    }
+}
+
+/// A model backend: the JIT-compiled model or the interpreter.
+#[derive(Debug)]
+pub enum Model {
+    /// Cranelift kernels.
+    Jit(Box<JitModel>),
+    /// The interpreter.
+    Interp(Box<IrModel>),
+}
+
+macro_rules! each {
+    ($m:expr, $v:ident => $e:expr) => {
+        match $m {
+            Model::Jit($v) => $e,
+            Model::Interp($v) => $e,
+        }
+    };
+}
+
+impl Model {
+    /// Builds the backend for `program`'s right-hand side; returns it with its compile time in
+    /// milliseconds (the JIT's compilation of the RHS, JVP and VJP; the interpreter's setup).
+    pub fn new(program: &Program, backend: Backend) -> Result<(Model, f64), Error> {
+        let start = Instant::now();
+        let model = match backend {
+            Backend::Jit => match JitModel::new(&program.rhs) {
+                Ok(m) => Model::Jit(Box::new(m)),
+                Err(pnode_jit::Error::Unsupported { op }) => {
+                    return Err(Error::Jit(format!(
+                        "the JIT backend cannot compile model `{}`: it does not support the \
+                         operation `{op}`; run it with `--backend interp`",
+                        program.name
+                    )));
+                }
+                Err(e) => {
+                    return Err(Error::Jit(format!(
+                        "the JIT backend cannot compile model `{}`: {e}; `--backend interp` \
+                         runs it with the interpreter",
+                        program.name
+                    )));
+                }
+            },
+            Backend::Interp => match IrModel::new(&program.rhs) {
+                Ok(m) => Model::Interp(Box::new(m)),
+                Err(e) => {
+                    return Err(Error::Jit(format!(
+                        "cannot build the interpreter of model `{}`: {e}",
+                        program.name
+                    )));
+                }
+            },
+        };
+        Ok((model, start.elapsed().as_secs_f64() * 1e3))
+    }
+}
+
+impl Rhs for Model {
+    fn state_len(&self) -> usize {
+        each!(self, m => m.state_len())
+    }
+    fn param_len(&self) -> usize {
+        each!(self, m => m.param_len())
+    }
+    fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) {
+        each!(self, m => m.rhs(t, u, p, f))
+    }
+}
+
+impl RhsJvp for Model {
+    fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]) {
+        each!(self, m => m.jvp(t, u, p, v, out))
+    }
+}
+
+impl RhsVjp for Model {
+    fn vjp(&mut self, t: f64, u: &[f64], p: &[f64], w: &[f64], gu: &mut [f64], gp: &mut [f64]) {
+        each!(self, m => m.vjp(t, u, p, w, gu, gp))
+    }
+}
+
+/// A model ready to run.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The source file.
+    pub file: SourceFile,
+    /// The file's directory (data paths are relative to it).
+    pub dir: PathBuf,
+    /// The backend.
+    pub model: Model,
+    /// Which backend it is.
+    pub backend: Backend,
+    /// Milliseconds to build the backend.
+    pub compile_ms: f64,
+    /// The run (setup and solver).
+    pub run: Run,
+}
+
+impl Loaded {
+    /// The lowered program.
+    pub fn program(&self) -> &Program {
+        &self.run.setup().program
+    }
+
+    /// The setup.
+    pub fn setup(&self) -> &Setup {
+        self.run.setup()
+    }
+}
+
+/// The directory a model file's data paths are relative to (`.` for stdin or a bare name).
+pub fn model_dir(path: &Path) -> PathBuf {
+    if path == Path::new("-") {
+        return PathBuf::from(".");
+    }
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Lowers the model in `path` and renders its diagnostics to `err` (warnings too). `Ok(None)`
+/// when it has errors (they have been rendered).
+pub fn lower_file(
+    path: &Path,
+    err: &mut dyn WriteColor,
+) -> Result<Option<(SourceFile, Program)>, Error> {
+    let file = read_source(path)?;
+    let analysis = analyze(&file.text);
+    render::emit(err, &file.name, &file.text, &analysis.diagnostics)?;
+    if analysis.has_errors() {
+        let n = analysis.diagnostics.iter().filter(|d| d.is_error()).count();
+        writeln!(
+            err,
+            "{}: {n} {}",
+            file.name,
+            if n == 1 { "error" } else { "errors" }
+        )?;
+        return Ok(None);
+    }
+    Ok(analysis.program.map(|p| (file, p)))
+}
+
+/// Lowers, sets up and compiles the model in `path`; `Ok(None)` when the model has errors
+/// (rendered to `err`).
+pub fn load(
+    path: &Path,
+    backend: Backend,
+    seed: Option<u64>,
+    err: &mut dyn WriteColor,
+) -> Result<Option<Loaded>, Error> {
+    load_with(path, backend, seed, err, |_| {})
+}
+
+/// [`load`], with `adjust` changing the setup before the solver is built (command-line
+/// overrides such as `--iterations`).
+pub fn load_with(
+    path: &Path,
+    backend: Backend,
+    seed: Option<u64>,
+    err: &mut dyn WriteColor,
+    adjust: impl FnOnce(&mut Setup),
+) -> Result<Option<Loaded>, Error> {
+    let Some((file, program)) = lower_file(path, err)? else {
+        return Ok(None);
+    };
+    let dir = model_dir(path);
+    // The backend first: a model the JIT cannot compile is reported before any data file
+    // is read.
+    let (model, compile_ms) = Model::new(&program, backend)?;
+    let mut setup = Setup::new(&program, &dir, seed)?;
+    adjust(&mut setup);
+    let run = Run::new(setup, &model)?;
+    Ok(Some(Loaded {
+        file,
+        dir,
+        model,
+        backend,
+        compile_ms,
+        run,
+    }))
+}

@@ -1,0 +1,138 @@
+//! `pnodec solve`: the trajectory at the output times, from θ0.
+//!
+//! The table has one row per output time `t_k` and the columns `t, u[0], …` (element names
+//! from the program's states: `u[1]`, `x[0,1]`, a scalar state by its name). `--out` ending in
+//! `.npy` writes it as a `K × (1 + n)` little-endian `<f8` NPY array
+//! ([`pnode_driver::data::write_npy`]); any other path (or standard output, the default) gets
+//! CSV with a header. `--plot FILE.svg` draws the states against t (against log10 t when the
+//! grid is `logspace`). Existing files are replaced only with `--force`.
+
+use crate::load::{Backend, Loaded, load};
+use crate::output::{check_free, write_new};
+use crate::plot::trajectory_svg;
+use crate::render::{self, ColorMode};
+use crate::{Error, Exit};
+use codespan_reporting::term::termcolor::WriteColor;
+use pnode_driver::Trajectory;
+use pnode_ir::lower::Steps;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The options of `pnodec solve`.
+#[derive(Clone, Debug, Default)]
+pub struct SolveOptions {
+    /// Where to write the trajectory (`None` or `-`: CSV on standard output).
+    pub out: Option<PathBuf>,
+    /// Where to draw the SVG plot.
+    pub plot: Option<PathBuf>,
+    /// Replace existing files.
+    pub force: bool,
+    /// The model backend.
+    pub backend: Backend,
+    /// Overrides the seed of the random initializers.
+    pub seed: Option<u64>,
+}
+
+/// Whether the model's grid is log-spaced (its plot gets a log time axis).
+pub fn log_spaced(loaded: &Loaded) -> bool {
+    loaded
+        .program()
+        .solve
+        .as_ref()
+        .is_some_and(|s| matches!(s.steps, Steps::Logspace { .. }))
+}
+
+fn is_npy(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+/// Writes the trajectory as NPY (`K × (1 + n)`, time first) to a new file (or, with `force`,
+/// over an existing one) through a temporary file in the same directory.
+pub fn write_trajectory_npy(path: &Path, traj: &Trajectory, force: bool) -> Result<(), Error> {
+    check_free(path, force)?;
+    let n = traj.state_len;
+    let mut values = Vec::with_capacity(traj.times.len() * (n + 1));
+    for (k, &t) in traj.times.iter().enumerate() {
+        values.push(t);
+        values.extend_from_slice(traj.state(k).unwrap_or(&[]));
+    }
+    let write_err = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = crate::load::model_dir(path);
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(write_err)?;
+    pnode_driver::data::write_npy(tmp.path(), &[traj.times.len(), n + 1], &values)
+        .map_err(write_err)?;
+    let persisted = if force {
+        tmp.persist(path).map(|_| ())
+    } else {
+        tmp.persist_noclobber(path).map(|_| ())
+    };
+    persisted.map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Exists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            write_err(e.error)
+        }
+    })
+}
+
+/// `pnodec solve` on one file.
+pub fn solve_file(
+    path: &Path,
+    opts: &SolveOptions,
+    stdout: &mut dyn Write,
+    err: &mut dyn WriteColor,
+) -> Result<Exit, Error> {
+    let out = opts.out.as_deref().filter(|p| *p != Path::new("-"));
+    for p in out.iter().chain(opts.plot.as_deref().iter()) {
+        check_free(p, opts.force)?;
+    }
+    let Some(mut loaded) = load(path, opts.backend, opts.seed, err)? else {
+        return Ok(Exit::Failed);
+    };
+    let theta0 = loaded.setup().theta0.clone();
+    let traj = loaded.run.solve(&mut loaded.model, &theta0)?;
+    let names = loaded.setup().state_names();
+    match out {
+        Some(p) if is_npy(p) => write_trajectory_npy(p, &traj, opts.force)?,
+        Some(p) => write_new(p, traj.to_csv(&names).as_bytes(), opts.force)?,
+        None => stdout.write_all(traj.to_csv(&names).as_bytes())?,
+    }
+    if let Some(p) = out {
+        writeln!(
+            err,
+            "wrote {} ({} output times × {} states)",
+            p.display(),
+            traj.times.len(),
+            traj.state_len
+        )?;
+    }
+    if let Some(p) = opts.plot.as_deref() {
+        let svg = trajectory_svg(
+            &loaded.program().name,
+            &traj.times,
+            &traj.states,
+            &names,
+            log_spaced(&loaded),
+        )
+        .map_err(Error::Usage)?;
+        write_new(p, svg.as_bytes(), opts.force)?;
+        writeln!(err, "wrote {}", p.display())?;
+    }
+    Ok(Exit::Ok)
+}
+
+/// `pnodec solve FILE`.
+pub fn run(path: &Path, opts: &SolveOptions, color: ColorMode) -> Exit {
+    let mut err = color.stderr();
+    let mut out = std::io::stdout().lock();
+    match solve_file(path, opts, &mut out, &mut err) {
+        Ok(status) => status,
+        Err(e) => render::report_error(&mut err, &e),
+    }
+}

@@ -1,0 +1,427 @@
+//! The running commands (`grad`, `solve`, `train`) of the `pnodec` binary on the examples
+//! (`examples/*/*.pode` at the workspace root, except the `truth.pode` models their data
+//! came from).
+#![allow(missing_docs)]
+
+use pnode_driver::{Run, Setup};
+use pnode_ir::runtime::IrModel;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(root().join("examples")).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "pode") && !f.ends_with("truth.pode") {
+                files.push(f);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+fn pnodec_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pnodec"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn pnodec(args: &[&str]) -> Output {
+    pnodec_in(&root(), args)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// `pnodec grad FILE --backend B` as JSON.
+fn grad_json(file: &Path, backend: &str) -> Value {
+    let out = pnodec(&["grad", s(file), "--backend", backend]);
+    assert_exit(&out, 0);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The flat parameter gradient of a report, in the program's parameter order.
+fn flat_grad(report: &Value, program: &pnode_ir::lower::Program) -> Vec<f64> {
+    let mut g = vec![0.0; program.param_len()];
+    for p in &program.params {
+        let v = floats(&report["grad_params"][&p.name]);
+        assert_eq!(v.len(), p.shape.len(), "{}", p.name);
+        g[p.offset..p.offset + v.len()].copy_from_slice(&v);
+    }
+    g
+}
+
+fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+    let scale = a.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-300);
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+/// Central differences of the loss (interpreter) along coordinate `i` of θ or of u0.
+fn fd(run: &mut Run, model: &mut IrModel, theta: &[f64], i: usize, in_u0: bool) -> f64 {
+    let eps = 1e-6;
+    if in_u0 {
+        let u0 = run.setup().u0.clone();
+        let h = eps * u0[i].abs().max(1.0);
+        let mut u = u0.clone();
+        u[i] += h;
+        run.set_initial_state(&u).unwrap();
+        let lp = run.loss(model, theta).unwrap();
+        u[i] = u0[i] - h;
+        run.set_initial_state(&u).unwrap();
+        let lm = run.loss(model, theta).unwrap();
+        run.set_initial_state(&u0).unwrap();
+        (lp - lm) / (2.0 * h)
+    } else {
+        let h = eps * theta[i].abs().max(1.0);
+        let mut t = theta.to_vec();
+        t[i] += h;
+        let lp = run.loss(model, &t).unwrap();
+        t[i] = theta[i] - h;
+        let lm = run.loss(model, &t).unwrap();
+        (lp - lm) / (2.0 * h)
+    }
+}
+
+/// Up to 16 indices spread over `0..n`.
+fn spread(n: usize) -> Vec<usize> {
+    if n <= 16 {
+        return (0..n).collect();
+    }
+    let mut v: Vec<usize> = (0..16).map(|k| k * (n - 1) / 15).collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn grad_matches_finite_differences_and_the_interpreter_on_every_example() {
+    let files = examples();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for file in files {
+        let jit = grad_json(&file, "jit");
+        let interp = grad_json(&file, "interp");
+        assert_eq!(jit["backend"], "jit");
+        assert_eq!(interp["backend"], "interp");
+        let source = std::fs::read_to_string(&file).unwrap();
+        let program = pnode_ir::lower::compile_source(&source).program.unwrap();
+        assert_eq!(jit["model"], program.name.as_str());
+        let (gj, gi) = (flat_grad(&jit, &program), flat_grad(&interp, &program));
+        let (uj, ui) = (floats(&jit["grad_u0"]), floats(&interp["grad_u0"]));
+        let backend_err = max_rel(&gi, &gj).max(max_rel(&ui, &uj));
+        let (lj, li) = (
+            jit["loss"].as_f64().unwrap(),
+            interp["loss"].as_f64().unwrap(),
+        );
+        assert!((lj - li).abs() <= 1e-12 * li.abs(), "{lj} vs {li}");
+        assert!(
+            backend_err <= 1e-12,
+            "{}: jit vs interp {backend_err:e}",
+            program.name
+        );
+
+        let setup = Setup::new(&program, file.parent().unwrap(), None).unwrap();
+        let theta = setup.theta0.clone();
+        let mut model = IrModel::new(&program.rhs).unwrap();
+        let mut run = Run::new(setup, &model).unwrap();
+        let mut err_p: f64 = 0.0;
+        let scale = gi.iter().map(|x| x.abs()).fold(0.0, f64::max);
+        for i in spread(gi.len()) {
+            let d = fd(&mut run, &mut model, &theta, i, false);
+            err_p = err_p.max((d - gi[i]).abs() / scale);
+        }
+        let mut err_u: f64 = 0.0;
+        let scale_u = ui.iter().map(|x| x.abs()).fold(0.0, f64::max);
+        for i in 0..ui.len() {
+            let d = fd(&mut run, &mut model, &theta, i, true);
+            err_u = err_u.max((d - ui[i]).abs() / scale_u);
+        }
+        eprintln!(
+            "{}: FD relative error θ {err_p:.2e}, u0 {err_u:.2e}; jit vs interp {backend_err:.2e}; \
+             JIT compile {:.1} ms",
+            program.name,
+            jit["compile_ms"].as_f64().unwrap()
+        );
+        assert!(err_p <= 1e-6, "{}: θ FD error {err_p:e}", program.name);
+        assert!(err_u <= 1e-6, "{}: u0 FD error {err_u:e}", program.name);
+    }
+}
+
+#[test]
+fn grad_writes_json_and_never_overwrites_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g.json");
+    let file = example("lotka_volterra/lotka_volterra.pode");
+    let r = pnodec(&["grad", s(&file), "--out", s(&out)]);
+    assert_exit(&r, 0);
+    assert!(text(&r.stderr).contains("g.json"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["method"], "rk4");
+    assert_eq!(v["steps"], 500);
+    assert_eq!(floats(&v["grad_params"]["theta"]).len(), 4);
+    assert!(v["stats"]["reversed_steps"].as_u64() == Some(500));
+    std::fs::write(&out, "keep me").unwrap();
+    let r = pnodec(&["grad", s(&file), "--out", s(&out)]);
+    assert_exit(&r, 2);
+    assert!(text(&r.stderr).contains("g.json"), "{}", text(&r.stderr));
+    assert!(text(&r.stderr).contains("--force"), "{}", text(&r.stderr));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
+    assert_exit(&pnodec(&["grad", s(&file), "--out", s(&out), "--force"]), 0);
+    assert!(std::fs::read_to_string(&out).unwrap().contains("\"loss\""));
+}
+
+#[test]
+fn model_errors_and_run_errors_have_their_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.pode");
+    std::fs::write(&bad, "model m\nstate u = 1.0\nd(u)/dt = v\n").unwrap();
+    let r = pnodec(&["grad", s(&bad)]);
+    assert_exit(&r, 1);
+    assert!(text(&r.stderr).contains("I001"), "{}", text(&r.stderr));
+    // No loss: a gradient cannot be taken.
+    let noloss = dir.path().join("noloss.pode");
+    std::fs::write(
+        &noloss,
+        "model m\nstate u = 1.0\nparam k = 1.0\nd(u)/dt = -k * u\n",
+    )
+    .unwrap();
+    let r = pnodec(&["grad", s(&noloss)]);
+    assert_exit(&r, 1);
+    assert!(text(&r.stderr).contains("no `loss`"), "{}", text(&r.stderr));
+    let r = pnodec_in(dir.path(), &["train", "noloss.pode"]);
+    assert_exit(&r, 1);
+    assert!(
+        text(&r.stderr).contains("training needs one"),
+        "{}",
+        text(&r.stderr)
+    );
+    assert!(!dir.path().join("m.params.json").exists());
+    // A missing data file is an I/O error.
+    let nodata = dir.path().join("nodata.pode");
+    std::fs::write(
+        &nodata,
+        "model m\nstate u = 1.0\nparam k = 1.0\nd(u)/dt = -k * u\nloss = mse(u, data(\"none.csv\"))\n",
+    )
+    .unwrap();
+    let r = pnodec(&["grad", s(&nodata)]);
+    assert_exit(&r, 2);
+    assert!(text(&r.stderr).contains("none.csv"), "{}", text(&r.stderr));
+    // Convolutions: the JIT says to use the interpreter, which runs the model.
+    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let r = pnodec(&["grad", s(&conv)]);
+    assert_exit(&r, 1);
+    assert!(
+        text(&r.stderr).contains("--backend interp"),
+        "{}",
+        text(&r.stderr)
+    );
+    assert_exit(&pnodec(&["grad", s(&conv), "--backend", "interp"]), 0);
+}
+
+#[test]
+fn solve_writes_csv_npy_and_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("robertson/robertson.pode");
+    let r = pnodec(&["solve", s(&file)]);
+    assert_exit(&r, 0);
+    let csv = text(&r.stdout);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("t,y[0],y[1],y[2]"));
+    assert_eq!(lines.count(), 7);
+    let (npy, svg) = (dir.path().join("y.npy"), dir.path().join("y.svg"));
+    let r = pnodec(&["solve", s(&file), "--out", s(&npy), "--plot", s(&svg)]);
+    assert_exit(&r, 0);
+    let table = pnode_driver::data::read_table(&npy, None).unwrap();
+    assert_eq!((table.rows, table.cols), (7, 4));
+    assert_eq!(table.values[4 * 6], 40.0);
+    // Mass is conserved: y0 + y1 + y2 = 1.
+    for row in table.values.chunks(4) {
+        assert!((row[1] + row[2] + row[3] - 1.0).abs() < 1e-10, "{row:?}");
+    }
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.contains("<svg") && plot.contains("log10 t"));
+    let r = pnodec(&["solve", s(&file), "--out", s(&npy)]);
+    assert_exit(&r, 2);
+    assert!(text(&r.stderr).contains("y.npy"));
+    let csv_path = dir.path().join("y.csv");
+    assert_exit(&pnodec(&["solve", s(&file), "--out", s(&csv_path)]), 0);
+    assert_eq!(
+        std::fs::read_to_string(&csv_path).unwrap(),
+        csv,
+        "file and stdout agree"
+    );
+}
+
+#[test]
+fn train_reduces_the_spiral_loss_tenfold_with_its_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("spiral/spiral.pode");
+    let start = std::time::Instant::now();
+    let r = pnodec_in(
+        dir.path(),
+        &["train", s(&file), "--log", "loss.csv", "--plot", "loss.svg"],
+    );
+    let secs = start.elapsed().as_secs_f64();
+    assert_exit(&r, 0);
+    let stderr = text(&r.stderr);
+    assert!(stderr.contains("spiral.params.json"), "{stderr}");
+    let params: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("spiral.params.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(params["iterations"], 300);
+    assert_eq!(floats(&params["params"]["net.0.weight"]).len(), 32);
+    let log = std::fs::read_to_string(dir.path().join("loss.csv")).unwrap();
+    assert_eq!(log.lines().next(), Some("iteration,loss,grad_norm"));
+    let first: f64 = log
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let last = params["loss"].as_f64().unwrap();
+    eprintln!(
+        "spiral: loss {first:.4e} → {last:.4e} ({:.1}×) in {secs:.1} s",
+        first / last
+    );
+    assert!(first / last >= 10.0, "{first} → {last}");
+    assert!(
+        std::fs::read_to_string(dir.path().join("loss.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    // A second run takes the next free name, and explicit paths that exist are refused.
+    let r = pnodec_in(dir.path(), &["train", s(&file), "-n", "2"]);
+    assert_exit(&r, 0);
+    assert!(
+        text(&r.stderr).contains("spiral.params-1.json"),
+        "{}",
+        text(&r.stderr)
+    );
+    let r = pnodec_in(
+        dir.path(),
+        &["train", s(&file), "-n", "2", "--log", "loss.csv"],
+    );
+    assert_exit(&r, 2);
+    assert!(text(&r.stderr).contains("loss.csv"));
+}
+
+#[test]
+fn a_training_failure_keeps_the_last_good_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    // u(1) = 1/(1 − k) blows up for k ≥ 1; the first SGD step jumps far past it.
+    let model = dir.path().join("blowup.pode");
+    std::fs::write(
+        &model,
+        "model blowup\nstate u = 1.0\nparam k = 0.5\nd(u)/dt = k * u ^ 2\n\
+         solve { method = rk4\n t = 0 .. 1\n steps = 100 }\nloss = (u - 10) ^ 2\n\
+         train { optimizer = sgd(lr = 1.0), iterations = 5 }\n",
+    )
+    .unwrap();
+    let r = pnodec_in(dir.path(), &["train", "blowup.pode", "--out", "p.json"]);
+    assert_exit(&r, 1);
+    let stderr = text(&r.stderr);
+    assert!(stderr.contains("iteration 1"), "{stderr}");
+    assert!(stderr.contains("last good"), "{stderr}");
+    let p: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("p.json")).unwrap()).unwrap();
+    assert_eq!(floats(&p["params"]["k"]), [0.5]);
+}
+
+#[test]
+fn bench_prints_both_backends() {
+    let file = example("lotka_volterra/lotka_volterra.pode");
+    let r = pnodec(&["bench", s(&file), "--reps", "1"]);
+    assert_exit(&r, 0);
+    let out = text(&r.stdout);
+    assert!(out.contains("compile ms"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("jit ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("interp ")), "{out}");
+    assert!(out.contains("speed-up"), "{out}");
+    // The JIT cannot compile convolutions; the interpreter is timed alone.
+    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let r = pnodec(&["bench", s(&conv), "--reps", "1"]);
+    assert_exit(&r, 0);
+    assert!(
+        text(&r.stderr).contains("interpreter only"),
+        "{}",
+        text(&r.stderr)
+    );
+    assert!(!text(&r.stdout).lines().any(|l| l.starts_with("jit ")));
+}
+
+#[test]
+fn emit_rust_and_schedule() {
+    let lv = example("lotka_volterra/lotka_volterra.pode");
+    let r = pnodec(&["emit", "--rust", s(&lv)]);
+    assert_exit(&r, 0);
+    let rust = text(&r.stdout);
+    assert!(rust.contains("RhsVjp for LotkaVolterra"), "{rust}");
+    assert!(rust.contains("pub struct LotkaVolterraStepper"), "{rust}");
+    let rob = example("robertson/robertson.pode");
+    let r = pnodec(&["emit", "--rust", s(&rob)]);
+    assert_exit(&r, 0);
+    assert!(text(&r.stdout).contains("`esdirk3` is implicit"));
+    let r = pnodec(&["emit", "--schedule", s(&lv)]);
+    assert_exit(&r, 0);
+    let sched = text(&r.stdout);
+    assert!(
+        sched.contains("schedule `revolve(10)`: 500 steps"),
+        "{sched}"
+    );
+    assert!(sched.contains("predicted: 500 forward steps"), "{sched}");
+    // Rust generation does not cover convolutions: an error on the model.
+    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let r = pnodec(&["emit", "--rust", s(&conv)]);
+    assert_exit(&r, 1);
+    assert!(
+        text(&r.stderr).contains("cannot generate Rust"),
+        "{}",
+        text(&r.stderr)
+    );
+}
