@@ -51,7 +51,7 @@ pub use program::*;
 use crate::builder::Builder;
 use crate::function::Layout;
 use exprs::{Cx, Mode, error_at};
-use pnode_grammar::ast::{Expr, Item, Model, Span};
+use pnode_grammar::ast::{Expr, Ident, Item, Model, Span};
 use pnode_grammar::{DeclKind, Diagnostic};
 use scope::{Scope, Sym, arg_exprs, decl_exprs, dependency_order, deps_of, unused_warnings};
 
@@ -367,14 +367,9 @@ fn constants(scope: &mut Scope, cb: &mut Builder, diags: &mut Vec<Diagnostic>) {
         .map(|c| deps_of(scope, &decl_exprs(c.decl), pick))
         .collect();
     let (order, cyclic) = dependency_order(&deps);
-    for i in cyclic {
-        let name = &scope.consts[i].decl.name;
-        diags.push(error_at(
-            codes::CYCLE,
-            format!("constant `{}` is defined in terms of itself", name.name),
-            name.span,
-            "cyclic definition",
-        ));
+    for cycle in scope::cycles(&deps, &cyclic) {
+        let names: Vec<&Ident> = cycle.iter().map(|&i| &scope.consts[i].decl.name).collect();
+        diags.push(cycle_error("constant ", &names));
     }
     for i in order {
         let decl = scope.consts[i].decl;
@@ -391,6 +386,49 @@ fn constants(scope: &mut Scope, cb: &mut Builder, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// The most members of a cycle its diagnostic lists.
+const CYCLE_SHOWN: usize = 8;
+
+/// One error for one cycle of definitions (`names` in cycle order, the first in source order
+/// first): the primary label at the first, secondary labels at the next few, and the cycle
+/// as a note. The definitions that depend on a cycle are skipped silently.
+fn cycle_error(kind: &str, names: &[&Ident]) -> Diagnostic {
+    let first = names[0];
+    let label = match names.get(1) {
+        Some(n) => format!("uses `{}`", n.name),
+        None => "cyclic definition".to_string(),
+    };
+    let mut d = error_at(
+        codes::CYCLE,
+        format!("{kind}`{}` is defined in terms of itself", first.name),
+        first.span,
+        label,
+    );
+    if names.len() == 1 {
+        return d;
+    }
+    let shown = names.len().min(CYCLE_SHOWN);
+    for (k, n) in names[1..shown].iter().enumerate() {
+        d = d.with_secondary(
+            n.span,
+            format!("which uses `{}`", names[(k + 2) % names.len()].name),
+        );
+    }
+    let mut path: Vec<String> = names[..shown]
+        .iter()
+        .map(|n| format!("`{}`", n.name))
+        .collect();
+    if names.len() > shown {
+        path.push(format!("… {} more", names.len() - shown));
+    }
+    path.push(format!("`{}`", first.name));
+    d.with_note(format!(
+        "the cycle ({} definitions): {}",
+        names.len(),
+        path.join(" → ")
+    ))
+}
+
 /// Lowers the `let`s in dependency order.
 fn lets(scope: &Scope, b: &mut Builder, diags: &mut Vec<Diagnostic>) {
     let pick = |s: Sym| match s {
@@ -403,14 +441,9 @@ fn lets(scope: &Scope, b: &mut Builder, diags: &mut Vec<Diagnostic>) {
         .map(|l| deps_of(scope, &[&l.def.value], pick))
         .collect();
     let (order, cyclic) = dependency_order(&deps);
-    for i in cyclic {
-        let name = &scope.lets[i].def.name;
-        diags.push(error_at(
-            codes::CYCLE,
-            format!("`{}` is defined in terms of itself", name.name),
-            name.span,
-            "cyclic definition",
-        ));
+    for cycle in scope::cycles(&deps, &cyclic) {
+        let names: Vec<&Ident> = cycle.iter().map(|&i| &scope.lets[i].def.name).collect();
+        diags.push(cycle_error("", &names));
     }
     for i in order {
         let def = scope.lets[i].def;
