@@ -812,3 +812,72 @@ fn one_error_per_cycle() {
         )]
     );
 }
+
+fn matmul_chain(lets: usize) -> String {
+    let mut s = "const A[1024, 1024] = ones\nstate u[1024] = zeros\nlet B0 = A @ A\n".to_string();
+    for i in 1..lets {
+        s += &format!("let B{i} = B{} @ A\n", i - 1);
+    }
+    s + &format!("d(u)/dt = B{} @ u", lets - 1)
+}
+
+/// Constant folding has one budget per model: beyond it, operations of the model stay
+/// symbolic, and constants that must be known at compile time are an I020 error.
+#[test]
+fn constant_folding_has_a_budget() {
+    for lets in [20, 300] {
+        let start = std::time::Instant::now();
+        let p = program(&matmul_chain(lets));
+        let secs = start.elapsed().as_secs_f64();
+        assert!(secs < 20.0, "{secs:.1} s for {lets} products");
+        // Not folded: the products are in the right-hand side.
+        let ir = p.rhs.to_string();
+        assert!(ir.matches("matmul").count() > lets, "{ir}");
+    }
+    // Small folds still happen once the budget is spent (indices must be constant).
+    let p = program(
+        "const A[1024, 1024] = ones\nstate u[1024] = zeros\nlet B = A @ A\n\
+         d(u)/dt = B @ u + u[2 * 3 - 1] + sum(A[1 + 1])",
+    );
+    assert!(p.rhs.to_string().contains("const 1024.0 : []"), "{}", p.rhs);
+    // Within the budget everything folds.
+    let p = program("const A[64, 64] = ones\nstate u[64] = zeros\nd(u)/dt = (A @ A @ A) @ u");
+    assert_eq!(p.rhs.to_string().matches("matmul").count(), 1);
+
+    // Constants must fold: one error, at the expression, stating the budget.
+    let (src, e) = errors(
+        "const A[1024, 1024] = ones\nconst B = A @ A\nconst C = B @ A\nstate u[1024] = zeros\n\
+         d(u)/dt = C @ u",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].code, Some(codes::TOO_LARGE));
+    let s = e[0].primary_span().unwrap();
+    assert_eq!(&src[s.start..s.end], "A @ A");
+    assert!(e[0].notes[0].contains("2^28"), "{:?}", e[0].notes);
+    // So must indices.
+    check_err(
+        "const A[1024, 1024] = ones\nstate u[2] = zeros\nd(u)/dt = u[sum(A @ A) - 1048576 * 1024]",
+        codes::TOO_LARGE,
+        "too large to evaluate at compile time",
+    );
+    // Declared constants spend the byte budget: 16 of 8 MiB fit, the 17th does not.
+    let consts: String = (0..17)
+        .map(|i| format!("const _A{i}[1024, 1024] = {i}\n"))
+        .collect();
+    let (src, e) = errors(&format!("{consts}state u = 1.0\nd(u)/dt = u"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    let s = e[0].primary_span().unwrap();
+    assert_eq!(&src[s.start..s.end], "_A16");
+}
+
+/// A byte-order mark before the header is accepted, and positions stay right.
+#[test]
+fn byte_order_mark() {
+    let src = "\u{feff}model m\nstate u = 1.0\nd(u)/dt = -u\n";
+    let l = compile_source(src);
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    let src = "\u{feff}model m\nstate u = 1.0\nd(u)/dt = -v\n";
+    let l = compile_source(src);
+    let s = l.diagnostics[0].primary_span().unwrap();
+    assert_eq!(&src[s.start..s.end], "v");
+}

@@ -48,7 +48,7 @@ mod scope;
 
 pub use program::*;
 
-use crate::builder::Builder;
+use crate::builder::{Builder, FoldBudget};
 use crate::function::Layout;
 use exprs::{Cx, Mode, error_at};
 use pnode_grammar::ast::{Expr, Ident, Item, Model, Span};
@@ -60,6 +60,25 @@ pub const MAX_VALUE_ELEMENTS: usize = 1 << 22;
 
 /// The most elements of one constant.
 pub const MAX_CONST_ELEMENTS: usize = 1 << 20;
+
+/// The most work constant folding may do in one model: multiply-adds of products and
+/// convolutions, elements read and written by the other operations. Beyond it an operation on
+/// constants stays symbolic in the model (computed when it runs) and is an error (I020) where
+/// a value must be known at compile time.
+pub const FOLD_WORK_BUDGET: u64 = 1 << 28;
+
+/// The most bytes of constants one model may fold or declare (see [`FOLD_WORK_BUDGET`]).
+pub const CONST_BYTES_BUDGET: u64 = 1 << 27;
+
+/// The budget note of an I020 error for a value that could not be evaluated.
+pub(crate) fn budget_note() -> String {
+    format!(
+        "a model's constants may take at most 2^{} multiply-adds or elements of work and {} MiB \
+         in all to evaluate at compile time",
+        FOLD_WORK_BUDGET.trailing_zeros(),
+        CONST_BYTES_BUDGET >> 20
+    )
+}
 
 /// The largest step count, output count or checkpoint slot count.
 pub const MAX_COUNT: u64 = 1 << 32;
@@ -128,6 +147,10 @@ pub fn lower(model: &Model) -> Lowered {
 fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
     let mut scope = Scope::collect(model, diags);
     let mut cb = Builder::new(Layout::new(0, 0));
+    cb.set_fold_budget(FoldBudget {
+        work: FOLD_WORK_BUDGET,
+        bytes: CONST_BYTES_BUDGET,
+    });
     constants(&mut scope, &mut cb, diags);
 
     // Declarations and layers.
@@ -175,7 +198,9 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
     let p_len = params.last().map_or(0, |p| p.offset + p.shape.len());
 
     // The model's expressions.
+    // One folding budget for the whole model.
     let mut b = Builder::new(Layout::new(u_len, p_len));
+    b.set_fold_budget(cb.fold_budget());
     lets(&scope, &mut b, diags);
     let rhs = {
         let mut cx = Cx {
@@ -196,6 +221,7 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
         };
         loss::loss(&mut cx, l)
     });
+    cb.set_fold_budget(b.fold_budget());
     let mut cx = Cx {
         b: &mut cb,
         scope: &scope,

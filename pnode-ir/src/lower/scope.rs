@@ -55,6 +55,10 @@ pub(super) struct ParamInfo<'m> {
 pub(super) struct ConstInfo<'m> {
     pub decl: &'m Decl,
     pub value: Option<Tensor>,
+    /// The value's node in the constants' builder and in the model's (indexed by the
+    /// [`Mode`](super::exprs::Mode) that lowers into each), so that a large constant is
+    /// copied and hashed once per builder, not once per use.
+    pub nodes: [Cell<Option<NodeId>>; 2],
 }
 
 /// A `layer` item.
@@ -113,6 +117,7 @@ impl<'m> Scope<'m> {
                             s.consts.push(ConstInfo {
                                 decl: d,
                                 value: None,
+                                nodes: Default::default(),
                             });
                             Sym::Const(s.consts.len() - 1)
                         }
