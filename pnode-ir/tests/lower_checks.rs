@@ -806,10 +806,10 @@ fn one_error_per_cycle() {
     assert_eq!(e[0].labels.len(), 8);
     assert_eq!(
         e[0].notes,
-        [format!(
+        [
             "the cycle (20001 definitions): `a0` → `a1` → `a2` → `a3` → `a4` → `a5` → `a6` → \
              `a7` → … 19993 more → `a0`"
-        )]
+        ]
     );
 }
 
