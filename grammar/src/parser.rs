@@ -61,11 +61,21 @@ impl Parsed {
 /// their frames are large in unoptimized builds; the parse runs on a segment this large.
 const PARSE_STACK: usize = 16 * 1024 * 1024;
 
-/// Parses a whole `.pode` file. Never panics; every problem is a [`Diagnostic`].
+/// Parses a whole `.pode` file. Never panics; every problem is a [`Diagnostic`]. A leading
+/// UTF-8 byte-order mark is skipped like whitespace (spans stay byte offsets into `source`).
 ///
 /// Turns on pest's process-wide error detail (`pest::set_error_detail`), which the messages
 /// rely on.
 pub fn parse(source: &str) -> Parsed {
+    // The mark is three bytes; three spaces in its place keep every byte offset.
+    let blanked;
+    let source = match source.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            blanked = format!("   {rest}");
+            blanked.as_str()
+        }
+        None => source,
+    };
     stacker::maybe_grow(PARSE_STACK / 2, PARSE_STACK, || parse_file(source))
 }
 

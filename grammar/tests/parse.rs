@@ -163,6 +163,27 @@ fn doc_comments_are_the_lines_directly_above_the_header() {
 }
 
 #[test]
+fn a_leading_byte_order_mark_is_skipped_and_spans_stay_offsets_into_the_source() {
+    let plain = "# doc\nmodel m\nstate u[2] = [1.0, 2.0]\nd(u)/dt = -u\n";
+    let src = format!("\u{feff}{plain}");
+    let parsed = parse(&src);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let m = &parsed.model;
+    assert_eq!(m.without_spans(), parse(plain).model.without_spans());
+    assert_eq!(m.doc, ["doc"]);
+    assert_eq!(&src[m.name.span.start..m.name.span.end], "m");
+    common::assert_spans_cover(&src, m);
+    // Errors point at the original text.
+    let src = "\u{feff}model m\nlet v = (u + )\n";
+    let d = &parse(src).diagnostics;
+    assert_eq!(d.len(), 1, "{d:?}");
+    let s = d[0].primary_span().unwrap();
+    assert_eq!(&src[s.start..], ")\n");
+    // Only a leading mark is skipped.
+    assert!(parse("model m\n\u{feff}state u = 1.0\n").has_errors());
+}
+
+#[test]
 fn spans_point_at_the_source() {
     let src = "model m\nstate u[2] = [1.0, 2.0]\nd(u[0])/dt = -u[0] ^ 2 + f(a, k = 3)\n";
     let parsed = parse(src);

@@ -11,7 +11,8 @@
 //! `−(−x) → x`, `x¹ → x`, `x⁰ → 1`, identity reshapes/broadcasts/slices/pads,
 //! `reshape(reshape x) → reshape x`, `transpose(transpose x) → x`, and a contiguous view
 //! (reshape, index, leading slice) of an input read is itself an input read. Operations whose operands
-//! are all constants are evaluated by the interpreter's kernels and become constants.
+//! are all constants are evaluated by the interpreter's kernels and become constants, as far
+//! as the [`FoldBudget`] allows (unlimited unless set); beyond it they stay symbolic.
 //! (`x · 0 → 0` drops a NaN or infinity in `x`, as every algebraic simplifier does.)
 
 use crate::error::Error;
@@ -26,6 +27,63 @@ use crate::shape::{Shape, ShapeError};
 pub struct Builder {
     graph: Graph,
     layout: Layout,
+    budget: FoldBudget,
+    refused: u64,
+}
+
+/// What constant folding may still spend: `work` in multiply-adds or elements touched, `bytes`
+/// of folded constants produced. A fold that does not fit leaves the operation symbolic (its
+/// value is then computed when the function runs) and spends nothing; folds of at most
+/// [`FoldBudget::SMALL_WORK`] work and [`FoldBudget::SMALL_BYTES`] bytes always happen (they
+/// are spent too, saturating), so indices and scalars stay constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldBudget {
+    /// Multiply-adds (products, convolutions) or elements read and written (the rest).
+    pub work: u64,
+    /// Bytes of the constants folding produces.
+    pub bytes: u64,
+}
+
+impl FoldBudget {
+    /// No limit (a new builder's budget).
+    pub const UNLIMITED: FoldBudget = FoldBudget {
+        work: u64::MAX,
+        bytes: u64::MAX,
+    };
+    /// Folds at most this much work (and [`FoldBudget::SMALL_BYTES`]) always happen.
+    pub const SMALL_WORK: u64 = 1 << 16;
+    /// See [`FoldBudget::SMALL_WORK`].
+    pub const SMALL_BYTES: u64 = 1 << 16;
+}
+
+/// The work of evaluating `op` on operands of shapes `inputs` with result `out`.
+fn fold_cost(op: &Op, inputs: &[&Shape], out: &Shape) -> u64 {
+    let n = |s: &Shape| s.len() as u64;
+    // Elements of one output entry's contraction: all of `w`'s dimensions but the first.
+    let per_out = |w: Option<&&Shape>| {
+        w.map_or(1, |w| match w.dims().first() {
+            Some(&d) if d > 0 => n(w) / d as u64,
+            _ => 1,
+        })
+    };
+    let cost = match op {
+        Op::MatMul => {
+            let k = inputs.first().and_then(|a| a.dims().last()).copied();
+            n(out).saturating_mul(k.unwrap_or(1) as u64)
+        }
+        Op::Conv2d(_) => n(out).saturating_mul(per_out(inputs.get(1))),
+        Op::Conv2dBackwardInput { .. } => {
+            let g = inputs.first().map_or(0, |g| n(g));
+            g.saturating_mul(per_out(inputs.get(1)))
+        }
+        Op::Conv2dBackwardWeight { .. } => {
+            let g = inputs.get(1).map_or(0, |g| n(g));
+            g.saturating_mul(per_out(Some(&out)))
+        }
+        Op::Index(_) | Op::Slice { .. } | Op::Reshape(_) | Op::Transpose => n(out),
+        _ => inputs.iter().fold(n(out), |a, s| a.saturating_add(n(s))),
+    };
+    cost.max(1)
 }
 
 /// Shorthand for builder results.
@@ -37,7 +95,25 @@ impl Builder {
         Builder {
             graph: Graph::new(),
             layout,
+            budget: FoldBudget::UNLIMITED,
+            refused: 0,
         }
+    }
+
+    /// What constant folding may still spend (see [`FoldBudget`]).
+    pub fn fold_budget(&self) -> FoldBudget {
+        self.budget
+    }
+
+    /// Sets what constant folding may still spend.
+    pub fn set_fold_budget(&mut self, budget: FoldBudget) {
+        self.budget = budget;
+    }
+
+    /// How many operations on constants were left symbolic because the budget did not cover
+    /// them.
+    pub fn folds_refused(&self) -> u64 {
+        self.refused
     }
 
     /// A builder that extends `f`'s graph (so new nodes are hash-consed against it) under a
@@ -46,6 +122,8 @@ impl Builder {
         Builder {
             graph: f.graph().clone(),
             layout,
+            budget: FoldBudget::UNLIMITED,
+            refused: 0,
         }
     }
 
@@ -164,7 +242,10 @@ impl Builder {
         if let Some(id) = self.simplify(&op, inputs, &shape)? {
             return Ok(id);
         }
-        if !op.is_leaf() && !inputs.is_empty() && inputs.iter().all(|i| self.const_of(*i).is_some())
+        if !op.is_leaf()
+            && !inputs.is_empty()
+            && inputs.iter().all(|i| self.const_of(*i).is_some())
+            && self.spend_fold(&op, inputs, &shape)
         {
             let args: Vec<(&Shape, &[f64])> = inputs
                 .iter()
@@ -178,6 +259,21 @@ impl Builder {
             return Ok(self.intern(Op::Const(t), Vec::new(), shape));
         }
         Ok(self.intern(op, inputs.to_vec(), shape))
+    }
+
+    /// Whether folding `op` fits the budget; if so, spends it.
+    fn spend_fold(&mut self, op: &Op, inputs: &[NodeId], shape: &Shape) -> bool {
+        let shapes: Vec<&Shape> = inputs.iter().map(|i| &self.graph.node(*i).shape).collect();
+        let work = fold_cost(op, &shapes, shape);
+        let bytes = (shape.len() as u64).saturating_mul(8);
+        let small = work <= FoldBudget::SMALL_WORK && bytes <= FoldBudget::SMALL_BYTES;
+        if !small && (work > self.budget.work || bytes > self.budget.bytes) {
+            self.refused += 1;
+            return false;
+        }
+        self.budget.work = self.budget.work.saturating_sub(work);
+        self.budget.bytes = self.budget.bytes.saturating_sub(bytes);
+        true
     }
 
     fn simplify(

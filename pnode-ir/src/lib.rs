@@ -47,7 +47,7 @@ pub mod runtime;
 
 pub use ad_forward::jvp;
 pub use ad_reverse::vjp;
-pub use builder::{Builder, Built};
+pub use builder::{Builder, Built, FoldBudget};
 pub use error::Error;
 pub use function::{Function, Layout};
 pub use graph::{BinaryOp, Buffer, ConvParams, Graph, Node, NodeId, Op, Real, Tensor, UnaryOp};

@@ -112,7 +112,7 @@ fn names() {
     check_err(
         "state u = 1.0\nlet a = b\nlet b = c\nlet c = a\nd(u)/dt = u",
         codes::CYCLE,
-        "`c`",
+        "`a` is defined in terms of itself",
     );
     check_err(
         "const a = b\nconst b = a\nstate u = 1.0\nd(u)/dt = u",
@@ -737,4 +737,147 @@ fn deep_expressions_on_a_small_stack() {
             .expect("thread");
         assert_eq!(handle.join().expect("no stack overflow"), expected);
     }
+}
+
+/// The errors of lowering `body`.
+fn errors(body: &str) -> (String, Vec<pnode_grammar::Diagnostic>) {
+    let (src, l) = lower_body(body);
+    let errs = l.diagnostics.into_iter().filter(|d| d.is_error()).collect();
+    (src, errs)
+}
+
+/// One cycle, however long, is one error: at its first member, the cycle in a note, its next
+/// members labelled; definitions that merely use a cycle are skipped silently.
+#[test]
+fn one_error_per_cycle() {
+    let (src, e) =
+        errors("state u = 1.0\nlet d = a\nlet a = b + u\nlet b = c\nlet c = 2 * a\nd(u)/dt = d");
+    assert_eq!(e.len(), 1, "{e:?}");
+    let d = &e[0];
+    assert_eq!(d.code, Some(codes::CYCLE));
+    assert_eq!(d.message, "`a` is defined in terms of itself");
+    let at = |l: &pnode_grammar::Label| &src[l.span.start..l.span.end];
+    let primary = d.labels.iter().find(|l| l.primary).unwrap();
+    assert_eq!((at(primary), primary.message.as_str()), ("a", "uses `b`"));
+    let secondary: Vec<_> = d
+        .labels
+        .iter()
+        .filter(|l| !l.primary)
+        .map(|l| (at(l), l.message.as_str()))
+        .collect();
+    assert_eq!(
+        secondary,
+        [("b", "which uses `c`"), ("c", "which uses `a`")]
+    );
+    assert_eq!(
+        d.notes,
+        ["the cycle (3 definitions): `a` → `b` → `c` → `a`"]
+    );
+
+    // A self-reference, constants, two cycles joined by a chain: one error per cycle.
+    let (_, e) = errors("state u = 1.0\nlet a = a + u\nd(u)/dt = a");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].notes.is_empty());
+    let (_, e) = errors("const y = x\nconst x = 2 * y\nconst z = x\nstate u = 1.0\nd(u)/dt = u");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].message, "constant `y` is defined in terms of itself");
+    let (_, e) = errors(
+        "state u = 1.0\nlet a = b\nlet b = a + m\nlet m = p\nlet p = q\nlet q = p\nd(u)/dt = u",
+    );
+    let msgs: Vec<_> = e.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "`a` is defined in terms of itself",
+            "`p` is defined in terms of itself"
+        ]
+    );
+
+    // A 20 001-long cycle: one error listing 8 members.
+    let n = 20_001;
+    let body = (0..n)
+        .map(|i| format!("let a{i} = a{} + 1", (i + 1) % n))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let start = std::time::Instant::now();
+    let (_, e) = errors(&format!("state u = 1.0\n{body}\nd(u)/dt = u + a0"));
+    assert!(start.elapsed().as_secs_f64() < 20.0);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].labels.len(), 8);
+    assert_eq!(
+        e[0].notes,
+        [
+            "the cycle (20001 definitions): `a0` → `a1` → `a2` → `a3` → `a4` → `a5` → `a6` → \
+             `a7` → … 19993 more → `a0`"
+        ]
+    );
+}
+
+fn matmul_chain(lets: usize) -> String {
+    let mut s = "const A[1024, 1024] = ones\nstate u[1024] = zeros\nlet B0 = A @ A\n".to_string();
+    for i in 1..lets {
+        s += &format!("let B{i} = B{} @ A\n", i - 1);
+    }
+    s + &format!("d(u)/dt = B{} @ u", lets - 1)
+}
+
+/// Constant folding has one budget per model: beyond it, operations of the model stay
+/// symbolic, and constants that must be known at compile time are an I020 error.
+#[test]
+fn constant_folding_has_a_budget() {
+    for lets in [20, 300] {
+        let start = std::time::Instant::now();
+        let p = program(&matmul_chain(lets));
+        let secs = start.elapsed().as_secs_f64();
+        assert!(secs < 20.0, "{secs:.1} s for {lets} products");
+        // Not folded: the products are in the right-hand side.
+        let ir = p.rhs.to_string();
+        assert!(ir.matches("matmul").count() > lets, "{ir}");
+    }
+    // Small folds still happen once the budget is spent (indices must be constant).
+    let p = program(
+        "const A[1024, 1024] = ones\nstate u[1024] = zeros\nlet B = A @ A\n\
+         d(u)/dt = B @ u + u[2 * 3 - 1] + sum(A[1 + 1])",
+    );
+    assert!(p.rhs.to_string().contains("const 1024.0 : []"), "{}", p.rhs);
+    // Within the budget everything folds.
+    let p = program("const A[64, 64] = ones\nstate u[64] = zeros\nd(u)/dt = (A @ A @ A) @ u");
+    assert_eq!(p.rhs.to_string().matches("matmul").count(), 1);
+
+    // Constants must fold: one error, at the expression, stating the budget.
+    let (src, e) = errors(
+        "const A[1024, 1024] = ones\nconst B = A @ A\nconst C = B @ A\nstate u[1024] = zeros\n\
+         d(u)/dt = C @ u",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].code, Some(codes::TOO_LARGE));
+    let s = e[0].primary_span().unwrap();
+    assert_eq!(&src[s.start..s.end], "A @ A");
+    assert!(e[0].notes[0].contains("2^28"), "{:?}", e[0].notes);
+    // So must indices.
+    check_err(
+        "const A[1024, 1024] = ones\nstate u[2] = zeros\nd(u)/dt = u[sum(A @ A) - 1048576 * 1024]",
+        codes::TOO_LARGE,
+        "too large to evaluate at compile time",
+    );
+    // Declared constants spend the byte budget: 16 of 8 MiB fit, the 17th does not.
+    let consts: String = (0..17)
+        .map(|i| format!("const _A{i}[1024, 1024] = {i}\n"))
+        .collect();
+    let (src, e) = errors(&format!("{consts}state u = 1.0\nd(u)/dt = u"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    let s = e[0].primary_span().unwrap();
+    assert_eq!(&src[s.start..s.end], "_A16");
+}
+
+/// A byte-order mark before the header is accepted, and positions stay right.
+#[test]
+fn byte_order_mark() {
+    let src = "\u{feff}model m\nstate u = 1.0\nd(u)/dt = -u\n";
+    let l = compile_source(src);
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    let src = "\u{feff}model m\nstate u = 1.0\nd(u)/dt = -v\n";
+    let l = compile_source(src);
+    let s = l.diagnostics[0].primary_span().unwrap();
+    assert_eq!(&src[s.start..s.end], "v");
 }

@@ -102,6 +102,27 @@ pub(super) fn const_value(cx: &mut Cx, d: &Decl) -> Lr<Tensor> {
             format!("more than {MAX_CONST_ELEMENTS} elements"),
         )));
     }
+    if matches!(
+        init,
+        Initializer::Fill(_) | Initializer::Zeros | Initializer::Ones
+    ) {
+        // A filled constant is held like a folded one: it spends the same byte budget.
+        let mut budget = cx.b.fold_budget();
+        let bytes = shape.len() as u64 * 8;
+        if bytes > budget.bytes {
+            return Err(cx.report(
+                error_at(
+                    codes::TOO_LARGE,
+                    format!("constant `{}` of shape {shape} is too large", d.name.name),
+                    d.name.span,
+                    "over the constant budget",
+                )
+                .with_note(super::budget_note()),
+            ));
+        }
+        budget.bytes -= bytes;
+        cx.b.set_fold_budget(budget);
+    }
     let t = match init {
         Initializer::Values(v) => Tensor::new(shape, v),
         Initializer::Fill(x) => Tensor::filled(shape, x),

@@ -123,9 +123,27 @@ impl Cx<'_, '_> {
         self.report(error_at(code, e.to_string(), span, "here"))
     }
 
-    /// Wraps a builder result.
+    /// Wraps a builder result. In [`Mode::Const`] every leaf is a constant, so a result that
+    /// is not one is a fold the budget refused: an error here.
     pub fn built(&mut self, r: Result<NodeId, ShapeError>, span: Span) -> Lr<NodeId> {
-        r.map_err(|e| self.shape_error(e, span))
+        let id = r.map_err(|e| self.shape_error(e, span))?;
+        if self.mode == Mode::Const && self.b.graph().constant(id).is_none() {
+            return Err(self.over_budget(span));
+        }
+        Ok(id)
+    }
+
+    /// A constant value that the folding budget does not cover.
+    pub fn over_budget(&mut self, span: Span) -> Reported {
+        self.report(
+            error_at(
+                codes::TOO_LARGE,
+                "this constant expression is too large to evaluate at compile time",
+                span,
+                "over the constant-folding budget",
+            )
+            .with_note(super::budget_note()),
+        )
     }
 
     /// The shape of a node built here.
@@ -228,9 +246,22 @@ impl Cx<'_, '_> {
                 self.built(r, span)
             }
             Sym::Const(i) => {
-                let t = scope.consts[i].value.clone().ok_or(Reported)?;
-                let r = self.b.constant(t);
-                self.built(r, span)
+                let c = &scope.consts[i];
+                let value = c.value.as_ref().ok_or(Reported)?;
+                let cache = &c.nodes[self.mode as usize];
+                if let Some(id) = cache.get()
+                    && self
+                        .b
+                        .graph()
+                        .constant(id)
+                        .is_some_and(|t| t.shape() == value.shape())
+                {
+                    return Ok(id);
+                }
+                let r = self.b.constant(value.clone());
+                let id = self.built(r, span)?;
+                cache.set(Some(id));
+                Ok(id)
             }
             Sym::Let(i) => scope.lets[i].node.get().ok_or(Reported),
             Sym::Layer(_) => Err(self.report(
@@ -398,7 +429,11 @@ impl Cx<'_, '_> {
 
     /// A constant integer (for indices and integer arguments).
     pub fn const_int(&mut self, e: &Expr, what: &str) -> Lr<i64> {
+        let refused = self.b.folds_refused();
         let id = self.expr(e)?;
+        if self.b.graph().constant(id).is_none() && self.b.folds_refused() > refused {
+            return Err(self.over_budget(e.span));
+        }
         let value = self.b.graph().constant(id).cloned();
         match value {
             Some(t) if t.shape().is_scalar() => {

@@ -48,10 +48,10 @@ mod scope;
 
 pub use program::*;
 
-use crate::builder::Builder;
+use crate::builder::{Builder, FoldBudget};
 use crate::function::Layout;
 use exprs::{Cx, Mode, error_at};
-use pnode_grammar::ast::{Expr, Item, Model, Span};
+use pnode_grammar::ast::{Expr, Ident, Item, Model, Span};
 use pnode_grammar::{DeclKind, Diagnostic};
 use scope::{Scope, Sym, arg_exprs, decl_exprs, dependency_order, deps_of, unused_warnings};
 
@@ -60,6 +60,25 @@ pub const MAX_VALUE_ELEMENTS: usize = 1 << 22;
 
 /// The most elements of one constant.
 pub const MAX_CONST_ELEMENTS: usize = 1 << 20;
+
+/// The most work constant folding may do in one model: multiply-adds of products and
+/// convolutions, elements read and written by the other operations. Beyond it an operation on
+/// constants stays symbolic in the model (computed when it runs) and is an error (I020) where
+/// a value must be known at compile time.
+pub const FOLD_WORK_BUDGET: u64 = 1 << 28;
+
+/// The most bytes of constants one model may fold or declare (see [`FOLD_WORK_BUDGET`]).
+pub const CONST_BYTES_BUDGET: u64 = 1 << 27;
+
+/// The budget note of an I020 error for a value that could not be evaluated.
+pub(crate) fn budget_note() -> String {
+    format!(
+        "a model's constants may take at most 2^{} multiply-adds or elements of work and {} MiB \
+         in all to evaluate at compile time",
+        FOLD_WORK_BUDGET.trailing_zeros(),
+        CONST_BYTES_BUDGET >> 20
+    )
+}
 
 /// The largest step count, output count or checkpoint slot count.
 pub const MAX_COUNT: u64 = 1 << 32;
@@ -128,6 +147,10 @@ pub fn lower(model: &Model) -> Lowered {
 fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
     let mut scope = Scope::collect(model, diags);
     let mut cb = Builder::new(Layout::new(0, 0));
+    cb.set_fold_budget(FoldBudget {
+        work: FOLD_WORK_BUDGET,
+        bytes: CONST_BYTES_BUDGET,
+    });
     constants(&mut scope, &mut cb, diags);
 
     // Declarations and layers.
@@ -175,7 +198,9 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
     let p_len = params.last().map_or(0, |p| p.offset + p.shape.len());
 
     // The model's expressions.
+    // One folding budget for the whole model.
     let mut b = Builder::new(Layout::new(u_len, p_len));
+    b.set_fold_budget(cb.fold_budget());
     lets(&scope, &mut b, diags);
     let rhs = {
         let mut cx = Cx {
@@ -196,6 +221,7 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
         };
         loss::loss(&mut cx, l)
     });
+    cb.set_fold_budget(b.fold_budget());
     let mut cx = Cx {
         b: &mut cb,
         scope: &scope,
@@ -367,14 +393,9 @@ fn constants(scope: &mut Scope, cb: &mut Builder, diags: &mut Vec<Diagnostic>) {
         .map(|c| deps_of(scope, &decl_exprs(c.decl), pick))
         .collect();
     let (order, cyclic) = dependency_order(&deps);
-    for i in cyclic {
-        let name = &scope.consts[i].decl.name;
-        diags.push(error_at(
-            codes::CYCLE,
-            format!("constant `{}` is defined in terms of itself", name.name),
-            name.span,
-            "cyclic definition",
-        ));
+    for cycle in scope::cycles(&deps, &cyclic) {
+        let names: Vec<&Ident> = cycle.iter().map(|&i| &scope.consts[i].decl.name).collect();
+        diags.push(cycle_error("constant ", &names));
     }
     for i in order {
         let decl = scope.consts[i].decl;
@@ -391,6 +412,49 @@ fn constants(scope: &mut Scope, cb: &mut Builder, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// The most members of a cycle its diagnostic lists.
+const CYCLE_SHOWN: usize = 8;
+
+/// One error for one cycle of definitions (`names` in cycle order, the first in source order
+/// first): the primary label at the first, secondary labels at the next few, and the cycle
+/// as a note. The definitions that depend on a cycle are skipped silently.
+fn cycle_error(kind: &str, names: &[&Ident]) -> Diagnostic {
+    let first = names[0];
+    let label = match names.get(1) {
+        Some(n) => format!("uses `{}`", n.name),
+        None => "cyclic definition".to_string(),
+    };
+    let mut d = error_at(
+        codes::CYCLE,
+        format!("{kind}`{}` is defined in terms of itself", first.name),
+        first.span,
+        label,
+    );
+    if names.len() == 1 {
+        return d;
+    }
+    let shown = names.len().min(CYCLE_SHOWN);
+    for (k, n) in names[1..shown].iter().enumerate() {
+        d = d.with_secondary(
+            n.span,
+            format!("which uses `{}`", names[(k + 2) % names.len()].name),
+        );
+    }
+    let mut path: Vec<String> = names[..shown]
+        .iter()
+        .map(|n| format!("`{}`", n.name))
+        .collect();
+    if names.len() > shown {
+        path.push(format!("… {} more", names.len() - shown));
+    }
+    path.push(format!("`{}`", first.name));
+    d.with_note(format!(
+        "the cycle ({} definitions): {}",
+        names.len(),
+        path.join(" → ")
+    ))
+}
+
 /// Lowers the `let`s in dependency order.
 fn lets(scope: &Scope, b: &mut Builder, diags: &mut Vec<Diagnostic>) {
     let pick = |s: Sym| match s {
@@ -403,14 +467,9 @@ fn lets(scope: &Scope, b: &mut Builder, diags: &mut Vec<Diagnostic>) {
         .map(|l| deps_of(scope, &[&l.def.value], pick))
         .collect();
     let (order, cyclic) = dependency_order(&deps);
-    for i in cyclic {
-        let name = &scope.lets[i].def.name;
-        diags.push(error_at(
-            codes::CYCLE,
-            format!("`{}` is defined in terms of itself", name.name),
-            name.span,
-            "cyclic definition",
-        ));
+    for cycle in scope::cycles(&deps, &cyclic) {
+        let names: Vec<&Ident> = cycle.iter().map(|&i| &scope.lets[i].def.name).collect();
+        diags.push(cycle_error("", &names));
     }
     for i in order {
         let def = scope.lets[i].def;

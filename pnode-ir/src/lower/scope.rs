@@ -55,6 +55,10 @@ pub(super) struct ParamInfo<'m> {
 pub(super) struct ConstInfo<'m> {
     pub decl: &'m Decl,
     pub value: Option<Tensor>,
+    /// The value's node in the constants' builder and in the model's (indexed by the
+    /// [`Mode`](super::exprs::Mode) that lowers into each), so that a large constant is
+    /// copied and hashed once per builder, not once per use.
+    pub nodes: [Cell<Option<NodeId>>; 2],
 }
 
 /// A `layer` item.
@@ -113,6 +117,7 @@ impl<'m> Scope<'m> {
                             s.consts.push(ConstInfo {
                                 decl: d,
                                 value: None,
+                                nodes: Default::default(),
                             });
                             Sym::Const(s.consts.len() - 1)
                         }
@@ -283,6 +288,108 @@ pub(super) fn dependency_order(deps: &[Vec<usize>]) -> (Vec<usize>, Vec<usize>) 
     }
     let cyclic = (0..n).filter(|&i| indegree[i] > 0).collect();
     (order, cyclic)
+}
+
+/// The cycles among `remaining` (the second list of [`dependency_order`]: the members of
+/// cycles and the definitions that depend on them): one per strongly connected component
+/// that holds a cycle, as the path `s → … → s` (without repeating `s`) from its first member
+/// `s` in source order, along the fewest edges; ordered by `s`. Linear time, no recursion.
+pub(super) fn cycles(deps: &[Vec<usize>], remaining: &[usize]) -> Vec<Vec<usize>> {
+    let n = deps.len();
+    let mut live = vec![false; n];
+    for &i in remaining {
+        live[i] = true;
+    }
+    // Tarjan's algorithm with an explicit stack of (node, next edge).
+    const NONE: usize = usize::MAX;
+    let mut index = vec![NONE; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut comp = vec![NONE; n];
+    let mut comps: Vec<Vec<usize>> = Vec::new();
+    let mut next = 0;
+    for &root in remaining {
+        if index[root] != NONE {
+            continue;
+        }
+        let mut call = vec![(root, 0usize)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(top) = call.last_mut() {
+            let v = top.0;
+            if let Some(&w) = deps[v].get(top.1) {
+                top.1 += 1;
+                if !live[w] {
+                    continue;
+                }
+                if index[w] == NONE {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    call.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(u, _)) = call.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut members = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    comp[w] = comps.len();
+                    members.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                comps.push(members);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (c, members) in comps.iter().enumerate() {
+        let s = *members.iter().min().expect("a component has a member");
+        if members.len() == 1 && !deps[s].contains(&s) {
+            continue;
+        }
+        // Breadth-first from `s` inside the component until an edge leads back to `s`.
+        let mut parent = std::collections::HashMap::from([(s, s)]);
+        let mut queue = std::collections::VecDeque::from([s]);
+        let mut last = s;
+        'search: while let Some(v) = queue.pop_front() {
+            for &w in &deps[v] {
+                if w == s {
+                    last = v;
+                    break 'search;
+                }
+                if comp[w] == c && !parent.contains_key(&w) {
+                    parent.insert(w, v);
+                    queue.push_back(w);
+                }
+            }
+        }
+        let mut path = vec![last];
+        while let Some(&p) = parent.get(path.last().expect("non-empty")) {
+            if path.last() == Some(&p) {
+                break;
+            }
+            path.push(p);
+        }
+        path.reverse();
+        out.push(path);
+    }
+    out.sort_unstable_by_key(|p| p[0]);
+    out
 }
 
 /// The indices of the definitions of kind `pick` that `exprs` refer to (deduplicated).
