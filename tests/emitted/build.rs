@@ -1,4 +1,6 @@
-//! Generates the corpus models and two fused steppers with pnode-codegen into `OUT_DIR`.
+//! Generates the corpus models and two fused steppers with pnode-codegen into `OUT_DIR`, and
+//! every valid `.pode` file of `tests/corpus/ok` that pnode-codegen supports, lowered from its
+//! source (`Corpus…` types, listed by `corpus_models()`).
 
 use pnode_codegen::{Options, generate_erk_stepper, generate_model, testmodels, to_source};
 
@@ -68,6 +70,69 @@ fn main() {
             vec![#(#scratch_table),*]
         }
     });
+    tokens.extend(corpus_models(&opts));
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(out.join("generated.rs"), to_source(&tokens)).expect("write generated.rs");
+}
+
+/// `lotka_volterra` → `CorpusLotkaVolterra`.
+fn corpus_type_name(stem: &str) -> String {
+    let mut name = String::from("Corpus");
+    for part in stem.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            name.push(first.to_ascii_uppercase());
+            name.extend(chars);
+        }
+    }
+    name
+}
+
+/// The generated model of every corpus `ok` file pnode-codegen supports, and the table
+/// `corpus_models() -> Vec<(file stem, model)>`; the file stems it does not support (convolutions,
+/// group norms) are listed by `corpus_unsupported()`.
+fn corpus_models(opts: &Options) -> proc_macro2::TokenStream {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/ok");
+    println!("cargo::rerun-if-changed={dir}");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("corpus directory")
+        .map(|e| e.expect("corpus entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pode"))
+        .collect();
+    files.sort();
+    let mut tokens = proc_macro2::TokenStream::new();
+    let (mut table, mut unsupported) = (Vec::new(), Vec::new());
+    for path in files {
+        let stem = path
+            .file_stem()
+            .expect("file stem")
+            .to_string_lossy()
+            .into_owned();
+        let source = std::fs::read_to_string(&path).expect("readable corpus file");
+        let program = pnode_ir::lower::compile_source(&source)
+            .program
+            .unwrap_or_else(|| panic!("{stem}: a corpus ok model lowers"));
+        let name = corpus_type_name(&stem);
+        match generate_model(&name, &program.rhs, opts) {
+            Ok(model) => {
+                tokens.extend(model);
+                let ty = quote::format_ident!("{}", name);
+                table.push(quote::quote!((#stem, Box::new(#ty::new()))));
+            }
+            Err(pnode_codegen::Error::Unsupported { .. }) => unsupported.push(stem),
+            Err(e) => panic!("{stem}: {e}"),
+        }
+    }
+    tokens.extend(quote::quote! {
+        /// Every corpus `ok` model pnode-codegen supports: `(file stem, model)`.
+        pub fn corpus_models() -> Vec<(&'static str, Box<dyn crate::Model>)> {
+            vec![#(#table),*]
+        }
+
+        /// The corpus `ok` models pnode-codegen refuses (convolutions, group norms).
+        pub fn corpus_unsupported() -> &'static [&'static str] {
+            &[#(#unsupported),*]
+        }
+    });
+    tokens
 }
