@@ -44,6 +44,8 @@ pub mod special;
 
 #[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "testmodels")]
+pub mod testmodels;
 
 pub use ad_forward::jvp;
 pub use ad_reverse::vjp;
