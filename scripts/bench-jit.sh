@@ -15,7 +15,8 @@
 # from the same numbers, and report their gradient's largest relative difference to pnode's.
 # Every process is pinned to core 0 (taskset); the contestants run in ROUNDS rounds, so slow
 # drifts of the machine hit each alike; the summary pools the repetitions (median) and prints the
-# ratios. jax's trace and XLA compile time is measured apart and excluded from its times. JSON
+# ratios, on wall-clock time and on CPU time (the process's or thread's CPU time over the timed
+# repetitions, which on a shared machine leaves out the time spent waiting for the core). jax's trace and XLA compile time is measured apart and excluded from its times. JSON
 # lines go to results/jit-bench.json, the markdown table to stdout.
 #
 # Usage: bash scripts/bench-jit.sh
@@ -73,9 +74,10 @@ specs = {"lv": "Lotka–Volterra, 1000 steps", "mlp": "MLP 2-64-64-2, batch 64, 
 def t(s):
     return f"{s * 1e6:.1f} µs" if s < 1e-3 else (f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s")
 
-print("| problem | contestant | gradient (median) | min | JIT-fused speed-up over it | "
+print("| problem | contestant | gradient (median wall) | min wall | JIT-fused speed-up (wall) | "
+      "CPU per gradient | JIT-fused speed-up (CPU) | "
       "max rel. diff. of the gradient to pnode jit-fused | compile |")
-print("|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|")
 loads = sorted(float(r["loadavg"][0]) for r in lines if "loadavg" in r)
 for prob in ["lv", "mlp"]:
     pn = [r for r in lines if r["side"] == "pnode" and r["problem"] == prob]
@@ -87,13 +89,15 @@ for prob in ["lv", "mlp"]:
         diff = max(r["contestants"][name]["grad_rel_diff_to_fused"] for r in pn)
         comp = (f"{statistics.median(r['compile_ms'][name] for r in pn):.2f} ms"
                 if name in pn[0]["compile_ms"] else "–")
-        rows.append((f"pnode {name}", ts, diff, comp))
+        cpu = statistics.median(r["contestants"][name]["cpu_s_per_rep"] for r in pn)
+        rows.append((f"pnode {name}", ts, cpu, diff, comp))
     dx = [r for r in lines if r["side"] == "diffrax" and r["problem"] == prob]
     if dx:
         comp = (f"{statistics.median(r['compile_s']['xla'] for r in dx):.2f} s XLA + "
                 f"{statistics.median(r['compile_s']['trace'] for r in dx):.2f} s trace")
         rows.append((dx[0]["backend"] + " (RecursiveCheckpointAdjoint)",
                      [x for r in dx for x in r["times"]],
+                     statistics.median(r["cpu_s_per_rep"] for r in dx),
                      max(r["grad_rel_diff"] for r in dx), comp))
     for method, label in [("rk4_classic", "odeint backprop, classic RK4"),
                           ("rk4", "odeint backprop, its 'rk4' = 3/8 rule")]:
@@ -101,15 +105,17 @@ for prob in ["lv", "mlp"]:
               and r["method"] == method]
         if td:
             rows.append((f"{td[0]['backend']} ({label})", [x for r in td for x in r["times"]],
+                         statistics.median(r["cpu_s_per_rep"] for r in td),
                          max(r["grad_rel_diff"] for r in td), "–"))
-    fused = statistics.median(rows[0][1])
-    for name, ts, diff, comp in rows:
+    fused, fused_cpu = statistics.median(rows[0][1]), rows[0][2]
+    for name, ts, cpu, diff, comp in rows:
         med = statistics.median(ts)
         print(f"| {specs[prob]} | {name} | {t(med)} | {t(min(ts))} | {med / fused:.2f} | "
-              f"{diff:.1e} | {comp} |")
+              f"{t(cpu)} | {cpu / fused_cpu:.2f} | {diff:.1e} | {comp} |")
 print()
 n = {s: sum(r["side"] == s for r in lines) for s in ["pnode", "diffrax", "torchdiffeq"]}
 print(f"Processes: {n['pnode']} pnode, {n['diffrax']} diffrax, {n['torchdiffeq']} torchdiffeq "
-      f"(repetitions pooled over the rounds); 1-min load average at the end of each Python "
+      f"(wall-clock repetitions pooled over the rounds; CPU time per gradient: mean over a "
+      f"process's repetitions, median over the rounds); 1-min load average at the end of each Python "
       f"process {loads[0]:.2f}–{loads[-1]:.2f}.")
 PY

@@ -14,7 +14,9 @@
 //! through `Solver::explicit`, the IR compiled by Cranelift (`JitModel`) through the same
 //! solver, and the fused RK4 step (`JitErkStepper`) through `Solver::new`. The IR of the MLP is
 //! `pnode_ir::layers::mlp`, the network of `benches/mlp.rs`. Each contestant runs a few warm-up
-//! gradients, then `--reps` timed ones (one `Instant` per gradient). The JIT compile times are
+//! gradients, then `--reps` timed ones (one `Instant` per gradient, and the thread's CPU time
+//! over all of them from `CLOCK_THREAD_CPUTIME_ID`, which on a shared machine leaves out
+//! the time spent waiting for the core). The JIT compile times are
 //! the median of 7 fresh compilations.
 //!
 //! Prints one JSON line per problem with the inputs (`u0`, `p`: the Python scripts read them),
@@ -95,7 +97,42 @@ struct Run {
     name: &'static str,
     loss: f64,
     grad: Gradient,
+    /// Wall-clock time of each timed gradient.
     times: Vec<Duration>,
+    /// CPU time of this thread over all timed gradients, divided by their number (`None`
+    /// where the thread CPU clock is unavailable).
+    cpu_per_rep: Option<Duration>,
+}
+
+/// CPU time this thread has run: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` (POSIX; Linux keeps
+/// it to the nanosecond). On a shared machine it excludes the time the thread waited for the
+/// core, which wall-clock time includes.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[allow(unsafe_code)]
+fn thread_cpu_time() -> Option<Duration> {
+    /// `struct timespec` of 64-bit Linux.
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `struct timespec`; the clock id is Linux's constant.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// No thread CPU clock off 64-bit Linux: CPU times are reported as `null`.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
 }
 
 /// Runs `WARMUP` untimed and `reps` timed gradients of `model` through `solver`.
@@ -111,18 +148,24 @@ fn time_gradient<S: AdjointStepper<M>, M: RhsVjp>(
         last = Some(solver.value_and_grad(model, &pb.u0, &pb.p, pb.loss)?);
     }
     let mut times = Vec::with_capacity(pb.reps);
+    let cpu_start = thread_cpu_time();
     for _ in 0..pb.reps {
         let start = Instant::now();
         let r = solver.value_and_grad(model, &pb.u0, &pb.p, pb.loss)?;
         times.push(start.elapsed());
         last = Some(r);
     }
+    let cpu_per_rep = match (cpu_start, thread_cpu_time()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a).div_f64(pb.reps as f64)),
+        _ => None,
+    };
     let (loss, grad) = last.ok_or("no gradient computed")?;
     Ok(Run {
         name,
         loss,
         grad,
         times,
+        cpu_per_rep,
     })
 }
 
@@ -198,10 +241,13 @@ fn bench<H: RhsVjp + Clone>(pb: &Problem, hand: &H, extra: &str) -> Res<()> {
         }
         write!(
             contestants,
-            "\"{}\":{{\"loss\":{:?},\"times\":{},\"grad_rel_diff_to_fused\":{:?}}}",
+            "\"{}\":{{\"loss\":{:?},\"times\":{},\"cpu_s_per_rep\":{},\
+             \"grad_rel_diff_to_fused\":{:?}}}",
             r.name,
             r.loss,
             json_array(&secs(&r.times)),
+            r.cpu_per_rep
+                .map_or("null".to_string(), |c| format!("{:?}", c.as_secs_f64())),
             rel_diff(&r.grad, &fused_run.grad)
         )?;
     }
@@ -224,11 +270,12 @@ fn bench<H: RhsVjp + Clone>(pb: &Problem, hand: &H, extra: &str) -> Res<()> {
         let mut t = r.times.clone();
         t.sort();
         eprintln!(
-            "{} {:<12} median {:>10.1} µs  min {:>10.1} µs  rel. diff. to fused {:.1e}",
+            "{} {:<12} median {:>10.1} µs  min {:>10.1} µs  CPU {:>10.1} µs  rel. diff. to fused {:.1e}",
             pb.name,
             r.name,
             t[t.len() / 2].as_secs_f64() * 1e6,
             t[0].as_secs_f64() * 1e6,
+            r.cpu_per_rep.map_or(f64::NAN, |c| c.as_secs_f64() * 1e6),
             rel_diff(&r.grad, &fused_run.grad)
         );
     }
