@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `pnodec check FILE…` | [`check`] | parse and lower, render every diagnostic, print a summary |
 //! | `pnodec fmt [--check] FILE…` | [`fmt`] | rewrite files in the canonical format |
-//! | `pnodec emit --ast/--ir/--jvp/--vjp/--rust/--schedule FILE` | [`emit`] | print an intermediate form |
+//! | `pnodec emit --ast/--ir/--jvp/--vjp/--rust/--clif/--schedule FILE` | [`emit`] | print an intermediate form |
 //! | `pnodec grad FILE` | [`grad`] | the loss and its discrete-adjoint gradient at θ0 as JSON |
 //! | `pnodec solve FILE` | [`solve`] | the trajectory at the output times (CSV/NPY, SVG plot) |
 //! | `pnodec train FILE` | [`train`] | train the parameters; loss log, plot, parameters saved |
