@@ -72,9 +72,14 @@ enum Command {
         /// The `.pode` file (`-` reads standard input).
         file: PathBuf,
     },
-    /// Solve forward from θ0; write the trajectory at the output times (CSV or NPY) and plot it.
+    /// Solve forward from θ0 (or trained parameters); write the trajectory at the output times
+    /// (CSV or NPY) and plot it.
     #[command(after_help = EXIT_CODES)]
     Solve {
+        /// Solve with the parameters saved by `pnodec train` (JSON) instead of θ0; every
+        /// parameter of the model must be there by name with its size.
+        #[arg(long)]
+        params: Option<PathBuf>,
         /// Where to write the trajectory: `.npy` → NPY (`K × (1 + n)`, t first), anything
         /// else → CSV with a header `t,u[0],…`; default: CSV on standard output.
         #[arg(long, short)]
@@ -215,12 +220,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Emit { what, file } => pnodec::emit::run(file, what.kind(), cli.color),
         Command::Solve {
+            params,
             out,
             plot,
             common,
             file,
         } => {
             let opts = SolveOptions {
+                params: params.clone(),
                 out: out.clone(),
                 plot: plot.clone(),
                 force: common.force,

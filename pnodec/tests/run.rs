@@ -537,3 +537,113 @@ fn emit_clif_prints_every_kernel() {
     );
     assert!(r.stdout.is_empty());
 }
+
+#[test]
+fn solve_with_trained_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("lotka_volterra/lotka_volterra.pode");
+    let r = pnodec_in(
+        dir.path(),
+        &["train", s(&file), "-n", "20", "--out", "p.json"],
+    );
+    assert_exit(&r, 0);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("p.json")).unwrap()).unwrap();
+    let theta = floats(&saved["params"]["theta"]);
+    let r = pnodec_in(
+        dir.path(),
+        &[
+            "solve",
+            s(&file),
+            "--params",
+            "p.json",
+            "--out",
+            "fit.csv",
+            "--plot",
+            "fit.svg",
+        ],
+    );
+    assert_exit(&r, 0);
+    let stderr = text(&r.stderr);
+    assert!(
+        stderr.contains("parameters from p.json (trained 20 iterations"),
+        "{stderr}"
+    );
+    // The trajectory is the driver's solve at the saved parameters, bit for bit.
+    let source = std::fs::read_to_string(&file).unwrap();
+    let program = pnode_ir::lower::compile_source(&source).program.unwrap();
+    let setup = Setup::new(&program, file.parent().unwrap(), None).unwrap();
+    assert_ne!(setup.theta0, theta, "training moved the parameters");
+    let mut model = IrModel::new(&program.rhs).unwrap();
+    let mut run = Run::new(setup.clone(), &model).unwrap();
+    let expected = run.solve(&mut model, &theta).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("fit.csv")).unwrap();
+    assert_eq!(csv, expected.to_csv(&setup.state_names()));
+    assert!(
+        std::fs::read_to_string(dir.path().join("fit.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    // Without --params: θ0, a different trajectory.
+    let r = pnodec_in(dir.path(), &["solve", s(&file)]);
+    assert_exit(&r, 0);
+    assert_ne!(text(&r.stdout), csv);
+
+    // Errors name the file and the parameter; nothing is written.
+    let bad = |name: &str, json: &str, code: i32, needles: &[&str]| {
+        std::fs::write(dir.path().join(name), json).unwrap();
+        let r = pnodec_in(
+            dir.path(),
+            &["solve", s(&file), "--params", name, "--out", "bad.csv"],
+        );
+        assert_exit(&r, code);
+        let stderr = text(&r.stderr);
+        for n in needles.iter().chain(&[name]) {
+            assert!(stderr.contains(n), "{n} missing in: {stderr}");
+        }
+        assert!(!dir.path().join("bad.csv").exists());
+    };
+    bad(
+        "short.json",
+        r#"{"params": {"theta": [1, 2, 3]}}"#,
+        1,
+        &["parameter `theta` has 3 values", "shape [4] (4 values)"],
+    );
+    bad(
+        "renamed.json",
+        r#"{"params": {"rates": [1, 2, 3, 4]}}"#,
+        1,
+        &["no parameter `theta`", "the file has `rates`"],
+    );
+    bad(
+        "extra.json",
+        r#"{"params": {"theta": [1, 2, 3, 4], "k": [1]}}"#,
+        1,
+        &["`k` is not a parameter of model `lotka_volterra`"],
+    );
+    bad(
+        "text.json",
+        r#"{"params": {"theta": [1, 2, "x", 4]}}"#,
+        1,
+        &["parameter `theta`: value 2"],
+    );
+    bad("flat.json", "[1, 2, 3, 4]", 1, &["no `params` object"]);
+    bad("broken.json", "{\"params\": ", 1, &["not JSON"]);
+    // A missing file is an I/O error.
+    let r = pnodec_in(dir.path(), &["solve", s(&file), "--params", "none.json"]);
+    assert_exit(&r, 2);
+    assert!(text(&r.stderr).contains("none.json"), "{}", text(&r.stderr));
+    // Another model's parameters of the same names and sizes are used, with a note.
+    std::fs::write(
+        dir.path().join("other.json"),
+        r#"{"model": "other", "params": {"theta": [1.5, 1.0, 3.0, 1.0]}}"#,
+    )
+    .unwrap();
+    let r = pnodec_in(dir.path(), &["solve", s(&file), "--params", "other.json"]);
+    assert_exit(&r, 0);
+    assert!(
+        text(&r.stderr).contains("written for model `other`"),
+        "{}",
+        text(&r.stderr)
+    );
+}
