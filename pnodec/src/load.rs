@@ -130,7 +130,7 @@ impl RhsVjp for Model {
 pub enum Stepper {
     /// `pnode_jit::JitErkStepper`: one native call per forward step, stage recomputation and
     /// adjoint step, the RHS and VJP code inlined (its model argument is only size-checked).
-    Fused(Box<JitErkStepper>),
+    Fused(JitErkStepper),
     /// `pnode_runtime::ErkStepper`, calling the model once per stage.
     Runtime(ErkStepper),
 }
@@ -158,13 +158,13 @@ macro_rules! step_each {
 impl<M: Rhs + ?Sized> ForwardStepper<M> for Stepper {
     fn cost(&self) -> StepCost {
         match self {
-            Stepper::Fused(s) => ForwardStepper::<M>::cost(&**s),
+            Stepper::Fused(s) => ForwardStepper::<M>::cost(s),
             Stepper::Runtime(s) => ForwardStepper::<M>::cost(s),
         }
     }
     fn stage_vectors(&self) -> usize {
         match self {
-            Stepper::Fused(s) => ForwardStepper::<M>::stage_vectors(&**s),
+            Stepper::Fused(s) => ForwardStepper::<M>::stage_vectors(s),
             Stepper::Runtime(s) => ForwardStepper::<M>::stage_vectors(s),
         }
     }
@@ -239,7 +239,7 @@ pub fn build_run(
                 ))
             })?;
             compile_ms = start.elapsed().as_secs_f64() * 1e3;
-            Some(Stepper::Fused(Box::new(s)))
+            Some(Stepper::Fused(s))
         }
         _ => None,
     };
