@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 cargo build --release --locked -p pnodec
-pnodec=target/release/pnodec
+pnodec="${CARGO_TARGET_DIR:-target}/release/pnodec"
 ex=examples/lotka_volterra
 model=$ex/lotka_volterra.pode
 
