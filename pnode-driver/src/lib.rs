@@ -6,7 +6,9 @@
 //!    generator), the time grid, the output times, the checkpoint schedule, the integrator and
 //!    its Newton options, the loss data and the training options (defaults: [`setup`]).
 //! 2. [`Run::new`] builds the solver for a model backend — any `M: Rhs + RhsJvp + RhsVjp`
-//!    (today [`pnode_ir::runtime::IrModel`]; a JIT-compiled model plugs in the same way).
+//!    ([`pnode_ir::runtime::IrModel`], `pnode_jit::JitModel`, …) — with the runtime's
+//!    steppers; [`Run::with_explicit_stepper`] supplies another stepper for explicit methods
+//!    (`pnodec` passes `pnode_jit::JitErkStepper`, the fused step; see [`run`]).
 //! 3. [`Run::solve`], [`Run::loss`], [`Run::loss_and_grad`] (formulas in [`run`]) and
 //!    [`Run::train`] ([`train`]).
 //!

@@ -26,20 +26,35 @@
 //!
 //! A minibatch `S ⊂ {1 … K}` replaces `K` by `|S|` and sums only over `k ∈ S`; the `ℓ` terms
 //! are scaled by `K/|S|`, so both parts are unbiased estimates of the full loss.
+//!
+//! # The explicit stepper hook
+//!
+//! `Run<E>` is generic over the stepper `E` of explicit methods, with the runtime's
+//! [`ErkStepper`] as the default ([`Run::new`]). [`Run::with_explicit_stepper`] lets a caller
+//! supply another one — any `E` implementing the runtime's
+//! [`ForwardStepper`]/[`AdjointStepper`] for the model type, for example `pnode-jit`'s fused
+//! `JitErkStepper` (`pnodec` does this for `--backend jit`). The hook is a type parameter, not a
+//! trait object or a cargo feature, so this crate stays free of Cranelift, the steps are
+//! dispatched statically, and implicit methods (θ-methods, DIRKs) keep the runtime's steppers
+//! whatever `E` is. A supplied stepper must implement the program's tableau: its
+//! [`StepCost`](pnode_runtime::checkpoint::StepCost) is checked against the runtime's for that
+//! tableau, and the rest is the caller's promise (the fused stepper equals `ErkStepper` to
+//! round-off, bitwise on the shipped examples).
 
 use pnode_ir::lower::Metric;
 use pnode_ir::{Interpreter, vjp};
+use pnode_runtime::stepper::{AdjointStepper, ForwardStepper};
 use pnode_runtime::{
-    DirkStepper, ErkStepper, Gradient, Rhs, RhsJvp, RhsVjp, Solver, Stats, ThetaStepper,
+    DirkStepper, ErkStepper, Gradient, Rhs, RhsJvp, RhsVjp, Solver, Stats, Tableau, ThetaStepper,
 };
 
 use crate::error::{Error, Result};
 use crate::setup::{MethodChoice, Setup};
 
-/// The solver of one of the three stepper families.
+/// The solver of one of the three stepper families (`E`: the explicit stepper).
 #[derive(Debug, Clone)]
-enum AnySolver {
-    Erk(Solver<ErkStepper>),
+enum AnySolver<E> {
+    Erk(Solver<E>),
     Theta(Solver<ThetaStepper>),
     Dirk(Solver<DirkStepper>),
 }
@@ -121,19 +136,39 @@ impl Evaluator {
 }
 
 /// A [`Setup`] ready to run: the solver (all buffers allocated) and the loss evaluators.
+///
+/// `E` is the stepper of explicit methods (the runtime's [`ErkStepper`] unless one is supplied
+/// with [`Run::with_explicit_stepper`]; see the [module docs](self#the-explicit-stepper-hook)).
 #[derive(Debug, Clone)]
-pub struct Run {
+pub struct Run<E = ErkStepper> {
     setup: Setup,
-    solver: AnySolver,
+    solver: AnySolver<E>,
     fits: Vec<Evaluator>,
     expr: Option<Evaluator>,
     dl_du: Vec<f64>,
     dl_dp: Vec<f64>,
 }
 
-impl Run {
-    /// Build the solver for `model` (whose sizes must be the program's).
+impl Run<ErkStepper> {
+    /// Build the solver for `model` (whose sizes must be the program's), with the runtime's
+    /// [`ErkStepper`] for an explicit method.
     pub fn new<M: Rhs + RhsJvp + RhsVjp>(setup: Setup, model: &M) -> Result<Run> {
+        let (n, np) = (setup.program.state_len(), setup.program.param_len());
+        Run::with_explicit_stepper(setup, model, |t| Ok(ErkStepper::new(t.clone(), n, np)))
+    }
+}
+
+impl<E> Run<E> {
+    /// Build the solver for `model` (whose sizes must be the program's); for an explicit
+    /// method the stepper is `make(tableau)` (called only then), for example a JIT-fused
+    /// stepper of that tableau. Its step cost must be the runtime's for the tableau (else
+    /// [`Error::Config`] on `method`); implicit methods use the runtime's steppers.
+    pub fn with_explicit_stepper<M, F>(setup: Setup, model: &M, make: F) -> Result<Run<E>>
+    where
+        M: Rhs + RhsJvp + RhsVjp,
+        E: ForwardStepper<M>,
+        F: FnOnce(&Tableau) -> Result<E>,
+    {
         let (n, np) = (setup.program.state_len(), setup.program.param_len());
         if model.state_len() != n || model.param_len() != np {
             return Err(Error::Config {
@@ -152,7 +187,20 @@ impl Run {
         );
         let solver = match &setup.method {
             MethodChoice::Explicit(t) => {
-                AnySolver::Erk(Solver::explicit(t.clone(), model, grid, outs, ck)?)
+                let stepper = make(t)?;
+                let want = ForwardStepper::<M>::cost(&ErkStepper::new(t.clone(), n, np));
+                let got = stepper.cost();
+                if got != want {
+                    return Err(Error::Config {
+                        option: "method",
+                        reason: format!(
+                            "the supplied stepper's step cost {got:?} is not that of `{}` \
+                             ({want:?})",
+                            t.name()
+                        ),
+                    });
+                }
+                AnySolver::Erk(Solver::new(stepper, model, grid, outs, ck)?)
             }
             MethodChoice::Theta { theta, newton } => {
                 let s = ThetaStepper::new(*theta, n, np, *newton)?;
@@ -191,6 +239,14 @@ impl Run {
         &self.setup
     }
 
+    /// The explicit stepper, `None` for an implicit method.
+    pub fn explicit_stepper(&self) -> Option<&E> {
+        match &self.solver {
+            AnySolver::Erk(s) => Some(s.stepper()),
+            _ => None,
+        }
+    }
+
     /// Replace the initial state `u0` (for example to differentiate with respect to it, or to
     /// continue from a later state).
     pub fn set_initial_state(&mut self, u0: &[f64]) -> Result<()> {
@@ -211,11 +267,11 @@ impl Run {
     }
 
     /// Solve forward from the setup's `u0` with parameters `theta`.
-    pub fn solve<M: Rhs + RhsJvp + RhsVjp>(
-        &mut self,
-        model: &mut M,
-        theta: &[f64],
-    ) -> Result<Trajectory> {
+    pub fn solve<M>(&mut self, model: &mut M, theta: &[f64]) -> Result<Trajectory>
+    where
+        M: Rhs + RhsJvp + RhsVjp,
+        E: ForwardStepper<M>,
+    {
         let u0 = &self.setup.u0;
         let states = dispatch!(&mut self.solver, s => s.solve(model, u0, theta)?.to_vec());
         Ok(Trajectory {
@@ -227,7 +283,11 @@ impl Run {
     }
 
     /// The loss at `theta` (a forward solve without checkpoints).
-    pub fn loss<M: Rhs + RhsJvp + RhsVjp>(&mut self, model: &mut M, theta: &[f64]) -> Result<f64> {
+    pub fn loss<M>(&mut self, model: &mut M, theta: &[f64]) -> Result<f64>
+    where
+        M: Rhs + RhsJvp + RhsVjp,
+        E: ForwardStepper<M>,
+    {
         self.require_loss("a loss value")?;
         let u0 = &self.setup.u0;
         dispatch!(&mut self.solver, s => { s.solve(model, u0, theta)?; });
@@ -236,22 +296,26 @@ impl Run {
 
     /// The loss and its gradient at `theta` over all output times; see the
     /// [module docs](self) for the formulas.
-    pub fn loss_and_grad<M: Rhs + RhsJvp + RhsVjp>(
-        &mut self,
-        model: &mut M,
-        theta: &[f64],
-    ) -> Result<(f64, Gradient)> {
+    pub fn loss_and_grad<M>(&mut self, model: &mut M, theta: &[f64]) -> Result<(f64, Gradient)>
+    where
+        M: Rhs + RhsJvp + RhsVjp,
+        E: AdjointStepper<M>,
+    {
         self.loss_and_grad_batch(model, theta, None)
     }
 
     /// The loss and gradient over the output times `batch` (indices, each at most once) only,
     /// or over all of them when `None`.
-    pub fn loss_and_grad_batch<M: Rhs + RhsJvp + RhsVjp>(
+    pub fn loss_and_grad_batch<M>(
         &mut self,
         model: &mut M,
         theta: &[f64],
         batch: Option<&[usize]>,
-    ) -> Result<(f64, Gradient)> {
+    ) -> Result<(f64, Gradient)>
+    where
+        M: Rhs + RhsJvp + RhsVjp,
+        E: AdjointStepper<M>,
+    {
         self.require_loss("a gradient")?;
         let u0 = &self.setup.u0;
         dispatch!(&mut self.solver, s => { s.forward(model, u0, theta)?; });

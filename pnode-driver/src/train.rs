@@ -11,6 +11,7 @@
 
 use pnode_ir::lower::Optimizer as IrOptimizer;
 use pnode_runtime::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use pnode_runtime::stepper::AdjointStepper;
 use pnode_runtime::{Rhs, RhsJvp, RhsVjp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -70,13 +71,14 @@ pub fn optimizer(o: &IrOptimizer) -> Result<Box<dyn Optimizer>> {
     })
 }
 
-impl Run {
+impl<E> Run<E> {
     /// Train from the setup's `θ0` with the train block's options; `callback` sees every
     /// iteration. On a failure (a Newton failure, a non-finite state, loss or gradient) the
     /// error is [`Error::Training`], naming the iteration and carrying the progress.
     pub fn train<M, F>(&mut self, model: &mut M, callback: F) -> Result<TrainResult>
     where
         M: Rhs + RhsJvp + RhsVjp,
+        E: AdjointStepper<M>,
         F: FnMut(&Progress),
     {
         let theta0 = self.setup().theta0.clone();
@@ -92,6 +94,7 @@ impl Run {
     ) -> Result<TrainResult>
     where
         M: Rhs + RhsJvp + RhsVjp,
+        E: AdjointStepper<M>,
         F: FnMut(&Progress),
     {
         let cfg = self.setup().train.clone();

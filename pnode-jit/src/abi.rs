@@ -27,7 +27,7 @@
 //! [`Lens`], which the crate's safe wrappers check before every call.
 //!
 //! Set the environment variable `PNODE_JIT_DUMP` to print every kernel's Cranelift IR and
-//! machine code to standard error as it is compiled.
+//! machine code to standard error as it is compiled; [`crate::clif`] returns the IR as text.
 #![allow(unsafe_code)]
 
 use crate::error::{Error, Result};
@@ -104,6 +104,18 @@ pub(crate) struct JitBuild {
     funcs: HashMap<&'static str, FuncId>,
     pool: Pool,
     kernels: Vec<(FuncId, Lens)>,
+    /// With [`JitBuild::capture_ir`]: every kernel's IR as generated and as optimized.
+    captured: Option<Vec<CapturedIr>>,
+}
+
+/// One kernel's Cranelift IR, kept by [`JitBuild::capture_ir`].
+pub(crate) struct CapturedIr {
+    /// The IR the emitters generated (the optimizer's input).
+    pub(crate) generated: cranelift_codegen::ir::Function,
+    /// The IR after Cranelift's optimizer and legalization (what was lowered to machine code).
+    pub(crate) optimized: cranelift_codegen::ir::Function,
+    /// The kernel's buffer lengths.
+    pub(crate) lens: Lens,
 }
 
 fn codegen<E: std::fmt::Display>(e: E) -> Error {
@@ -165,7 +177,18 @@ impl JitBuild {
             funcs,
             pool: Pool::default(),
             kernels: Vec::new(),
+            captured: None,
         })
+    }
+
+    /// Keep the Cranelift IR of every kernel defined from now on ([`JitBuild::take_ir`]).
+    pub(crate) fn capture_ir(&mut self) {
+        self.captured.get_or_insert_with(Vec::new);
+    }
+
+    /// The IR kept since [`JitBuild::capture_ir`], in definition order.
+    pub(crate) fn take_ir(&mut self) -> Vec<CapturedIr> {
+        self.captured.take().unwrap_or_default()
     }
 
     /// The signature of every kernel.
@@ -212,6 +235,7 @@ impl JitBuild {
             fb.finalize(frontend);
             lens?
         };
+        let generated = self.captured.as_ref().map(|_| self.ctx.func.clone());
         let dump = std::env::var_os("PNODE_JIT_DUMP").is_some();
         if dump {
             eprintln!(
@@ -223,6 +247,13 @@ impl JitBuild {
         let defined = self.module.define_function(id, &mut self.ctx);
         if dump && let Some(asm) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
             eprintln!("; pnode kernel {index}: machine code\n{asm}");
+        }
+        if let (Some(c), Some(generated)) = (self.captured.as_mut(), generated) {
+            c.push(CapturedIr {
+                generated,
+                optimized: self.ctx.func.clone(),
+                lens,
+            });
         }
         self.module.clear_context(&mut self.ctx);
         defined.map_err(|e| Error::Codegen(format!("{e:?}")))?;

@@ -10,7 +10,8 @@
 //! * [`JitErkStepper`]: the point of a compiler — the whole forward step and the whole adjoint
 //!   step of an explicit Runge–Kutta tableau fused with the RHS and VJP code (stages unrolled,
 //!   coefficients as constants), driven by the runtime's schedule executor under every
-//!   checkpoint schedule.
+//!   checkpoint schedule;
+//! * [`clif`]: the Cranelift IR of those kernels as text (`pnodec emit --clif`).
 //!
 //! Results agree with the reference interpreter to round-off (the same operations in the same
 //! order, the same transcendental functions). Convolutions and group norms are not lowered:
@@ -40,6 +41,7 @@
 //! ```
 
 pub mod abi;
+pub mod clif;
 mod compile;
 mod emit;
 mod error;

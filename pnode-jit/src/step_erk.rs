@@ -417,6 +417,35 @@ fn accumulate(e: &mut Emit<'_, '_, '_>, mu: Val, g: &Val) -> Result<Val> {
     }
 }
 
+/// Define the four fused kernels of `tableau` over `rhs` (with its VJP `vjp`) in `jb`: the
+/// step, the step keeping its stages, the stage recomputation and the adjoint step, in that
+/// order; returns their indices.
+pub(crate) fn define_kernels(
+    jb: &mut JitBuild,
+    tableau: &Tableau,
+    rhs: &Function,
+    vjp: &Function,
+) -> Result<[usize; 4]> {
+    let l = *rhs.layout();
+    let co = tableau.live_coefficients();
+    let (n, np, s) = (l.state, l.param, co.s);
+    check_size("stage values", (s + 1).saturating_mul(n))?;
+    check_size("parameters", np)?;
+    let plan = Plan {
+        co,
+        n,
+        np,
+        rhs,
+        vjp,
+    };
+    Ok([
+        define_forward(jb, &plan, Forward::Step)?,
+        define_forward(jb, &plan, Forward::Keep)?,
+        define_forward(jb, &plan, Forward::Recompute)?,
+        define_adjoint(jb, &plan)?,
+    ])
+}
+
 /// An explicit Runge–Kutta method fused with an IR right-hand side: every forward step, stage
 /// recomputation and adjoint step is one call of native code (see the module documentation).
 ///
@@ -449,24 +478,11 @@ impl JitErkStepper {
         crate::model::check_rhs(rhs)?;
         let vjp = pnode_ir::vjp(rhs)?;
         let l = *rhs.layout();
-        let co = tableau.live_coefficients();
-        let (n, np, s) = (l.state, l.param, co.s);
-        check_size("stage values", (s + 1).saturating_mul(n))?;
-        check_size("parameters", np)?;
-        let plan = Plan {
-            co,
-            n,
-            np,
-            rhs,
-            vjp: &vjp,
-        };
+        let (n, np, s) = (l.state, l.param, tableau.live_coefficients().s);
         let mut jb = JitBuild::new()?;
-        let ks = define_forward(&mut jb, &plan, Forward::Step)?;
-        let kk = define_forward(&mut jb, &plan, Forward::Keep)?;
-        let kr = define_forward(&mut jb, &plan, Forward::Recompute)?;
-        let ka = define_adjoint(&mut jb, &plan)?;
+        let indices = define_kernels(&mut jb, &tableau, rhs, &vjp)?;
         let code = jb.finish()?;
-        let kernels = [ks, kk, kr, ka].map(|i| Kernel::new(&code, i));
+        let kernels = indices.map(|i| Kernel::new(&code, i));
         let scratch = kernels.iter().map(|k| k.lens().scratch).max().unwrap_or(0);
         let [step, keep, recompute, adjoint] = kernels;
         Ok(JitErkStepper {

@@ -1,16 +1,23 @@
-//! `pnodec bench`: times one model with both backends.
+//! `pnodec bench`: times one model with both backends and, for an explicit method, both
+//! steppers of the JIT.
 //!
-//! For the JIT and the interpreter: the time to build the backend (Cranelift compilation of
-//! the RHS, JVP and VJP kernels; the interpreter's setup), then the median over `--reps` runs
-//! (after one warm-up run) of a forward solve at θ0 and of a loss-and-gradient evaluation
-//! (skipped without a `loss`). Prints a small table and the JIT's speed-ups. A model the JIT
-//! cannot compile is timed with the interpreter only.
+//! Rows (backend, stepper): `jit fused` (what `solve`/`grad`/`train` run by default for an
+//! explicit method: `pnode_jit::JitErkStepper`, one native call per step), `jit runtime` (the
+//! JIT's RHS/JVP/VJP kernels called per stage by the runtime's `ErkStepper`; the only JIT row
+//! of an implicit method, whose θ/DIRK stepper is the runtime's) and `interp runtime`. For each:
+//! the time to build it (Cranelift compilation of the kernels, plus the fused steps; the
+//! interpreter's setup), then the median over `--reps` runs (after one warm-up run) of a
+//! forward solve at θ0 and of a loss-and-gradient evaluation (skipped without a `loss`).
+//! Prints a table and the speed-ups of the first row over the others. A model the JIT cannot
+//! compile is timed with the interpreter only.
 
-use crate::load::{Backend, Model, lower_file, model_dir};
+use crate::load::{
+    Backend, Model, Stepper, StepperChoice, build_run, is_explicit, lower_file, model_dir,
+};
 use crate::render::{self, ColorMode};
 use crate::{Error, Exit};
 use codespan_reporting::term::termcolor::WriteColor;
-use pnode_driver::{Run, Setup};
+use pnode_driver::Setup;
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -38,7 +45,9 @@ impl Default for BenchOptions {
 pub struct Timing {
     /// The backend.
     pub backend: Backend,
-    /// Building the backend.
+    /// The stepper that ran: `fused` or `runtime`.
+    pub stepper: &'static str,
+    /// Building the backend (and the fused steps).
     pub compile_ms: f64,
     /// Median forward solve.
     pub forward_ms: f64,
@@ -70,10 +79,16 @@ fn time_ms(reps: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<f64,
     Ok(median(times))
 }
 
-/// Times `setup` with `backend`.
-pub fn time_backend(setup: &Setup, backend: Backend, reps: usize) -> Result<Timing, Error> {
-    let (mut model, compile_ms) = Model::new(&setup.program, backend)?;
-    let mut run = Run::new(setup.clone(), &model)?;
+/// Times `setup` with `backend` and the stepper `choice` picks.
+pub fn time_backend(
+    setup: &Setup,
+    backend: Backend,
+    choice: StepperChoice,
+    reps: usize,
+) -> Result<Timing, Error> {
+    let (mut model, model_ms) = Model::new(&setup.program, backend)?;
+    let (mut run, fused_ms) = build_run(setup.clone(), &model, choice)?;
+    let stepper = Stepper::name_for(&run);
     let theta = setup.theta0.clone();
     let forward_ms = time_ms(reps, || {
         run.solve(&mut model, &theta)?;
@@ -89,17 +104,19 @@ pub fn time_backend(setup: &Setup, backend: Backend, reps: usize) -> Result<Timi
     };
     Ok(Timing {
         backend,
-        compile_ms,
+        stepper,
+        compile_ms: model_ms + fused_ms,
         forward_ms,
         gradient_ms,
     })
 }
 
-/// The table `pnodec bench` prints.
+/// The table `pnodec bench` prints: one row per timing, then the speed-ups of the first row
+/// over each of the others.
 pub fn table(timings: &[Timing]) -> String {
     let mut s = format!(
-        "{:<8} {:>12} {:>12} {:>12} {:>10}\n",
-        "backend", "compile ms", "forward ms", "gradient ms", "grad/fwd"
+        "{:<8} {:<8} {:>12} {:>12} {:>12} {:>10}\n",
+        "backend", "stepper", "compile ms", "forward ms", "gradient ms", "grad/fwd"
     );
     for t in timings {
         let (g, ratio) = match t.gradient_ms {
@@ -107,23 +124,30 @@ pub fn table(timings: &[Timing]) -> String {
             None => ("—".into(), "—".into()),
         };
         s += &format!(
-            "{:<8} {:>12.3} {:>12.3} {:>12} {:>10}\n",
+            "{:<8} {:<8} {:>12.3} {:>12.3} {:>12} {:>10}\n",
             t.backend.name(),
+            t.stepper,
             t.compile_ms,
             t.forward_ms,
             g,
             ratio
         );
     }
-    if let [jit, interp] = timings {
-        s += &format!(
-            "jit speed-up over interp: forward {:.1}×",
-            interp.forward_ms / jit.forward_ms
-        );
-        if let (Some(a), Some(b)) = (jit.gradient_ms, interp.gradient_ms) {
-            s += &format!(", gradient {:.1}×", b / a);
+    if let [first, rest @ ..] = timings {
+        for other in rest {
+            s += &format!(
+                "{} {} speed-up over {} {}: forward {:.1}×",
+                first.backend.name(),
+                first.stepper,
+                other.backend.name(),
+                other.stepper,
+                other.forward_ms / first.forward_ms
+            );
+            if let (Some(a), Some(b)) = (first.gradient_ms, other.gradient_ms) {
+                s += &format!(", gradient {:.1}×", b / a);
+            }
+            s.push('\n');
         }
-        s.push('\n');
     }
     s
 }
@@ -152,12 +176,27 @@ pub fn bench_file(
         opts.reps
     )?;
     let mut timings = Vec::new();
-    match time_backend(&setup, Backend::Jit, opts.reps) {
-        Ok(t) => timings.push(t),
-        Err(Error::Jit(msg)) => writeln!(err, "note: {msg}; timing the interpreter only")?,
-        Err(e) => return Err(e),
+    let mut jit = vec![StepperChoice::Auto];
+    if is_explicit(&setup) {
+        jit.push(StepperChoice::Runtime);
     }
-    timings.push(time_backend(&setup, Backend::Interp, opts.reps)?);
+    for choice in jit {
+        match time_backend(&setup, Backend::Jit, choice, opts.reps) {
+            Ok(t) => timings.push(t),
+            Err(Error::Jit(msg)) => {
+                writeln!(err, "note: {msg}; timing the interpreter only")?;
+                timings.clear();
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    timings.push(time_backend(
+        &setup,
+        Backend::Interp,
+        StepperChoice::Auto,
+        opts.reps,
+    )?);
     out.write_all(table(&timings).as_bytes())?;
     Ok(Exit::Ok)
 }

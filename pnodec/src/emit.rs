@@ -8,15 +8,14 @@
 //! | `--jvp` | the IR of its JVP `f_u v` ([`pnode_ir::jvp`]) |
 //! | `--vjp` | the IR of its VJP `(f_uᵀ w, f_θᵀ w)` ([`pnode_ir::vjp`]) |
 //! | `--rust` | pnode-codegen's Rust model and, for an explicit method, its fused stepper ([`crate::emit_run`]) |
+//! | `--clif` (`--clif=generated`), `--clif=optimized` | the Cranelift IR of the JIT's kernels: RHS, JVP, VJP and, for an explicit method, the fused step, step keeping stages, stage recomputation and adjoint step ([`crate::emit_run::clif_source`]), as generated or after Cranelift's optimizer |
 //! | `--schedule` | the checkpoint schedule of a gradient with its predicted cost (needs the model's data files when its output times come from one) |
-//!
-//! There is no `--clif`: pnode-jit prints its Cranelift IR only to stderr at compile time
-//! (`PNODE_JIT_DUMP=1`), not through an API.
 //!
 //! `--ast` needs only parsing; the IR forms need the lowering too. A model with errors (of
 //! what the form needs) prints nothing on stdout; its diagnostics go to stderr as in `check`.
 
 use crate::check::analyze;
+use crate::emit_run::ClifForm;
 use crate::render::{self, ColorMode};
 use crate::{Error, Exit, SourceFile, read_source};
 use codespan_reporting::term::termcolor::WriteColor;
@@ -46,6 +45,8 @@ pub enum EmitKind {
     Vjp,
     /// Generated Rust source.
     Rust,
+    /// The Cranelift IR of the JIT's kernels.
+    Clif(ClifForm),
     /// The checkpoint schedule and its predicted cost.
     Schedule,
 }
@@ -75,13 +76,18 @@ pub fn emit_source(
     let Some(program) = &analysis.program else {
         return Err(analysis.diagnostics);
     };
-    if kind == EmitKind::Rust {
-        return match crate::emit_run::rust_source(program) {
+    let generated = match kind {
+        EmitKind::Rust => Some(("Rust", crate::emit_run::rust_source(program))),
+        EmitKind::Clif(form) => Some(("Cranelift IR", crate::emit_run::clif_source(program, form))),
+        _ => None,
+    };
+    if let Some((what, result)) = generated {
+        return match result {
             Ok(text) => Ok((text, analysis.diagnostics)),
             Err(e) => {
                 let mut diags = analysis.diagnostics;
                 diags.push(
-                    pnode_grammar::Diagnostic::error(format!("cannot generate Rust: {e}"))
+                    pnode_grammar::Diagnostic::error(format!("cannot generate {what}: {e}"))
                         .with_primary(analysis.model.name.span, "in this model"),
                 );
                 Err(diags)

@@ -1,6 +1,7 @@
 //! The forms of `pnodec emit` that need more than the IR: `--rust` (pnode-codegen's Rust
-//! model, plus the fused stepper of an explicit method) and `--schedule` (the planned
-//! checkpoint schedule with its predicted cost).
+//! model, plus the fused stepper of an explicit method), `--clif` (the Cranelift IR of the
+//! JIT's kernels, [`pnode_jit::clif`]) and `--schedule` (the planned checkpoint schedule with
+//! its predicted cost).
 
 use crate::load::model_dir;
 use pnode_codegen::{ErkCoefficients, Options, generate_erk_stepper, generate_model, to_source};
@@ -88,6 +89,76 @@ pub fn rust_source(program: &Program) -> Result<String, String> {
                  stepper is generated).\n",
                 method.name()
             );
+        }
+    }
+    Ok(text)
+}
+
+/// Which Cranelift IR `--clif` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClifForm {
+    /// As pnode-jit generated it (the optimizer's input: stages unrolled, coefficients as
+    /// constants).
+    #[default]
+    Generated,
+    /// After Cranelift's optimizer and legalization for this machine.
+    Optimized,
+}
+
+/// The Cranelift IR of the kernels the JIT compiles for `program`: the RHS, JVP and VJP
+/// (`JitModel`) and, for an explicit method (rk4 without a `solve` block), the four fused step
+/// kernels (`JitErkStepper`), each under a comment line with its role and buffer lengths.
+pub fn clif_source(program: &Program, form: ClifForm) -> Result<String, String> {
+    use pnode_jit::clif::{ClifStage, erk_clif, model_clif};
+    let stage = match form {
+        ClifForm::Generated => ClifStage::Generated,
+        ClifForm::Optimized => ClifStage::Optimized,
+    };
+    let method = program
+        .solve
+        .as_ref()
+        .map_or(Method::Rk4, |s| s.method.clone());
+    let mut kernels = model_clif(&program.rhs).map_err(|e| e.to_string())?;
+    let tableau = explicit_tableau(&method)?;
+    if let Some(t) = &tableau {
+        kernels.extend(erk_clif(t, &program.rhs).map_err(|e| e.to_string())?);
+    }
+    let mut text = format!(
+        "; Cranelift IR of model `{}`, {}\n; kernels: {}\n; every kernel: fn(t: f64, h: f64, \
+         u: *const f64, p: *const f64, x: *const f64, out: *mut f64, scratch: *mut f64)\n",
+        program.name,
+        match form {
+            ClifForm::Generated => "as pnode-jit generates it",
+            ClifForm::Optimized => "after Cranelift's optimizer, for this machine",
+        },
+        match &tableau {
+            Some(t) => format!(
+                "rhs, jvp, vjp and the fused steps of `{}` ({} live stages)",
+                t.name(),
+                t.live_coefficients().s
+            ),
+            None => format!(
+                "rhs, jvp, vjp (`{}` is implicit: the runtime's stepper calls them; no fused \
+                 steps)",
+                method.name()
+            ),
+        }
+    );
+    for k in &kernels {
+        let l = k.lens;
+        text += &format!(
+            "\n; {}: {}\n; lengths: u {}, p {}, x {}, out {}, scratch {}\n",
+            k.role.name(),
+            k.role.describe(),
+            l.u,
+            l.p,
+            l.x,
+            l.out,
+            l.scratch
+        );
+        text += k.text(stage);
+        if !text.ends_with('\n') {
+            text.push('\n');
         }
     }
     Ok(text)

@@ -3,14 +3,16 @@
 //!
 //! ```json
 //! { "model": "lotka_volterra", "method": "rk4", "steps": 1000, "backend": "jit",
-//!   "compile_ms": 3.1, "loss": 0.25,
+//!   "stepper": "fused", "compile_ms": 3.1, "loss": 0.25,
 //!   "grad_u0": [ … ], "grad_params": { "theta": [ … ] },
 //!   "stats": { "rhs_evals": …, … }, "grad_ms": 1.2 }
 //! ```
 //!
-//! `grad_params` has one array per parameter of the program (`theta`, `net.0.weight`, …) in
-//! declaration order, each the row-major flattening of that parameter's gradient. Numbers are
-//! printed in the shortest form that reads back to the same `f64`.
+//! `stepper` is `fused` when the JIT's fused explicit step ran, `runtime` when the runtime's
+//! stepper did (the interpreter, implicit methods). `grad_params` has one array per parameter
+//! of the program (`theta`, `net.0.weight`, …) in declaration order, each the row-major
+//! flattening of that parameter's gradient. Numbers are printed in the shortest form that
+//! reads back to the same `f64`.
 
 use crate::check::method_name;
 use crate::load::{Backend, Loaded, load};
@@ -83,6 +85,7 @@ pub fn gradient_json(loaded: &mut Loaded) -> Result<Value, Error> {
         "method": method_of(loaded),
         "steps": loaded.setup().grid.n_steps(),
         "backend": loaded.backend.name(),
+        "stepper": loaded.stepper_name(),
         "compile_ms": loaded.compile_ms,
         "grad_ms": grad_ms,
         "loss": loss,

@@ -4,9 +4,9 @@
 //! |---|---|---|
 //! | `pnodec check FILE…` | [`check`] | parse and lower, render every diagnostic, print a summary |
 //! | `pnodec fmt [--check] FILE…` | [`fmt`] | rewrite files in the canonical format |
-//! | `pnodec emit --ast/--ir/--jvp/--vjp/--rust/--schedule FILE` | [`emit`] | print an intermediate form |
+//! | `pnodec emit --ast/--ir/--jvp/--vjp/--rust/--clif/--schedule FILE` | [`emit`] | print an intermediate form |
 //! | `pnodec grad FILE` | [`grad`] | the loss and its discrete-adjoint gradient at θ0 as JSON |
-//! | `pnodec solve FILE` | [`solve`] | the trajectory at the output times (CSV/NPY, SVG plot) |
+//! | `pnodec solve FILE [--params P.json]` | [`solve`] | the trajectory at the output times from θ0 or trained parameters (CSV/NPY, SVG plot) |
 //! | `pnodec train FILE` | [`train`] | train the parameters; loss log, plot, parameters saved |
 //! | `pnodec bench FILE` | [`bench`] | compile, forward and gradient times, JIT and interpreter |
 //!
@@ -27,6 +27,7 @@ pub mod fmt;
 pub mod grad;
 pub mod load;
 pub mod output;
+pub mod params;
 pub mod plot;
 pub mod render;
 pub mod solve;
@@ -94,6 +95,14 @@ pub enum Error {
     /// The model could not be set up or run (a data file, an option, a solver failure).
     #[error("{0}")]
     Run(#[from] pnode_driver::Error),
+    /// A parameters file (`solve --params`) does not fit the model.
+    #[error("`{}`: {reason}", path.display())]
+    Params {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit, naming the parameter.
+        reason: String,
+    },
     /// The JIT backend could not compile the model.
     #[error("{0}")]
     Jit(String),
@@ -110,7 +119,7 @@ impl Error {
             Error::NotUtf8 { .. } => Exit::Failed,
             // A missing or unreadable data file is an I/O error; the rest is about the model.
             Error::Run(pnode_driver::Error::Io { .. }) => Exit::Usage,
-            Error::Run(_) | Error::Jit(_) => Exit::Failed,
+            Error::Run(_) | Error::Jit(_) | Error::Params { .. } => Exit::Failed,
             _ => Exit::Usage,
         }
     }

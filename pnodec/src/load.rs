@@ -5,16 +5,23 @@
 //! The backend is the Cranelift JIT ([`pnode_jit::JitModel`]) unless `--backend interp` asks
 //! for the reference interpreter ([`pnode_ir::runtime::IrModel`]). The JIT does not lower
 //! convolutions or group norms; such a model is an error that suggests `--backend interp`.
+//!
+//! The stepper ([`Stepper`]): with the JIT an explicit method runs `pnode_jit::JitErkStepper`,
+//! the whole forward and adjoint step fused into one native call per step (passed to the
+//! driver through [`Run::with_explicit_stepper`]); the interpreter and implicit methods run the
+//! runtime's steppers (`ErkStepper`, θ-methods, DIRKs) over the model.
 
 use crate::check::analyze;
 use crate::render;
 use crate::{Error, SourceFile, read_source};
 use codespan_reporting::term::termcolor::WriteColor;
-use pnode_driver::{Run, Setup};
+use pnode_driver::{MethodChoice, Run, Setup};
 use pnode_ir::lower::Program;
 use pnode_ir::runtime::IrModel;
-use pnode_jit::JitModel;
-use pnode_runtime::{Rhs, RhsJvp, RhsVjp};
+use pnode_jit::{JitErkStepper, JitModel};
+use pnode_runtime::checkpoint::StepCost;
+use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
+use pnode_runtime::{ErkStepper, Rhs, RhsJvp, RhsVjp, Stats};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -117,6 +124,136 @@ impl RhsVjp for Model {
     }
 }
 
+/// The stepper of an explicit method: the JIT's fused step or the runtime's Runge–Kutta
+/// stepper over the model.
+#[derive(Debug, Clone)]
+pub enum Stepper {
+    /// `pnode_jit::JitErkStepper`: one native call per forward step, stage recomputation and
+    /// adjoint step, the RHS and VJP code inlined (its model argument is only size-checked).
+    Fused(JitErkStepper),
+    /// `pnode_runtime::ErkStepper`, calling the model once per stage.
+    Runtime(ErkStepper),
+}
+
+impl Stepper {
+    /// Which stepper runs `setup`'s method: `fused` (the JIT's fused explicit step) or
+    /// `runtime` (the runtime's stepper: every implicit method, and `--backend interp`).
+    pub fn name_for(run: &Run<Stepper>) -> &'static str {
+        match run.explicit_stepper() {
+            Some(Stepper::Fused(_)) => "fused",
+            _ => "runtime",
+        }
+    }
+}
+
+macro_rules! step_each {
+    ($s:expr, $v:ident => $e:expr) => {
+        match $s {
+            Stepper::Fused($v) => $e,
+            Stepper::Runtime($v) => $e,
+        }
+    };
+}
+
+impl<M: Rhs + ?Sized> ForwardStepper<M> for Stepper {
+    fn cost(&self) -> StepCost {
+        match self {
+            Stepper::Fused(s) => ForwardStepper::<M>::cost(s),
+            Stepper::Runtime(s) => ForwardStepper::<M>::cost(s),
+        }
+    }
+    fn stage_vectors(&self) -> usize {
+        match self {
+            Stepper::Fused(s) => ForwardStepper::<M>::stage_vectors(s),
+            Stepper::Runtime(s) => ForwardStepper::<M>::stage_vectors(s),
+        }
+    }
+    fn step(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        u: &[f64],
+        u_next: &mut [f64],
+        stages: Option<&mut [f64]>,
+        stats: &mut Stats,
+    ) -> pnode_runtime::Result<()> {
+        step_each!(self, s => s.step(model, at, p, u, u_next, stages, stats))
+    }
+    fn recompute_stages(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        u: &[f64],
+        stages: &mut [f64],
+        stats: &mut Stats,
+    ) -> pnode_runtime::Result<()> {
+        step_each!(self, s => s.recompute_stages(model, at, p, u, stages, stats))
+    }
+}
+
+impl<M: RhsVjp + ?Sized> AdjointStepper<M> for Stepper {
+    fn reverse(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        stages: &[f64],
+        lambda: &mut [f64],
+        mu: &mut [f64],
+        stats: &mut Stats,
+    ) -> pnode_runtime::Result<()> {
+        step_each!(self, s => s.reverse(model, at, p, stages, lambda, mu, stats))
+    }
+}
+
+/// Which explicit stepper `run` uses with `backend`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StepperChoice {
+    /// The fused JIT step with the JIT backend, the runtime's with the interpreter.
+    #[default]
+    Auto,
+    /// The runtime's `ErkStepper` whatever the backend (`bench` times both).
+    Runtime,
+}
+
+/// Builds the run of `setup` for `model`: for an explicit method with the JIT backend (and
+/// `choice` `Auto`) the fused stepper of its tableau, compiled here; its compile time in
+/// milliseconds is returned (0 otherwise).
+pub fn build_run(
+    setup: Setup,
+    model: &Model,
+    choice: StepperChoice,
+) -> Result<(Run<Stepper>, f64), Error> {
+    let (n, np) = (setup.program.state_len(), setup.program.param_len());
+    let mut compile_ms = 0.0;
+    let fused = match (&setup.method, model) {
+        (MethodChoice::Explicit(t), Model::Jit(_)) if choice == StepperChoice::Auto => {
+            let start = Instant::now();
+            let s = JitErkStepper::new(t.clone(), &setup.program.rhs).map_err(|e| {
+                Error::Jit(format!(
+                    "the JIT backend cannot compile the fused steps of model `{}`: {e}; \
+                     `--backend interp` runs it with the interpreter",
+                    setup.program.name
+                ))
+            })?;
+            compile_ms = start.elapsed().as_secs_f64() * 1e3;
+            Some(Stepper::Fused(s))
+        }
+        _ => None,
+    };
+    let run = Run::with_explicit_stepper(setup, model, |t| {
+        Ok(fused.unwrap_or_else(|| Stepper::Runtime(ErkStepper::new(t.clone(), n, np))))
+    })?;
+    Ok((run, compile_ms))
+}
+
+/// Whether `setup`'s method is explicit.
+pub fn is_explicit(setup: &Setup) -> bool {
+    matches!(setup.method, MethodChoice::Explicit(_))
+}
+
 /// A model ready to run.
 #[derive(Debug)]
 pub struct Loaded {
@@ -128,10 +265,11 @@ pub struct Loaded {
     pub model: Model,
     /// Which backend it is.
     pub backend: Backend,
-    /// Milliseconds to build the backend.
+    /// Milliseconds to build the backend (with the JIT: the RHS/JVP/VJP kernels and, for an
+    /// explicit method, the fused steps).
     pub compile_ms: f64,
     /// The run (setup and solver).
-    pub run: Run,
+    pub run: Run<Stepper>,
 }
 
 impl Loaded {
@@ -143,6 +281,11 @@ impl Loaded {
     /// The setup.
     pub fn setup(&self) -> &Setup {
         self.run.setup()
+    }
+
+    /// The stepper that runs: `fused` or `runtime` ([`Stepper::name_for`]).
+    pub fn stepper_name(&self) -> &'static str {
+        Stepper::name_for(&self.run)
     }
 }
 
@@ -208,13 +351,13 @@ pub fn load_with(
     let (model, compile_ms) = Model::new(&program, backend)?;
     let mut setup = Setup::new(&program, &dir, seed)?;
     adjust(&mut setup);
-    let run = Run::new(setup, &model)?;
+    let (run, fused_ms) = build_run(setup, &model, StepperChoice::Auto)?;
     Ok(Some(Loaded {
         file,
         dir,
         model,
         backend,
-        compile_ms,
+        compile_ms: compile_ms + fused_ms,
         run,
     }))
 }

@@ -5,6 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use pnodec::bench::BenchOptions;
 use pnodec::emit::{AstFormat, EmitKind};
+use pnodec::emit_run::ClifForm;
 use pnodec::fmt::FmtOptions;
 use pnodec::grad::GradOptions;
 use pnodec::load::Backend;
@@ -63,7 +64,7 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Print an intermediate form of a model: its AST, IR, the IR of its JVP or VJP, generated
-    /// Rust, or its checkpoint schedule.
+    /// Rust, the Cranelift IR of its JIT kernels, or its checkpoint schedule.
     #[command(after_help = EXIT_CODES)]
     Emit {
         #[command(flatten)]
@@ -71,9 +72,14 @@ enum Command {
         /// The `.pode` file (`-` reads standard input).
         file: PathBuf,
     },
-    /// Solve forward from θ0; write the trajectory at the output times (CSV or NPY) and plot it.
+    /// Solve forward from θ0 (or trained parameters); write the trajectory at the output times
+    /// (CSV or NPY) and plot it.
     #[command(after_help = EXIT_CODES)]
     Solve {
+        /// Solve with the parameters saved by `pnodec train` (JSON) instead of θ0; every
+        /// parameter of the model must be there by name with its size.
+        #[arg(long)]
+        params: Option<PathBuf>,
         /// Where to write the trajectory: `.npy` → NPY (`K × (1 + n)`, t first), anything
         /// else → CSV with a header `t,u[0],…`; default: CSV on standard output.
         #[arg(long, short)]
@@ -166,6 +172,12 @@ struct EmitWhat {
     /// fused forward and adjoint steps.
     #[arg(long)]
     rust: bool,
+    /// The Cranelift IR the JIT compiles: the RHS, JVP and VJP kernels and, for an explicit
+    /// method, the fused step, step keeping its stages, stage recomputation and adjoint step;
+    /// `--clif` or `--clif=generated` (pnode-jit's output), `--clif=optimized` (after
+    /// Cranelift's optimizer, for this machine).
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "generated")]
+    clif: Option<ClifForm>,
     /// The checkpoint schedule of a gradient with its predicted cost.
     #[arg(long)]
     schedule: bool,
@@ -183,6 +195,8 @@ impl EmitWhat {
             EmitKind::Vjp
         } else if self.rust {
             EmitKind::Rust
+        } else if let Some(form) = self.clif {
+            EmitKind::Clif(form)
         } else {
             EmitKind::Schedule
         }
@@ -206,12 +220,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Emit { what, file } => pnodec::emit::run(file, what.kind(), cli.color),
         Command::Solve {
+            params,
             out,
             plot,
             common,
             file,
         } => {
             let opts = SolveOptions {
+                params: params.clone(),
                 out: out.clone(),
                 plot: plot.clone(),
                 force: common.force,

@@ -1,4 +1,5 @@
-//! `pnodec solve`: the trajectory at the output times, from θ0.
+//! `pnodec solve`: the trajectory at the output times, from θ0 or, with `--params FILE`, from
+//! the parameters `pnodec train` saved (names and sizes checked: [`crate::params`]).
 //!
 //! The table has one row per output time `t_k` and the columns `t, u[0], …` (element names
 //! from the program's states: `u[1]`, `x[0,1]`, a scalar state by its name). `--out` ending in
@@ -25,6 +26,8 @@ pub struct SolveOptions {
     pub out: Option<PathBuf>,
     /// Where to draw the SVG plot.
     pub plot: Option<PathBuf>,
+    /// Solve with the parameters of this file (what `pnodec train` writes) instead of θ0.
+    pub params: Option<PathBuf>,
     /// Replace existing files.
     pub force: bool,
     /// The model backend.
@@ -95,8 +98,25 @@ pub fn solve_file(
     let Some(mut loaded) = load(path, opts.backend, opts.seed, err)? else {
         return Ok(Exit::Failed);
     };
-    let theta0 = loaded.setup().theta0.clone();
-    let traj = loaded.run.solve(&mut loaded.model, &theta0)?;
+    let theta = match opts.params.as_deref() {
+        Some(p) => {
+            let file = crate::params::read_params(p, loaded.program())?;
+            let notes = file.notes.join("; ");
+            writeln!(
+                err,
+                "parameters from {}{}",
+                p.display(),
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({notes})")
+                }
+            )?;
+            file.theta
+        }
+        None => loaded.setup().theta0.clone(),
+    };
+    let traj = loaded.run.solve(&mut loaded.model, &theta)?;
     let names = loaded.setup().state_names();
     match out {
         Some(p) if is_npy(p) => write_trajectory_npy(p, &traj, opts.force)?,

@@ -192,10 +192,16 @@ pub fn train_file(
         result.losses.first(),
         result.final_loss.or(result.losses.last().copied()),
     ) {
+        let ratio = first / last;
+        // Past a million the factor reads better in scientific notation.
+        let ratio = if ratio.abs() >= 1e6 {
+            format!("{ratio:.2e}")
+        } else {
+            format!("{ratio:.1}")
+        };
         writeln!(
             err,
-            "loss {first:.6e} → {last:.6e} ({:.1}× lower) in {done} iterations, {:.2} ms per iteration",
-            first / last,
+            "loss {first:.6e} → {last:.6e} ({ratio}× lower) in {done} iterations, {:.2} ms per iteration",
             1e3 * seconds / done.max(1) as f64
         )?;
     }

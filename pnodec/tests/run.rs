@@ -151,6 +151,26 @@ fn grad_matches_finite_differences_and_the_interpreter_on_every_example() {
         let (gj, gi) = (flat_grad(&jit, &program), flat_grad(&interp, &program));
         let (uj, ui) = (floats(&jit["grad_u0"]), floats(&interp["grad_u0"]));
         let backend_err = max_rel(&gi, &gj).max(max_rel(&ui, &uj));
+        // Explicit methods run the JIT's fused step, implicit ones the runtime's stepper over
+        // the JIT model; the interpreter always the runtime's. The fused step performs the
+        // interpreter's operations in the same order, so the results agree bit for bit.
+        let explicit = !source.contains("esdirk3");
+        assert_eq!(jit["stepper"], if explicit { "fused" } else { "runtime" });
+        assert_eq!(interp["stepper"], "runtime");
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&gj),
+            bits(&gi),
+            "{}: θ gradient not bitwise",
+            program.name
+        );
+        assert_eq!(
+            bits(&uj),
+            bits(&ui),
+            "{}: u0 gradient not bitwise",
+            program.name
+        );
+        assert_eq!(jit["stats"], interp["stats"], "{}", program.name);
         let (lj, li) = (
             jit["loss"].as_f64().unwrap(),
             interp["loss"].as_f64().unwrap(),
@@ -379,10 +399,38 @@ fn bench_prints_both_backends() {
     let r = pnodec(&["bench", s(&file), "--reps", "1"]);
     assert_exit(&r, 0);
     let out = text(&r.stdout);
-    assert!(out.contains("compile ms"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("jit ")), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("interp ")), "{out}");
-    assert!(out.contains("speed-up"), "{out}");
+    assert!(
+        out.contains("compile ms") && out.contains("stepper"),
+        "{out}"
+    );
+    // An explicit method: the fused step (the default), the runtime's stepper over the JIT
+    // kernels, the interpreter.
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(2)
+        .take(3)
+        .map(|l| l.split_whitespace().take(2).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [["jit", "fused"], ["jit", "runtime"], ["interp", "runtime"]],
+        "{out}"
+    );
+    assert!(out.contains("jit fused speed-up over jit runtime"), "{out}");
+    assert!(
+        out.contains("jit fused speed-up over interp runtime"),
+        "{out}"
+    );
+    // An implicit method runs the runtime's stepper with either backend.
+    let rob = example("robertson/robertson.pode");
+    let r = pnodec(&["bench", s(&rob), "--reps", "1"]);
+    assert_exit(&r, 0);
+    let out = text(&r.stdout);
+    assert!(
+        out.lines().any(|l| l.starts_with("jit      runtime")),
+        "{out}"
+    );
+    assert!(!out.contains("fused"), "{out}");
     // The JIT cannot compile convolutions; the interpreter is timed alone.
     let conv = root().join("tests/corpus/ok/conv_block.pode");
     let r = pnodec(&["bench", s(&conv), "--reps", "1"]);
@@ -421,6 +469,180 @@ fn emit_rust_and_schedule() {
     assert_exit(&r, 1);
     assert!(
         text(&r.stderr).contains("cannot generate Rust"),
+        "{}",
+        text(&r.stderr)
+    );
+}
+
+#[test]
+fn emit_clif_prints_every_kernel() {
+    let lv = example("lotka_volterra/lotka_volterra.pode");
+    let r = pnodec(&["emit", "--clif", s(&lv)]);
+    assert_exit(&r, 0);
+    let clif = text(&r.stdout);
+    assert!(
+        clif.starts_with("; Cranelift IR of model `lotka_volterra`, as pnode-jit generates it\n")
+    );
+    assert!(
+        clif.contains("fused steps of `rk4` (4 live stages)"),
+        "{clif}"
+    );
+    let sig = "(f64, f64, i64, i64, i64, i64, i64)";
+    let names: Vec<&str> = clif
+        .lines()
+        .filter_map(|l| l.strip_prefix("function %"))
+        .map(|l| {
+            assert!(l.contains(sig), "{l}");
+            l.split('(').next().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rhs",
+            "jvp",
+            "vjp",
+            "erk_step",
+            "erk_step_keep",
+            "erk_recompute",
+            "erk_adjoint"
+        ]
+    );
+    // Buffer lengths: 2 states, 4 rates, 4 stages.
+    assert!(clif.contains("; lengths: u 2, p 4, x 0, out 2,"), "{clif}");
+    assert!(clif.contains("; lengths: u 8, p 4, x 2, out 6,"), "{clif}");
+    // RK4's b_1 = 1/6 is a constant of the fused step.
+    assert!(clif.contains("f64const 0x1.5555555555555p-3"), "{clif}");
+    // Every function is closed and every kernel returns.
+    assert_eq!(clif.matches("\n}\n").count(), 7, "{clif}");
+    assert_eq!(clif.matches("    return\n").count(), 7, "{clif}");
+    let r = pnodec(&["emit", "--clif=optimized", s(&lv)]);
+    assert_exit(&r, 0);
+    assert!(text(&r.stdout).contains("after Cranelift's optimizer"));
+    // An implicit method: the model's kernels only.
+    let rob = example("robertson/robertson.pode");
+    let r = pnodec(&["emit", "--clif", s(&rob)]);
+    assert_exit(&r, 0);
+    let clif = text(&r.stdout);
+    assert_eq!(clif.matches("\nfunction %").count(), 3, "{clif}");
+    assert!(clif.contains("`esdirk3` is implicit"), "{clif}");
+    // Convolutions are not lowered: an error on the model, exit 1.
+    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let r = pnodec(&["emit", "--clif", s(&conv)]);
+    assert_exit(&r, 1);
+    assert!(
+        text(&r.stderr).contains("cannot generate Cranelift IR"),
+        "{}",
+        text(&r.stderr)
+    );
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn solve_with_trained_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("lotka_volterra/lotka_volterra.pode");
+    let r = pnodec_in(
+        dir.path(),
+        &["train", s(&file), "-n", "20", "--out", "p.json"],
+    );
+    assert_exit(&r, 0);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("p.json")).unwrap()).unwrap();
+    let theta = floats(&saved["params"]["theta"]);
+    let r = pnodec_in(
+        dir.path(),
+        &[
+            "solve",
+            s(&file),
+            "--params",
+            "p.json",
+            "--out",
+            "fit.csv",
+            "--plot",
+            "fit.svg",
+        ],
+    );
+    assert_exit(&r, 0);
+    let stderr = text(&r.stderr);
+    assert!(
+        stderr.contains("parameters from p.json (trained 20 iterations"),
+        "{stderr}"
+    );
+    // The trajectory is the driver's solve at the saved parameters, bit for bit.
+    let source = std::fs::read_to_string(&file).unwrap();
+    let program = pnode_ir::lower::compile_source(&source).program.unwrap();
+    let setup = Setup::new(&program, file.parent().unwrap(), None).unwrap();
+    assert_ne!(setup.theta0, theta, "training moved the parameters");
+    let mut model = IrModel::new(&program.rhs).unwrap();
+    let mut run = Run::new(setup.clone(), &model).unwrap();
+    let expected = run.solve(&mut model, &theta).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("fit.csv")).unwrap();
+    assert_eq!(csv, expected.to_csv(&setup.state_names()));
+    assert!(
+        std::fs::read_to_string(dir.path().join("fit.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    // Without --params: θ0, a different trajectory.
+    let r = pnodec_in(dir.path(), &["solve", s(&file)]);
+    assert_exit(&r, 0);
+    assert_ne!(text(&r.stdout), csv);
+
+    // Errors name the file and the parameter; nothing is written.
+    let bad = |name: &str, json: &str, code: i32, needles: &[&str]| {
+        std::fs::write(dir.path().join(name), json).unwrap();
+        let r = pnodec_in(
+            dir.path(),
+            &["solve", s(&file), "--params", name, "--out", "bad.csv"],
+        );
+        assert_exit(&r, code);
+        let stderr = text(&r.stderr);
+        for n in needles.iter().chain(&[name]) {
+            assert!(stderr.contains(n), "{n} missing in: {stderr}");
+        }
+        assert!(!dir.path().join("bad.csv").exists());
+    };
+    bad(
+        "short.json",
+        r#"{"params": {"theta": [1, 2, 3]}}"#,
+        1,
+        &["parameter `theta` has 3 values", "shape [4] (4 values)"],
+    );
+    bad(
+        "renamed.json",
+        r#"{"params": {"rates": [1, 2, 3, 4]}}"#,
+        1,
+        &["no parameter `theta`", "the file has `rates`"],
+    );
+    bad(
+        "extra.json",
+        r#"{"params": {"theta": [1, 2, 3, 4], "k": [1]}}"#,
+        1,
+        &["`k` is not a parameter of model `lotka_volterra`"],
+    );
+    bad(
+        "text.json",
+        r#"{"params": {"theta": [1, 2, "x", 4]}}"#,
+        1,
+        &["parameter `theta`: value 2"],
+    );
+    bad("flat.json", "[1, 2, 3, 4]", 1, &["no `params` object"]);
+    bad("broken.json", "{\"params\": ", 1, &["not JSON"]);
+    // A missing file is an I/O error.
+    let r = pnodec_in(dir.path(), &["solve", s(&file), "--params", "none.json"]);
+    assert_exit(&r, 2);
+    assert!(text(&r.stderr).contains("none.json"), "{}", text(&r.stderr));
+    // Another model's parameters of the same names and sizes are used, with a note.
+    std::fs::write(
+        dir.path().join("other.json"),
+        r#"{"model": "other", "params": {"theta": [1.5, 1.0, 3.0, 1.0]}}"#,
+    )
+    .unwrap();
+    let r = pnodec_in(dir.path(), &["solve", s(&file), "--params", "other.json"]);
+    assert_exit(&r, 0);
+    assert!(
+        text(&r.stderr).contains("written for model `other`"),
         "{}",
         text(&r.stderr)
     );

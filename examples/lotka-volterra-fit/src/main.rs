@@ -1,4 +1,6 @@
-//! The main job: recover the four Lotka–Volterra rates from noisy observations.
+//! Recover the four Lotka–Volterra rates from noisy observations, through the runtime's Rust
+//! API (the main job, `scripts/main.sh`, now does the fit with `pnodec` on
+//! `examples/lotka_volterra`).
 //!
 //! `cargo run --release -p lotka-volterra-fit -- --help` lists the options. Prints progress,
 //! the recovered rates next to the truth, and writes `fit.svg` (data, truth and fit; loss curve)
