@@ -91,9 +91,7 @@ pub fn translate(attr: TokenStream, item: TokenStream) -> Result<Translated, syn
     let name = cx.ident(&module.ident);
     let mut items = Vec::new();
     let mut options = HashMap::new();
-    if let Some(block) = attribute(&mut cx, attr, &mut options)? {
-        items.push(Item::Block(block));
-    }
+    let block = attribute(&mut cx, attr, &mut options)?;
     let Some((_, content)) = &module.content else {
         return Err(syn::Error::new_spanned(
             &module,
@@ -142,6 +140,9 @@ pub fn translate(attr: TokenStream, item: TokenStream) -> Result<Translated, syn
             &module.ident,
             "the model has no `fn rhs(t, …) -> … { … }` giving du/dt",
         ),
+    }
+    if let Some(block) = block {
+        items.push(Item::Block(block));
     }
     if let Some(mut first) = cx.errors.first().cloned() {
         for e in cx.errors.into_iter().skip(1) {
@@ -207,6 +208,37 @@ fn attribute(
         });
     }
     let span = cx.spans.of(&attr);
+    // The options the DSL requires, defaulted as the driver defaults a missing `solve` block.
+    for (key, value) in [
+        ("method", ExprKind::Name("rk4".into())),
+        ("t", ExprKind::Int(0)),
+        ("steps", ExprKind::Int(100)),
+    ] {
+        if spans.contains_key(key) {
+            continue;
+        }
+        let value = match value {
+            ExprKind::Int(0) => ExprKind::Range {
+                start: Box::new(Expr {
+                    kind: ExprKind::Float(0.0),
+                    span,
+                }),
+                end: Box::new(Expr {
+                    kind: ExprKind::Float(1.0),
+                    span,
+                }),
+            },
+            v => v,
+        };
+        options.push(OptionEntry {
+            key: Ident {
+                name: key.into(),
+                span,
+            },
+            value: Expr { kind: value, span },
+            span,
+        });
+    }
     Ok(Some(Block {
         kind: BlockKind::Solve,
         options,
