@@ -200,13 +200,16 @@ pub fn model_file(input: TokenStream, manifest_dir: &Path, paths: &Paths) -> Tok
     let rel = lit.value();
     let path = manifest_dir.join(&rel);
     let shown = rel.clone();
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) => {
-            return syn::Error::new(lit.span(), format!("cannot read `{}`: {e}", path.display()))
+    let bytes =
+        match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                return syn::Error::new(lit.span(), format!(
+                    "cannot read `{rel}` (relative to the directory of the crate's Cargo.toml): {e}"
+                ))
                 .to_compile_error();
-        }
-    };
+            }
+        };
     let abs = path.to_string_lossy().into_owned();
     let track = quote!(
         const _: &[u8] = ::core::include_bytes!(#abs);

@@ -194,7 +194,7 @@ fn model_file_reports_file_line_and_column() {
     assert!(errors(&out).is_empty());
     assert!(out.to_string().contains("pub mod ok"));
     let out = model_file(quote!("missing.pode"), &dir, &Paths::default());
-    assert!(errors(&out)[0].starts_with("cannot read"));
+    assert!(errors(&out)[0].starts_with("cannot read `missing.pode`"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
