@@ -5,7 +5,11 @@
 
 use crate::plan::{Grid, Plan};
 use pnode_checkpoint::{Action, StageSource, Stats};
-use pnode_codegen::{Options, generate_erk_stepper, generate_model};
+use pnode_codegen::{Options, generate_erk_stepper, generate_erk_stepper_sized, generate_model};
+
+/// The most `f64`s a fixed-size stepper holds (its stage, cotangent and parameter buffers);
+/// above it the stepper's buffers are vectors.
+pub const SIZED_STEPPER_ELEMENTS: usize = 8192;
 use pnode_ir::lower::Program;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -142,8 +146,15 @@ pub fn module_items(
         ..Options::default()
     };
     let model = generate_model("Model", &program.rhs, &options)?;
-    let stepper = generate_erk_stepper("Stepper", &plan.coefficients, &options)?;
     let (n, np) = (program.state_len(), program.param_len());
+    // Fixed-size stage buffers (faster for short states) while the stepper stays small; the
+    // struct lives inside `Ode`, so large models keep heap vectors.
+    let stages = plan.tableau.live_stages();
+    let stepper = if (2 * stages + 2) * n + np <= SIZED_STEPPER_ELEMENTS {
+        generate_erk_stepper_sized("Stepper", &plan.coefficients, n, np, &options)?
+    } else {
+        generate_erk_stepper("Stepper", &plan.coefficients, &options)?
+    };
     let (n_lit, np_lit) = (usize_lit(n), usize_lit(np));
     let k = plan.output_times.len();
     let k_lit = usize_lit(k);
