@@ -37,7 +37,7 @@ mod model;
 #[cfg(feature = "testmodels")]
 pub mod testmodels;
 
-pub use erk::{ErkCoefficients, generate_erk_stepper};
+pub use erk::{ErkCoefficients, generate_erk_stepper, generate_erk_stepper_sized};
 pub use model::generate_model;
 
 use proc_macro2::TokenStream;

@@ -1,7 +1,8 @@
 //! The generated source (insta snapshots) and the generator's errors.
 
 use pnode_codegen::{
-    ErkCoefficients, Error, Options, generate_erk_stepper, generate_model, to_source,
+    ErkCoefficients, Error, Options, generate_erk_stepper, generate_erk_stepper_sized,
+    generate_model, to_source,
 };
 use pnode_ir::{Builder, ConvParams, Function, Layout};
 
@@ -65,6 +66,31 @@ fn rk4_source() {
     };
     let src = to_source(&generate_erk_stepper("Rk4", &rk4, &Options::default()).unwrap());
     insta::assert_snapshot!(src);
+}
+
+/// The fixed-size variant differs only in its buffers, loop bounds and rebound slices.
+#[test]
+fn sized_stepper_differs_only_in_buffers() {
+    let rk4 = ErkCoefficients {
+        name: "rk4".into(),
+        a: vec![vec![], vec![0.5], vec![0.0, 0.5], vec![0.0, 0.0, 1.0]],
+        b: vec![1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
+        c: vec![0.0, 0.5, 0.5, 1.0],
+    };
+    let o = Options::default();
+    let vecs = to_source(&generate_erk_stepper("Rk4", &rk4, &o).unwrap());
+    let sized = to_source(&generate_erk_stepper_sized("Rk4", &rk4, 2, 4, &o).unwrap());
+    assert!(sized.contains("k1: [f64; 2],") && sized.contains("gp: [f64; 4],"));
+    assert!(sized.contains("let u: &[f64; 2] = u.try_into()"));
+    assert!(!sized.contains("Vec<f64>") && vecs.contains("k1: ::std::vec::Vec<f64>,"));
+    // The arithmetic lines are the same.
+    let body = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("Self::"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(body(&vecs), body(&sized));
 }
 
 #[test]

@@ -1,0 +1,355 @@
+//! The module a model expands to: pnode-codegen's `Model` (`Rhs`, `RhsJvp`, `RhsVjp`) and
+//! fused `Stepper`, and `Ode`, which owns a runtime `Solver` over them and carries the
+//! compile-time plan as constants (grid, output times, initial values, the schedule's actions,
+//! its predicted cost).
+
+use crate::plan::{Grid, Plan};
+use pnode_checkpoint::{Action, StageSource, Stats};
+use pnode_codegen::{Options, generate_erk_stepper, generate_erk_stepper_sized, generate_model};
+
+/// The most `f64`s a fixed-size stepper holds (its stage, cotangent and parameter buffers);
+/// above it the stepper's buffers are vectors.
+pub const SIZED_STEPPER_ELEMENTS: usize = 8192;
+use pnode_ir::lower::Program;
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+/// Where the generated code finds the runtime and the special functions.
+#[derive(Clone)]
+pub struct Paths {
+    /// The runtime (`::pnode::runtime`).
+    pub runtime: syn::Path,
+    /// The special functions (`::pnode::special`).
+    pub special: syn::Path,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            runtime: syn::parse_quote!(::pnode::runtime),
+            special: syn::parse_quote!(::pnode::special),
+        }
+    }
+}
+
+/// A float literal that round-trips (`1.0`, `-0.5`, `1e-300`), always with a decimal point or
+/// an exponent so it types as `f64`.
+fn float(x: f64) -> TokenStream {
+    let lit = Literal::f64_unsuffixed(x.abs());
+    if x.is_sign_negative() {
+        quote!(-#lit)
+    } else {
+        quote!(#lit)
+    }
+}
+
+fn floats(v: &[f64]) -> TokenStream {
+    let items = v.iter().map(|&x| float(x));
+    quote!([#(#items),*])
+}
+
+fn usize_lit(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
+fn u64_lit(n: u64) -> Literal {
+    Literal::u64_unsuffixed(n)
+}
+
+fn action(a: &Action, rt: &syn::Path) -> TokenStream {
+    let ck = quote!(#rt::checkpoint);
+    match *a {
+        Action::Store { slot, step } => {
+            let (slot, step) = (usize_lit(slot), usize_lit(step));
+            quote!(#ck::Action::Store { slot: #slot, step: #step })
+        }
+        Action::StepKeepingStages { slot, step } => {
+            let (slot, step) = (usize_lit(slot), usize_lit(step));
+            quote!(#ck::Action::StepKeepingStages { slot: #slot, step: #step })
+        }
+        Action::Tape { step } => {
+            let step = usize_lit(step);
+            quote!(#ck::Action::Tape { step: #step })
+        }
+        Action::Advance { from, to } => {
+            let (from, to) = (usize_lit(from), usize_lit(to));
+            quote!(#ck::Action::Advance { from: #from, to: #to })
+        }
+        Action::Restore { slot, step } => {
+            let (slot, step) = (usize_lit(slot), usize_lit(step));
+            quote!(#ck::Action::Restore { slot: #slot, step: #step })
+        }
+        Action::Free { slot } => {
+            let slot = usize_lit(slot);
+            quote!(#ck::Action::Free { slot: #slot })
+        }
+        Action::Reverse { step, stages } => {
+            let step = usize_lit(step);
+            let stages = match stages {
+                StageSource::Slot(s) => {
+                    let s = usize_lit(s);
+                    quote!(#ck::StageSource::Slot(#s))
+                }
+                StageSource::Tape => quote!(#ck::StageSource::Tape),
+                StageSource::Recompute => quote!(#ck::StageSource::Recompute),
+            };
+            quote!(#ck::Action::Reverse { step: #step, stages: #stages })
+        }
+    }
+}
+
+fn stats(s: &Stats, rt: &syn::Path) -> TokenStream {
+    let f = |x: u64| u64_lit(x);
+    let (a, b, c, d, e) = (
+        f(s.rhs_evals),
+        f(s.jvp_evals),
+        f(s.vjp_evals),
+        f(s.newton_iterations),
+        f(s.linear_iterations),
+    );
+    let (g, h, i, j, k) = (
+        f(s.forward_steps),
+        f(s.recomputed_steps),
+        f(s.stage_recomputations),
+        f(s.reversed_steps),
+        f(s.peak_slots),
+    );
+    let (l, m, n, o, p, q) = (
+        f(s.peak_stored_vectors),
+        f(s.peak_stored_bytes),
+        f(s.disk_writes),
+        f(s.disk_reads),
+        f(s.peak_disk_vectors),
+        f(s.peak_disk_bytes),
+    );
+    quote! {
+        #rt::Stats {
+            rhs_evals: #a, jvp_evals: #b, vjp_evals: #c, newton_iterations: #d,
+            linear_iterations: #e, forward_steps: #g, recomputed_steps: #h,
+            stage_recomputations: #i, reversed_steps: #j, peak_slots: #k,
+            peak_stored_vectors: #l, peak_stored_bytes: #m, disk_writes: #n, disk_reads: #o,
+            peak_disk_vectors: #p, peak_disk_bytes: #q,
+        }
+    }
+}
+
+/// The items of the model's module (without the `mod` around them).
+pub fn module_items(
+    program: &Program,
+    plan: &Plan,
+    paths: &Paths,
+) -> Result<TokenStream, pnode_codegen::Error> {
+    let rt = &paths.runtime;
+    let options = Options {
+        runtime_path: paths.runtime.clone(),
+        special_path: paths.special.clone(),
+        ..Options::default()
+    };
+    let model = generate_model("Model", &program.rhs, &options)?;
+    let (n, np) = (program.state_len(), program.param_len());
+    // Fixed-size stage buffers (faster for short states) while the stepper stays small; the
+    // struct lives inside `Ode`, so large models keep heap vectors.
+    let stages = plan.tableau.live_stages();
+    let stepper = if (2 * stages + 2) * n + np <= SIZED_STEPPER_ELEMENTS {
+        generate_erk_stepper_sized("Stepper", &plan.coefficients, n, np, &options)?
+    } else {
+        generate_erk_stepper("Stepper", &plan.coefficients, &options)?
+    };
+    let (n_lit, np_lit) = (usize_lit(n), usize_lit(np));
+    let k = plan.output_times.len();
+    let k_lit = usize_lit(k);
+    let u0 = floats(&plan.u0);
+    let theta0 = floats(&plan.theta0);
+    let outputs = floats(&plan.output_times);
+    let n_steps = usize_lit(plan.n_steps);
+    let grid = match &plan.grid {
+        Grid::Uniform { t0, t1, n } => {
+            let (t0, t1, n) = (float(*t0), float(*t1), usize_lit(*n));
+            quote!(#rt::TimeGrid::uniform(#t0, #t1, #n))
+        }
+        Grid::Times(t) => {
+            let times = floats(t);
+            quote!(#rt::TimeGrid::from_times(&#times))
+        }
+    };
+    let fwd = plan.schedule.forward().iter().map(|a| action(a, rt));
+    let rev = plan.schedule.reverse().iter().map(|a| action(a, rt));
+    let sched_name = plan.schedule.name();
+    let predicted = stats(&plan.predicted, rt);
+    let summary = &plan.summary;
+    let c = plan.cost;
+    let (c1, c2, c3, c4) = (
+        u64_lit(c.rhs_per_step),
+        u64_lit(c.rhs_per_stage_recompute),
+        u64_lit(c.vjp_per_reverse),
+        u64_lit(c.stage_vectors),
+    );
+    let method = plan.tableau.name();
+    let state_entries = program.states.iter().map(|s| {
+        let (name, off, len) = (&s.name, usize_lit(s.offset), usize_lit(s.shape.len()));
+        quote!((#name, #off, #len))
+    });
+    let param_entries = program.params.iter().map(|p| {
+        let (name, off, len) = (&p.name, usize_lit(p.offset), usize_lit(p.shape.len()));
+        quote!((#name, #off, #len))
+    });
+    let ode_doc = format!(
+        " The neural ODE `{}`: {n} states, {np} parameters, `{method}` over {} steps, {k} \
+         output times, checkpointing `{}` (planned at compile time).",
+        program.name, plan.n_steps, sched_name
+    );
+    Ok(quote! {
+        #model
+
+        #stepper
+
+        #[doc = #ode_doc]
+        ///
+        /// [`Ode::forward`] solves; [`Ode::gradient`] and [`Ode::value_and_grad`] give the
+        /// discrete-adjoint gradient in `u0` and the parameters through the schedule
+        /// [`Ode::SCHEDULE_FORWARD`]/[`Ode::SCHEDULE_REVERSE`]; [`Ode::train`] runs any runtime
+        /// optimizer on it.
+        #[derive(Debug)]
+        pub struct Ode {
+            /// The right-hand side.
+            pub model: Model,
+            solver: #rt::Solver<Stepper>,
+        }
+
+        #[allow(clippy::all, clippy::unreadable_literal, clippy::excessive_precision)]
+        impl Ode {
+            /// Length of the flat state `u`.
+            pub const STATE_LEN: usize = #n_lit;
+            /// Length of the flat parameters `θ`.
+            pub const PARAM_LEN: usize = #np_lit;
+            /// The states `(name, offset, length)` in the flat `u`, in declaration order.
+            pub const STATES: &'static [(&'static str, usize, usize)] = &[#(#state_entries),*];
+            /// The parameters `(name, offset, length)` in the flat `θ` (layer weights included).
+            pub const PARAMS: &'static [(&'static str, usize, usize)] = &[#(#param_entries),*];
+            /// The initial state as declared.
+            pub const U0: [f64; #n_lit] = #u0;
+            /// The initial parameters as declared (random initializers drawn at compile time
+            /// from seed 0, as `pnodec` draws them).
+            pub const THETA0: [f64; #np_lit] = #theta0;
+            /// The integrator.
+            pub const METHOD: &'static str = #method;
+            /// Number of time steps.
+            pub const N_STEPS: usize = #n_steps;
+            /// The output times (grid points).
+            pub const OUTPUT_TIMES: [f64; #k_lit] = #outputs;
+            /// The cost of one step, the input of the schedule's cost model.
+            pub const STEP_COST: #rt::checkpoint::StepCost = #rt::checkpoint::StepCost {
+                rhs_per_step: #c1,
+                rhs_per_stage_recompute: #c2,
+                vjp_per_reverse: #c3,
+                stage_vectors: #c4,
+            };
+            /// The name of the checkpoint schedule.
+            pub const SCHEDULE_NAME: &'static str = #sched_name;
+            /// The schedule's forward actions, planned at compile time.
+            pub const SCHEDULE_FORWARD: &'static [#rt::checkpoint::Action] = &[#(#fwd),*];
+            /// The schedule's reverse actions.
+            pub const SCHEDULE_REVERSE: &'static [#rt::checkpoint::Action] = &[#(#rev),*];
+            /// The predicted cost of one gradient (forward + reverse sweep).
+            pub const PREDICTED: #rt::Stats = #predicted;
+            /// The schedule's summary, as `pnodec emit --schedule` prints it.
+            pub const SCHEDULE_SUMMARY: &'static str = #summary;
+
+            /// The time grid.
+            pub fn grid() -> #rt::Result<#rt::TimeGrid> {
+                #grid
+            }
+
+            /// The compile-time schedule as a runtime `Schedule` (validated).
+            pub fn schedule() -> #rt::Result<#rt::Schedule> {
+                ::core::result::Result::Ok(#rt::Schedule::new(
+                    Self::SCHEDULE_NAME,
+                    Self::N_STEPS,
+                    Self::SCHEDULE_FORWARD.to_vec(),
+                    Self::SCHEDULE_REVERSE.to_vec(),
+                )?)
+            }
+
+            /// The model with its solver (all buffers allocated here, once).
+            pub fn new() -> #rt::Result<Self> {
+                let model = Model::new();
+                let stepper = Stepper::new(Self::STATE_LEN, Self::PARAM_LEN);
+                let solver = #rt::Solver::new(
+                    stepper,
+                    &model,
+                    Self::grid()?,
+                    &Self::OUTPUT_TIMES,
+                    #rt::Checkpointing::Custom(Self::schedule()?),
+                )?;
+                ::core::result::Result::Ok(Ode { model, solver })
+            }
+
+            /// Solves from `u0` with parameters `theta`; the outputs, `K × STATE_LEN` row-major.
+            pub fn forward(&mut self, u0: &[f64], theta: &[f64]) -> #rt::Result<&[f64]> {
+                self.solver.solve(&mut self.model, u0, theta)
+            }
+
+            /// The gradient `(dL/du0, dL/dθ)` of a loss whose derivative at the outputs is
+            /// `dl_du` (`K × STATE_LEN`): a checkpointed forward sweep, then the reverse sweep.
+            pub fn gradient(
+                &mut self,
+                u0: &[f64],
+                theta: &[f64],
+                dl_du: &[f64],
+            ) -> #rt::Result<#rt::Gradient> {
+                self.solver.forward(&mut self.model, u0, theta)?;
+                self.solver.backward(&mut self.model, dl_du)
+            }
+
+            /// Loss and gradient: `loss(outputs, dl_du)` returns `L` and writes `∂L/∂u(t_k)`.
+            pub fn value_and_grad<L>(
+                &mut self,
+                u0: &[f64],
+                theta: &[f64],
+                loss: L,
+            ) -> #rt::Result<(f64, #rt::Gradient)>
+            where
+                L: FnOnce(&[f64], &mut [f64]) -> f64,
+            {
+                self.solver.value_and_grad(&mut self.model, u0, theta, loss)
+            }
+
+            /// `iterations` optimizer steps on `theta` (from `u0`), returning the loss before
+            /// each step; a non-finite loss stops with an error, `theta` left as it was then.
+            pub fn train<L>(
+                &mut self,
+                u0: &[f64],
+                theta: &mut [f64],
+                optimizer: &mut dyn #rt::optim::Optimizer,
+                iterations: usize,
+                mut loss: L,
+            ) -> #rt::Result<::std::vec::Vec<f64>>
+            where
+                L: FnMut(&[f64], &mut [f64]) -> f64,
+            {
+                let mut losses = ::std::vec::Vec::with_capacity(iterations);
+                for i in 0..iterations {
+                    let (value, grad) = self.value_and_grad(u0, theta, |o, d| loss(o, d))?;
+                    if !value.is_finite() {
+                        return ::core::result::Result::Err(#rt::Error::Usage(::std::format!(
+                            "the loss is {value} at iteration {i}"
+                        )));
+                    }
+                    optimizer.step(theta, &grad.dp)?;
+                    losses.push(value);
+                }
+                ::core::result::Result::Ok(losses)
+            }
+
+            /// The solver (grid, schedule, statistics of the last sweep).
+            pub fn solver(&self) -> &#rt::Solver<Stepper> {
+                &self.solver
+            }
+
+            /// What the last sweeps did (equal to [`Ode::PREDICTED`] after one gradient).
+            pub fn stats(&self) -> #rt::Stats {
+                self.solver.stats()
+            }
+        }
+    })
+}

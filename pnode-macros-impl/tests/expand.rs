@@ -1,0 +1,223 @@
+//! The translation Rust syntax → `.pode` (checked through the DSL printer), the errors of
+//! invalid input, and a snapshot of one small model's whole expansion.
+
+use pnode_macros_impl::{Paths, model_file, neural_ode, syntax};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// The `.pode` text of a model module's translation.
+fn dsl(attr: TokenStream, body: TokenStream) -> String {
+    let item = quote!(mod m { #body });
+    let t = syntax::translate(attr, item).unwrap_or_else(|e| panic!("{e}"));
+    pnode_grammar::print(&t.model)
+}
+
+/// The one-line DSL of the derivative of state `x` given by `rhs`.
+fn check_expr(rhs: TokenStream, expect: &str) {
+    let text = dsl(
+        quote!(),
+        quote! {
+            state! { x[2, 2] = zeros }
+            param! { a[2, 2] = ones }
+            fn rhs(t: f64, x: f64) -> f64 { #rhs }
+        },
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("d(x)/dt"))
+        .unwrap_or_else(|| panic!("no equation in\n{text}"));
+    assert_eq!(line, format!("d(x)/dt = {expect}"), "{text}");
+}
+
+/// The messages of the expansion's compile errors (`compile_error! { "…" }`).
+fn errors(out: &TokenStream) -> Vec<String> {
+    let text = out.to_string();
+    text.split("compile_error !")
+        .skip(1)
+        .map(|s| {
+            let start = s.find('"').expect("a message") + 1;
+            let end = s[start..].find("\" }").map_or(s.len(), |e| start + e);
+            s[start..end].replace("\\\"", "\"").replace("\\n", "\n")
+        })
+        .collect()
+}
+
+fn expand(attr: TokenStream, body: TokenStream) -> TokenStream {
+    neural_ode(attr, quote!(mod m { #body }), &Paths::default())
+}
+
+fn check_err(attr: TokenStream, body: TokenStream, expect: &str) {
+    let out = expand(attr, body);
+    let errs = errors(&out);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(expect), "`{}` lacks `{expect}`", errs[0]);
+    // The fallback module keeps the names resolvable.
+    assert!(out.to_string().contains("pub struct Ode"), "{out}");
+}
+
+#[test]
+fn expressions_translate_to_the_dsl() {
+    check_expr(quote!(-x * 2.0 + a / 3), "-x * 2.0 + a / 3");
+    check_expr(quote!(x.powi(2) + pow(x, 0.5)), "x ^ 2 + x ^ 0.5");
+    check_expr(quote!((x + 1.0).powf(a)), "(x + 1.0) ^ a");
+    check_expr(
+        quote!(matmul(a, x) - a.matmul(x) + x.dot(a)),
+        "a @ x - a @ x + x @ a",
+    );
+    check_expr(
+        quote!(x.tanh() * tanh(x) + x.ln()),
+        "tanh(x) * tanh(x) + log(x)",
+    );
+    check_expr(
+        quote!(sum(x, axis = 0) + mean(x)),
+        "sum(x, axis = 0) + mean(x)",
+    );
+    check_expr(
+        quote!(x[(.., 1)] + x[0][1] + x[(1, 0)]),
+        "x[:, 1] + x[0][1] + x[1, 0]",
+    );
+    check_expr(quote!(x[0..1] + x[1..] + x[..1]), "x[0:1] + x[1:] + x[:1]");
+    check_expr(
+        quote!([[1.0, 2.0], [x[(0, 0)], t]]),
+        "[[1.0, 2.0], [x[0, 0], t]]",
+    );
+    check_expr(quote!((x)), "x");
+}
+
+#[test]
+fn items_translate_to_the_dsl() {
+    let text = dsl(
+        quote!(
+            method = "rk4",
+            steps = 10,
+            t = (0.0, 2.5),
+            checkpoint = "all"
+        ),
+        quote! {
+            state! { x = 1.0, u[2] = [1.0, -1.0] }
+            param! { k = 0.5 }
+            const C: f64 = 2.0;
+            layer! { net = mlp([2, 4, 2], activation = tanh) }
+            fn rhs(t: f64, x: f64, u: [f64; 2]) -> (f64, [f64; 2]) {
+                let v = k * x;
+                (-v * C, net(u))
+            }
+        },
+    );
+    let expect = "model m\n\nstate x = 1.0\nstate u[2] = [1.0, -1.0]\n\nparam k = 0.5\n\n\
+        const C = 2.0\n\nlayer net = mlp([2, 4, 2], activation = tanh)\n\nlet v = k * x\n\n\
+        d(x)/dt = -v * C\nd(u)/dt = net(u)\n\nsolve {\n    method = rk4\n    steps = 10\n    \
+        t = 0.0 .. 2.5\n    checkpoint = store_all\n}\n";
+    assert_eq!(text, expect);
+}
+
+#[test]
+fn invalid_input_is_one_error_at_the_right_place() {
+    let lv = quote! {
+        state! { x = 1.0 }
+        param! { k = 0.5 }
+    };
+    check_err(
+        quote!(),
+        quote!(#lv fn rhs(x: f64) -> f64 { x ^ 2 }),
+        "exclusive or",
+    );
+    check_err(
+        quote!(),
+        quote!(#lv fn rhs(x: f64) -> f64 { z * x }),
+        "unknown name `z`",
+    );
+    check_err(
+        quote!(),
+        quote!(#lv fn rhs(x: f64) -> (f64, f64) { (x, x) }),
+        "returns 2 values",
+    );
+    check_err(
+        quote!(methd = rk4),
+        quote!(#lv fn rhs(x: f64) -> f64 { x }),
+        "did you mean `method`",
+    );
+    check_err(
+        quote!(method = "backward_euler"),
+        quote!(#lv fn rhs(x: f64) -> f64 { x }),
+        "implicit",
+    );
+    check_err(
+        quote!(),
+        quote!(#lv fn rhs(x: f64) -> f64 { if x { x } else { x } }),
+        "unsupported",
+    );
+    check_err(quote!(), quote!(#lv), "has no `fn rhs");
+    check_err(
+        quote!(steps = 0),
+        quote!(#lv fn rhs(x: f64) -> f64 { x }),
+        "[I0",
+    );
+    // Not a module: an error and nothing else.
+    let out = neural_ode(
+        quote!(),
+        quote!(
+            struct S;
+        ),
+        &Paths::default(),
+    );
+    assert_eq!(errors(&out).len(), 1);
+}
+
+#[test]
+fn model_file_reports_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("pnode-macros-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("bad.pode"),
+        "model bad\nstate u = 1.0\nd(u)/dt = -q * u\n",
+    )
+    .unwrap();
+    let out = model_file(quote!("bad.pode"), &dir, &Paths::default());
+    let errs = errors(&out);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("bad.pode:3:12: unknown name `q`"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        out.to_string().contains("include_bytes"),
+        "rebuilds when the file changes"
+    );
+    std::fs::write(
+        dir.join("ok.pode"),
+        "model ok\nstate u = 1.0\nd(u)/dt = -u\n",
+    )
+    .unwrap();
+    let out = model_file(quote!("ok.pode"), &dir, &Paths::default());
+    assert!(errors(&out).is_empty());
+    assert!(out.to_string().contains("pub mod ok"));
+    let out = model_file(quote!("missing.pode"), &dir, &Paths::default());
+    assert!(errors(&out)[0].starts_with("cannot read `missing.pode`"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The whole expansion of a two-state model on a 4-step grid, formatted: the generated model
+/// (RHS, JVP, VJP), the fused RK4 stepper and `Ode` with its compile-time schedule.
+#[test]
+fn snapshot_of_a_small_model() {
+    let out = expand(
+        quote!(
+            method = "rk4",
+            steps = 4,
+            t = (0.0, 1.0),
+            checkpoint = revolve(slots = 2)
+        ),
+        quote! {
+            state! { x = 1.0, v = 0.0 }
+            param! { omega = 2.0 }
+            fn rhs(t: f64, x: f64, v: f64) -> (f64, f64) {
+                (v, -omega.powi(2) * x)
+            }
+        },
+    );
+    assert!(errors(&out).is_empty());
+    let file: syn::File = syn::parse2(out).expect("the expansion parses");
+    insta::assert_snapshot!(prettyplease::unparse(&file));
+}

@@ -1,0 +1,82 @@
+//! pnode: neural ODEs `du/dt = f(t, u; θ)` with exact discrete-adjoint gradients.
+//!
+//! This facade re-exports the runtime ([`runtime`]: integrators, checkpointed adjoints,
+//! optimizers) and the compile-time front ends [`neural_ode`] and [`model!`], which turn a
+//! model into specialized forward and adjoint Rust inside your crate — the code
+//! `pnodec emit --rust` shows, with the checkpoint schedule planned during expansion.
+//!
+//! ```
+//! #[pnode::neural_ode(method = "rk4", steps = 100, t = (0.0, 1.0), checkpoint = "all")]
+//! mod decay {
+//!     state! { x = 2.0 }
+//!     param! { k = 0.5 }
+//!     fn rhs(t: f64, x: f64) -> f64 {
+//!         -k * x
+//!     }
+//! }
+//!
+//! let mut ode = decay::Ode::new()?;
+//! let out = ode.forward(&decay::Ode::U0, &decay::Ode::THETA0)?.to_vec();
+//! assert!((out[0] - 2.0 * (-0.5f64).exp()).abs() < 1e-9);
+//! // d x(1) / d k = -x0 · e^{-k}, by the discrete adjoint.
+//! let g = ode.gradient(&decay::Ode::U0, &decay::Ode::THETA0, &[1.0])?;
+//! assert!((g.dp[0] + 2.0 * (-0.5f64).exp()).abs() < 1e-9);
+//! assert_eq!(decay::Ode::PREDICTED.vjp_evals, 400);
+//! # Ok::<(), pnode::runtime::Error>(())
+//! ```
+//!
+//! # `#[neural_ode(…)]`
+//!
+//! On a module holding the model. The attribute takes the `.pode` `solve` options, each
+//! optional (defaults: rk4, `t = (0.0, 1.0)`, 100 steps, the output at `t1`, store-all):
+//!
+//! | option | values |
+//! |---|---|
+//! | `method` | `"rk4"` or `rk4`, any explicit method (`euler midpoint heun ralston bosh3 rk4 rk38 dopri5 tsit5 fehlberg45`) or `erk(a = …, b = …, c = …)` |
+//! | `t` | `(t0, t1)` or `t0..t1` |
+//! | `steps` | `1000`, `logspace(1e-3, 10.0, 200)` or the grid `[0.0, 0.5, 1.0]` |
+//! | `outputs` | `linspace(0.0, 10.0, 25)` or `[0.5, 1.0]` (inserted into the grid if needed) |
+//! | `checkpoint` | `"all"`/`store_all`, `solution_only`, `revolve(slots = 10)`, `budget(vectors = 200)`, `budget(bytes = 64000)`, `online(slots = 8)` |
+//!
+//! Inside the module:
+//!
+//! * `state! { x = 1.0, u[2] = [1.0, 0.0], h[4, 2] = zeros }` — states, the flat state in
+//!   this order; `param! { k = 0.5, w[2, 2] = normal(0.1), v[3] = xavier }` — parameters;
+//!   `layer! { net = mlp([2, 16, 2], activation = tanh), lin = linear(2, 2) }` — layers
+//!   (their weights follow the parameters in `θ`, as in the DSL); `const C: f64 = 0.04;` —
+//!   constants (the type is not checked; the value's shape is the constant's).
+//! * `fn rhs(t: f64, x: f64, …) -> … { let v = …; (dx, dy) }` — the arguments are `t` and
+//!   states (their types are not checked), the body `let`s and then one derivative per state,
+//!   in declaration order (a tuple, or one expression for one state).
+//! * Expressions: numbers, names, `+ - * /`, unary `-`, `x.powi(2)`/`x.powf(y)`/`pow(x, y)`
+//!   for powers (Rust's `^` is exclusive or, and is refused), `matmul(a, b)` or
+//!   `a.matmul(b)`, functions as calls or methods (`tanh(x)`, `x.tanh()`, `x.exp()`,
+//!   `x.ln()`, `sum(x, axis = 0)`, `mean(x)`, `net(u)`), arrays `[a, b]`, indexing `u[0]`,
+//!   `a[(1, 0)]`, slices `u[0..2]`, `x[(.., 1)]`.
+//!
+//! The module then holds `Model` (`Rhs`, `RhsJvp`, `RhsVjp`), `Stepper` (the fused explicit
+//! Runge–Kutta steps) and `Ode`: `new`, `forward`, `gradient`, `value_and_grad`, `train`
+//! (any [`runtime::optim::Optimizer`]) and the constants `U0`, `THETA0`, `STATES`, `PARAMS`,
+//! `OUTPUT_TIMES`, `N_STEPS`, `STEP_COST`, `SCHEDULE_FORWARD`, `SCHEDULE_REVERSE`,
+//! `PREDICTED` (the cost model's [`runtime::Stats`] of one gradient) and `SCHEDULE_SUMMARY`.
+//!
+//! # `model!("path.pode")`
+//!
+//! Compiles a `.pode` file (path relative to your `Cargo.toml`) into `pub mod NAME` (the name of
+//! its `model` header) with the same contents; the crate is rebuilt when the file changes.
+//! Errors are reported at the string literal with the file, line and column in the `.pode`
+//! file.
+//!
+//! Every invalid model is a compile error at the offending tokens, never a panic; the
+//! lowering's diagnostics are those of `pnodec check` (same codes).
+
+/// The runtime: steppers, solvers with checkpointed discrete adjoints, optimizers.
+pub use pnode_runtime as runtime;
+
+/// Special functions generated code calls (the normal CDF of GELU).
+pub use pnode_ir::special;
+
+pub use pnode_macros::{model, neural_ode};
+
+// So that the generated `::pnode::…` paths resolve inside this crate's own doc tests.
+extern crate self as pnode;

@@ -1,0 +1,1 @@
+//! trybuild UI tests of `#[neural_ode]` and `model!` live in `tests/`.

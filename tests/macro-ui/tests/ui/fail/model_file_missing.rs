@@ -1,0 +1,3 @@
+pnode::model!("no/such/model.pode");
+
+fn main() {}

@@ -1,0 +1,3 @@
+pnode::model!(lotka_volterra);
+
+fn main() {}

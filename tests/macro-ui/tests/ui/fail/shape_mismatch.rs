@@ -1,0 +1,10 @@
+#[pnode::neural_ode(method = "rk4", steps = 10, t = (0.0, 1.0))]
+mod m {
+    state! { u[2] = [1.0, 0.0] }
+    param! { w[3] = [1.0, 2.0, 3.0] }
+    fn rhs(t: f64, u: [f64; 2]) -> [f64; 2] {
+        u * w
+    }
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+#[pnode::neural_ode(method = "rk4", steps = 10, t = (0.0, 1.0))]
+mod m {
+    state! { x = 1.0 }
+    fn rhs(t: f64, x: f64) -> f64 {
+        x ^ 2
+    }
+}
+
+fn main() {}
