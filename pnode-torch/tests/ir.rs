@@ -61,6 +61,9 @@ fn corpus() -> Vec<(String, Program)> {
         .collect()
 }
 
+/// A function to check: name, function, and the point `(t, u, θ)`.
+type Case = (String, Function, f64, Vec<f64>, Vec<f64>);
+
 fn test_models() -> Vec<TestModel> {
     vec![
         testmodels::lotka_volterra(),
@@ -116,7 +119,7 @@ fn point(f: &Function, seed: u64) -> (Vec<f64>, Vec<f64>) {
 
 #[test]
 fn executor_matches_the_interpreter_on_functions_jvps_and_vjps() {
-    let mut cases: Vec<(String, Function, f64, Vec<f64>, Vec<f64>)> = test_models()
+    let mut cases: Vec<Case> = test_models()
         .into_iter()
         .map(|m| (m.name.to_owned(), m.f, m.t, m.u, m.p))
         .collect();
@@ -153,7 +156,7 @@ fn executor_matches_the_interpreter_on_functions_jvps_and_vjps() {
 
 #[test]
 fn model_derivatives_match_the_interpreter() {
-    let mut cases: Vec<(String, Function, f64, Vec<f64>, Vec<f64>)> = test_models()
+    let mut cases: Vec<Case> = test_models()
         .into_iter()
         .filter(|m| m.f.output_len() == m.f.layout().state)
         .map(|m| (m.name.to_owned(), m.f, m.t, m.u, m.p))

@@ -30,6 +30,7 @@ pub mod output;
 pub mod plot;
 pub mod render;
 pub mod solve;
+pub mod torch;
 pub mod train;
 
 use std::path::{Path, PathBuf};
