@@ -21,3 +21,8 @@ export OMP_NUM_THREADS=1
 torch_features=(-p pnode-torch --features pnode-torch/torch --locked)
 cargo clippy --all-targets "${torch_features[@]}" -- -D warnings
 cargo test "${torch_features[@]}"
+# pnodec with libtorch (`--backend torch`): lints, and only its torch test (the rest of its
+# tests ran above with default features).
+pnodec_torch=(-p pnodec --features pnodec/torch --locked)
+cargo clippy --all-targets "${pnodec_torch[@]}" -- -D warnings
+cargo test "${pnodec_torch[@]}" --test torch

@@ -9,6 +9,7 @@
 //! TensorRhs ── ModuleRhs(closure, VarStore)      the model and its stage VJP (one backward)
 //! TensorSolver                                   ERK forward / adjoint over a Schedule
 //! OdeBlock ── csrc/shim.cpp PnodeOdeBackward    the solver as a node of tch's autograd graph
+//! TorchIrModel ── IrExecutor                     a lowered .pode model (pnode-ir) on libtorch
 //! ```
 
 #[cfg(feature = "torch")]
@@ -24,6 +25,8 @@ mod ffi;
 #[cfg(feature = "torch")]
 pub mod flat;
 #[cfg(feature = "torch")]
+pub mod ir;
+#[cfg(feature = "torch")]
 pub mod mlp;
 #[cfg(feature = "torch")]
 pub mod model;
@@ -36,6 +39,8 @@ pub use block::OdeBlock;
 pub use error::{Error, Phase, Result};
 #[cfg(feature = "torch")]
 pub use flat::FlatTorchModel;
+#[cfg(feature = "torch")]
+pub use ir::{IrExecutor, TorchIrModel};
 #[cfg(feature = "torch")]
 pub use mlp::{Activation, MlpRhs};
 #[cfg(feature = "torch")]

@@ -31,6 +31,7 @@ pub mod params;
 pub mod plot;
 pub mod render;
 pub mod solve;
+pub mod torch;
 pub mod train;
 
 use std::path::{Path, PathBuf};

@@ -3,13 +3,16 @@
 //! model file's directory), and build the model backend.
 //!
 //! The backend is the Cranelift JIT ([`pnode_jit::JitModel`]) unless `--backend interp` asks
-//! for the reference interpreter ([`pnode_ir::runtime::IrModel`]). The JIT does not lower
-//! convolutions or group norms; such a model is an error that suggests `--backend interp`.
+//! for the reference interpreter ([`pnode_ir::runtime::IrModel`]) or `--backend torch` for
+//! libtorch (cargo feature `torch`, [`crate::torch`]). The JIT does not lower convolutions or
+//! group norms: without `--backend` such a model runs on libtorch (with a note), or, in a
+//! pnodec built without libtorch, is an error that says to rebuild with `--features torch` or
+//! to use `--backend interp`.
 //!
 //! The stepper ([`Stepper`]): with the JIT an explicit method runs `pnode_jit::JitErkStepper`,
 //! the whole forward and adjoint step fused into one native call per step (passed to the
-//! driver through [`Run::with_explicit_stepper`]); the interpreter and implicit methods run the
-//! runtime's steppers (`ErkStepper`, θ-methods, DIRKs) over the model.
+//! driver through [`Run::with_explicit_stepper`]); the interpreter, libtorch and implicit
+//! methods run the runtime's steppers (`ErkStepper`, θ-methods, DIRKs) over the model.
 
 use crate::check::analyze;
 use crate::render;
@@ -28,30 +31,39 @@ use std::time::Instant;
 /// Which implementation of the right-hand side runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
-    /// Native code compiled by Cranelift (RHS, JVP and VJP kernels).
+    /// The JIT; libtorch for a model the JIT does not lower (convolutions, group norms).
     #[default]
+    Auto,
+    /// Native code compiled by Cranelift (RHS, JVP and VJP kernels).
     Jit,
     /// The reference interpreter of the IR.
     Interp,
+    /// libtorch (tch operations and autograd; needs pnodec built with `--features torch`).
+    Torch,
 }
 
 impl Backend {
-    /// The name printed in reports (`jit`, `interp`).
+    /// The name printed in reports (`auto`, `jit`, `interp`, `torch`).
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Auto => "auto",
             Backend::Jit => "jit",
             Backend::Interp => "interp",
+            Backend::Torch => "torch",
         }
     }
 }
 
-/// A model backend: the JIT-compiled model or the interpreter.
+/// A model backend: the JIT-compiled model, the interpreter or libtorch.
 #[derive(Debug)]
 pub enum Model {
     /// Cranelift kernels.
     Jit(Box<JitModel>),
     /// The interpreter.
     Interp(Box<IrModel>),
+    /// libtorch.
+    #[cfg(feature = "torch")]
+    Torch(Box<pnode_torch::TorchIrModel>),
 }
 
 macro_rules! each {
@@ -59,6 +71,8 @@ macro_rules! each {
         match $m {
             Model::Jit($v) => $e,
             Model::Interp($v) => $e,
+            #[cfg(feature = "torch")]
+            Model::Torch($v) => $e,
         }
     };
 }
@@ -67,14 +81,37 @@ impl Model {
     /// Builds the backend for `program`'s right-hand side; returns it with its compile time in
     /// milliseconds (the JIT's compilation of the RHS, JVP and VJP; the interpreter's setup).
     pub fn new(program: &Program, backend: Backend) -> Result<(Model, f64), Error> {
+        Self::build(program, backend).map(|(model, ms, _)| (model, ms))
+    }
+
+    /// [`Model::new`], and the note to print when [`Backend::Auto`] chose libtorch because
+    /// the JIT refused the model.
+    pub fn build(
+        program: &Program,
+        backend: Backend,
+    ) -> Result<(Model, f64, Option<String>), Error> {
         let start = Instant::now();
+        let mut note = None;
         let model = match backend {
-            Backend::Jit => match JitModel::new(&program.rhs) {
+            Backend::Torch => torch_model(program)?,
+            Backend::Auto | Backend::Jit => match JitModel::new(&program.rhs) {
                 Ok(m) => Model::Jit(Box::new(m)),
+                Err(pnode_jit::Error::Unsupported { op }) if backend == Backend::Auto => {
+                    if !cfg!(feature = "torch") {
+                        return Err(Error::Jit(format!(
+                            "the JIT backend cannot compile model `{}`: it does not support \
+                             the operation `{op}`; {}",
+                            program.name,
+                            crate::torch::REBUILD_HINT
+                        )));
+                    }
+                    note = Some(crate::torch::fallback_note(program, op));
+                    torch_model(program)?
+                }
                 Err(pnode_jit::Error::Unsupported { op }) => {
                     return Err(Error::Jit(format!(
                         "the JIT backend cannot compile model `{}`: it does not support the \
-                         operation `{op}`; run it with `--backend interp`",
+                         operation `{op}`; run it with `--backend torch` or `--backend interp`",
                         program.name
                     )));
                 }
@@ -96,8 +133,30 @@ impl Model {
                 }
             },
         };
-        Ok((model, start.elapsed().as_secs_f64() * 1e3))
+        Ok((model, start.elapsed().as_secs_f64() * 1e3, note))
     }
+
+    /// Which backend this is (never [`Backend::Auto`]).
+    pub fn backend(&self) -> Backend {
+        match self {
+            Model::Jit(_) => Backend::Jit,
+            Model::Interp(_) => Backend::Interp,
+            #[cfg(feature = "torch")]
+            Model::Torch(_) => Backend::Torch,
+        }
+    }
+}
+
+/// The libtorch model.
+#[cfg(feature = "torch")]
+fn torch_model(program: &Program) -> Result<Model, Error> {
+    Ok(Model::Torch(Box::new(crate::torch::build(program)?)))
+}
+
+/// Built without libtorch: the error saying how to get it.
+#[cfg(not(feature = "torch"))]
+fn torch_model(program: &Program) -> Result<Model, Error> {
+    match crate::torch::build(program)? {}
 }
 
 impl Rhs for Model {
@@ -263,7 +322,7 @@ pub struct Loaded {
     pub dir: PathBuf,
     /// The backend.
     pub model: Model,
-    /// Which backend it is.
+    /// Which backend it is (the one chosen, never [`Backend::Auto`]).
     pub backend: Backend,
     /// Milliseconds to build the backend (with the JIT: the RHS/JVP/VJP kernels and, for an
     /// explicit method, the fused steps).
@@ -348,7 +407,11 @@ pub fn load_with(
     let dir = model_dir(path);
     // The backend first: a model the JIT cannot compile is reported before any data file
     // is read.
-    let (model, compile_ms) = Model::new(&program, backend)?;
+    let (model, compile_ms, note) = Model::build(&program, backend)?;
+    if let Some(note) = note {
+        writeln!(err, "{note}")?;
+    }
+    let backend = model.backend();
     let mut setup = Setup::new(&program, &dir, seed)?;
     adjust(&mut setup);
     let (run, fused_ms) = build_run(setup, &model, StepperChoice::Auto)?;

@@ -141,8 +141,10 @@ enum Command {
 /// Options every running command takes.
 #[derive(Args, Debug)]
 struct Common {
-    /// The model backend: Cranelift-compiled native code or the reference interpreter.
-    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    /// The model backend: Cranelift-compiled native code, the reference interpreter or
+    /// libtorch (a pnodec built with `--features torch`); by default the JIT, or libtorch for
+    /// a model the JIT does not lower (convolutions, group norms).
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
     /// Overrides the seed of random initializers (else `train { seed }`, else 0).
     #[arg(long)]

@@ -268,15 +268,32 @@ fn model_errors_and_run_errors_have_their_exit_codes() {
     let r = pnodec(&["grad", s(&nodata)]);
     assert_exit(&r, 2);
     assert!(text(&r.stderr).contains("none.csv"), "{}", text(&r.stderr));
-    // Convolutions: the JIT says to use the interpreter, which runs the model.
+    // Convolutions: the JIT says to use the interpreter, which runs the model, or to rebuild
+    // with libtorch (which, built in, runs it by default: tests/torch.rs).
     let conv = root().join("tests/corpus/ok/conv_block.pode");
-    let r = pnodec(&["grad", s(&conv)]);
+    let r = pnodec(&["grad", s(&conv), "--backend", "jit"]);
     assert_exit(&r, 1);
     assert!(
         text(&r.stderr).contains("--backend interp"),
         "{}",
         text(&r.stderr)
     );
+    if !cfg!(feature = "torch") {
+        let r = pnodec(&["grad", s(&conv)]);
+        assert_exit(&r, 1);
+        let msg = text(&r.stderr);
+        assert!(
+            msg.contains("--features torch") && msg.contains("--backend interp"),
+            "{msg}"
+        );
+        let r = pnodec(&["grad", s(&conv), "--backend", "torch"]);
+        assert_exit(&r, 1);
+        assert!(
+            text(&r.stderr).contains("--features torch"),
+            "{}",
+            text(&r.stderr)
+        );
+    }
     assert_exit(&pnodec(&["grad", s(&conv), "--backend", "interp"]), 0);
 }
 
