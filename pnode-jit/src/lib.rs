@@ -43,6 +43,7 @@ pub mod abi;
 mod compile;
 mod emit;
 mod error;
+mod kernels;
 mod lower;
 mod maps;
 mod math;
