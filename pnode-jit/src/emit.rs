@@ -276,12 +276,20 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
                 }
             }
             Val::Mem { .. } => {
-                let src = src.clone();
-                self.for_range(src.len(), |e, i| {
-                    let x = e.get_dyn(&src, i);
-                    e.put_dyn(dst, i, x);
+                // Pairs of elements as `f64x2`, then the odd last one.
+                let (src, n) = (src.clone(), src.len());
+                self.for_range(n / 2, |e, j| {
+                    let i = e.fb.ins().ishl_imm_u(j, 1);
+                    let from = e.row_addr(&src, i);
+                    let x = e.load2_at(from);
+                    let to = e.row_addr(dst, i);
+                    e.store2_at(to, x);
                     Ok(())
                 })?;
+                if n % 2 == 1 {
+                    let x = self.get(&src, n - 1);
+                    self.put(dst, n - 1, x);
+                }
             }
         }
         Ok(())

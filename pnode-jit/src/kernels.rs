@@ -87,6 +87,9 @@ fn gemm(a: &[f64], b: &[f64], c: &mut [f64], (m, k, n): (usize, usize, usize)) {
     }
 }
 
+/// The operands of one product: `A`, `B`, `C` and `(m, k, n)`.
+type Operands<'x> = (&'x [f64], &'x [f64], &'x mut [f64], (usize, usize, usize));
+
 /// The slices of one call; `None` for a negative or overflowing size.
 ///
 /// # Safety
@@ -96,7 +99,7 @@ unsafe fn views<'x>(
     b: *const f64,
     c: *mut f64,
     (m, k, n): (i64, i64, i64),
-) -> Option<(&'x [f64], &'x [f64], &'x mut [f64], (usize, usize, usize))> {
+) -> Option<Operands<'x>> {
     let (m, k, n) = (
         usize::try_from(m).ok()?,
         usize::try_from(k).ok()?,

@@ -4,7 +4,7 @@
 //! (`≤ REG_MAX` elements) and cheap (`≤ UNROLL_WORK` scalar operations) is *unrolled*: every
 //! element is an SSA value computed from operand elements at compile-time indices. Larger
 //! nodes are *looped*: their result gets a fresh region of scratch and one loop nest computes
-//! it — elementwise maps (binary ones in `f64x2` lanes), broadcasts as two nested strided
+//! it — elementwise maps (arithmetic ones in `f64x2` lanes), broadcasts as two nested strided
 //! loops where a leading/trailing split allows and through index tables otherwise, matrix
 //! products and `tanh` maps as calls of the native kernels of [`crate::kernels`], reductions,
 //! and data movement through the index maps of [`crate::maps`]. `reshape` and `index` are
@@ -326,6 +326,29 @@ fn lower_op(
                 let (px, pd) = (e.addr(&x), e.addr(&dst));
                 let len = e.fb.ins().iconst(I64, n as i64);
                 e.call_void(crate::kernels::TANH_MAP, &[px, pd, len])?;
+                return Ok(dst);
+            }
+            let lanes = match u {
+                UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt => true,
+                UnaryOp::Powi(k) => *k >= 1,
+                _ => false,
+            };
+            if lanes {
+                // Pairs in `f64x2` lanes (the same IEEE operations per lane), then the odd one.
+                e.for_range(n / 2, |e, j| {
+                    let i = e.fb.ins().ishl_imm_u(j, 1);
+                    let at = e.row_addr(&x, i);
+                    let v = e.load2_at(at);
+                    let r = unary(e, *u, v)?;
+                    let at = e.row_addr(&dst, i);
+                    e.store2_at(at, r);
+                    Ok(())
+                })?;
+                if n % 2 == 1 {
+                    let v = e.get(&x, n - 1);
+                    let r = unary(e, *u, v)?;
+                    e.put(&dst, n - 1, r);
+                }
                 return Ok(dst);
             }
             e.for_range(n, |e, i| {
