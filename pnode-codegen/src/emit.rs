@@ -251,7 +251,10 @@ impl<'a> Emitter<'a> {
     fn unary(&mut self, u: UnaryOp, e: TokenStream) -> TokenStream {
         match u {
             UnaryOp::Neg => quote!(-#e),
-            UnaryOp::Tanh => quote!(f64::tanh(#e)),
+            UnaryOp::Tanh => {
+                let sp = &self.opts.special_path;
+                quote!(#sp::tanh(#e))
+            }
             UnaryOp::Sigmoid => {
                 self.helpers.sigmoid = true;
                 quote!(Self::sigmoid(#e))

@@ -114,7 +114,7 @@ fn unary(op: UnaryOp, x: &[f64], out: &mut [f64]) {
     }
     match op {
         UnaryOp::Neg => map(x, out, |v| -v),
-        UnaryOp::Tanh => map(x, out, f64::tanh),
+        UnaryOp::Tanh => map(x, out, crate::special::tanh),
         UnaryOp::Sigmoid => map(x, out, sigmoid),
         UnaryOp::Relu => map(x, out, |v| if v > 0.0 { v } else { 0.0 }),
         UnaryOp::Softplus => map(x, out, softplus),

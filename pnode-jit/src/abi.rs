@@ -147,6 +147,14 @@ impl JitBuild {
             jb.symbol(name, f as *const u8);
         }
         jb.symbol(crate::math::POWF, crate::math::powf as *const u8);
+        jb.symbol(
+            crate::kernels::MATMUL,
+            crate::kernels::matmul_symbol() as *const u8,
+        );
+        jb.symbol(
+            crate::kernels::TANH_MAP,
+            crate::kernels::tanh_symbol() as *const u8,
+        );
         let mut module = JITModule::new(jb);
         let mut funcs = HashMap::new();
         let call_conv = module.target_config().default_call_conv;
@@ -170,6 +178,20 @@ impl JitBuild {
             )
             .map_err(codegen)?;
         funcs.insert(crate::math::POWF, id);
+        // (a, b, c, m, k, n) -> (): see `crate::kernels`.
+        let mut mm = Signature::new(call_conv);
+        mm.params.extend([types::I64; 6].map(AbiParam::new));
+        let id = module
+            .declare_function(crate::kernels::MATMUL, Linkage::Import, &mm)
+            .map_err(codegen)?;
+        funcs.insert(crate::kernels::MATMUL, id);
+        // (x, y, n) -> (): see `crate::kernels`.
+        let mut map = Signature::new(call_conv);
+        map.params.extend([types::I64; 3].map(AbiParam::new));
+        let id = module
+            .declare_function(crate::kernels::TANH_MAP, Linkage::Import, &map)
+            .map_err(codegen)?;
+        funcs.insert(crate::kernels::TANH_MAP, id);
         Ok(Self {
             ctx: module.make_context(),
             module,
@@ -373,8 +395,8 @@ impl Kernel {
         // of `u`, `p`, `x`, reads and writes at most `l.out` elements of `out` and `l.scratch`
         // of `scratch`, and the lengths were checked just above; `out` and `scratch` are
         // exclusive borrows, so no other reference observes the writes. Generated code does
-        // not unwind and calls only the `extern "C"` functions of `crate::math`, which do not
-        // panic.
+        // not unwind and calls only the `extern "C"` functions of `crate::math` and
+        // `crate::kernels`, which do not panic.
         unsafe {
             f(
                 t,

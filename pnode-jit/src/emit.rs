@@ -276,12 +276,20 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
                 }
             }
             Val::Mem { .. } => {
-                let src = src.clone();
-                self.for_range(src.len(), |e, i| {
-                    let x = e.get_dyn(&src, i);
-                    e.put_dyn(dst, i, x);
+                // Pairs of elements as `f64x2`, then the odd last one.
+                let (src, n) = (src.clone(), src.len());
+                self.for_range(n / 2, |e, j| {
+                    let i = e.fb.ins().ishl_imm_u(j, 1);
+                    let from = e.row_addr(&src, i);
+                    let x = e.load2_at(from);
+                    let to = e.row_addr(dst, i);
+                    e.store2_at(to, x);
                     Ok(())
                 })?;
+                if n % 2 == 1 {
+                    let x = self.get(&src, n - 1);
+                    self.put(dst, n - 1, x);
+                }
             }
         }
         Ok(())
@@ -347,6 +355,19 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
         Ok(self.fb.inst_results(inst)[0])
     }
 
+    /// Call a native kernel of [`crate::kernels`] that returns nothing.
+    pub(crate) fn call_void(&mut self, name: &'static str, args: &[Value]) -> Result<()> {
+        let f = self.func_ref(name)?;
+        self.fb.ins().call(f, args);
+        Ok(())
+    }
+
+    /// The address of the first element of a tensor in memory.
+    pub(crate) fn addr(&mut self, v: &Val) -> Value {
+        let zero = self.fb.ins().iconst(I64, 0);
+        self.row_addr(v, zero)
+    }
+
     /// `xʸ` through the `powf` symbol.
     pub(crate) fn powf(&mut self, x: Value, y: Value) -> Result<Value> {
         let f = self.func_ref(crate::math::POWF)?;
@@ -376,16 +397,18 @@ impl<'a, 'b, 's> Emit<'a, 'b, 's> {
         self.fb.ins().store(flags(), x, at, 0);
     }
 
-    /// The `f64x2` at `at + 16·pair` for a compile-time `pair`.
-    pub(crate) fn load2_at(&mut self, at: Value, pair: usize) -> Value {
-        let f = MemFlagsData::new().with_notrap();
-        self.fb.ins().load(F64X2, f, at, (pair * 16) as i32)
+    /// The `f64x2` at address `at` (8-byte aligned).
+    pub(crate) fn load2_at(&mut self, at: Value) -> Value {
+        self.fb
+            .ins()
+            .load(F64X2, MemFlagsData::new().with_notrap(), at, 0)
     }
 
-    /// Store an `f64x2` at `at + 16·pair` for a compile-time `pair`.
-    pub(crate) fn store2_at(&mut self, at: Value, pair: usize, x: Value) {
-        let f = MemFlagsData::new().with_notrap();
-        self.fb.ins().store(f, x, at, (pair * 16) as i32);
+    /// Store an `f64x2` at address `at` (8-byte aligned).
+    pub(crate) fn store2_at(&mut self, at: Value, x: Value) {
+        self.fb
+            .ins()
+            .store(MemFlagsData::new().with_notrap(), x, at, 0);
     }
 
     /// The scratch pointer.

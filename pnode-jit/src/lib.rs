@@ -45,6 +45,7 @@ pub mod clif;
 mod compile;
 mod emit;
 mod error;
+mod kernels;
 mod lower;
 mod maps;
 mod math;

@@ -4,22 +4,24 @@
 //! (`≤ REG_MAX` elements) and cheap (`≤ UNROLL_WORK` scalar operations) is *unrolled*: every
 //! element is an SSA value computed from operand elements at compile-time indices. Larger
 //! nodes are *looped*: their result gets a fresh region of scratch and one loop nest computes
-//! it — elementwise maps, broadcasting through index tables, matrix products register-blocked
-//! over 16 columns in `f64x2` lanes, reductions, and data movement through the index maps of
-//! [`crate::maps`]. `reshape` and `index` are views: no code at all.
+//! it — elementwise maps (arithmetic ones in `f64x2` lanes), broadcasts as two nested strided
+//! loops where a leading/trailing split allows and through index tables otherwise, matrix
+//! products and `tanh` maps as calls of the native kernels of [`crate::kernels`], reductions,
+//! and data movement through the index maps of [`crate::maps`]. `reshape` and `index` are
+//! views: no code at all.
 //!
 //! Every kernel evaluates each element with the same operations, in the same order, as the
 //! reference interpreter (`pnode_ir::Interpreter`): products accumulate `0 + a_{i1} b_{1j} +
 //! a_{i2} b_{2j} + …`, reductions add in row-major input order, transcendentals call the same
-//! functions ([`crate::math`]); Cranelift neither reassociates nor contracts floating-point
-//! operations. JIT results therefore match the interpreter to round-off, in practice bitwise.
+//! functions ([`crate::math`], [`crate::kernels`]); neither Cranelift nor rustc reassociates or
+//! contracts floating-point operations. JIT results therefore match the interpreter to
+//! round-off, in practice bitwise.
 
 use crate::emit::{Emit, REG_MAX, UNROLL_WORK, Val};
 use crate::error::{Error, Result};
 use crate::maps;
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{InstBuilder, Value, types::F64, types::F64X2};
-use cranelift_frontend::Variable;
+use cranelift_codegen::ir::{InstBuilder, Value, types::F64, types::F64X2, types::I64};
 use pnode_ir::{BinaryOp, Buffer, Function, Op, Shape, UnaryOp};
 
 /// What a function's leaves read: the time and, per buffer (`u`, `θ`, `v`, `w`), a tensor.
@@ -227,9 +229,6 @@ pub(crate) fn binary(e: &mut Emit<'_, '_, '_>, op: BinaryOp, a: Value, b: Value)
     })
 }
 
-/// Columns of a looped matrix product computed together in registers (a power of two).
-const BLOCK_COLS: usize = 16;
-
 /// Operations on more elements than this that call a math function are looped.
 const CALL_UNROLL_MAX: usize = 2;
 
@@ -322,6 +321,36 @@ fn lower_op(
             }
             let x = e.mem(args[0])?;
             let dst = e.alloc(n)?;
+            if *u == UnaryOp::Tanh {
+                // The vectorized map of the interpreter's `tanh` (crate::kernels).
+                let (px, pd) = (e.addr(&x), e.addr(&dst));
+                let len = e.fb.ins().iconst(I64, n as i64);
+                e.call_void(crate::kernels::TANH_MAP, &[px, pd, len])?;
+                return Ok(dst);
+            }
+            let lanes = match u {
+                UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt => true,
+                UnaryOp::Powi(k) => *k >= 1,
+                _ => false,
+            };
+            if lanes {
+                // Pairs in `f64x2` lanes (the same IEEE operations per lane), then the odd one.
+                e.for_range(n / 2, |e, j| {
+                    let i = e.fb.ins().ishl_imm_u(j, 1);
+                    let at = e.row_addr(&x, i);
+                    let v = e.load2_at(at);
+                    let r = unary(e, *u, v)?;
+                    let at = e.row_addr(&dst, i);
+                    e.store2_at(at, r);
+                    Ok(())
+                })?;
+                if n % 2 == 1 {
+                    let v = e.get(&x, n - 1);
+                    let r = unary(e, *u, v)?;
+                    e.put(&dst, n - 1, r);
+                }
+                return Ok(dst);
+            }
             e.for_range(n, |e, i| {
                 let v = e.get_dyn(&x, i);
                 let r = unary(e, *u, v)?;
@@ -533,6 +562,34 @@ fn lower_binary(
     let (a, b) = (hoist(e, a)?, hoist(e, b)?);
     let flat = |v: &Val| v.len() == n || v.len() == 1;
     if flat(&a) && flat(&b) {
+        if op != BinaryOp::Pow {
+            // Pairs of elements in `f64x2` lanes (the same IEEE operation per lane), then the
+            // odd last element.
+            let pair = |e: &mut Emit<'_, '_, '_>, v: &Val, i: Value| match v {
+                Val::Regs(r) => e.fb.ins().splat(F64X2, r[0]),
+                Val::Mem { .. } => {
+                    let at = e.row_addr(v, i);
+                    e.load2_at(at)
+                }
+            };
+            e.for_range(n / 2, |e, j| {
+                let i = e.fb.ins().ishl_imm_u(j, 1);
+                let (x, y) = (pair(e, &a, i), pair(e, &b, i));
+                let r = binary(e, op, x, y)?;
+                let at = e.row_addr(&dst, i);
+                e.store2_at(at, r);
+                Ok(())
+            })?;
+            if n % 2 == 1 {
+                let (x, y) = (
+                    e.get(&a, (n - 1) * usize::from(a.len() > 1)),
+                    e.get(&b, (n - 1) * usize::from(b.len() > 1)),
+                );
+                let r = binary(e, op, x, y)?;
+                e.put(&dst, n - 1, r);
+            }
+            return Ok(dst);
+        }
         e.for_range(n, |e, i| {
             let x = e.get_dyn(&a, i);
             let y = e.get_dyn(&b, i);
@@ -542,8 +599,31 @@ fn lower_binary(
         })?;
         return Ok(dst);
     }
-    let ta = e.pool_indices(&maps::broadcast_map(shapes[0], out));
-    let tb = e.pool_indices(&maps::broadcast_map(shapes[1], out));
+    let (ma, mb) = (
+        maps::broadcast_map(shapes[0], out),
+        maps::broadcast_map(shapes[1], out),
+    );
+    if let Some((inner, ka, kb)) = strided(out, &ma, &mb) {
+        // Two nested loops, each operand read at `o·so + i·si` (no index tables).
+        let outer = n / inner;
+        e.for_range(outer, |e, o| {
+            let row = e.fb.ins().imul_imm_s(o, inner as i64);
+            let (ra, rb) = (ka.row(o, row), kb.row(o, row));
+            let drow = e.row_addr(&dst, row);
+            e.for_range(inner, |e, i| {
+                let x = ka.get(e, &a, ra, i);
+                let y = kb.get(e, &b, rb, i);
+                let r = binary(e, op, x, y)?;
+                let i8 = e.fb.ins().ishl_imm_u(i, 3);
+                let at = e.fb.ins().iadd(drow, i8);
+                e.store_at(at, r);
+                Ok(())
+            })
+        })?;
+        return Ok(dst);
+    }
+    let ta = e.pool_indices(&ma);
+    let tb = e.pool_indices(&mb);
     e.for_range(n, |e, i| {
         let ia = e.table_dyn(ta, i);
         let ib = e.table_dyn(tb, i);
@@ -556,11 +636,83 @@ fn lower_binary(
     Ok(dst)
 }
 
+/// How a broadcast operand is read in a loop nest `out[o, i]`, `o < n / inner`, `i < inner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Element `o·inner + i` (the operand has the output's shape).
+    Full,
+    /// Element `i` (repeated over the leading axes).
+    Row,
+    /// Element `o` (repeated over the trailing axes).
+    Col,
+    /// Its only element.
+    Scalar,
+}
+
+impl Read {
+    fn of(map: &[usize], inner: usize) -> Option<Read> {
+        let at = |f: fn(usize, usize, usize) -> usize| {
+            map.iter()
+                .enumerate()
+                .all(|(k, &m)| m == f(k / inner, k % inner, inner))
+        };
+        [
+            (
+                Read::Full,
+                (|o, i, w| o * w + i) as fn(usize, usize, usize) -> usize,
+            ),
+            (Read::Row, |_, i, _| i),
+            (Read::Col, |o, _, _| o),
+            (Read::Scalar, |_, _, _| 0),
+        ]
+        .into_iter()
+        .find(|(_, f)| at(*f))
+        .map(|(r, _)| r)
+    }
+
+    /// The row-dependent part of the address (`None`: none, or the value is hoisted).
+    fn row(self, o: Value, row: Value) -> Option<Value> {
+        match self {
+            Read::Full => Some(row),
+            Read::Col => Some(o),
+            Read::Row | Read::Scalar => None,
+        }
+    }
+
+    fn get(self, e: &mut Emit<'_, '_, '_>, v: &Val, row: Option<Value>, i: Value) -> Value {
+        match (self, row) {
+            (Read::Full, Some(r)) => {
+                let idx = e.fb.ins().iadd(r, i);
+                e.get_dyn(v, idx)
+            }
+            (Read::Col, Some(o)) => e.get_dyn(v, o),
+            (Read::Row, _) => e.get_dyn(v, i),
+            _ => {
+                let zero = e.fb.ins().iconst(I64, 0);
+                e.get_dyn(v, zero)
+            }
+        }
+    }
+}
+
+/// A split `(inner, read a, read b)` of `out` into leading and trailing axes under which both
+/// broadcast maps are strided (see [`Read`]); `None` if there is none.
+fn strided(out: &Shape, ma: &[usize], mb: &[usize]) -> Option<(usize, Read, Read)> {
+    let d = out.dims();
+    (0..d.len()).find_map(|r| {
+        let inner: usize = d[r..].iter().product();
+        if inner == 0 {
+            return None;
+        }
+        Some((inner, Read::of(ma, inner)?, Read::of(mb, inner)?))
+    })
+}
+
 /// `C = A B` with `A` viewed as `[m, k]` and `B` as `[k, n]`:
 /// `c_ij = 0 + a_i1 b_1j + … + a_ik b_kj`, the terms added in the order of the interpreter's
 /// row-oriented loop (Golub and Van Loan, *Matrix Computations*, 4th ed., §1.1): unrolled with
-/// a register accumulator, or looped over blocks of 16 columns accumulated in eight `f64x2`
-/// registers, the remaining columns as row updates `C_i· += a_il B_l·`.
+/// a register accumulator, or a call of the register-tiled native kernel of [`crate::kernels`],
+/// which does the same arithmetic per element.
 fn lower_matmul(
     e: &mut Emit<'_, '_, '_>,
     args: &[&Val],
@@ -589,86 +741,11 @@ fn lower_matmul(
     }
     let (a, b) = (e.mem(args[0])?, e.mem(args[1])?);
     let dst = e.alloc(m * n)?;
-    // Columns in blocks of 16 (eight `f64x2` accumulators held in registers across `l`), the
-    // rest by row updates `c_i· += a_il b_l·` in memory. Each lane does the scalar
-    // arithmetic `0 + a_i1 b_1j + a_i2 b_2j + …`, so the result is the interpreter's.
-    let blocks = n / BLOCK_COLS;
-    let j0 = blocks * BLOCK_COLS;
-    let rest = n - j0;
-    if rest > 0 {
-        e.fill(&dst, 0.0)?;
-    }
-    let accs: Vec<Variable> = (0..BLOCK_COLS / 2)
-        .map(|_| e.fb.declare_var(F64X2))
-        .collect();
-    e.for_range(m, |e, i| {
-        let ik = e.fb.ins().imul_imm_s(i, k as i64);
-        let i_n = e.fb.ins().imul_imm_s(i, n as i64);
-        let crow = e.row_addr(&dst, i_n);
-        e.for_range(blocks, |e, jb| {
-            let z = e.f64c(0.0);
-            let zv = e.fb.ins().splat(F64X2, z);
-            for acc in &accs {
-                e.fb.def_var(*acc, zv);
-            }
-            let boff =
-                e.fb.ins()
-                    .ishl_imm_u(jb, (BLOCK_COLS * 8).trailing_zeros() as i64);
-            e.for_range(k, |e, l| {
-                let ia = e.fb.ins().iadd(ik, l);
-                let ail = e.get_dyn(&a, ia);
-                let av = e.fb.ins().splat(F64X2, ail);
-                let l_n = e.fb.ins().imul_imm_s(l, n as i64);
-                let brow = e.row_addr(&b, l_n);
-                let bb = e.fb.ins().iadd(brow, boff);
-                for (v, acc) in accs.iter().enumerate() {
-                    let bv = e.load2_at(bb, v);
-                    let p = e.fb.ins().fmul(av, bv);
-                    let c = e.fb.use_var(*acc);
-                    let s = e.fb.ins().fadd(c, p);
-                    e.fb.def_var(*acc, s);
-                }
-                Ok(())
-            })?;
-            let cb = e.fb.ins().iadd(crow, boff);
-            for (v, acc) in accs.iter().enumerate() {
-                let c = e.fb.use_var(*acc);
-                e.store2_at(cb, v, c);
-            }
-            Ok(())
-        })?;
-        if rest == 0 {
-            return Ok(());
-        }
-        let pairs = rest / 2;
-        let crow = e.fb.ins().iadd_imm_s(crow, (j0 * 8) as i64);
-        e.for_range(k, |e, l| {
-            let ia = e.fb.ins().iadd(ik, l);
-            let ail = e.get_dyn(&a, ia);
-            let l_n = e.fb.ins().imul_imm_s(l, n as i64);
-            if pairs > 0 {
-                let brow = e.row_addr(&b, l_n);
-                let brow = e.fb.ins().iadd_imm_s(brow, (j0 * 8) as i64);
-                let av = e.fb.ins().splat(F64X2, ail);
-                for jv in 0..pairs {
-                    let c = e.load2_at(crow, jv);
-                    let bv = e.load2_at(brow, jv);
-                    let p = e.fb.ins().fmul(av, bv);
-                    let s = e.fb.ins().fadd(c, p);
-                    e.store2_at(crow, jv, s);
-                }
-            }
-            if rest % 2 == 1 {
-                let ic = e.fb.ins().iadd_imm_s(i_n, (n - 1) as i64);
-                let ib = e.fb.ins().iadd_imm_s(l_n, (n - 1) as i64);
-                let c = e.get_dyn(&dst, ic);
-                let bv = e.get_dyn(&b, ib);
-                let p = e.fb.ins().fmul(ail, bv);
-                let s = e.fb.ins().fadd(c, p);
-                e.put_dyn(&dst, ic, s);
-            }
-            Ok(())
-        })
-    })?;
+    let (pa, pb, pc) = (e.addr(&a), e.addr(&b), e.addr(&dst));
+    let dims = [m, k, n].map(|d| e.fb.ins().iconst(I64, d as i64));
+    e.call_void(
+        crate::kernels::MATMUL,
+        &[pa, pb, pc, dims[0], dims[1], dims[2]],
+    )?;
     Ok(dst)
 }

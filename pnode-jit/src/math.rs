@@ -1,8 +1,10 @@
 //! The transcendental functions generated code calls, registered as JIT symbols.
 //!
 //! Each is the very formula the reference interpreter (`pnode_ir::Interpreter`) evaluates, so
-//! JIT code and interpreter agree to the last bit on these functions: `tanh`, `exp`, `ln`,
-//! `sin`, `cos`, `powf` are the standard library's (the same libm calls; `xⁿ` is inlined with
+//! JIT code and interpreter agree to the last bit on these functions: `tanh` is
+//! [`pnode_ir::special::tanh`] (fdlibm's algorithm, the same bits on every platform; loops call
+//! its vectorized map in [`crate::kernels`]), `exp`, `ln`, `sin`, `cos`, `powf` are the standard
+//! library's (the same libm calls; `xⁿ` is inlined with
 //! `powi`'s own multiplications, see `lower`), `Φ` is
 //! [`pnode_ir::special::norm_cdf`] (Cody's rational approximations), and the logistic and
 //! softplus functions repeat the interpreter's overflow-free forms.
@@ -27,7 +29,7 @@ pub(crate) fn unary_symbols() -> [(&'static str, extern "C" fn(f64) -> f64); 9] 
 pub(crate) const POWF: &str = "pnode_powf";
 
 extern "C" fn tanh(x: f64) -> f64 {
-    x.tanh()
+    pnode_ir::special::tanh(x)
 }
 
 /// The logistic function without overflow: `1/(1+e^{−x})` for `x ≥ 0`, `eˣ/(1+eˣ)` otherwise
