@@ -1,11 +1,15 @@
-//! The module a model expands to: pnode-codegen's `Model` (`Rhs`, `RhsJvp`, `RhsVjp`) and
-//! fused `Stepper`, and `Ode`, which owns a runtime `Solver` over them and carries the
+//! The module a model expands to: pnode-codegen's `Model` (`Rhs`, `RhsJvp`, `RhsVjp`), a
+//! `Stepper` (pnode-codegen's fused stepper for an explicit method; for an implicit one an
+//! alias of the runtime's `ThetaStepper` or `DirkStepper`, built with the compile-time Newton
+//! configuration [`Ode::NEWTON`]), and `Ode`, which owns a runtime `Solver` over them and carries the
 //! compile-time plan as constants (grid, output times, initial values, the schedule's actions,
 //! its predicted cost).
 
-use crate::plan::{Grid, Plan};
+use crate::plan::{Grid, Plan, Stepping};
 use pnode_checkpoint::{Action, StageSource, Stats};
 use pnode_codegen::{Options, generate_erk_stepper, generate_erk_stepper_sized, generate_model};
+use pnode_runtime::NewtonConfig;
+use pnode_runtime::implicit::{LineSearch, LinearSolver};
 
 /// The most `f64`s a fixed-size stepper holds (its stage, cotangent and parameter buffers);
 /// above it the stepper's buffers are vectors.
@@ -133,6 +137,45 @@ fn stats(s: &Stats, rt: &syn::Path) -> TokenStream {
     }
 }
 
+/// `NewtonConfig { … }` as an expression (every field spelled out, so it is a constant).
+fn newton(c: &NewtonConfig, rt: &syn::Path) -> TokenStream {
+    let im = quote!(#rt::implicit);
+    let (atol, rtol, iters) = (
+        float(c.atol),
+        float(c.rtol),
+        u64_lit(u64::from(c.max_iters)),
+    );
+    let line_search = match c.line_search {
+        LineSearch::None => quote!(#im::LineSearch::None),
+        LineSearch::Backtracking(k) => {
+            let k = u64_lit(u64::from(k));
+            quote!(#im::LineSearch::Backtracking(#k))
+        }
+    };
+    let linear = match c.linear {
+        LinearSolver::Auto => quote!(#im::LinearSolver::Auto),
+        LinearSolver::Dense => quote!(#im::LinearSolver::Dense),
+        LinearSolver::Gmres(g) => {
+            let (restart, grtol, gatol, gmax) = (
+                usize_lit(g.restart),
+                float(g.rtol),
+                float(g.atol),
+                usize_lit(g.max_iters),
+            );
+            quote!(#im::LinearSolver::Gmres(#im::GmresConfig {
+                restart: #restart, rtol: #grtol, atol: #gatol, max_iters: #gmax,
+            }))
+        }
+        LinearSolver::Petsc => quote!(#im::LinearSolver::Petsc),
+    };
+    quote! {
+        #rt::NewtonConfig {
+            atol: #atol, rtol: #rtol, max_iters: #iters, line_search: #line_search,
+            linear: #linear,
+        }
+    }
+}
+
 /// The items of the model's module (without the `mod` around them).
 pub fn module_items(
     program: &Program,
@@ -147,13 +190,73 @@ pub fn module_items(
     };
     let model = generate_model("Model", &program.rhs, &options)?;
     let (n, np) = (program.state_len(), program.param_len());
-    // Fixed-size stage buffers (faster for short states) while the stepper stays small; the
-    // struct lives inside `Ode`, so large models keep heap vectors.
-    let stages = plan.tableau.live_stages();
-    let stepper = if (2 * stages + 2) * n + np <= SIZED_STEPPER_ELEMENTS {
-        generate_erk_stepper_sized("Stepper", &plan.coefficients, n, np, &options)?
+    // Explicit: the fused stepper, with fixed-size stage buffers (faster for short states)
+    // while it stays small (the struct lives inside `Ode`, so large models keep heap vectors).
+    // Implicit: the runtime's stepper over the generated model's JVP/VJP.
+    let (stepper, make_stepper) = match &plan.stepping {
+        Stepping::Explicit {
+            tableau,
+            coefficients,
+        } => {
+            let stages = tableau.live_stages();
+            let stepper = if (2 * stages + 2) * n + np <= SIZED_STEPPER_ELEMENTS {
+                generate_erk_stepper_sized("Stepper", coefficients, n, np, &options)?
+            } else {
+                generate_erk_stepper("Stepper", coefficients, &options)?
+            };
+            (
+                stepper,
+                quote!(Stepper::new(Self::STATE_LEN, Self::PARAM_LEN)),
+            )
+        }
+        Stepping::Theta { theta, .. } => {
+            let theta = float(*theta);
+            (
+                quote! {
+                    /// The runtime's θ-method stepper (Newton stage solves over `Model`'s JVP,
+                    /// exact adjoint through its VJP).
+                    pub type Stepper = #rt::ThetaStepper;
+                },
+                quote! {
+                    #rt::ThetaStepper::new(#theta, Self::STATE_LEN, Self::PARAM_LEN, NEWTON)?
+                },
+            )
+        }
+        Stepping::Dirk { constructor, .. } => {
+            let ctor = syn::Ident::new(constructor, proc_macro2::Span::call_site());
+            (
+                quote! {
+                    /// The runtime's DIRK stepper (Newton stage solves over `Model`'s JVP,
+                    /// exact adjoint through its VJP).
+                    pub type Stepper = #rt::DirkStepper;
+                },
+                quote! {
+                    #rt::DirkStepper::new(
+                        #rt::DirkTableau::#ctor(),
+                        Self::STATE_LEN,
+                        Self::PARAM_LEN,
+                        NEWTON,
+                    )?
+                },
+            )
+        }
+    };
+    let implicit = plan.stepping.newton().is_some();
+    let newton_const = match plan.stepping.newton() {
+        Some(c) => {
+            let c = newton(c, rt);
+            quote! {
+                /// The Newton stage solver of the implicit method, as the `solve` options
+                /// configure it (the runtime's defaults for options not given).
+                const NEWTON: #rt::NewtonConfig = #c;
+            }
+        }
+        None => quote!(),
+    };
+    let newton_assoc = if implicit {
+        quote!(::core::option::Option::Some(NEWTON))
     } else {
-        generate_erk_stepper("Stepper", &plan.coefficients, &options)?
+        quote!(::core::option::Option::None)
     };
     let (n_lit, np_lit) = (usize_lit(n), usize_lit(np));
     let k = plan.output_times.len();
@@ -184,7 +287,7 @@ pub fn module_items(
         u64_lit(c.vjp_per_reverse),
         u64_lit(c.stage_vectors),
     );
-    let method = plan.tableau.name();
+    let method = plan.method.as_str();
     let state_entries = program.states.iter().map(|s| {
         let (name, off, len) = (&s.name, usize_lit(s.offset), usize_lit(s.shape.len()));
         quote!((#name, #off, #len))
@@ -202,6 +305,8 @@ pub fn module_items(
         #model
 
         #stepper
+
+        #newton_const
 
         #[doc = #ode_doc]
         ///
@@ -233,11 +338,18 @@ pub fn module_items(
             pub const THETA0: [f64; #np_lit] = #theta0;
             /// The integrator.
             pub const METHOD: &'static str = #method;
+            /// Whether the integrator is implicit (a θ-method or a DIRK, whose Newton
+            /// iterations make the evaluation counts data-dependent).
+            pub const IMPLICIT: bool = #implicit;
+            /// The Newton stage solver of an implicit method, `None` for an explicit one.
+            pub const NEWTON: ::core::option::Option<#rt::NewtonConfig> = #newton_assoc;
             /// Number of time steps.
             pub const N_STEPS: usize = #n_steps;
             /// The output times (grid points).
             pub const OUTPUT_TIMES: [f64; #k_lit] = #outputs;
-            /// The cost of one step, the input of the schedule's cost model.
+            /// The cost of one step, the input of the schedule's cost model (for an implicit
+            /// method only its stage vectors: the evaluations a step takes are not known
+            /// before it runs).
             pub const STEP_COST: #rt::checkpoint::StepCost = #rt::checkpoint::StepCost {
                 rhs_per_step: #c1,
                 rhs_per_stage_recompute: #c2,
@@ -250,7 +362,10 @@ pub fn module_items(
             pub const SCHEDULE_FORWARD: &'static [#rt::checkpoint::Action] = &[#(#fwd),*];
             /// The schedule's reverse actions.
             pub const SCHEDULE_REVERSE: &'static [#rt::checkpoint::Action] = &[#(#rev),*];
-            /// The predicted cost of one gradient (forward + reverse sweep).
+            /// The predicted cost of one gradient (forward + reverse sweep). Exact for explicit
+            /// methods; for implicit ones the step counts and the peak slots, vectors and
+            /// bytes are exact, and the RHS/JVP/VJP evaluations and Newton/linear iterations,
+            /// which depend on how Newton converges, are zero (measured by [`Ode::stats`]).
             pub const PREDICTED: #rt::Stats = #predicted;
             /// The schedule's summary, as `pnodec emit --schedule` prints it.
             pub const SCHEDULE_SUMMARY: &'static str = #summary;
@@ -273,7 +388,7 @@ pub fn module_items(
             /// The model with its solver (all buffers allocated here, once).
             pub fn new() -> #rt::Result<Self> {
                 let model = Model::new();
-                let stepper = Stepper::new(Self::STATE_LEN, Self::PARAM_LEN);
+                let stepper = #make_stepper;
                 let solver = #rt::Solver::new(
                     stepper,
                     &model,
@@ -346,7 +461,8 @@ pub fn module_items(
                 &self.solver
             }
 
-            /// What the last sweeps did (equal to [`Ode::PREDICTED`] after one gradient).
+            /// What the last sweeps did (equal to [`Ode::PREDICTED`] after one gradient, for an
+            /// implicit method in all but the evaluation and iteration counts).
             pub fn stats(&self) -> #rt::Stats {
                 self.solver.stats()
             }

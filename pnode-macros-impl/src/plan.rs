@@ -1,15 +1,30 @@
-//! What `pnodec` resolves when a model runs, resolved here at compile time: the explicit
-//! tableau, the time grid (output times inserted as grid points), the checkpoint schedule with
+//! What `pnodec` resolves when a model runs, resolved here at compile time: the integrator
+//! (an explicit tableau, or a θ-method / DIRK with its Newton options), the time grid (output times inserted as grid points), the checkpoint schedule with
 //! its predicted cost, and the initial values (random initializers drawn from the same seeded
 //! ChaCha20 stream as `pnode-driver`, so `u0` and `θ0` equal `pnodec`'s).
 //!
 //! The defaults are the driver's: without `solve` options, rk4 over `t = 0 .. 1` in 100 steps,
-//! the output at `t1`, store-all.
+//! the output at `t1`, store-all; Newton options default as `pnode_driver::newton_config`
+//! defaults them.
+//!
+//! # What the prediction knows
+//!
+//! An explicit step's cost is fixed, so [`Plan::predicted`] is exactly what the executor
+//! counts. An implicit step's RHS/JVP/VJP evaluations and Newton/linear iterations depend on
+//! the data (how fast Newton converges), so the implicit steppers report a [`StepCost`] with
+//! no evaluations and only their stage vectors (`ThetaStepper`: 2, `DirkStepper`: s + 1), as
+//! the runtime plans with them: the schedule, the step counts (forward, recomputed,
+//! reversed) and the peak slots, vectors and bytes are exact; the evaluation and iteration
+//! counts are zero in the prediction and only measured.
 
 use pnode_checkpoint::{Budget, Checkpointing, Schedule, Stats, StepCost};
 use pnode_codegen::ErkCoefficients;
-use pnode_ir::lower::{Checkpoint, Initializer, Method, Outputs, Program, Steps};
-use pnode_runtime::{Tableau, TimeGrid};
+use pnode_ir::lower::{
+    Checkpoint, Initializer, LinearSolver as IrLinear, Method, NewtonOptions, Outputs, Program,
+    Steps,
+};
+use pnode_runtime::implicit::{GmresConfig, LineSearch, LinearSolver};
+use pnode_runtime::{DirkTableau, NewtonConfig, Tableau, TimeGrid};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, Normal};
@@ -46,13 +61,54 @@ pub enum Grid {
     Times(Vec<f64>),
 }
 
+/// Backtracking halvings of `line_search = true` (`pnode_driver::LINE_SEARCH_HALVINGS`).
+pub const LINE_SEARCH_HALVINGS: u32 = 8;
+
+/// The integrator as the generated code builds it.
+#[derive(Debug, Clone)]
+pub enum Stepping {
+    /// An explicit Runge–Kutta method: the generated fused stepper.
+    Explicit {
+        /// The tableau.
+        tableau: Tableau,
+        /// Its coefficients for the code generator.
+        coefficients: ErkCoefficients,
+    },
+    /// A θ-method: the runtime's `ThetaStepper`.
+    Theta {
+        /// θ ∈ (0, 1].
+        theta: f64,
+        /// The Newton stage solver.
+        newton: NewtonConfig,
+    },
+    /// A built-in DIRK: the runtime's `DirkStepper`.
+    Dirk {
+        /// The `DirkTableau` constructor (`sdirk2`, `trbdf2`, `esdirk3`).
+        constructor: &'static str,
+        /// The tableau (for its stage count).
+        tableau: DirkTableau,
+        /// The Newton stage solver.
+        newton: NewtonConfig,
+    },
+}
+
+impl Stepping {
+    /// The Newton configuration of an implicit method.
+    pub fn newton(&self) -> Option<&NewtonConfig> {
+        match self {
+            Stepping::Explicit { .. } => None,
+            Stepping::Theta { newton, .. } | Stepping::Dirk { newton, .. } => Some(newton),
+        }
+    }
+}
+
 /// Everything resolved at compile time.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The explicit method.
-    pub tableau: Tableau,
-    /// Its coefficients for the code generator.
-    pub coefficients: ErkCoefficients,
+    /// The integrator.
+    pub stepping: Stepping,
+    /// Its name (`rk4`, `crank_nicolson`, `theta(0.7)`, `esdirk3`, …).
+    pub method: String,
     /// The time grid.
     pub grid: Grid,
     /// Number of steps.
@@ -61,7 +117,8 @@ pub struct Plan {
     pub output_times: Vec<f64>,
     /// The checkpoint mode as planned.
     pub checkpointing: Checkpointing,
-    /// The cost of one step of the fused stepper (as `ErkStepper` counts it).
+    /// The cost of one step as the stepper reports it (`ErkStepper`'s for explicit methods;
+    /// stage vectors only for implicit ones, see the module docs).
     pub cost: StepCost,
     /// The planned schedule.
     pub schedule: Schedule,
@@ -81,23 +138,12 @@ pub fn plan(program: &Program) -> Result<Plan, PlanError> {
         .solve
         .as_ref()
         .map_or(Method::Rk4, |s| s.method.clone());
-    let tableau = explicit_tableau(&method)?;
-    let s = tableau.stages();
-    let coefficients = ErkCoefficients {
-        name: tableau.name().to_string(),
-        a: (0..s)
-            .map(|i| (0..i).map(|j| tableau.a(i, j)).collect())
-            .collect(),
-        b: tableau.b().to_vec(),
-        c: tableau.c().to_vec(),
-    };
-    let live = tableau.live_stages() as u64;
-    let cost = StepCost {
-        rhs_per_step: live,
-        rhs_per_stage_recompute: live - 1,
-        vjp_per_reverse: live,
-        stage_vectors: live,
-    };
+    let newton = program
+        .solve
+        .as_ref()
+        .map(|s| s.newton.clone())
+        .unwrap_or_default();
+    let (stepping, cost, name) = stepping(&method, &newton)?;
     let (grid, output_times, checkpointing) = match &program.solve {
         None => (
             Grid::Uniform {
@@ -134,8 +180,8 @@ pub fn plan(program: &Program) -> Result<Plan, PlanError> {
     let seed = program.train.as_ref().and_then(|t| t.seed).unwrap_or(0);
     let (u0, theta0) = initial_values(program, seed)?;
     Ok(Plan {
-        tableau,
-        coefficients,
+        stepping,
+        method: name,
         grid,
         n_steps,
         output_times,
@@ -149,9 +195,85 @@ pub fn plan(program: &Program) -> Result<Plan, PlanError> {
     })
 }
 
-/// The explicit tableau of `method`; implicit methods are refused (the macro generates fused
-/// explicit steppers only).
-pub fn explicit_tableau(method: &Method) -> Result<Tableau, PlanError> {
+/// The integrator of `method`, its step cost and its name: explicit methods as the generated
+/// fused stepper (its cost is `ErkStepper`'s: `s` live-stage RHS evaluations a step, `s − 1`
+/// to recompute the stages, `s` VJPs a reverse step, `s` stage vectors), implicit ones as the
+/// runtime's steppers with the Newton options of `newton`.
+pub fn stepping(
+    method: &Method,
+    newton: &NewtonOptions,
+) -> Result<(Stepping, StepCost, String), PlanError> {
+    let implicit_cost = |vectors: u64| StepCost {
+        rhs_per_step: 0,
+        rhs_per_stage_recompute: 0,
+        vjp_per_reverse: 0,
+        stage_vectors: vectors,
+    };
+    let dirk = |constructor: &'static str, tableau: DirkTableau| {
+        let cost = implicit_cost(tableau.stages() as u64 + 1);
+        let name = tableau.name().to_string();
+        Ok::<_, PlanError>((
+            Stepping::Dirk {
+                constructor,
+                tableau,
+                newton: newton_config(newton)?,
+            },
+            cost,
+            name,
+        ))
+    };
+    let theta = |theta: f64, name: String| {
+        if !(theta > 0.0 && theta <= 1.0) {
+            return Err(err("method", format!("θ must lie in (0, 1], got {theta}")));
+        }
+        Ok((
+            Stepping::Theta {
+                theta,
+                newton: newton_config(newton)?,
+            },
+            implicit_cost(2),
+            name,
+        ))
+    };
+    match method {
+        Method::BackwardEuler => return theta(1.0, "backward_euler".into()),
+        Method::CrankNicolson => return theta(0.5, "crank_nicolson".into()),
+        Method::Theta(x) => return theta(*x, format!("theta({x})")),
+        Method::Sdirk2 => return dirk("sdirk2", DirkTableau::sdirk2()),
+        Method::Trbdf2 => return dirk("trbdf2", DirkTableau::trbdf2()),
+        Method::Esdirk3 => return dirk("esdirk3", DirkTableau::esdirk3()),
+        _ => {}
+    }
+    let tableau = explicit_tableau(method)?;
+    let s = tableau.stages();
+    let coefficients = ErkCoefficients {
+        name: tableau.name().to_string(),
+        a: (0..s)
+            .map(|i| (0..i).map(|j| tableau.a(i, j)).collect())
+            .collect(),
+        b: tableau.b().to_vec(),
+        c: tableau.c().to_vec(),
+    };
+    let live = tableau.live_stages() as u64;
+    let cost = StepCost {
+        rhs_per_step: live,
+        rhs_per_stage_recompute: live - 1,
+        vjp_per_reverse: live,
+        stage_vectors: live,
+    };
+    let name = tableau.name().to_string();
+    Ok((
+        Stepping::Explicit {
+            tableau,
+            coefficients,
+        },
+        cost,
+        name,
+    ))
+}
+
+/// The explicit tableau of `method` (an explicit method; [`stepping`] handles the others).
+fn explicit_tableau(method: &Method) -> Result<Tableau, PlanError> {
     Ok(match method {
         Method::Euler => Tableau::euler(),
         Method::Midpoint => Tableau::midpoint(),
@@ -168,19 +290,55 @@ pub fn explicit_tableau(method: &Method) -> Result<Tableau, PlanError> {
             Tableau::explicit("erk", &rows, &u.b, &u.c, 1)
                 .map_err(|e| err("method", e.to_string()))?
         }
-        other => {
+        other => return Err(err("method", format!("`{}` is not explicit", other.name()))),
+    })
+}
+
+/// The runtime's Newton configuration for the `solve` block's options, exactly as
+/// `pnode_driver::newton_config` builds it: `newton_tol` sets the absolute and relative
+/// update tolerances, `line_search = true` is backtracking with [`LINE_SEARCH_HALVINGS`]
+/// halvings, `krylov_tol`/`krylov_restart` configure GMRES (and select it when
+/// `linear_solver` is not given); `linear_solver = petsc` is refused (the `pnode` facade
+/// builds the runtime without PETSc).
+pub fn newton_config(o: &NewtonOptions) -> Result<NewtonConfig, PlanError> {
+    let mut c = NewtonConfig::default();
+    if let Some(tol) = o.tol {
+        c.atol = tol;
+        c.rtol = tol;
+    }
+    if let Some(m) = o.max_iters {
+        c.max_iters =
+            u32::try_from(m).map_err(|_| err("max_iters", format!("{m} is too large")))?;
+    }
+    if let Some(ls) = o.line_search {
+        c.line_search = if ls {
+            LineSearch::Backtracking(LINE_SEARCH_HALVINGS)
+        } else {
+            LineSearch::None
+        };
+    }
+    let mut gmres = GmresConfig::default();
+    if let Some(t) = o.krylov_tol {
+        gmres.rtol = t;
+    }
+    if let Some(r) = o.krylov_restart {
+        gmres.restart = count("krylov_restart", r)?;
+    }
+    let krylov = o.krylov_tol.is_some() || o.krylov_restart.is_some();
+    c.linear = match o.linear_solver {
+        Some(IrLinear::Dense) => LinearSolver::Dense,
+        Some(IrLinear::Gmres) => LinearSolver::Gmres(gmres),
+        Some(IrLinear::Petsc) => {
             return Err(err(
-                "method",
-                format!(
-                    "`{}` is implicit; #[neural_ode] generates fused explicit Runge–Kutta \
-                     steppers (euler, midpoint, heun, ralston, bosh3, rk4, rk38, dopri5, tsit5, \
-                     fehlberg45, erk(…)); run implicit methods with pnodec or the runtime's \
-                     ThetaStepper/DirkStepper",
-                    other.name()
-                ),
+                "linear_solver",
+                "`petsc` is not available to #[neural_ode] (the `pnode` crate builds the \
+                 runtime without PETSc); use `dense` or `gmres`",
             ));
         }
-    })
+        None if krylov => LinearSolver::Gmres(gmres),
+        None => LinearSolver::Auto,
+    };
+    Ok(c)
 }
 
 fn count(option: &str, n: u64) -> Result<usize, PlanError> {

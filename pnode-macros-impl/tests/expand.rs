@@ -137,10 +137,21 @@ fn invalid_input_is_one_error_at_the_right_place() {
         quote!(#lv fn rhs(x: f64) -> f64 { x }),
         "did you mean `method`",
     );
+    // Newton options: implicit methods only, values checked by the lowering, PETSc refused.
     check_err(
-        quote!(method = "backward_euler"),
+        quote!(method = rk4, newton_tol = 1e-8),
         quote!(#lv fn rhs(x: f64) -> f64 { x }),
-        "implicit",
+        "only applies to implicit methods",
+    );
+    check_err(
+        quote!(method = "backward_euler", linear_solver = "lu"),
+        quote!(#lv fn rhs(x: f64) -> f64 { x }),
+        "`linear_solver` expects gmres, dense or petsc",
+    );
+    check_err(
+        quote!(method = sdirk2, linear_solver = petsc),
+        quote!(#lv fn rhs(x: f64) -> f64 { x }),
+        "`petsc` is not available",
     );
     check_err(
         quote!(),

@@ -32,11 +32,12 @@
 //!
 //! | option | values |
 //! |---|---|
-//! | `method` | `"rk4"` or `rk4`, any explicit method (`euler midpoint heun ralston bosh3 rk4 rk38 dopri5 tsit5 fehlberg45`) or `erk(a = …, b = …, c = …)` |
+//! | `method` | `"rk4"` or `rk4`, any explicit method (`euler midpoint heun ralston bosh3 rk4 rk38 dopri5 tsit5 fehlberg45`) or `erk(a = …, b = …, c = …)`, or an implicit one (`backward_euler crank_nicolson theta(0.7) sdirk2 trbdf2 esdirk3`) |
 //! | `t` | `(t0, t1)` or `t0..t1` |
 //! | `steps` | `1000`, `logspace(1e-3, 10.0, 200)` or the grid `[0.0, 0.5, 1.0]` |
 //! | `outputs` | `linspace(0.0, 10.0, 25)` or `[0.5, 1.0]` (inserted into the grid if needed) |
 //! | `checkpoint` | `"all"`/`store_all`, `solution_only`, `revolve(slots = 10)`, `budget(vectors = 200)`, `budget(bytes = 64000)`, `online(slots = 8)` |
+//! | `newton_tol`, `max_iters`, `line_search`, `linear_solver`, `krylov_tol`, `krylov_restart` | implicit methods only, as in the DSL: `newton_tol = 1e-12` (absolute and relative), `max_iters = 30`, `line_search = true`, `linear_solver = "dense"`/`gmres` (`petsc` is refused: the facade has no PETSc), `krylov_tol = 1e-12`, `krylov_restart = 30`; defaults are the runtime's `NewtonConfig::default()` |
 //!
 //! Inside the module:
 //!
@@ -55,10 +56,18 @@
 //!   `a[(1, 0)]`, slices `u[0..2]`, `x[(.., 1)]`.
 //!
 //! The module then holds `Model` (`Rhs`, `RhsJvp`, `RhsVjp`), `Stepper` (the fused explicit
-//! Runge–Kutta steps) and `Ode`: `new`, `forward`, `gradient`, `value_and_grad`, `train`
-//! (any [`runtime::optim::Optimizer`]) and the constants `U0`, `THETA0`, `STATES`, `PARAMS`,
-//! `OUTPUT_TIMES`, `N_STEPS`, `STEP_COST`, `SCHEDULE_FORWARD`, `SCHEDULE_REVERSE`,
-//! `PREDICTED` (the cost model's [`runtime::Stats`] of one gradient) and `SCHEDULE_SUMMARY`.
+//! Runge–Kutta steps; for an implicit method an alias of [`runtime::ThetaStepper`] or
+//! [`runtime::DirkStepper`], Newton over `Model`'s JVPs) and `Ode`: `new`, `forward`,
+//! `gradient`, `value_and_grad`, `train` (any [`runtime::optim::Optimizer`]) and the constants
+//! `U0`, `THETA0`, `STATES`, `PARAMS`, `OUTPUT_TIMES`, `N_STEPS`, `METHOD`, `IMPLICIT`,
+//! `NEWTON` (the [`runtime::NewtonConfig`] of an implicit method), `STEP_COST`,
+//! `SCHEDULE_FORWARD`, `SCHEDULE_REVERSE`, `PREDICTED` (the cost model's [`runtime::Stats`] of
+//! one gradient) and `SCHEDULE_SUMMARY`.
+//!
+//! An implicit step's evaluations depend on how Newton converges, so for implicit methods
+//! `STEP_COST` holds only the stage vectors and `PREDICTED` is exact in the step counts and
+//! the peak slots/vectors/bytes, with zero evaluation and iteration counts (`Ode::stats`
+//! measures them); the schedule is the one the runtime plans for the same stepper.
 //!
 //! # `model!("path.pode")`
 //!

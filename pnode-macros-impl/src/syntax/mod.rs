@@ -30,7 +30,21 @@ use syn::punctuated::Punctuated;
 use syn::{Token, bracketed};
 
 /// The options `#[neural_ode(…)]` takes.
-pub const ATTRIBUTE_OPTIONS: &[&str] = &["method", "t", "steps", "outputs", "checkpoint"];
+/// `newton_tol` … `krylov_restart` configure the Newton stage solver of implicit methods (the
+/// DSL's `solve` options of the same names).
+pub const ATTRIBUTE_OPTIONS: &[&str] = &[
+    "method",
+    "t",
+    "steps",
+    "outputs",
+    "checkpoint",
+    "newton_tol",
+    "max_iters",
+    "line_search",
+    "linear_solver",
+    "krylov_tol",
+    "krylov_restart",
+];
 
 /// A translated model with the table mapping its positions back to tokens.
 #[derive(Debug)]
@@ -249,13 +263,14 @@ fn attribute(
     }))
 }
 
-/// An option value: names may be written as strings (`"rk4"`, `"store_all"`, `"all"`), the
+/// An option value: names may be written as strings (`"rk4"`, `"store_all"`, `"all"`,
+/// `"dense"`), the
 /// time span as `(t0, t1)` or `t0..t1`.
 fn option_value(cx: &mut Cx, key: &str, value: &syn::Expr) -> Expr {
     let span = cx.spans.of(value);
     match (key, value) {
         (
-            "method" | "checkpoint",
+            "method" | "checkpoint" | "linear_solver",
             syn::Expr::Lit(syn::ExprLit {
                 lit: syn::Lit::Str(s),
                 ..
