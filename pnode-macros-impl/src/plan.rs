@@ -23,7 +23,6 @@ use pnode_ir::lower::{
     Checkpoint, Initializer, LinearSolver as IrLinear, Method, NewtonOptions, Outputs, Program,
     Steps,
 };
-use pnode_runtime::implicit::{GmresConfig, LineSearch, LinearSolver};
 use pnode_runtime::{DirkTableau, NewtonConfig, Tableau, TimeGrid};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -61,8 +60,8 @@ pub enum Grid {
     Times(Vec<f64>),
 }
 
-/// Backtracking halvings of `line_search = true` (`pnode_driver::LINE_SEARCH_HALVINGS`).
-pub const LINE_SEARCH_HALVINGS: u32 = 8;
+/// Backtracking halvings of `line_search = true`.
+pub use pnode_driver::setup::LINE_SEARCH_HALVINGS;
 
 /// The integrator as the generated code builds it.
 #[derive(Debug, Clone)]
@@ -294,51 +293,21 @@ fn explicit_tableau(method: &Method) -> Result<Tableau, PlanError> {
     })
 }
 
-/// The runtime's Newton configuration for the `solve` block's options, exactly as
-/// `pnode_driver::newton_config` builds it: `newton_tol` sets the absolute and relative
-/// update tolerances, `line_search = true` is backtracking with [`LINE_SEARCH_HALVINGS`]
-/// halvings, `krylov_tol`/`krylov_restart` configure GMRES (and select it when
-/// `linear_solver` is not given); `linear_solver = petsc` is refused (the `pnode` facade
-/// builds the runtime without PETSc).
+/// The runtime's Newton configuration for the `solve` block's options: `linear_solver =
+/// petsc` is refused (the `pnode` facade builds the runtime without PETSc), everything else is
+/// [`pnode_driver::setup::newton_config`], so the macro and `pnodec` configure Newton alike.
 pub fn newton_config(o: &NewtonOptions) -> Result<NewtonConfig, PlanError> {
-    let mut c = NewtonConfig::default();
-    if let Some(tol) = o.tol {
-        c.atol = tol;
-        c.rtol = tol;
+    if o.linear_solver == Some(IrLinear::Petsc) {
+        return Err(err(
+            "linear_solver",
+            "`petsc` is not available to #[neural_ode] (the `pnode` crate builds the \
+             runtime without PETSc); use `dense` or `gmres`",
+        ));
     }
-    if let Some(m) = o.max_iters {
-        c.max_iters =
-            u32::try_from(m).map_err(|_| err("max_iters", format!("{m} is too large")))?;
-    }
-    if let Some(ls) = o.line_search {
-        c.line_search = if ls {
-            LineSearch::Backtracking(LINE_SEARCH_HALVINGS)
-        } else {
-            LineSearch::None
-        };
-    }
-    let mut gmres = GmresConfig::default();
-    if let Some(t) = o.krylov_tol {
-        gmres.rtol = t;
-    }
-    if let Some(r) = o.krylov_restart {
-        gmres.restart = count("krylov_restart", r)?;
-    }
-    let krylov = o.krylov_tol.is_some() || o.krylov_restart.is_some();
-    c.linear = match o.linear_solver {
-        Some(IrLinear::Dense) => LinearSolver::Dense,
-        Some(IrLinear::Gmres) => LinearSolver::Gmres(gmres),
-        Some(IrLinear::Petsc) => {
-            return Err(err(
-                "linear_solver",
-                "`petsc` is not available to #[neural_ode] (the `pnode` crate builds the \
-                 runtime without PETSc); use `dense` or `gmres`",
-            ));
-        }
-        None if krylov => LinearSolver::Gmres(gmres),
-        None => LinearSolver::Auto,
-    };
-    Ok(c)
+    pnode_driver::setup::newton_config(o).map_err(|e| match e {
+        pnode_driver::Error::Config { option, reason } => err(option, reason),
+        other => err("newton", other.to_string()),
+    })
 }
 
 fn count(option: &str, n: u64) -> Result<usize, PlanError> {
