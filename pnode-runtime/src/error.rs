@@ -104,6 +104,17 @@ pub enum Error {
         /// What the operating system or the check said.
         reason: String,
     },
+    /// An opaque layer (a libtorch module, say; see [`crate::opaque`]) failed. Its output was
+    /// made NaN, so the sweep stopped where that surfaced: `during` names the step and time.
+    #[error("layer `{layer}` failed: {cause} (the sweep stopped there: {during})")]
+    OpaqueLayer {
+        /// The layer's name in the model.
+        layer: String,
+        /// What the layer reported.
+        cause: String,
+        /// The error the sweep stopped with (a non-finite state or adjoint, a Newton failure).
+        during: Box<Error>,
+    },
     /// An operation was called out of order (for example a reverse sweep before a forward one).
     #[error("{0}")]
     Usage(String),

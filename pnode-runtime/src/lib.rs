@@ -7,12 +7,14 @@
 
 pub mod error;
 pub mod model;
+pub mod opaque;
 pub mod optim;
 pub mod problems;
 pub mod tableau;
 
 pub use error::{Error, Result};
 pub use model::{ClosureModel, Rhs, RhsJvp, RhsVjp};
+pub use opaque::OpaqueLayer;
 pub use tableau::Tableau;
 mod disk;
 pub mod erk;

@@ -181,17 +181,59 @@ pub(crate) fn attach_backward(
     })
 }
 
+/// Serialises forward-mode AD across threads: libtorch keeps one process-wide stack of
+/// forward-AD levels and refuses a second level while one is open ("Nested forward mode AD is
+/// not supported"), so two threads computing JVPs at once would make one of them fail.
+static FORWARD_AD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+thread_local! {
+    /// Whether this thread is inside [`jvp_forward`] (a nested call is an error, not a deadlock).
+    static IN_FORWARD_AD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Clears [`IN_FORWARD_AD`] when [`jvp_forward`] leaves, by return or by unwinding.
+struct ForwardAdScope;
+
+impl Drop for ForwardAdScope {
+    fn drop(&mut self) {
+        IN_FORWARD_AD.with(|flag| flag.set(false));
+    }
+}
+
 /// `f_u(u) v` in one forward pass of `f` with forward-mode AD: `f` receives the dual tensor
 /// `u + ε v` (at a fresh forward-AD level, left again afterwards whatever happens) and the
 /// tangent of its result is returned. Returns `f`'s primal output too.
+///
+/// One JVP runs at a time in the process (libtorch's forward-AD levels are global, see
+/// [`FORWARD_AD`]); calling it again from inside `f` is an error.
 pub(crate) fn jvp_forward<E>(
     u: &Tensor,
     v: &Tensor,
     f: impl FnOnce(&Tensor) -> std::result::Result<Tensor, E>,
 ) -> Result<std::result::Result<(Tensor, Tensor), E>> {
+    if IN_FORWARD_AD.with(|flag| flag.replace(true)) {
+        return Err(Error::Torch(
+            "nested forward-mode JVP: the model's function computed a JVP itself".into(),
+        ));
+    }
+    let _scope = ForwardAdScope;
+    // A panic in another thread's `f` poisons the lock but leaves no level open (the level is
+    // released before the guard drops), so the poison carries no broken state.
+    let _serial = FORWARD_AD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut level = 0i64;
     // SAFETY: writes one integer.
     check(unsafe { pnode_enter_dual_level(&mut level) })?;
+    // Leaves the level if `f` unwinds (the normal path leaves it below and checks the result).
+    struct OpenLevel(Option<i64>);
+    impl Drop for OpenLevel {
+        fn drop(&mut self) {
+            if let Some(level) = self.0.take() {
+                // SAFETY: releases a level this call entered; its error message is freed.
+                let _ = check(unsafe { pnode_exit_dual_level(level) });
+            }
+        }
+    }
+    let mut open = OpenLevel(Some(level));
     let result = (|| -> Result<std::result::Result<(Tensor, Tensor), E>> {
         let mut dual = std::ptr::null_mut();
         // SAFETY: live handles; a fresh handle on success.
@@ -209,6 +251,7 @@ pub(crate) fn jvp_forward<E>(
         let tangent = unsafe { from_raw(tangent) }.expect("pnode_tangent returns a tensor");
         Ok(Ok((out.detach(), tangent)))
     })();
+    open.0 = None;
     // SAFETY: releases the level entered above.
     let exit = check(unsafe { pnode_exit_dual_level(level) });
     let value = result?;
