@@ -26,3 +26,8 @@ cargo test "${torch_features[@]}"
 pnodec_torch=(-p pnodec --features pnodec/torch --locked)
 cargo clippy --all-targets "${pnodec_torch[@]}" -- -D warnings
 cargo test "${pnodec_torch[@]}" --test torch
+# The facade with libtorch (`pnode::torch`, tch modules as the opaque layers of #[neural_ode]
+# models): lints, and only its torch test.
+pnode_torch=(-p pnode --features pnode/torch --locked)
+cargo clippy --all-targets "${pnode_torch[@]}" -- -D warnings
+cargo test "${pnode_torch[@]}" --test torch_layer

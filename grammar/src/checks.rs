@@ -28,7 +28,7 @@ pub const SOLVE_OPTIONS: &[&str] = &[
 pub const TRAIN_OPTIONS: &[&str] = &["optimizer", "iterations", "seed", "log_every", "batch_size"];
 
 /// The layer kinds `layer name = kind(…)` accepts.
-pub const LAYER_KINDS: &[&str] = &["mlp", "linear", "dense", "conv2d", "groupnorm"];
+pub const LAYER_KINDS: &[&str] = &["mlp", "linear", "dense", "conv2d", "groupnorm", "opaque"];
 
 /// The options a block of this kind accepts.
 pub fn known_options(kind: BlockKind) -> &'static [&'static str] {

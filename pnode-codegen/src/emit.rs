@@ -597,6 +597,33 @@ impl<'a> Emitter<'a> {
                 self.stmts.push(code);
                 v
             }
+            Op::Opaque { layer, .. } => {
+                let k = Literal::usize_unsuffixed(*layer);
+                let xs = Self::slice(&self.val(node, 0));
+                let (y, v) = self.alloc(i, len, false);
+                self.stmts
+                    .push(quote!(self.layers.forward(#k, #xs, p_opaque, &mut #y[..]);));
+                v
+            }
+            Op::OpaqueJvp { layer, .. } => {
+                let k = Literal::usize_unsuffixed(*layer);
+                let xs = Self::slice(&self.val(node, 0));
+                let dxs = Self::slice(&self.val(node, 1));
+                let (dy, v) = self.alloc(i, len, false);
+                self.stmts
+                    .push(quote!(self.layers.jvp(#k, #xs, p_opaque, #dxs, &mut #dy[..]);));
+                v
+            }
+            Op::OpaqueVjp { layer, .. } => {
+                let k = Literal::usize_unsuffixed(*layer);
+                let xs = Self::slice(&self.val(node, 0));
+                let ybs = Self::slice(&self.val(node, 1));
+                let (xb, v) = self.alloc(i, len, false);
+                self.stmts.push(quote!(
+                    self.layers.vjp(#k, #xs, p_opaque, #ybs, &mut #xb[..], gp_opaque);
+                ));
+                v
+            }
             Op::Conv2d(_)
             | Op::Conv2dBackwardInput { .. }
             | Op::Conv2dBackwardWeight { .. }

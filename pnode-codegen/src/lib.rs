@@ -93,6 +93,10 @@ pub struct Options {
     /// The most elements all stack arrays of one method may hold together (so a deep network
     /// cannot overflow a thread's stack); arrays beyond it become scratch buffers.
     pub stack_budget: usize,
+    /// The model's opaque layers `(name, input length, output length)`, by index (the `layer`
+    /// of its `opaque` nodes): the generated model holds them in a runtime `LayerSet` and its
+    /// `θ` is `[declared parameters | the layers' parameters]`. Empty for a model without any.
+    pub opaque_layers: Vec<(String, usize, usize)>,
 }
 
 impl std::fmt::Debug for Options {
@@ -103,6 +107,7 @@ impl std::fmt::Debug for Options {
             .field("special_path", &path(&self.special_path))
             .field("stack_limit", &self.stack_limit)
             .field("stack_budget", &self.stack_budget)
+            .field("opaque_layers", &self.opaque_layers)
             .finish()
     }
 }
@@ -114,6 +119,7 @@ impl Default for Options {
             special_path: syn::parse_quote!(::pnode_ir::special),
             stack_limit: 1024,
             stack_budget: 16 * 1024,
+            opaque_layers: Vec::new(),
         }
     }
 }

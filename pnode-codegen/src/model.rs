@@ -2,7 +2,7 @@
 
 use crate::emit::{Dest, Emitter, Helpers, Scratch};
 use crate::{Error, Options, type_ident};
-use pnode_ir::{Function, jvp, vjp};
+use pnode_ir::{Function, Op, jvp, vjp};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
@@ -37,6 +37,8 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
             reason: "it reads a tangent or cotangent buffer".into(),
         });
     }
+    let opaque = &options.opaque_layers;
+    check_opaque(rhs, opaque)?;
     let j = jvp(rhs)?;
     let v = vjp(rhs)?;
     let (n, np) = (l.state, l.param);
@@ -110,11 +112,23 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
         j.node_count(),
         v.node_count()
     );
-    let (def, ctor) = if scratch.is_empty() {
+    let names: Vec<_> = scratch.iter().map(|s| &s.0).collect();
+    let lens: Vec<_> = scratch
+        .iter()
+        .map(|s| Literal::usize_unsuffixed(s.1))
+        .collect();
+    let (def, ctor) = if !opaque.is_empty() {
+        (
+            quote!(pub struct #ty {
+                #(#names: ::std::vec::Vec<f64>,)*
+                /// The opaque layers, called by the methods below.
+                pub layers: #rt::opaque::LayerSet,
+            }),
+            quote!(#ty { #(#names: ::std::vec![0.0; #lens],)* layers }),
+        )
+    } else if scratch.is_empty() {
         (quote!(pub struct #ty;), quote!(#ty))
     } else {
-        let names: Vec<_> = scratch.iter().map(|s| &s.0).collect();
-        let lens = scratch.iter().map(|s| Literal::usize_unsuffixed(s.1));
         (
             quote!(pub struct #ty { #(#names: ::std::vec::Vec<f64>,)* }),
             quote!(#ty { #(#names: ::std::vec![0.0; #lens],)* }),
@@ -144,31 +158,83 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
             }
         });
     }
+    // With opaque layers, `θ` is `[declared | layers]`: the bodies see the declared part as
+    // `p`/`gp` and the layers' tail as `p_opaque`/`gp_opaque` (a layer's VJP accumulates into
+    // it, so it starts at zero).
+    let (split_p, split_gp, param_len, derives, ctor_items) = if opaque.is_empty() {
+        (
+            quote!(),
+            quote!(),
+            quote!(Self::PARAM_LEN),
+            quote!(#[derive(Debug, Clone)]),
+            quote! {
+                /// The model (allocates its scratch buffers, if any, once).
+                pub fn new() -> Self {
+                    #ctor
+                }
+            },
+        )
+    } else {
+        let specs = opaque.iter().map(|(name, input, output)| {
+            let (i, o) = (
+                Literal::usize_unsuffixed(*input),
+                Literal::usize_unsuffixed(*output),
+            );
+            quote!(#rt::opaque::LayerSpec { name: #name, input_len: #i, output_len: #o })
+        });
+        (
+            quote!(let (p, p_opaque) = p.split_at(Self::PARAM_LEN);),
+            quote!(
+                let (gp, gp_opaque) = gp.split_at_mut(Self::PARAM_LEN);
+                gp_opaque.fill(0.0);
+            ),
+            quote!(Self::PARAM_LEN + self.layers.param_len()),
+            quote!(#[derive(Debug)]),
+            quote! {
+                /// The opaque layers, by index: name, input and output lengths.
+                pub const LAYERS: &'static [#rt::opaque::LayerSpec] = &[#(#specs),*];
+
+                /// The model over `layers` (one per entry of [`Self::LAYERS`], in that order;
+                /// allocates its scratch buffers, if any, once). Errors name a layer whose
+                /// input or output length differs from its declaration.
+                pub fn new(
+                    layers: ::std::vec::Vec<::std::boxed::Box<dyn #rt::opaque::OpaqueLayer>>,
+                ) -> #rt::Result<Self> {
+                    let layers = #rt::opaque::LayerSet::new(Self::LAYERS, layers)?;
+                    ::core::result::Result::Ok(#ctor)
+                }
+            },
+        )
+    };
+    let default_impl = if opaque.is_empty() {
+        quote! {
+            impl ::core::default::Default for #ty {
+                fn default() -> Self {
+                    Self::new()
+                }
+            }
+        }
+    } else {
+        quote!()
+    };
     Ok(quote! {
         #[doc = #doc]
-        #[derive(Debug, Clone)]
+        #derives
         #def
 
         #[allow(unused, clippy::all)]
         impl #ty {
             /// Length of the state `u`.
             pub const STATE_LEN: usize = #nl;
-            /// Length of the parameters `θ`.
+            /// Length of the declared parameters (the start of `θ`).
             pub const PARAM_LEN: usize = #npl;
 
-            /// The model (allocates its scratch buffers, if any, once).
-            pub fn new() -> Self {
-                #ctor
-            }
+            #ctor_items
 
             #helper_fns
         }
 
-        impl ::core::default::Default for #ty {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
+        #default_impl
 
         #[allow(unused, clippy::all)]
         impl #rt::model::Rhs for #ty {
@@ -176,9 +242,10 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
                 Self::STATE_LEN
             }
             fn param_len(&self) -> usize {
-                Self::PARAM_LEN
+                #param_len
             }
             fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], du: &mut [f64]) {
+                #split_p
                 #fu #fp #fdu
                 #rhs_body
             }
@@ -187,6 +254,7 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
         #[allow(unused, clippy::all)]
         impl #rt::model::RhsJvp for #ty {
             fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], jv: &mut [f64]) {
+                #split_p
                 #fu #fp #fv #fjv
                 #jvp_body
             }
@@ -203,9 +271,40 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
                 gu: &mut [f64],
                 gp: &mut [f64],
             ) {
+                #split_p
+                #split_gp
                 #fu #fp #fw #fgu #fgp
                 #vjp_body
             }
         }
     })
+}
+
+/// The opaque layers `rhs` calls are declared in `opaque`, each with one input and one output
+/// length.
+fn check_opaque(rhs: &Function, opaque: &[(String, usize, usize)]) -> Result<(), Error> {
+    let g = rhs.graph();
+    for n in g.nodes() {
+        if let Op::Opaque { layer, output } = &n.op {
+            let Some((name, input_len, output_len)) = opaque.get(*layer) else {
+                return Err(Error::NotAnRhs {
+                    reason: format!(
+                        "it calls opaque layer {layer}, but {} are declared",
+                        opaque.len()
+                    ),
+                });
+            };
+            let found_in = g.nodes()[n.inputs[0].index()].shape.len();
+            if found_in != *input_len || output.len() != *output_len {
+                return Err(Error::NotAnRhs {
+                    reason: format!(
+                        "layer `{name}` is declared {input_len} → {output_len}, called \
+                         {found_in} → {}",
+                        output.len()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }

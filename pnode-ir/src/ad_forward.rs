@@ -281,5 +281,26 @@ fn tangent(
                 None => None,
             }
         }
+        // The tangent is in the state direction only (`φ` is part of `θ`, held fixed).
+        Op::Opaque { layer, output } => match dx[0] {
+            Some(d) => Some(b.op(
+                Op::OpaqueJvp {
+                    layer: *layer,
+                    output: output.clone(),
+                },
+                &[x[0], d],
+            )?),
+            None => None,
+        },
+        // Second derivatives of an opaque layer are not available (it gives only its first).
+        Op::OpaqueJvp { .. } | Op::OpaqueVjp { .. } => {
+            if let Some(k) = dx.iter().position(Option::is_some) {
+                return Err(Error::Unsupported {
+                    op: node.op.name(),
+                    operand: k,
+                });
+            }
+            None
+        }
     })
 }

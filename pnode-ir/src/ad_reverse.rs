@@ -14,7 +14,9 @@
 //! Broadcasting binaries reduce their adjoint back to each operand's shape with
 //! [`Op::SumTo`]; the adjoints of `Index`, `Slice` are `Scatter`, `Pad` (and vice versa), of
 //! `Sum`/`SumTo` a `Broadcast`, of `Conv2d` the two transposed convolutions, of `GroupNorm`
-//! its (symmetric) Jacobian product.
+//! its (symmetric) Jacobian product. An opaque layer's adjoint is its own VJP
+//! ([`Op::OpaqueVjp`]), kept as an *effect* of the function because it also accumulates the
+//! layer's parameter gradient.
 //!
 //! # References
 //!
@@ -49,6 +51,8 @@ pub fn vjp(f: &Function) -> Result<Function, Error> {
     for (i, node) in nodes.iter().enumerate() {
         active[i] = match node.op {
             Op::Input { buffer, .. } => matches!(buffer, Buffer::State | Buffer::Param),
+            // Its parameters are part of θ.
+            Op::Opaque { .. } => true,
             _ => node.inputs.iter().any(|x| active[x.index()]),
         };
     }
@@ -67,6 +71,8 @@ pub fn vjp(f: &Function) -> Result<Function, Error> {
     // (offset, flattened adjoint) of every read of u and of θ.
     let mut reads_u: Vec<(usize, NodeId)> = Vec::new();
     let mut reads_p: Vec<(usize, NodeId)> = Vec::new();
+    // The opaque layers' VJP nodes, evaluated for the φ̄ they accumulate.
+    let mut effects: Vec<NodeId> = Vec::new();
     for i in (0..n).rev() {
         let Some(g) = adj[i] else { continue };
         let node = &nodes[i];
@@ -80,6 +86,19 @@ pub fn vjp(f: &Function) -> Result<Function, Error> {
                 }
             }
             Op::Time | Op::Const(_) => {}
+            Op::Opaque { layer, output } => {
+                // Built even when `x` is inactive, and kept as an effect: it also accumulates φ̄.
+                let op = Op::OpaqueVjp {
+                    layer: *layer,
+                    output: output.clone(),
+                };
+                let xbar = b.op(op, &[node.inputs[0], g])?;
+                effects.push(xbar);
+                let x = node.inputs[0].index();
+                if active[x] {
+                    adj[x] = add_opt(&mut b, adj[x], Some(xbar))?;
+                }
+            }
             _ => {
                 for (k, contrib) in adjoint(&mut b, node, NodeId(i as u32), g, &active)? {
                     let x = node.inputs[k].index();
@@ -90,7 +109,7 @@ pub fn vjp(f: &Function) -> Result<Function, Error> {
     }
     let gu = assemble(&mut b, reads_u, nu)?;
     let gp = assemble(&mut b, reads_p, np)?;
-    b.finish(&[gu, gp])
+    b.finish_with_effects(&[gu, gp], &effects)
 }
 
 /// The gradient of a whole buffer of length `len` from the adjoints of its reads
@@ -303,6 +322,14 @@ fn adjoint(
                 });
             }
             out.push((1, b.op(node.op.clone(), &[x[0], g])?));
+        }
+        // Handled by `vjp` itself (its VJP node is an effect as well as an adjoint).
+        Op::Opaque { .. } => {}
+        Op::OpaqueJvp { .. } | Op::OpaqueVjp { .. } => {
+            return Err(Error::Unsupported {
+                op: node.op.name(),
+                operand: (0..x.len()).find(|&k| act(k)).unwrap_or(0),
+            });
         }
     }
     Ok(out)

@@ -151,10 +151,21 @@ impl Builder {
 
     /// The function with the given outputs (dead nodes dropped).
     pub fn finish(&self, outputs: &[NodeId]) -> Result<Function, Error> {
-        for &o in outputs {
+        self.finish_with_effects(outputs, &[])
+    }
+
+    /// Like [`Builder::finish`], and the nodes `effects` are kept (and evaluated, in arena
+    /// order) even where no output needs them: opaque-layer VJPs, which accumulate the layer's
+    /// parameter gradient.
+    pub fn finish_with_effects(
+        &self,
+        outputs: &[NodeId],
+        effects: &[NodeId],
+    ) -> Result<Function, Error> {
+        for &o in outputs.iter().chain(effects) {
             self.check("output", o)?;
         }
-        Ok(Function::new(&self.graph, outputs, self.layout))
+        Ok(Function::new(&self.graph, outputs, effects, self.layout))
     }
 
     /// An RHS: like [`Builder::finish`], and the outputs' total length must equal the state

@@ -27,6 +27,18 @@ pub enum Error {
         /// The buffer the derivative would add.
         buffer: crate::graph::Buffer,
     },
+    /// The function calls an opaque layer, which only generated code (the `#[neural_ode]`
+    /// macro's) can run: the interpreter, the JIT and the libtorch executor have no layer to
+    /// call.
+    #[error(
+        "the function calls opaque layer {layer} ({op}), which only #[neural_ode]-generated code can run"
+    )]
+    OpaqueLayer {
+        /// Index of the layer.
+        layer: usize,
+        /// The operation (`opaque`, `opaque_jvp` or `opaque_vjp`).
+        op: &'static str,
+    },
     /// A derivative rule the IR does not provide (e.g. second derivatives of group norm).
     #[error("differentiating {op} with respect to operand {operand} is not supported")]
     Unsupported {

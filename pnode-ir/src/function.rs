@@ -47,6 +47,7 @@ impl Layout {
 pub struct Function {
     graph: Graph,
     outputs: Vec<NodeId>,
+    effects: Vec<NodeId>,
     layout: Layout,
 }
 
@@ -58,16 +59,27 @@ impl PartialEq for Graph {
 
 impl Function {
     /// The function with `outputs` over `graph`, keeping only live nodes.
-    pub(crate) fn new(graph: &Graph, outputs: &[NodeId], layout: Layout) -> Self {
-        let keep = graph.reachable(outputs);
+    pub(crate) fn new(
+        graph: &Graph,
+        outputs: &[NodeId],
+        effects: &[NodeId],
+        layout: Layout,
+    ) -> Self {
+        let roots: Vec<NodeId> = outputs.iter().chain(effects).copied().collect();
+        let keep = graph.reachable(&roots);
         let (graph, map) = graph.compact(&keep);
-        let outputs = outputs
-            .iter()
-            .filter_map(|o| map.get(o.index()).copied().flatten())
-            .collect();
+        let remap = |ids: &[NodeId]| -> Vec<NodeId> {
+            ids.iter()
+                .filter_map(|o| map.get(o.index()).copied().flatten())
+                .collect()
+        };
+        let (outputs, mut effects) = (remap(outputs), remap(effects));
+        effects.sort();
+        effects.dedup();
         Function {
             graph,
             outputs,
+            effects,
             layout,
         }
     }
@@ -80,6 +92,26 @@ impl Function {
     /// The output nodes.
     pub fn outputs(&self) -> &[NodeId] {
         &self.outputs
+    }
+
+    /// Nodes kept for their effect rather than their value (the VJPs of opaque layers, which
+    /// accumulate the layers' parameter gradients), in arena order. Executors evaluate every
+    /// node of the graph, so they run these too.
+    pub fn effects(&self) -> &[NodeId] {
+        &self.effects
+    }
+
+    /// The opaque layers the function calls (indices, ascending, without repeats).
+    pub fn opaque_layers(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .graph
+            .nodes()
+            .iter()
+            .filter_map(|n| n.op.opaque_layer())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// The input-buffer layout.

@@ -332,6 +332,34 @@ pub enum Op {
         /// `ε`.
         eps: Real,
     },
+    /// `y = g_k(x; φ_k)`: the model's opaque layer `layer` (computed outside pnode, a libtorch
+    /// module say; see `pnode_runtime::opaque`). Operand `x`; result of shape `output`. Its
+    /// parameters `φ_k` are not IR values: they are the layer's segment of `θ` after the
+    /// declared parameters, which only the code that calls the layer sees, so an opaque node
+    /// is always *active* (it depends on `θ`).
+    Opaque {
+        /// Index of the layer in the model.
+        layer: usize,
+        /// Shape of `y`.
+        output: Shape,
+    },
+    /// `ẏ = ∂g_k/∂x ẋ`, the JVP of [`Op::Opaque`] in its input; operands `(x, ẋ)`.
+    OpaqueJvp {
+        /// Index of the layer.
+        layer: usize,
+        /// Shape of `ẏ`.
+        output: Shape,
+    },
+    /// `x̄ = (∂g_k/∂x)ᵀ ȳ`, the VJP of [`Op::Opaque`]; operands `(x, ȳ)`, result of the shape of
+    /// `x`. Evaluating it also accumulates `φ̄_k += (∂g_k/∂φ)ᵀ ȳ` into the layer's segment of
+    /// the parameter gradient, so a VJP function keeps these nodes as effects
+    /// ([`crate::Function::effects`]) even where `x̄` is not needed.
+    OpaqueVjp {
+        /// Index of the layer.
+        layer: usize,
+        /// Shape of `ȳ` (the layer's output).
+        output: Shape,
+    },
 }
 
 impl Op {
@@ -383,12 +411,25 @@ impl Op {
             Op::Conv2dBackwardWeight { .. } => "conv2d_backward_weight",
             Op::GroupNorm { .. } => "group_norm",
             Op::GroupNormBackward { .. } => "group_norm_backward",
+            Op::Opaque { .. } => "opaque",
+            Op::OpaqueJvp { .. } => "opaque_jvp",
+            Op::OpaqueVjp { .. } => "opaque_vjp",
         }
     }
 
     /// Whether the node is a leaf (time, input read or constant).
     pub fn is_leaf(&self) -> bool {
         matches!(self, Op::Time | Op::Input { .. } | Op::Const(_))
+    }
+
+    /// The opaque layer a node calls ([`Op::Opaque`], [`Op::OpaqueJvp`], [`Op::OpaqueVjp`]).
+    pub fn opaque_layer(&self) -> Option<usize> {
+        match self {
+            Op::Opaque { layer, .. }
+            | Op::OpaqueJvp { layer, .. }
+            | Op::OpaqueVjp { layer, .. } => Some(*layer),
+            _ => None,
+        }
     }
 }
 

@@ -315,6 +315,8 @@ pub(crate) fn eval_op(op: &Op, args: &Args<'_>, shape: &Shape, out: &mut [f64]) 
             Some(args.get(1)),
             out,
         ),
+        // `eval_buffers` refuses functions with opaque layers before it runs any node.
+        Op::Opaque { .. } | Op::OpaqueJvp { .. } | Op::OpaqueVjp { .. } => out.fill(f64::NAN),
     }
 }
 
@@ -354,6 +356,8 @@ pub struct Interpreter {
     steps: Vec<Step>,
     slots: Vec<Range<usize>>,
     scratch: Vec<f64>,
+    /// The first opaque-layer call `(layer, op)`, if any: such functions are refused.
+    opaque: Option<(usize, &'static str)>,
 }
 
 impl Interpreter {
@@ -385,11 +389,15 @@ impl Interpreter {
                     .collect(),
             });
         }
+        let opaque = nodes
+            .iter()
+            .find_map(|n| n.op.opaque_layer().map(|k| (k, n.op.name())));
         Interpreter {
             func,
             steps,
             slots,
             scratch,
+            opaque,
         }
     }
 
@@ -430,6 +438,9 @@ impl Interpreter {
         bufs: [&[f64]; 4],
         out: &mut [f64],
     ) -> Result<(), Error> {
+        if let Some((layer, op)) = self.opaque {
+            return Err(Error::OpaqueLayer { layer, op });
+        }
         let l = *self.func.layout();
         let names = [
             Buffer::State,

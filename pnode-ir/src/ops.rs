@@ -102,7 +102,9 @@ fn arity(op: &Op) -> Option<usize> {
         | Op::Conv2d(_)
         | Op::Conv2dBackwardInput { .. }
         | Op::Conv2dBackwardWeight { .. }
-        | Op::GroupNormBackward { .. } => 2,
+        | Op::GroupNormBackward { .. }
+        | Op::OpaqueJvp { .. }
+        | Op::OpaqueVjp { .. } => 2,
         _ => 1,
     })
 }
@@ -319,6 +321,31 @@ pub fn infer_shape(op: &Op, s: &[&Shape]) -> Result<Shape, ShapeError> {
                 return Err(incompatible(name, s[0], ",", s[1], "shapes differ"));
             }
             group_norm_shape(name, s[0], *groups)
+        }
+        Op::Opaque { output, .. } => check_rank(name, output.clone()),
+        Op::OpaqueJvp { output, .. } => {
+            if s[0] != s[1] {
+                return Err(incompatible(
+                    name,
+                    s[0],
+                    ",",
+                    s[1],
+                    "input and tangent differ",
+                ));
+            }
+            check_rank(name, output.clone())
+        }
+        Op::OpaqueVjp { output, .. } => {
+            if s[1] != output {
+                return Err(incompatible(
+                    name,
+                    s[1],
+                    "≠",
+                    output,
+                    "the cotangent is not of the layer's output shape",
+                ));
+            }
+            Ok(s[0].clone())
         }
     }
 }

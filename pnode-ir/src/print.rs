@@ -91,6 +91,9 @@ fn describe(n: &Node) -> String {
         Op::GroupNorm { groups, eps } | Op::GroupNormBackward { groups, eps } => {
             let _ = write!(s, " {args}, groups {groups}, eps {}", num(eps.0));
         }
+        Op::Opaque { layer, .. } | Op::OpaqueJvp { layer, .. } | Op::OpaqueVjp { layer, .. } => {
+            let _ = write!(s, " {args}, layer {layer}");
+        }
         _ => {
             let _ = write!(s, " {args}");
         }

@@ -51,6 +51,9 @@ pub(crate) fn check_supported(f: &Function) -> Result<()> {
                 | Op::Conv2dBackwardWeight { .. }
                 | Op::GroupNorm { .. }
                 | Op::GroupNormBackward { .. }
+                | Op::Opaque { .. }
+                | Op::OpaqueJvp { .. }
+                | Op::OpaqueVjp { .. }
         ) {
             return Err(Error::Unsupported { op: n.op.name() });
         }
@@ -438,7 +441,10 @@ fn lower_op(
         | Op::Conv2dBackwardInput { .. }
         | Op::Conv2dBackwardWeight { .. }
         | Op::GroupNorm { .. }
-        | Op::GroupNormBackward { .. } => Err(Error::Unsupported { op: op.name() }),
+        | Op::GroupNormBackward { .. }
+        | Op::Opaque { .. }
+        | Op::OpaqueJvp { .. }
+        | Op::OpaqueVjp { .. } => Err(Error::Unsupported { op: op.name() }),
         Op::Time | Op::Input { .. } | Op::Const(_) => Err(Error::Codegen(format!(
             "leaf {} lowered as an operation",
             op.name()

@@ -183,9 +183,12 @@ pub fn module_items(
     paths: &Paths,
 ) -> Result<TokenStream, pnode_codegen::Error> {
     let rt = &paths.runtime;
+    let opaque_layers = program.opaque_layer_lengths();
+    let opaque = !opaque_layers.is_empty();
     let options = Options {
         runtime_path: paths.runtime.clone(),
         special_path: paths.special.clone(),
+        opaque_layers,
         ..Options::default()
     };
     let model = generate_model("Model", &program.rhs, &options)?;
@@ -199,15 +202,13 @@ pub fn module_items(
             coefficients,
         } => {
             let stages = tableau.live_stages();
-            let stepper = if (2 * stages + 2) * n + np <= SIZED_STEPPER_ELEMENTS {
+            // Opaque layers' parameters are counted at run time: vectors then.
+            let stepper = if !opaque && (2 * stages + 2) * n + np <= SIZED_STEPPER_ELEMENTS {
                 generate_erk_stepper_sized("Stepper", coefficients, n, np, &options)?
             } else {
                 generate_erk_stepper("Stepper", coefficients, &options)?
             };
-            (
-                stepper,
-                quote!(Stepper::new(Self::STATE_LEN, Self::PARAM_LEN)),
-            )
+            (stepper, quote!(Stepper::new(Self::STATE_LEN, param_len)))
         }
         Stepping::Theta { theta, .. } => {
             let theta = float(*theta);
@@ -218,7 +219,7 @@ pub fn module_items(
                     pub type Stepper = #rt::ThetaStepper;
                 },
                 quote! {
-                    #rt::ThetaStepper::new(#theta, Self::STATE_LEN, Self::PARAM_LEN, NEWTON)?
+                    #rt::ThetaStepper::new(#theta, Self::STATE_LEN, param_len, NEWTON)?
                 },
             )
         }
@@ -234,7 +235,7 @@ pub fn module_items(
                     #rt::DirkStepper::new(
                         #rt::DirkTableau::#ctor(),
                         Self::STATE_LEN,
-                        Self::PARAM_LEN,
+                        param_len,
                         NEWTON,
                     )?
                 },
@@ -296,6 +297,63 @@ pub fn module_items(
         let (name, off, len) = (&p.name, usize_lit(p.offset), usize_lit(p.shape.len()));
         quote!((#name, #off, #len))
     });
+    let (new_doc, new_args, make_model) = if opaque {
+        (
+            quote! {
+                /// The model over its opaque layers (one per entry of [`Model::LAYERS`], in
+                /// that order) with its solver (all buffers allocated here, once). Errors name
+                /// a layer whose input or output length differs from its declaration.
+            },
+            quote!(layers: ::std::vec::Vec<::std::boxed::Box<dyn #rt::opaque::OpaqueLayer>>),
+            quote!(Model::new(layers)?),
+        )
+    } else {
+        (
+            quote!(#[doc = " The model with its solver (all buffers allocated here, once)."]),
+            quote!(),
+            quote!(Model::new()),
+        )
+    };
+    // With opaque layers every sweep ends by asking them whether one failed: the error then
+    // names the layer and its cause, not only the NaN it left behind.
+    let (theta0_layers, check_solve, check_gradient, check_value_and_grad) = if opaque {
+        (
+            quote! {
+                let at = theta.len();
+                theta.resize(at + self.model.layers.param_len(), 0.0);
+                self.model.layers.params(&mut theta[at..]);
+            },
+            quote! {
+                let r = self.solver.solve(&mut self.model, u0, theta).map(|_| ());
+                self.model.layers.check(r)?;
+                ::core::result::Result::Ok(self.solver.outputs())
+            },
+            quote! {
+                let forward = self.solver.forward(&mut self.model, u0, theta).map(|_| ());
+                let r = match forward {
+                    ::core::result::Result::Ok(()) => {
+                        self.solver.backward(&mut self.model, dl_du)
+                    }
+                    ::core::result::Result::Err(e) => ::core::result::Result::Err(e),
+                };
+                self.model.layers.check(r)
+            },
+            quote! {
+                let r = self.solver.value_and_grad(&mut self.model, u0, theta, loss);
+                self.model.layers.check(r)
+            },
+        )
+    } else {
+        (
+            quote!(),
+            quote!(self.solver.solve(&mut self.model, u0, theta)),
+            quote! {
+                self.solver.forward(&mut self.model, u0, theta)?;
+                self.solver.backward(&mut self.model, dl_du)
+            },
+            quote!(self.solver.value_and_grad(&mut self.model, u0, theta, loss)),
+        )
+    };
     let ode_doc = format!(
         " The neural ODE `{}`: {n} states, {np} parameters, `{method}` over {} steps, {k} \
          output times, checkpointing `{}` (planned at compile time).",
@@ -325,7 +383,8 @@ pub fn module_items(
         impl Ode {
             /// Length of the flat state `u`.
             pub const STATE_LEN: usize = #n_lit;
-            /// Length of the flat parameters `θ`.
+            /// Length of the declared parameters (all of `θ` unless the model has opaque
+            /// layers, whose parameters follow: see [`Ode::param_len`]).
             pub const PARAM_LEN: usize = #np_lit;
             /// The states `(name, offset, length)` in the flat `u`, in declaration order.
             pub const STATES: &'static [(&'static str, usize, usize)] = &[#(#state_entries),*];
@@ -385,9 +444,10 @@ pub fn module_items(
                 )?)
             }
 
-            /// The model with its solver (all buffers allocated here, once).
-            pub fn new() -> #rt::Result<Self> {
-                let model = Model::new();
+            #new_doc
+            pub fn new(#new_args) -> #rt::Result<Self> {
+                let model = #make_model;
+                let param_len = #rt::model::Rhs::param_len(&model);
                 let stepper = #make_stepper;
                 let solver = #rt::Solver::new(
                     stepper,
@@ -399,9 +459,23 @@ pub fn module_items(
                 ::core::result::Result::Ok(Ode { model, solver })
             }
 
+            /// Length of the whole `θ`: the declared parameters ([`Ode::PARAM_LEN`]) and then
+            /// the opaque layers' parameters, if any.
+            pub fn param_len(&self) -> usize {
+                #rt::model::Rhs::param_len(&self.model)
+            }
+
+            /// The initial `θ`: [`Ode::THETA0`], then each opaque layer's own initial
+            /// parameters, if any.
+            pub fn theta0(&self) -> ::std::vec::Vec<f64> {
+                let mut theta = Self::THETA0.to_vec();
+                #theta0_layers
+                theta
+            }
+
             /// Solves from `u0` with parameters `theta`; the outputs, `K × STATE_LEN` row-major.
             pub fn forward(&mut self, u0: &[f64], theta: &[f64]) -> #rt::Result<&[f64]> {
-                self.solver.solve(&mut self.model, u0, theta)
+                #check_solve
             }
 
             /// The gradient `(dL/du0, dL/dθ)` of a loss whose derivative at the outputs is
@@ -412,8 +486,7 @@ pub fn module_items(
                 theta: &[f64],
                 dl_du: &[f64],
             ) -> #rt::Result<#rt::Gradient> {
-                self.solver.forward(&mut self.model, u0, theta)?;
-                self.solver.backward(&mut self.model, dl_du)
+                #check_gradient
             }
 
             /// Loss and gradient: `loss(outputs, dl_du)` returns `L` and writes `∂L/∂u(t_k)`.
@@ -426,7 +499,7 @@ pub fn module_items(
             where
                 L: FnOnce(&[f64], &mut [f64]) -> f64,
             {
-                self.solver.value_and_grad(&mut self.model, u0, theta, loss)
+                #check_value_and_grad
             }
 
             /// `iterations` optimizer steps on `theta` (from `u0`), returning the loss before

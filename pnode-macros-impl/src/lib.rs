@@ -54,6 +54,28 @@ fn diagnostic_text(d: &Diagnostic) -> String {
     text
 }
 
+/// Whether the tokens call `opaque(…)` anywhere (a model with opaque layers, for the fallback
+/// module after an error).
+fn mentions_opaque(tokens: &TokenStream) -> bool {
+    let mut prev_opaque = false;
+    for t in tokens.clone() {
+        match t {
+            proc_macro2::TokenTree::Group(g) => {
+                if prev_opaque && g.delimiter() == proc_macro2::Delimiter::Parenthesis {
+                    return true;
+                }
+                if mentions_opaque(&g.stream()) {
+                    return true;
+                }
+                prev_opaque = false;
+            }
+            proc_macro2::TokenTree::Ident(i) => prev_opaque = i == "opaque",
+            _ => prev_opaque = false,
+        }
+    }
+    false
+}
+
 fn combine(errors: impl IntoIterator<Item = syn::Error>) -> Option<syn::Error> {
     errors.into_iter().reduce(|mut a, b| {
         a.combine(b);
@@ -63,11 +85,28 @@ fn combine(errors: impl IntoIterator<Item = syn::Error>) -> Option<syn::Error> {
 
 /// The module `#vis mod #name` with the generated module's names, for after an error: uses of
 /// `name::Ode` and its methods still resolve, so the error is the only one.
+///
+/// With `opaque` (the model declares opaque layers), `Ode::new` takes the layers (of any type,
+/// so the call still type-checks).
 pub fn fallback_module(
     attrs: &[syn::Attribute],
     vis: &syn::Visibility,
     name: &syn::Ident,
+    opaque: bool,
 ) -> TokenStream {
+    let new = if opaque {
+        quote! {
+            pub fn new<L>(layers: L) -> ::core::result::Result<Self, ::std::string::String> {
+                ::core::result::Result::Err("the model failed to compile".into())
+            }
+        }
+    } else {
+        quote! {
+            pub fn new() -> ::core::result::Result<Self, ::std::string::String> {
+                ::core::result::Result::Err("the model failed to compile".into())
+            }
+        }
+    };
     quote! {
         #(#attrs)*
         #[allow(dead_code, unused_variables, clippy::all)]
@@ -99,8 +138,12 @@ pub fn fallback_module(
                 pub const METHOD: &'static str = "";
                 pub const SCHEDULE_NAME: &'static str = "";
                 pub const SCHEDULE_SUMMARY: &'static str = "";
-                pub fn new() -> ::core::result::Result<Self, ::std::string::String> {
-                    ::core::result::Result::Err("the model failed to compile".into())
+                #new
+                pub fn param_len(&self) -> usize {
+                    0
+                }
+                pub fn theta0(&self) -> ::std::vec::Vec<f64> {
+                    ::std::vec::Vec::new()
                 }
                 pub fn forward(&mut self, u0: &[f64], theta: &[f64])
                     -> ::core::result::Result<&[f64], ::std::string::String> {
@@ -130,9 +173,10 @@ pub fn neural_ode(attr: TokenStream, item: TokenStream, paths: &Paths) -> TokenS
     };
     let attrs = &module.attrs;
     let (vis, ident) = (&module.vis, &module.ident);
+    let opaque = mentions_opaque(&item);
     let fail = |e: syn::Error| {
         let mut out = e.to_compile_error();
-        out.extend(fallback_module(attrs, vis, ident));
+        out.extend(fallback_module(attrs, vis, ident, opaque));
         out
     };
     let tr = match syntax::translate(attr, item) {
@@ -233,11 +277,16 @@ pub fn model_file(input: TokenStream, manifest_dir: &Path, paths: &Paths) -> Tok
     let at_lit = |msg: String| syn::Error::new(lit.span(), msg);
     let lowered = pnode_ir::lower::compile_source(&source);
     let parsed_name = || pnode_grammar::parse(&source).model.name.name;
+    let opaque = pnode_grammar::parse(&source)
+        .model
+        .items
+        .iter()
+        .any(|i| matches!(i, pnode_grammar::ast::Item::Layer(l) if l.kind.name == "opaque"));
     let fail = |e: syn::Error, name: &str| {
         let mut out = e.to_compile_error();
         match syn::parse_str::<syn::Ident>(name) {
             Ok(id) => {
-                let m = fallback_module(&[], &syn::parse_quote!(pub), &id);
+                let m = fallback_module(&[], &syn::parse_quote!(pub), &id, opaque);
                 out.extend(quote!(#m const _: () = { #track };));
             }
             Err(_) => out.extend(track.clone()),

@@ -14,7 +14,7 @@ pub mod tableau;
 
 pub use error::{Error, Result};
 pub use model::{ClosureModel, Rhs, RhsJvp, RhsVjp};
-pub use opaque::OpaqueLayer;
+pub use opaque::{LayerSet, LayerSpec, OpaqueLayer};
 pub use tableau::Tableau;
 mod disk;
 pub mod erk;

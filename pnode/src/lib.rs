@@ -64,6 +64,42 @@
 //! `SCHEDULE_FORWARD`, `SCHEDULE_REVERSE`, `PREDICTED` (the cost model's [`runtime::Stats`] of
 //! one gradient) and `SCHEDULE_SUMMARY`.
 //!
+//! # Opaque layers: tch modules (and any other network) inside a model
+//!
+//! `layer! { net = opaque(2, 2) }` declares a layer computed outside pnode, from an input of
+//! shape `[2]` to an output of shape `[2]` (shapes are a size or a list `[1, 28, 28]`); the
+//! body calls it like any layer, `net(u.powi(3))`. pnode differentiates everything around it
+//! and asks the layer only for its value, its JVP and its VJP
+//! ([`runtime::opaque::OpaqueLayer`]). `Ode::new(layers)` then takes one boxed layer per
+//! declaration (in order; `Model::LAYERS` lists them), and `θ` is the declared parameters
+//! followed by each layer's own: `Ode::param_len()` and `Ode::theta0()` (the declared initial
+//! values, then the layers' current ones) give the whole of it, and `gradient`, `train` and the
+//! optimizers work on it unchanged. With the feature `torch`, `pnode::torch::TorchLayer` makes
+//! a tch module such a layer (its `φ`: the trainable `VarStore` variables sorted by name, f64):
+//!
+//! ```ignore
+//! use pnode::torch::{TorchLayer, tch::{nn, Device, Kind}};
+//! #[pnode::neural_ode(method = "rk4", steps = 100, t = (0.0, 1.0))]
+//! mod spiral {
+//!     state! { u[2] = [2.0, 0.0] }
+//!     layer! { net = opaque(2, 2) }
+//!     fn rhs(t: f64, u: [f64; 2]) -> [f64; 2] { net(u.powi(3)) }
+//! }
+//! let mut vs = nn::VarStore::new(Device::Cpu);
+//! vs.set_kind(Kind::Double);
+//! let mlp = nn::seq()
+//!     .add(nn::linear(vs.root() / "l0", 2, 50, Default::default()))
+//!     .add_fn(|x| x.tanh())
+//!     .add(nn::linear(vs.root() / "l1", 50, 2, Default::default()));
+//! let mut ode = spiral::Ode::new(vec![Box::new(TorchLayer::from_module(&vs, &[2], 2, mlp)?)])?;
+//! let theta = ode.theta0();
+//! let g = ode.gradient(&spiral::Ode::U0, &theta, &[1.0, 0.0])?;
+//! ```
+//!
+//! A layer that fails (a libtorch error, a panic in the module) makes its result NaN; the sweep
+//! stops there and returns [`runtime::Error::OpaqueLayer`] naming the layer, its cause, the step
+//! and the time. The interpreter, the JIT and `pnodec` cannot call such layers and say so.
+//!
 //! An implicit step's evaluations depend on how Newton converges, so for implicit methods
 //! `STEP_COST` holds only the stage vectors and `PREDICTED` is exact in the step counts and
 //! the peak slots/vectors/bytes, with zero evaluation and iteration counts (`Ode::stats`
@@ -86,6 +122,11 @@ pub use pnode_runtime as runtime;
 pub use pnode_ir::special;
 
 pub use pnode_macros::{model, neural_ode};
+
+/// The libtorch backend (feature `torch`): tensor solvers, ODE blocks inside tch autograd, and
+/// `TorchLayer`, which makes a tch module an `opaque` layer of a `#[neural_ode]` model.
+#[cfg(feature = "torch")]
+pub use pnode_torch as torch;
 
 // So that the generated `::pnode::…` paths resolve inside this crate's own doc tests.
 extern crate self as pnode;

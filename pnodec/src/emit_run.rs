@@ -52,7 +52,10 @@ pub fn explicit_tableau(method: &Method) -> Result<Option<Tableau>, String> {
 /// The generated Rust: the model (`Rhs`, `RhsJvp`, `RhsVjp`) and, for an explicit method (rk4
 /// without a `solve` block), its fused stepper `TYPEStepper`.
 pub fn rust_source(program: &Program) -> Result<String, String> {
-    let opts = Options::default();
+    let opts = Options {
+        opaque_layers: program.opaque_layer_lengths(),
+        ..Options::default()
+    };
     let ty = type_name(&program.name);
     let model = generate_model(&ty, &program.rhs, &opts).map_err(|e| e.to_string())?;
     let mut text = format!(

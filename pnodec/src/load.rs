@@ -90,6 +90,14 @@ impl Model {
         program: &Program,
         backend: Backend,
     ) -> Result<(Model, f64, Option<String>), Error> {
+        if let Some(l) = program.opaque_layers.first() {
+            return Err(Error::Jit(format!(
+                "model `{}` declares the opaque layer `{}` (computed outside pnode), which no \
+                 pnodec backend can call: use the model from Rust with `pnode::model!` and give \
+                 the layer there (for a tch module, `pnode::torch::TorchLayer`)",
+                program.name, l.name
+            )));
+        }
         let start = Instant::now();
         let mut note = None;
         let model = match backend {

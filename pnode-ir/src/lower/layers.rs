@@ -9,6 +9,7 @@
 //! | `mlp([n0, …, nk])` | `L.0.weight [n1, n0]`, `L.0.bias [n1]`, …, `L.{k-1}.bias [nk]` |
 //! | `conv2d(in, out, kernel = k)` | `L.weight [out, in, k, k]`, `L.bias [out]` |
 //! | `groupnorm(groups = g, channels = c)` | `L.weight [c]` (ones), `L.bias [c]` (zeros) |
+//! | `opaque(in, out)` | none declared: the layer brings its own, after all declared ones |
 
 use super::codes;
 use super::exprs::{Cx, check_kwargs, error_at};
@@ -41,6 +42,15 @@ pub(super) enum LayerDef {
         groups: usize,
         channels: usize,
         eps: f64,
+    },
+    /// A layer computed outside pnode (a libtorch module, say): `y = g(x; φ)` with `x` of
+    /// shape `input`, `y` of shape `output`; its parameters are supplied with the layer, not
+    /// declared here.
+    Opaque {
+        input: Shape,
+        output: Shape,
+        /// Its index among the model's opaque layers (declaration order).
+        index: usize,
     },
 }
 
@@ -102,6 +112,7 @@ impl LayerDef {
                 ("weight".into(), Shape::new(&[*channels]), Initializer::Ones),
                 ("bias".into(), Shape::new(&[*channels]), Initializer::Zeros),
             ],
+            LayerDef::Opaque { .. } => Vec::new(),
         }
     }
 
@@ -126,6 +137,7 @@ impl LayerDef {
             LayerDef::GroupNorm {
                 groups, channels, ..
             } => format!("groupnorm(groups = {groups}, channels = {channels})"),
+            LayerDef::Opaque { input, output, .. } => format!("opaque({input}, {output})"),
         }
     }
 }
@@ -300,6 +312,20 @@ pub(super) fn define(cx: &mut Cx, l: &Layer) -> Lr<LayerDef> {
                 eps,
             }
         }
+        "opaque" => {
+            let usage = "`opaque(in, out)`, each a size `n` or a shape `[d0, d1, …]`";
+            check_kwargs(cx.diags, &l.kind, &l.args, &[])?;
+            let pos = want_positional(cx, l, 2, usage)?;
+            let (i, o) = (
+                opaque_shape(cx, pos[0], "`in`"),
+                opaque_shape(cx, pos[1], "`out`"),
+            );
+            LayerDef::Opaque {
+                input: i?,
+                output: o?,
+                index: 0,
+            }
+        }
         // The parser reports unknown kinds (P011); `lower` on an unchecked tree reports too.
         _ => {
             return Err(cx.report(error_at(
@@ -319,6 +345,47 @@ pub(super) fn define(cx: &mut Cx, l: &Layer) -> Lr<LayerDef> {
         )));
     }
     Ok(def)
+}
+
+/// The input or output shape of an opaque layer: a size `n` (shape `[n]`) or a list of sizes.
+fn opaque_shape(cx: &mut Cx, e: &Expr, what: &str) -> Lr<Shape> {
+    let dims = match &e.kind {
+        ExprKind::Array(items) if !items.is_empty() => {
+            let mut dims = Vec::with_capacity(items.len());
+            let mut failed = false;
+            for item in items {
+                match count(cx, item, "a dimension", false) {
+                    Ok(n) => dims.push(n),
+                    Err(_) => failed = true,
+                }
+            }
+            if failed {
+                return Err(Reported);
+            }
+            dims
+        }
+        ExprKind::Array(_) => {
+            return Err(cx.report(error_at(
+                codes::LAYER_DEFINITION,
+                format!("{what} of an opaque layer needs at least one dimension"),
+                e.span,
+                "empty shape",
+            )));
+        }
+        _ => vec![count(cx, e, what, false)?],
+    };
+    let shape = Shape(dims);
+    if shape.checked_len().is_none_or(|n| n > MAX_VALUE_ELEMENTS)
+        || shape.rank() > crate::shape::MAX_RANK
+    {
+        return Err(cx.report(error_at(
+            codes::TOO_LARGE,
+            format!("{what} shape {shape} is too large"),
+            e.span,
+            format!("more than {MAX_VALUE_ELEMENTS} elements or rank above the limit"),
+        )));
+    }
+    Ok(shape)
 }
 
 fn mlp_sizes(cx: &mut Cx, e: &Expr) -> Lr<Vec<usize>> {
@@ -487,6 +554,21 @@ impl Cx<'_, '_> {
                 let bias = self.b.param(off + channels, [*channels]);
                 let bias = self.built(bias, span)?;
                 let r = self.b.group_norm(x, *groups, *eps, Some(g), Some(bias));
+                self.built(r, span)
+            }
+            LayerDef::Opaque {
+                input,
+                output,
+                index,
+            } => {
+                if shape != *input {
+                    return Err(wrong(self, format!("an input of shape {input}")));
+                }
+                let op = crate::graph::Op::Opaque {
+                    layer: *index,
+                    output: output.clone(),
+                };
+                let r = self.b.op(op, &[x]);
                 self.built(r, span)
             }
         }

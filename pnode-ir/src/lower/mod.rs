@@ -192,6 +192,23 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
         };
         scope.layers[i].def = layers::define(&mut cx, layer).ok();
     }
+    // Opaque layers are numbered in declaration order (the `layer` of their IR nodes).
+    let mut opaque_layers = Vec::new();
+    for info in &mut scope.layers {
+        if let Some(layers::LayerDef::Opaque {
+            input,
+            output,
+            index,
+        }) = &mut info.def
+        {
+            *index = opaque_layers.len();
+            opaque_layers.push(OpaqueLayerDecl {
+                name: info.layer.name.name.clone(),
+                input: input.clone(),
+                output: output.clone(),
+            });
+        }
+    }
 
     let (states, params) = layout(model, &mut scope, &state_inits, &param_inits, diags);
     let u_len = states.last().map_or(0, |s| s.offset + s.shape.len());
@@ -262,6 +279,7 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
         rhs: rhs?,
         states,
         params,
+        opaque_layers,
         solve: transpose(solve)?,
         loss: transpose(loss)?,
         train: transpose(train)?,

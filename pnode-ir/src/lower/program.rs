@@ -19,6 +19,10 @@ pub struct Program {
     /// The learnable parameters: slices of the flat `θ` (`param` items and layer weights, in
     /// declaration order).
     pub params: Vec<ParamVar>,
+    /// The opaque layers (`layer net = opaque(in, out)`), by index: layers computed outside
+    /// pnode whose parameters come with them and follow the declared ones in `θ`. Only
+    /// `#[neural_ode]`-generated code can call them.
+    pub opaque_layers: Vec<OpaqueLayerDecl>,
     /// The `solve { }` block, if any (without one, the driver supplies defaults).
     pub solve: Option<SolveSpec>,
     /// The loss, if any.
@@ -33,10 +37,31 @@ impl Program {
         self.rhs.layout().state
     }
 
-    /// Length of the flat parameter vector `θ`.
+    /// Length of the flat parameter vector `θ` (the declared parameters; opaque layers bring
+    /// theirs at run time).
     pub fn param_len(&self) -> usize {
         self.rhs.layout().param
     }
+
+    /// `(name, input length, output length)` of every opaque layer, by index (what
+    /// `pnode_codegen::Options::opaque_layers` takes).
+    pub fn opaque_layer_lengths(&self) -> Vec<(String, usize, usize)> {
+        self.opaque_layers
+            .iter()
+            .map(|l| (l.name.clone(), l.input.len(), l.output.len()))
+            .collect()
+    }
+}
+
+/// One opaque layer: `y = g(x; φ)` with `x` of shape `input` and `y` of shape `output`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpaqueLayerDecl {
+    /// The layer's name.
+    pub name: String,
+    /// Shape of its input.
+    pub input: Shape,
+    /// Shape of its output.
+    pub output: Shape,
 }
 
 /// One `state` item: a row-major slice `u[offset .. offset + shape.len()]`.

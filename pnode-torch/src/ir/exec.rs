@@ -102,6 +102,13 @@ impl IrExecutor {
                     "IR node %{k} reads %{bad}, which does not precede it"
                 )));
             }
+            if let Some(layer) = n.op.opaque_layer() {
+                return Err(Error::Usage(format!(
+                    "IR node %{k} calls opaque layer {layer} ({}), which only \
+                     #[neural_ode]-generated code can run",
+                    n.op.name()
+                )));
+            }
             consts.push(match &n.op {
                 Op::Const(c) => Some(
                     Tensor::f_from_slice(c.data())?
@@ -320,6 +327,13 @@ fn apply(op: &Op, a: &[&Tensor], shape: &[i64], device: Device) -> Result<Tensor
             unbatched(y, shape)?
         }
         Op::GroupNormBackward { groups, eps } => group_norm_jvp(x, a[1], *groups, eps.0, shape)?,
+        // Refused by `IrExecutor::new`.
+        Op::Opaque { .. } | Op::OpaqueJvp { .. } | Op::OpaqueVjp { .. } => {
+            return Err(Error::Usage(format!(
+                "{}: opaque layers run only in #[neural_ode]-generated code",
+                op.name()
+            )));
+        }
     })
 }
 
