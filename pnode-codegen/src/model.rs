@@ -206,6 +206,11 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
             },
         )
     };
+    let param_doc = if opaque.is_empty() {
+        " Length of the parameters `θ`."
+    } else {
+        " Length of the declared parameters (the start of `θ`; the opaque layers' follow)."
+    };
     let default_impl = if opaque.is_empty() {
         quote! {
             impl ::core::default::Default for #ty {
@@ -226,7 +231,7 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
         impl #ty {
             /// Length of the state `u`.
             pub const STATE_LEN: usize = #nl;
-            /// Length of the declared parameters (the start of `θ`).
+            #[doc = #param_doc]
             pub const PARAM_LEN: usize = #npl;
 
             #ctor_items

@@ -57,6 +57,42 @@ fn tensor_source() {
 }
 
 #[test]
+fn opaque_layer_source() {
+    // `du/dt = g(u³) − k u` with `g` an opaque layer [2] → [2]: the generated methods call the
+    // model's `LayerSet` (value, JVP, VJP accumulating into θ's tail).
+    let mut b = Builder::new(Layout::new(2, 1));
+    let u = b.state(0, [2]).unwrap();
+    let k = b.param(0, []).unwrap();
+    let u3 = b.powi(u, 3).unwrap();
+    let op = pnode_ir::Op::Opaque {
+        layer: 0,
+        output: pnode_ir::Shape::new(&[2]),
+    };
+    let g = b.op(op, &[u3]).unwrap();
+    let ku = b.mul(k, u).unwrap();
+    let f = b.sub(g, ku).unwrap();
+    let f = b.finish_rhs(&[f]).unwrap();
+    let opts = Options {
+        opaque_layers: vec![("net".into(), 2, 2)],
+        ..Options::default()
+    };
+    let src = source("WithLayer", &f, &opts);
+    assert!(src.contains("self.layers.forward(0,"), "{src}");
+    assert!(src.contains("self.layers.jvp(0,"), "{src}");
+    assert!(src.contains("self.layers.vjp(0,"), "{src}");
+    insta::assert_snapshot!(src);
+    // A call of an undeclared layer, or of a declared one at the wrong size, is refused.
+    let e = generate_model("M", &f, &Options::default()).unwrap_err();
+    assert!(e.to_string().contains("opaque layer 0, but 0 are declared"), "{e}");
+    let wrong = Options {
+        opaque_layers: vec![("net".into(), 3, 2)],
+        ..Options::default()
+    };
+    let e = generate_model("M", &f, &wrong).unwrap_err();
+    assert!(e.to_string().contains("declared 3 → 2, called 2 → 2"), "{e}");
+}
+
+#[test]
 fn rk4_source() {
     let rk4 = ErkCoefficients {
         name: "rk4".into(),
