@@ -219,7 +219,9 @@ pub(crate) fn jvp_forward<E>(
     let _scope = ForwardAdScope;
     // A panic in another thread's `f` poisons the lock but leaves no level open (the level is
     // released before the guard drops), so the poison carries no broken state.
-    let _serial = FORWARD_AD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = FORWARD_AD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut level = 0i64;
     // SAFETY: writes one integer.
     check(unsafe { pnode_enter_dual_level(&mut level) })?;
