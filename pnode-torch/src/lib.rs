@@ -10,6 +10,7 @@
 //! TensorSolver                                   ERK forward / adjoint over a Schedule
 //! OdeBlock ── csrc/shim.cpp PnodeOdeBackward    the solver as a node of tch's autograd graph
 //! TorchIrModel ── IrExecutor                     a lowered .pode model (pnode-ir) on libtorch
+//! TorchLayer                                     a tch module as an OpaqueLayer (`#[neural_ode]`)
 //! ```
 
 #[cfg(feature = "torch")]
@@ -31,6 +32,8 @@ pub mod mlp;
 #[cfg(feature = "torch")]
 pub mod model;
 #[cfg(feature = "torch")]
+pub mod opaque;
+#[cfg(feature = "torch")]
 pub mod solver;
 
 #[cfg(feature = "torch")]
@@ -45,6 +48,8 @@ pub use ir::{IrExecutor, TorchIrModel};
 pub use mlp::{Activation, MlpRhs};
 #[cfg(feature = "torch")]
 pub use model::{ModuleRhs, TensorRhs};
+#[cfg(feature = "torch")]
+pub use opaque::TorchLayer;
 #[cfg(feature = "torch")]
 pub use solver::{TensorGradient, TensorSolver};
 #[cfg(feature = "torch")]
