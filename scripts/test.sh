@@ -27,7 +27,8 @@ pnodec_torch=(-p pnodec --features pnodec/torch --locked)
 cargo clippy --all-targets "${pnodec_torch[@]}" -- -D warnings
 cargo test "${pnodec_torch[@]}" --test torch
 # The facade with libtorch (`pnode::torch`, tch modules as the opaque layers of #[neural_ode]
-# models): lints, and only its torch test.
-pnode_torch=(-p pnode --features pnode/torch --locked)
-cargo clippy --all-targets "${pnode_torch[@]}" -- -D warnings
-cargo test "${pnode_torch[@]}" --test torch_layer
+# models) and the example that trains one: lints, the facade's torch test, the example's tests.
+cargo clippy --all-targets -p pnode -p neural-ode-macro \
+    --features pnode/torch,neural-ode-macro/torch --locked -- -D warnings
+cargo test -p pnode --features pnode/torch --locked --test torch_layer
+cargo test -p neural-ode-macro --features neural-ode-macro/torch --locked --lib

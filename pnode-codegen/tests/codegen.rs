@@ -83,13 +83,19 @@ fn opaque_layer_source() {
     insta::assert_snapshot!(src);
     // A call of an undeclared layer, or of a declared one at the wrong size, is refused.
     let e = generate_model("M", &f, &Options::default()).unwrap_err();
-    assert!(e.to_string().contains("opaque layer 0, but 0 are declared"), "{e}");
+    assert!(
+        e.to_string().contains("opaque layer 0, but 0 are declared"),
+        "{e}"
+    );
     let wrong = Options {
         opaque_layers: vec![("net".into(), 3, 2)],
         ..Options::default()
     };
     let e = generate_model("M", &f, &wrong).unwrap_err();
-    assert!(e.to_string().contains("declared 3 → 2, called 2 → 2"), "{e}");
+    assert!(
+        e.to_string().contains("declared 3 → 2, called 2 → 2"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -316,12 +316,14 @@ pub fn module_items(
     };
     // With opaque layers every sweep ends by asking them whether one failed: the error then
     // names the layer and its cause, not only the NaN it left behind.
-    let (theta0_layers, check_solve, check_gradient, check_value_and_grad) = if opaque {
+    let (theta0_body, check_solve, check_gradient, check_value_and_grad) = if opaque {
         (
             quote! {
+                let mut theta = Self::THETA0.to_vec();
                 let at = theta.len();
                 theta.resize(at + self.model.layers.param_len(), 0.0);
                 self.model.layers.params(&mut theta[at..]);
+                theta
             },
             quote! {
                 let r = self.solver.solve(&mut self.model, u0, theta).map(|_| ());
@@ -345,7 +347,7 @@ pub fn module_items(
         )
     } else {
         (
-            quote!(),
+            quote!(Self::THETA0.to_vec()),
             quote!(self.solver.solve(&mut self.model, u0, theta)),
             quote! {
                 self.solver.forward(&mut self.model, u0, theta)?;
@@ -468,9 +470,7 @@ pub fn module_items(
             /// The initial `θ`: [`Ode::THETA0`], then each opaque layer's own initial
             /// parameters, if any.
             pub fn theta0(&self) -> ::std::vec::Vec<f64> {
-                let mut theta = Self::THETA0.to_vec();
-                #theta0_layers
-                theta
+                #theta0_body
             }
 
             /// Solves from `u0` with parameters `theta`; the outputs, `K × STATE_LEN` row-major.

@@ -15,8 +15,9 @@
 //! Every problem is a `compile_error!` at the tokens it concerns (for `model!`, at the string
 //! literal, naming `file:line:col` in the `.pode` file), followed by a fallback module with the
 //! generated module's names, so that one mistake gives one error and not a cascade of
-//! unresolved names. Lowering warnings are not reported (stable Rust has no warnings from
-//! procedural macros); `pnodec check` shows them.
+//! unresolved names. Lowering warnings (an unused parameter, say) become compiler warnings at
+//! their tokens, through the one mechanism stable Rust offers procedural macros: the use of a
+//! `#[deprecated]` item whose note is the warning.
 
 pub mod generate;
 pub mod plan;
@@ -52,6 +53,25 @@ fn diagnostic_text(d: &Diagnostic) -> String {
         text += &format!("\n  = note: {n}");
     }
     text
+}
+
+/// The lowering's warnings `(tokens, text)` as compiler warnings at those tokens. Stable Rust
+/// has no warning API for procedural macros; the use of a `#[deprecated]` item is the one way
+/// to make rustc warn at chosen tokens, so each warning is a deprecated constant used once,
+/// its note the warning's text (`#[allow(deprecated)]` on the module silences them).
+fn warnings(items: impl IntoIterator<Item = (Span, String)>) -> TokenStream {
+    let mut out = TokenStream::new();
+    for (k, (span, text)) in items.into_iter().enumerate() {
+        let name = syn::Ident::new(&format!("pnode_warning_{k}"), span);
+        let note = format!("pnode: {text}");
+        out.extend(quote::quote_spanned! {span=>
+            #[deprecated(note = #note)]
+            #[allow(non_upper_case_globals, dead_code)]
+            const #name: () = ();
+            const _: () = #name;
+        });
+    }
+    out
 }
 
 /// Whether the tokens call `opaque(…)` anywhere (a model with opaque layers, for the fallback
@@ -212,10 +232,21 @@ pub fn neural_ode(attr: TokenStream, item: TokenStream, paths: &Paths) -> TokenS
             return fail(err);
         }
     };
+    let warned = warnings(
+        lowered
+            .diagnostics
+            .iter()
+            .filter(|d| !d.is_error())
+            .map(|d| {
+                let span = d.primary_span().unwrap_or(tr.model.name.span);
+                (tr.spans.tokens(span).0, diagnostic_text(d))
+            }),
+    );
     match generate::module_items(&program, &plan, paths) {
         Ok(items) => quote! {
             #(#attrs)*
             #vis mod #ident {
+                #warned
                 #items
             }
         },
@@ -343,11 +374,27 @@ pub fn model_file(input: TokenStream, manifest_dir: &Path, paths: &Paths) -> Tok
         " The model `{}` of `{rel}`, compiled at build time.",
         program.name
     );
+    let warned = warnings(
+        lowered
+            .diagnostics
+            .iter()
+            .filter(|d| !d.is_error())
+            .map(|d| {
+                let (line, col) = d
+                    .primary_span()
+                    .map_or((1, 1), |s| pnode_grammar::line_col(&source, s.start));
+                (
+                    lit.span(),
+                    format!("{shown}:{line}:{col}: {}", diagnostic_text(d)),
+                )
+            }),
+    );
     match generate::module_items(&program, &plan, paths) {
         Ok(items) => quote! {
             #[doc = #doc]
             pub mod #ident {
                 #track
+                #warned
                 #items
             }
         },

@@ -232,3 +232,29 @@ fn snapshot_of_a_small_model() {
     let file: syn::File = syn::parse2(out).expect("the expansion parses");
     insta::assert_snapshot!(prettyplease::unparse(&file));
 }
+
+#[test]
+fn lowering_warnings_become_deprecation_warnings_at_their_tokens() {
+    let out = expand(
+        quote!(method = "rk4", steps = 10),
+        quote! {
+            state! { x = 1.0 }
+            param! { k = 0.5, spare = 2.0 }
+            fn rhs(t: f64, x: f64) -> f64 { -k * x }
+        },
+    );
+    assert!(errors(&out).is_empty(), "{out}");
+    let text = out.to_string();
+    assert_eq!(text.matches("deprecated").count(), 1, "{text}");
+    assert!(text.contains("pnode: unused parameter `spare`"), "{text}");
+    // A model without warnings has none.
+    let out = expand(
+        quote!(method = "rk4", steps = 10),
+        quote! {
+            state! { x = 1.0 }
+            param! { k = 0.5 }
+            fn rhs(t: f64, x: f64) -> f64 { -k * x }
+        },
+    );
+    assert!(!out.to_string().contains("deprecated"), "{out}");
+}

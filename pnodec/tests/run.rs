@@ -664,3 +664,31 @@ fn solve_with_trained_parameters() {
         text(&r.stderr)
     );
 }
+
+#[test]
+fn models_with_opaque_layers_are_refused_by_every_backend_but_emit_as_rust() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ext.pode");
+    std::fs::write(
+        &file,
+        "model ext\nstate u[2] = [1, 0]\nlayer net = opaque(2, 2)\nd(u)/dt = net(u)\n\
+         solve { method = rk4, t = 0 .. 1, steps = 10 }\n",
+    )
+    .unwrap();
+    let out = pnodec(&["check", s(&file)]);
+    assert_exit(&out, 0);
+    for backend in ["auto", "jit", "interp"] {
+        let out = pnodec(&["solve", s(&file), "--backend", backend]);
+        assert_exit(&out, 1);
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("declares the opaque layer `net`") && err.contains("pnode::model!"),
+            "{backend}: {err}"
+        );
+    }
+    let out = pnodec(&["emit", "--rust", s(&file)]);
+    assert_exit(&out, 0);
+    let src = text(&out.stdout);
+    assert!(src.contains("self.layers.forward(0,"), "{src}");
+    assert!(src.contains("pub const LAYERS"), "{src}");
+}

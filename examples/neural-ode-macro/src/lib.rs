@@ -5,6 +5,9 @@
 
 use pnode::runtime::optim::{Adam, AdamConfig};
 
+#[cfg(feature = "torch")]
+pub mod tch_spiral;
+
 /// Lotka–Volterra predator–prey with its four rates as parameters.
 #[pnode::neural_ode(
     method = "rk4",
