@@ -42,8 +42,9 @@
 /// Generated code checks every length before it calls, so implementations may assume the
 /// slices have the lengths they report. A method that fails returns the cause; the model then
 /// makes its result NaN, the solver stops at that step, and the error it returns names the
-/// layer and carries the cause.
-pub trait OpaqueLayer {
+/// layer and carries the cause. Layers are `Send`, so a model holding them can move to
+/// another thread.
+pub trait OpaqueLayer: Send {
     /// `n`, the length of the input `x`.
     fn input_len(&self) -> usize;
     /// `m`, the length of the output `y`.

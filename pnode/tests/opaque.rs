@@ -359,6 +359,26 @@ fn opaque_gradients_match_finite_differences() {
 }
 
 #[test]
+fn a_model_with_opaque_layers_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<opaque_explicit::Ode>();
+    let mut o = opaque_explicit::Ode::new(layers()).unwrap();
+    let theta = o.theta0();
+    let here = o
+        .forward(&opaque_explicit::Ode::U0, &theta)
+        .unwrap()
+        .to_vec();
+    let there = std::thread::spawn(move || {
+        o.forward(&opaque_explicit::Ode::U0, &theta)
+            .unwrap()
+            .to_vec()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(here, there);
+}
+
+#[test]
 fn theta0_is_the_declared_parameters_then_the_layers_own() {
     let o = opaque_explicit::Ode::new(layers()).unwrap();
     let theta = o.theta0();
