@@ -5,22 +5,28 @@
 //! the monitored residual is the true one: it minimises `‖b − A M⁻¹ z‖₂` over the Krylov space
 //! and returns `x = M⁻¹ z`. It stops when `‖b − A x‖₂ ≤ rtol ‖b‖₂ + atol`, or when the true
 //! residual has stalled at its round-off floor below `1e-12 ‖b‖₂` ([`Gmres::solve`]).
-//!
-//! # Accuracy of gradients
-//! An adjoint step solves `(I − γh f_u)ᵀ w = r`; a relative residual `η` leaves an error of up
-//! to `κ η` in `w` (`κ` the condition number of the stage matrix), which the reverse sweep
-//! carries into the gradient. The default `rtol = 1e-14` (with the floor rule for when rounding
-//! prevents it) gives gradients that agree with dense LU to round-off: on an 80-state stiff
-//! reaction–diffusion model (ESDIRK3, `κ ≈ 300`), 2e-14 relative in `θ`, against 3e-12 with
-//! the former default `1e-12`, for about 25% more Krylov iterations.
 
 /// Settings of the Krylov solver.
+///
+/// A solve stops, converged, when `‖b − A x‖₂ ≤ rtol ‖b‖₂ + atol`, or when a restart cycle no
+/// longer lowers a true residual already below `1e-12 ‖b‖₂` (the round-off floor, where the
+/// tolerance is met as far as floating point allows); unconverged after `max_iters` iterations
+/// or when a cycle stalls above that.
+///
+/// # Accuracy of gradients
+/// An adjoint step solves `(I − γh f_u)ᵀ w = r`; a relative residual `η` leaves an error of up
+/// to `κ η` in `w` (`κ` the condition number of the stage matrix), which the reverse sweep
+/// carries into the gradient. The default `rtol = 1e-14` (with GMRES stopping at the
+/// round-off floor when rounding prevents it) gives gradients that agree with dense LU to
+/// round-off: on an 80-state stiff reaction–diffusion model (ESDIRK3, `κ ≈ 300`), 2e-14
+/// relative in `θ`, against 3e-12 with the former default `1e-12`, for about 25% more Krylov
+/// iterations. A looser `rtol` trades gradient accuracy for iterations in proportion.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GmresConfig {
     /// Krylov vectors before a restart.
     pub restart: usize,
-    /// Relative tolerance on the residual norm (default `1e-14`; see the [module
-    /// docs](self#accuracy-of-gradients) for what a looser one costs in a gradient).
+    /// Relative tolerance on the residual norm (default `1e-14`; see [`GmresConfig`] for what
+    /// a looser one costs in a gradient).
     pub rtol: f64,
     /// Absolute tolerance on the residual norm.
     pub atol: f64,

@@ -86,7 +86,7 @@ pub enum LineSearch {
 /// accuracy is the gradient's: a GMRES relative residual `η` costs up to `κ η` relative error
 /// per adjoint step (`κ` the condition number of `I − γh f_u`). The default's `1e-14` (or the
 /// round-off floor when rounding stops GMRES above it) matches dense LU to round-off; the
-/// former `1e-12` left about `1e-11` relative error on stiff 80-state models, and a looser
+/// former `1e-12` left about `3e-12` relative error on a stiff 80-state model, and a looser
 /// [`GmresConfig::rtol`] trades gradient accuracy for Krylov iterations in the same way.
 /// A failed transposed solve is [`crate::Error::AdjointSolveFailed`].
 #[derive(Debug, Clone, Copy, PartialEq)]
