@@ -10,8 +10,8 @@
 ///
 /// A solve stops, converged, when `‖b − A x‖₂ ≤ rtol ‖b‖₂ + atol`, or when a restart cycle no
 /// longer lowers a true residual already below `1e-12 ‖b‖₂` (the round-off floor, where the
-/// tolerance is met as far as floating point allows); unconverged after `max_iters` iterations
-/// or when a cycle stalls above that.
+/// tolerance is met as far as floating point allows) or the iterations run out there;
+/// unconverged after `max_iters` iterations or when a cycle stalls above that.
 ///
 /// # Accuracy of gradients
 /// An adjoint step solves `(I − γh f_u)ᵀ w = r`; a relative residual `η` leaves an error of up
@@ -115,13 +115,14 @@ impl Gmres {
     ///
     /// The true residual `β = ‖b − A x‖₂` is recomputed at every restart. The solve has
     /// converged when `β ≤ rtol ‖b‖₂ + atol`, or when it has reached the attainable accuracy: a
-    /// restart cycle lowered `β` by less than half while `β ≤ 1e-12 ‖b‖₂` ([`STALL_RTOL`]).
-    /// Rounding in `b − A x` and in the Arnoldi recurrence sets a floor on the true residual —
-    /// for the stage matrices `I − γh f_u`, about `1e-16` to `1e-14 ‖b‖₂` — that no further
-    /// cycle lowers; a tolerance below it is met as far as floating point allows instead of
-    /// spinning until the cap. It stops unconverged at `max_iters`, or when a cycle left `β`
-    /// no lower above that level (GMRES(m) has stagnated: in exact arithmetic the next cycle
-    /// would repeat it).
+    /// restart cycle lowered `β` by less than half, or the iterations ran out, while
+    /// `β ≤ 1e-12 ‖b‖₂` ([`STALL_RTOL`], the former default tolerance, so the solve is never
+    /// less accurate than that default, nor fails where it succeeded). Rounding in `b − A x`
+    /// and in the Arnoldi recurrence sets a floor on the true residual — for the stage
+    /// matrices `I − γh f_u`, about `1e-16` to `1e-14 ‖b‖₂` — that no further cycle lowers; a
+    /// tolerance below it is met as far as floating point allows instead of spinning until the
+    /// cap. It stops unconverged at `max_iters`, or when a cycle left `β` no lower above that
+    /// level (GMRES(m) has stagnated: in exact arithmetic the next cycle would repeat it).
     pub fn solve(
         &mut self,
         b: &[f64],
@@ -144,10 +145,14 @@ impl Gmres {
                 self.r[i] = b[i] - self.w[i];
             }
             let beta = norm(&self.r);
-            let at_floor = beta > 0.5 * previous && beta <= STALL_RTOL * b_norm;
+            // Below the former default tolerance, a stalled cycle or the iteration cap ends the
+            // solve as converged: never less accurate than that default, never a failure where
+            // it succeeded.
+            let capped = iterations >= self.config.max_iters;
+            let at_floor = (beta > 0.5 * previous || capped) && beta <= STALL_RTOL * b_norm;
             let converged = beta <= target || at_floor;
             let stagnated = !converged && beta >= previous;
-            if converged || stagnated || !beta.is_finite() || iterations >= self.config.max_iters {
+            if converged || stagnated || !beta.is_finite() || capped {
                 return GmresResult {
                     iterations,
                     residual: beta,
@@ -278,5 +283,51 @@ mod tests {
         });
         assert!(r2.converged && r2.iterations <= result.iterations);
         assert!(x.iter().zip(&x2).all(|(a, b)| (a - b).abs() <= 1e-11));
+    }
+
+    #[test]
+    fn an_unattainable_tolerance_ends_at_the_round_off_floor_and_a_stall_stops_early() {
+        // tridiag(−1, 4, −2) again, with rtol far below what rounding allows: converged at the
+        // floor (β ≤ 1e-12 ‖b‖), long before the iteration cap.
+        let n = 40;
+        let mut apply = |v: &[f64], out: &mut [f64]| {
+            for i in 0..n {
+                let left = if i > 0 { v[i - 1] } else { 0.0 };
+                let right = if i + 1 < n { v[i + 1] } else { 0.0 };
+                out[i] = 4.0 * v[i] - left - 2.0 * right;
+            }
+        };
+        let config = GmresConfig {
+            restart: 10,
+            rtol: 1e-30,
+            atol: 0.0,
+            max_iters: 1000,
+        };
+        let b = vec![1.0; n];
+        let mut x = vec![0.0; n];
+        let r =
+            Gmres::new(config, n).solve(&b, &mut x, &mut apply, &mut |r, z| z.copy_from_slice(r));
+        let b_norm = (n as f64).sqrt();
+        assert!(r.converged && !r.stagnated, "{r:?}");
+        assert!(r.residual <= STALL_RTOL * b_norm, "{r:?}");
+        assert!(r.iterations < 200, "{r:?}");
+        // GMRES(1) on a rotation makes no progress at all (⟨A b, b⟩ = 0): it stops after one
+        // cycle, unconverged, instead of spinning to the cap.
+        let mut rotate = |v: &[f64], out: &mut [f64]| {
+            out[0] = v[1];
+            out[1] = -v[0];
+        };
+        let config = GmresConfig {
+            restart: 1,
+            ..GmresConfig::default()
+        };
+        let mut x = vec![0.0; 2];
+        let r = Gmres::new(config, 2).solve(&[1.0, 0.0], &mut x, &mut rotate, &mut |r, z| {
+            z.copy_from_slice(r)
+        });
+        assert!(!r.converged && r.stagnated, "{r:?}");
+        assert_eq!(r.iterations, 1);
+        assert_eq!(r.residual, 1.0);
+        assert!(r.why().contains("stagnated"));
     }
 }
