@@ -59,6 +59,8 @@ pub enum Entry {
     Value(Value),
     /// An object keeping its key order.
     Object(Object),
+    /// An array of entries (of ordered objects, say).
+    Array(Vec<Entry>),
 }
 
 impl Object {
@@ -98,6 +100,12 @@ impl From<Object> for Entry {
     }
 }
 
+impl From<Vec<Object>> for Entry {
+    fn from(v: Vec<Object>) -> Self {
+        Entry::Array(v.into_iter().map(Entry::Object).collect())
+    }
+}
+
 impl Serialize for Object {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
@@ -113,6 +121,7 @@ impl Serialize for Entry {
         match self {
             Entry::Value(v) => v.serialize(serializer),
             Entry::Object(o) => o.serialize(serializer),
+            Entry::Array(a) => a.serialize(serializer),
         }
     }
 }

@@ -930,6 +930,18 @@ fn bench_takes_a_backend_and_prints_json() {
     .map(|k| json.find(k).unwrap())
     .collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+    let row = &json[json.find("\"timings\"").unwrap()..];
+    let at: Vec<usize> = [
+        "\"backend\"",
+        "\"stepper\"",
+        "\"compile_ms\"",
+        "\"forward_ms\"",
+        "\"gradient_ms\"",
+    ]
+    .iter()
+    .map(|k| row.find(k).unwrap())
+    .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
 
     let r = bench(&["--json", "--backend", "jit"]);
     assert_exit(&r, 0);
