@@ -380,7 +380,10 @@ impl Newton {
                     iterations: 0,
                     residual: f64::NAN,
                     target: f64::NAN,
-                    reason,
+                    // The message names the solver itself.
+                    reason: reason
+                        .strip_prefix("PETSc: ")
+                        .map_or_else(|| reason.clone(), str::to_string),
                 },
             );
         }
