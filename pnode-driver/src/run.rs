@@ -266,6 +266,12 @@ impl<E> Run<E> {
         dispatch!(&self.solver, s => s.stats())
     }
 
+    /// The states at the output times of the last forward sweep (of [`Run::solve`],
+    /// [`Run::loss`] or [`Run::loss_and_grad`]), `K × n` row-major: row `k` is `u(t_k)`.
+    pub fn outputs(&self) -> &[f64] {
+        dispatch!(&self.solver, s => s.outputs())
+    }
+
     /// Solve forward from the setup's `u0` with parameters `theta`.
     pub fn solve<M>(&mut self, model: &mut M, theta: &[f64]) -> Result<Trajectory>
     where

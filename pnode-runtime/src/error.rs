@@ -72,6 +72,30 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A transposed stage system `(I − γh f_u)ᵀ w = r` of the adjoint (reverse) sweep of an
+    /// implicit method could not be solved: GMRES stopped above its tolerance (the iteration cap
+    /// or a stagnating restart), the dense stage matrix is singular, or PETSc's
+    /// `KSPSolveTranspose` failed. The message names the step, the stage time, what the solver
+    /// reached and which options to change.
+    #[error("{}", adjoint_message(*.step, *.t, *.stage, .solver, *.iterations, *.residual, *.target, .reason))]
+    AdjointSolveFailed {
+        /// Index of the step being reversed.
+        step: usize,
+        /// Time of the implicit stage whose transposed system failed.
+        t: f64,
+        /// The DIRK stage (0-based), `None` for a θ-method.
+        stage: Option<usize>,
+        /// The linear solver: `"GMRES"`, `"dense LU"` or `"PETSc"`.
+        solver: &'static str,
+        /// Krylov iterations done (over all restarts; 0 for dense LU).
+        iterations: usize,
+        /// The residual norm `‖r − (I − γh f_u)ᵀ w‖₂` reached (NaN when not known).
+        residual: f64,
+        /// The residual norm GMRES had to reach (`krylov_tol · ‖r‖₂ + atol`; NaN otherwise).
+        target: f64,
+        /// What the solver reported.
+        reason: String,
+    },
     /// The time grid is unusable.
     #[error("invalid time grid: {reason}")]
     InvalidTimeGrid {
@@ -121,6 +145,44 @@ pub enum Error {
     /// An optimizer or other configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+}
+
+/// The message of [`Error::AdjointSolveFailed`].
+#[allow(clippy::too_many_arguments)]
+fn adjoint_message(
+    step: usize,
+    t: f64,
+    stage: Option<usize>,
+    solver: &str,
+    iterations: usize,
+    residual: f64,
+    target: f64,
+    reason: &str,
+) -> String {
+    let stage = match stage {
+        Some(i) => format!("stage {i} at t = {t}"),
+        None => format!("stage at t = {t}"),
+    };
+    let what = format!(
+        "the transposed stage linear solve (I − γh f_u)ᵀ w = r of the adjoint (reverse) sweep \
+         failed in step {step} ({stage})"
+    );
+    match solver {
+        "GMRES" => format!(
+            "{what}: GMRES {reason} after {iterations} Krylov iterations, residual norm \
+             {residual:.3e} (target {target:.3e}); loosen `krylov_tol`, raise `krylov_restart` \
+             (more Krylov vectors per restart), or use `linear_solver = dense` (LU, exact; \
+             n² memory)"
+        ),
+        "dense LU" => format!(
+            "{what}: dense LU: {reason}; the stage matrix I − γh f_u is singular at this step \
+             size (fewer or more `steps` change γh), or try `linear_solver = gmres`"
+        ),
+        _ => format!(
+            "{what}: {solver}: {reason}; change the KSP options (`PNODE_PETSC_OPTIONS`) or use \
+             `linear_solver = dense` or `gmres`"
+        ),
+    }
 }
 
 /// Result alias for the runtime.

@@ -572,3 +572,153 @@ fn gmres_stage_solves_match_dense_ones_and_finite_differences() {
         &[1000.0],
     );
 }
+
+/// `du/dt = A u` with `A` the 1-D Laplacian `c·tridiag(1, −2, 1)` of size `n` (row-major, as
+/// [`LinearSystem`]'s parameters): stiff for large `c`, at rest at `u = 0`.
+fn laplacian(n: usize, c: f64) -> Vec<f64> {
+    let mut a = vec![0.0; n * n];
+    for i in 0..n {
+        a[i * n + i] = -2.0 * c;
+        if i > 0 {
+            a[i * n + i - 1] = c;
+        }
+        if i + 1 < n {
+            a[i * n + i + 1] = c;
+        }
+    }
+    a
+}
+
+#[test]
+fn a_failed_transposed_gmres_solve_names_the_reverse_sweep_and_the_options() {
+    // At rest (u0 = 0, f(0) = 0) every forward stage system has a zero right-hand side, which
+    // GMRES solves in no iteration; the adjoint's transposed systems have λ ≠ 0, and GMRES(1)
+    // with 3 iterations cannot solve them on a stiff Laplacian.
+    let n = 20;
+    let a = laplacian(n, 400.0);
+    let starved = NewtonConfig {
+        linear: LinearSolver::Gmres(GmresConfig {
+            restart: 1,
+            rtol: 1e-14,
+            atol: 1e-300,
+            max_iters: 3,
+        }),
+        ..TIGHT
+    };
+    let grid = TimeGrid::uniform(0.0, 1.0, 10).unwrap();
+    let targets = vec![1.0; n];
+    let loss = |out: &[f64], dl: &mut [f64]| quadratic_loss(out, &targets, dl);
+    let u0 = vec![0.0; n];
+    let model = LinearSystem::new(n);
+
+    let mut m = model;
+    let stepper = ThetaStepper::backward_euler(n, n * n, starved).unwrap();
+    let mut s = Solver::new(stepper, &m, grid.clone(), &[1.0], Checkpointing::StoreAll).unwrap();
+    let err = s.value_and_grad(&mut m, &u0, &a, loss).unwrap_err();
+    let Error::AdjointSolveFailed {
+        step,
+        t,
+        stage,
+        solver,
+        iterations,
+        residual,
+        target,
+        ..
+    } = &err
+    else {
+        panic!("not an adjoint failure: {err}");
+    };
+    assert_eq!((*step, *stage, *solver, *iterations), (9, None, "GMRES", 3));
+    assert_eq!(*t, 1.0);
+    assert!(residual.is_finite() && residual > target, "{err}");
+    let msg = err.to_string();
+    for needle in [
+        "transposed stage linear solve",
+        "adjoint (reverse) sweep",
+        "step 9 (stage at t = 1)",
+        "GMRES reached its iteration cap after 3 Krylov iterations",
+        "`krylov_tol`",
+        "`krylov_restart`",
+        "`linear_solver = dense`",
+    ] {
+        assert!(msg.contains(needle), "{needle:?} missing in: {msg}");
+    }
+    assert!(
+        !msg.contains("NaN") && !msg.contains("Newton failed"),
+        "{msg}"
+    );
+
+    // A DIRK names the stage; dense LU on the same problem succeeds.
+    let mut m = model;
+    let stepper = DirkStepper::new(DirkTableau::sdirk2(), n, n * n, starved).unwrap();
+    let mut s = Solver::new(stepper, &m, grid.clone(), &[1.0], Checkpointing::StoreAll).unwrap();
+    let err = s.value_and_grad(&mut m, &u0, &a, loss).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::AdjointSolveFailed {
+                step: 9,
+                stage: Some(1),
+                iterations: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("step 9 (stage 1 at t = "), "{err}");
+    let mut m = model;
+    let stepper = ThetaStepper::backward_euler(n, n * n, TIGHT).unwrap();
+    let mut s = Solver::new(stepper, &m, grid, &[1.0], Checkpointing::StoreAll).unwrap();
+    assert!(s.value_and_grad(&mut m, &u0, &a, loss).is_ok());
+}
+
+#[test]
+fn default_gmres_gradients_match_dense_lu_to_round_off() {
+    // 80 states (above DENSE_LIMIT, so `LinearSolver::Auto` runs GMRES) of a stiff linear
+    // diffusion (stage matrices with condition numbers near 300), ESDIRK3. The former default
+    // tolerance 1e-12 left about 3e-12 relative error in dL/dA; the default now matches dense
+    // LU to round-off.
+    let n = 80;
+    let a = laplacian(n, 6561.0);
+    let u0: Vec<f64> = (0..n)
+        .map(|i| 0.5 + 0.3 * (0.37 * i as f64).sin())
+        .collect();
+    let targets = vec![0.2; 2 * n];
+    let grid = TimeGrid::uniform(0.0, 0.5, 20).unwrap();
+    let gradient = |config: NewtonConfig| {
+        let mut m = LinearSystem::new(n);
+        let stepper = DirkStepper::new(DirkTableau::esdirk3(), n, n * n, config).unwrap();
+        let mut s = Solver::new(
+            stepper,
+            &m,
+            grid.clone(),
+            &[0.1, 0.5],
+            Checkpointing::StoreAll,
+        )
+        .unwrap();
+        let (_, g) = s
+            .value_and_grad(&mut m, &u0, &a, |out, dl| quadratic_loss(out, &targets, dl))
+            .unwrap();
+        (g, s.stats().linear_iterations)
+    };
+    let (dense, dense_its) = gradient(NewtonConfig {
+        linear: LinearSolver::Dense,
+        ..NewtonConfig::default()
+    });
+    let (auto, auto_its) = gradient(NewtonConfig::default());
+    let (old, _) = gradient(NewtonConfig {
+        linear: LinearSolver::Gmres(GmresConfig {
+            rtol: 1e-12,
+            ..GmresConfig::default()
+        }),
+        ..NewtonConfig::default()
+    });
+    assert_eq!(dense_its, 0);
+    assert!(auto_its > 0, "the default ran GMRES");
+    let e_auto = rel_err(&auto.dp, &dense.dp);
+    let e_old = rel_err(&old.dp, &dense.dp);
+    eprintln!(
+        "80-state ESDIRK3, dL/dA against dense LU: default {e_auto:.1e}, rtol 1e-12 {e_old:.1e}"
+    );
+    assert!(e_auto <= 1e-13, "default GMRES vs dense: {e_auto:e}");
+}

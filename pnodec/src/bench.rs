@@ -7,9 +7,21 @@
 //! of an implicit method, whose θ/DIRK stepper is the runtime's) and `interp runtime`. For each:
 //! the time to build it (Cranelift compilation of the kernels, plus the fused steps; the
 //! interpreter's setup), then the median over `--reps` runs (after one warm-up run) of a
-//! forward solve at θ0 and of a loss-and-gradient evaluation (skipped without a `loss`).
-//! Prints a table and the speed-ups of the first row over the others. A model the JIT cannot
-//! compile is timed with the interpreter only.
+//! forward solve at θ0 (or at the parameters of `--params FILE`) and of a loss-and-gradient
+//! evaluation (skipped without a `loss`). Prints a table and the speed-ups of the first row
+//! over the others. A model the JIT cannot compile is timed with the interpreter only.
+//!
+//! `--backend jit` times only the JIT rows, `--backend interp` only the interpreter,
+//! `--backend torch` only libtorch (a pnodec built with `--features torch`). `--json` prints
+//! one object instead of the table:
+//!
+//! ```json
+//! { "model": "lotka_volterra", "states": 2, "params": 4, "steps": 500, "reps": 5,
+//!   "timings": [ { "backend": "jit", "stepper": "fused", "compile_ms": 2.1,
+//!                  "forward_ms": 0.05, "gradient_ms": 0.12 }, … ] }
+//! ```
+//!
+//! (`gradient_ms` is `null` for a model without a loss.)
 
 use crate::load::{
     Backend, Model, Stepper, StepperChoice, build_run, is_explicit, lower_file, model_dir,
@@ -18,6 +30,7 @@ use crate::render::{self, ColorMode};
 use crate::{Error, Exit};
 use codespan_reporting::term::termcolor::WriteColor;
 use pnode_driver::Setup;
+use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -29,6 +42,13 @@ pub struct BenchOptions {
     pub reps: usize,
     /// Overrides the seed of the random initializers.
     pub seed: Option<u64>,
+    /// Which backends to time: [`Backend::Auto`] times the JIT (both steppers for an explicit
+    /// method) and the interpreter; any other only that one.
+    pub backend: Backend,
+    /// Time at the parameters of this file (what `pnodec train` writes) instead of θ0.
+    pub params: Option<std::path::PathBuf>,
+    /// Print JSON instead of the table.
+    pub json: bool,
 }
 
 impl Default for BenchOptions {
@@ -36,6 +56,9 @@ impl Default for BenchOptions {
         BenchOptions {
             reps: 5,
             seed: None,
+            backend: Backend::Auto,
+            params: None,
+            json: false,
         }
     }
 }
@@ -79,9 +102,10 @@ fn time_ms(reps: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<f64,
     Ok(median(times))
 }
 
-/// Times `setup` with `backend` and the stepper `choice` picks.
+/// Times `setup` at the parameters `theta` with `backend` and the stepper `choice` picks.
 pub fn time_backend(
     setup: &Setup,
+    theta: &[f64],
     backend: Backend,
     choice: StepperChoice,
     reps: usize,
@@ -89,14 +113,13 @@ pub fn time_backend(
     let (mut model, model_ms) = Model::new(&setup.program, backend)?;
     let (mut run, fused_ms) = build_run(setup.clone(), &model, choice)?;
     let stepper = Stepper::name_for(&run);
-    let theta = setup.theta0.clone();
     let forward_ms = time_ms(reps, || {
-        run.solve(&mut model, &theta)?;
+        run.solve(&mut model, theta)?;
         Ok(())
     })?;
     let gradient_ms = if setup.program.loss.is_some() {
         Some(time_ms(reps, || {
-            run.loss_and_grad(&mut model, &theta)?;
+            run.loss_and_grad(&mut model, theta)?;
             Ok(())
         })?)
     } else {
@@ -152,6 +175,30 @@ pub fn table(timings: &[Timing]) -> String {
     s
 }
 
+/// The JSON `pnodec bench --json` prints (see the [module docs](self)).
+pub fn report_json(setup: &Setup, reps: usize, timings: &[Timing]) -> crate::grad::Object {
+    let rows: Vec<crate::grad::Object> = timings
+        .iter()
+        .map(|t| {
+            let mut row = crate::grad::Object::new();
+            row.push("backend", json!(t.backend.name()))
+                .push("stepper", json!(t.stepper))
+                .push("compile_ms", json!(t.compile_ms))
+                .push("forward_ms", json!(t.forward_ms))
+                .push("gradient_ms", json!(t.gradient_ms));
+            row
+        })
+        .collect();
+    let mut o = crate::grad::Object::new();
+    o.push("model", json!(setup.program.name))
+        .push("states", json!(setup.program.state_len()))
+        .push("params", json!(setup.program.param_len()))
+        .push("steps", json!(setup.grid.n_steps()))
+        .push("reps", json!(reps))
+        .push("timings", rows);
+    o
+}
+
 /// `pnodec bench` on one file.
 pub fn bench_file(
     path: &Path,
@@ -166,38 +213,73 @@ pub fn bench_file(
         return Ok(Exit::Failed);
     };
     let setup = Setup::new(&program, &model_dir(path), opts.seed)?;
-    writeln!(
-        out,
+    let theta =
+        crate::params::theta_or_default(opts.params.as_deref(), &program, &setup.theta0, err)?;
+    let header = format!(
         "model `{}`: {} states, {} parameters, {} steps; median of {} runs",
         program.name,
         program.state_len(),
         program.param_len(),
         setup.grid.n_steps(),
         opts.reps
-    )?;
+    );
     let mut timings = Vec::new();
     let mut jit = vec![StepperChoice::Auto];
     if is_explicit(&setup) {
         jit.push(StepperChoice::Runtime);
     }
-    for choice in jit {
-        match time_backend(&setup, Backend::Jit, choice, opts.reps) {
-            Ok(t) => timings.push(t),
-            Err(Error::Jit(msg)) => {
-                writeln!(err, "note: {msg}; timing the interpreter only")?;
-                timings.clear();
-                break;
+    match opts.backend {
+        Backend::Auto => {
+            for choice in jit {
+                match time_backend(&setup, &theta, Backend::Jit, choice, opts.reps) {
+                    Ok(t) => timings.push(t),
+                    Err(Error::Jit(msg)) => {
+                        writeln!(err, "note: {msg}; timing the interpreter only")?;
+                        timings.clear();
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            Err(e) => return Err(e),
+            timings.push(time_backend(
+                &setup,
+                &theta,
+                Backend::Interp,
+                StepperChoice::Auto,
+                opts.reps,
+            )?);
+        }
+        Backend::Jit => {
+            for choice in jit {
+                timings.push(time_backend(
+                    &setup,
+                    &theta,
+                    Backend::Jit,
+                    choice,
+                    opts.reps,
+                )?);
+            }
+        }
+        backend @ (Backend::Interp | Backend::Torch) => {
+            timings.push(time_backend(
+                &setup,
+                &theta,
+                backend,
+                StepperChoice::Auto,
+                opts.reps,
+            )?);
         }
     }
-    timings.push(time_backend(
-        &setup,
-        Backend::Interp,
-        StepperChoice::Auto,
-        opts.reps,
-    )?);
-    out.write_all(table(&timings).as_bytes())?;
+    if opts.json {
+        out.write_all(
+            report_json(&setup, opts.reps, &timings)
+                .to_pretty()
+                .as_bytes(),
+        )?;
+    } else {
+        writeln!(out, "{header}")?;
+        out.write_all(table(&timings).as_bytes())?;
+    }
     Ok(Exit::Ok)
 }
 

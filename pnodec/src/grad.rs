@@ -1,18 +1,23 @@
-//! `pnodec grad`: the loss and its discrete-adjoint gradient at the initial parameters θ0,
-//! as JSON.
+//! `pnodec grad`: the loss and its discrete-adjoint gradient at the initial parameters θ0 (or,
+//! with `--params FILE`, at the parameters `pnodec train` saved: [`crate::params`]), as JSON.
 //!
 //! ```json
 //! { "model": "lotka_volterra", "method": "rk4", "steps": 1000, "backend": "jit",
-//!   "stepper": "fused", "compile_ms": 3.1, "loss": 0.25,
-//!   "grad_u0": [ … ], "grad_params": { "theta": [ … ] },
-//!   "stats": { "rhs_evals": …, … }, "grad_ms": 1.2 }
+//!   "stepper": "fused", "compile_ms": 3.1, "grad_ms": 1.2, "loss": 0.25,
+//!   "grad_u0": [ … ], "grad_params": { "theta": [ … ], "net.0.weight": [ … ] },
+//!   "grad_theta": [ … ], "t": [ … ], "u": [[ … ], …],
+//!   "stats": { "rhs_evals": …, … } }
 //! ```
 //!
 //! `stepper` is `fused` when the JIT's fused explicit step ran, `runtime` when the runtime's
 //! stepper did (the interpreter, implicit methods). `grad_params` has one array per parameter
-//! of the program (`theta`, `net.0.weight`, …) in declaration order, each the row-major
-//! flattening of that parameter's gradient. Numbers are printed in the shortest form that
-//! reads back to the same `f64`.
+//! of the program (`theta`, `net.0.weight`, …) **in declaration order** (the keys are written
+//! in that order), each the row-major flattening of that parameter's gradient; `grad_theta` is
+//! the same gradient flat, in the layout of `θ` (`param` items and each layer's weights, in
+//! declaration order: the concatenation of `grad_params`' arrays). `t` holds the
+//! output times and `u` the state at each (one row of `n` values per output time, the forward
+//! sweep of this gradient: what `pnodec solve` writes at the same parameters). Numbers are
+//! printed in the shortest form that reads back to the same `f64`.
 
 use crate::check::method_name;
 use crate::load::{Backend, Loaded, load};
@@ -21,7 +26,8 @@ use crate::render::{self, ColorMode};
 use crate::{Error, Exit};
 use codespan_reporting::term::termcolor::WriteColor;
 use pnode_runtime::Stats;
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,6 +43,100 @@ pub struct GradOptions {
     pub backend: Backend,
     /// Overrides the seed of the random initializers.
     pub seed: Option<u64>,
+    /// Differentiate at the parameters of this file (what `pnodec train` writes) instead of θ0.
+    pub params: Option<PathBuf>,
+}
+
+/// A JSON object whose keys are written in insertion order (serde_json's `Map` sorts them
+/// alphabetically, which would permute a gradient listed "in declaration order").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Object(pub Vec<(String, Entry)>);
+
+/// A value of an [`Object`]: a plain JSON value or a nested ordered object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    /// Any JSON value.
+    Value(Value),
+    /// An object keeping its key order.
+    Object(Object),
+    /// An array of entries (of ordered objects, say).
+    Array(Vec<Entry>),
+}
+
+impl Object {
+    /// An empty object.
+    pub fn new() -> Self {
+        Object(Vec::new())
+    }
+
+    /// Appends `key: value`.
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<Entry>) -> &mut Self {
+        self.0.push((key.into(), value.into()));
+        self
+    }
+
+    /// The value of `key` (the first one), if any.
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Pretty-printed JSON with a final newline.
+    pub fn to_pretty(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+impl From<Value> for Entry {
+    fn from(v: Value) -> Self {
+        Entry::Value(v)
+    }
+}
+
+impl From<Object> for Entry {
+    fn from(o: Object) -> Self {
+        Entry::Object(o)
+    }
+}
+
+impl From<Vec<Object>> for Entry {
+    fn from(v: Vec<Object>) -> Self {
+        Entry::Array(v.into_iter().map(Entry::Object).collect())
+    }
+}
+
+impl Serialize for Object {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Entry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Entry::Value(v) => v.serialize(serializer),
+            Entry::Object(o) => o.serialize(serializer),
+            Entry::Array(a) => a.serialize(serializer),
+        }
+    }
+}
+
+/// One array per program parameter, by name, in declaration order (the order of
+/// `Program::params`, which is that of `θ`): the slices of the flat `values`.
+pub fn by_parameter(program: &pnode_ir::lower::Program, values: &[f64]) -> Object {
+    let mut o = Object::new();
+    for p in &program.params {
+        let slice = values
+            .get(p.offset..p.offset + p.shape.len())
+            .unwrap_or(&[]);
+        o.push(p.name.clone(), json!(slice));
+    }
+    o
 }
 
 /// The solver statistics as a JSON object.
@@ -68,31 +168,33 @@ pub fn method_of(loaded: &Loaded) -> String {
         .map_or_else(|| "rk4".to_string(), |s| method_name(&s.method))
 }
 
-/// Evaluates the loss and gradient at θ0 and returns the JSON report.
-pub fn gradient_json(loaded: &mut Loaded) -> Result<Value, Error> {
-    let theta0 = loaded.setup().theta0.clone();
+/// Evaluates the loss and gradient at `theta` and returns the JSON report.
+pub fn gradient_json(loaded: &mut Loaded, theta: &[f64]) -> Result<Object, Error> {
     let start = Instant::now();
-    let (loss, g) = loaded.run.loss_and_grad(&mut loaded.model, &theta0)?;
+    let (loss, g) = loaded.run.loss_and_grad(&mut loaded.model, theta)?;
     let grad_ms = start.elapsed().as_secs_f64() * 1e3;
-    let program = loaded.program();
-    let mut params = Map::new();
-    for p in &program.params {
-        let slice = g.dp.get(p.offset..p.offset + p.shape.len()).unwrap_or(&[]);
-        params.insert(p.name.clone(), json!(slice));
-    }
-    Ok(json!({
-        "model": program.name,
-        "method": method_of(loaded),
-        "steps": loaded.setup().grid.n_steps(),
-        "backend": loaded.backend.name(),
-        "stepper": loaded.stepper_name(),
-        "compile_ms": loaded.compile_ms,
-        "grad_ms": grad_ms,
-        "loss": loss,
-        "grad_u0": g.du0,
-        "grad_params": params,
-        "stats": stats_json(&loaded.run.stats()),
-    }))
+    let n = loaded.program().state_len();
+    let u: Vec<&[f64]> = if n == 0 {
+        Vec::new()
+    } else {
+        loaded.run.outputs().chunks(n).collect()
+    };
+    let mut o = Object::new();
+    o.push("model", json!(loaded.program().name))
+        .push("method", json!(method_of(loaded)))
+        .push("steps", json!(loaded.setup().grid.n_steps()))
+        .push("backend", json!(loaded.backend.name()))
+        .push("stepper", json!(loaded.stepper_name()))
+        .push("compile_ms", json!(loaded.compile_ms))
+        .push("grad_ms", json!(grad_ms))
+        .push("loss", json!(loss))
+        .push("grad_u0", json!(g.du0))
+        .push("grad_params", by_parameter(loaded.program(), &g.dp))
+        .push("grad_theta", json!(g.dp))
+        .push("t", json!(loaded.setup().output_times))
+        .push("u", json!(u))
+        .push("stats", stats_json(&loaded.run.stats()));
+    Ok(o)
 }
 
 /// Writes `text` to `out` (a new file unless `force`) or, for `None`/`-`, to `stdout`.
@@ -123,9 +225,13 @@ pub fn grad_file(
     let Some(mut loaded) = load(path, opts.backend, opts.seed, err)? else {
         return Ok(Exit::Failed);
     };
-    let report = gradient_json(&mut loaded)?;
-    let mut text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
-    text.push('\n');
+    let theta = crate::params::theta_or_default(
+        opts.params.as_deref(),
+        loaded.program(),
+        &loaded.setup().theta0,
+        err,
+    )?;
+    let text = gradient_json(&mut loaded, &theta)?.to_pretty();
     write_output(opts.out.as_deref(), &text, opts.force, stdout)?;
     if let Some(out) = opts.out.as_deref().filter(|p| *p != Path::new("-")) {
         writeln!(err, "wrote {}", out.display())?;

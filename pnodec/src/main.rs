@@ -92,9 +92,15 @@ enum Command {
         /// The `.pode` file.
         file: PathBuf,
     },
-    /// The loss and its discrete-adjoint gradient at θ0, as JSON.
+    /// The loss and its discrete-adjoint gradient at θ0 (or trained parameters), as JSON:
+    /// `grad_params` per parameter in declaration order, `grad_theta` flat in θ's layout, the
+    /// states `u` at the output times `t`.
     #[command(after_help = EXIT_CODES)]
     Grad {
+        /// Differentiate at the parameters saved by `pnodec train` (JSON) instead of θ0; every
+        /// parameter of the model must be there by name with its size.
+        #[arg(long)]
+        params: Option<PathBuf>,
         /// Where to write the JSON; default: standard output.
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -106,6 +112,10 @@ enum Command {
     /// Train the parameters with the `train { }` block's optimizer.
     #[command(after_help = EXIT_CODES)]
     Train {
+        /// Start from the parameters saved by `pnodec train` (JSON) instead of θ0 (a warm
+        /// start); every parameter of the model must be there by name with its size.
+        #[arg(long)]
+        params: Option<PathBuf>,
         /// Overrides the train block's number of iterations.
         #[arg(long, short = 'n')]
         iterations: Option<u64>,
@@ -133,6 +143,17 @@ enum Command {
         /// Overrides the seed of random initializers.
         #[arg(long)]
         seed: Option<u64>,
+        /// Which backend to time: by default the JIT (both steppers for an explicit method)
+        /// and the interpreter; `jit`, `interp` or `torch` times only that one.
+        #[arg(long, value_enum, default_value_t = Backend::Auto)]
+        backend: Backend,
+        /// Time at the parameters saved by `pnodec train` (JSON) instead of θ0.
+        #[arg(long)]
+        params: Option<PathBuf>,
+        /// Print the timings as JSON (`model`, sizes, `reps`, `timings`: one object per
+        /// backend and stepper) instead of a table.
+        #[arg(long)]
+        json: bool,
         /// The `.pode` file.
         file: PathBuf,
     },
@@ -238,16 +259,23 @@ fn main() -> anyhow::Result<()> {
             };
             pnodec::solve::run(file, &opts, cli.color)
         }
-        Command::Grad { out, common, file } => {
+        Command::Grad {
+            params,
+            out,
+            common,
+            file,
+        } => {
             let opts = GradOptions {
                 out: out.clone(),
                 force: common.force,
                 backend: common.backend,
                 seed: common.seed,
+                params: params.clone(),
             };
             pnodec::grad::run(file, &opts, cli.color)
         }
         Command::Train {
+            params,
             iterations,
             out,
             log,
@@ -263,14 +291,25 @@ fn main() -> anyhow::Result<()> {
                 force: common.force,
                 backend: common.backend,
                 seed: common.seed,
+                params: params.clone(),
                 progress: None,
             };
             pnodec::train::run(file, &opts, cli.color)
         }
-        Command::Bench { reps, seed, file } => {
+        Command::Bench {
+            reps,
+            seed,
+            backend,
+            params,
+            json,
+            file,
+        } => {
             let opts = BenchOptions {
                 reps: *reps,
                 seed: *seed,
+                backend: *backend,
+                params: params.clone(),
+                json: *json,
             };
             pnodec::bench::run(file, &opts, cli.color)
         }

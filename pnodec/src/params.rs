@@ -10,11 +10,41 @@
 //! [`Error::Params`] naming the file and the parameter (exit 1); a file that cannot be read is
 //! an [`Error::Read`] (exit 2). `model`, `iterations` and `loss` are informative: a different
 //! model name is only noted ([`ParamsFile::notes`]).
+//!
+//! `solve`, `grad`, `bench` and `train` (as its starting point) take such a file with
+//! `--params FILE` ([`theta_or_default`]); without it they run at the setup's `θ0`.
 
 use crate::{Error, read_source};
+use codespan_reporting::term::termcolor::WriteColor;
 use pnode_ir::lower::Program;
 use serde_json::Value;
 use std::path::Path;
+
+/// `θ` from `--params FILE` when given (checked by [`read_params`], and announced on `err` as
+/// `parameters from FILE (NOTES)`), else `theta0`.
+pub fn theta_or_default(
+    params: Option<&Path>,
+    program: &Program,
+    theta0: &[f64],
+    err: &mut dyn WriteColor,
+) -> Result<Vec<f64>, Error> {
+    let Some(p) = params else {
+        return Ok(theta0.to_vec());
+    };
+    let file = read_params(p, program)?;
+    let notes = file.notes.join("; ");
+    writeln!(
+        err,
+        "parameters from {}{}",
+        p.display(),
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({notes})")
+        }
+    )?;
+    Ok(file.theta)
+}
 
 /// Parameters read from a file.
 #[derive(Clone, Debug, PartialEq)]

@@ -98,24 +98,12 @@ pub fn solve_file(
     let Some(mut loaded) = load(path, opts.backend, opts.seed, err)? else {
         return Ok(Exit::Failed);
     };
-    let theta = match opts.params.as_deref() {
-        Some(p) => {
-            let file = crate::params::read_params(p, loaded.program())?;
-            let notes = file.notes.join("; ");
-            writeln!(
-                err,
-                "parameters from {}{}",
-                p.display(),
-                if notes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({notes})")
-                }
-            )?;
-            file.theta
-        }
-        None => loaded.setup().theta0.clone(),
-    };
+    let theta = crate::params::theta_or_default(
+        opts.params.as_deref(),
+        loaded.program(),
+        &loaded.setup().theta0,
+        err,
+    )?;
     let traj = loaded.run.solve(&mut loaded.model, &theta)?;
     let names = loaded.setup().state_names();
     match out {

@@ -4,10 +4,13 @@
 //!   line every `log_every` iterations on stderr.
 //! * At the end: loss first → last (the full loss at the final parameters), the reduction and
 //!   the time per iteration.
+//! * `--params FILE` starts from the parameters of a file `pnodec train` wrote (a warm start;
+//!   names and sizes checked: [`crate::params`]) instead of θ0; the first logged loss is the
+//!   loss at those parameters.
 //! * The parameters go to `--out`, else to `MODEL.params.json` in the current directory, with
 //!   a numeric suffix (`MODEL.params-1.json`, …) if that name is taken; the file written is
 //!   named on stderr. JSON: `{ "model", "iterations", "loss", "params": { NAME: [...] } }`,
-//!   one row-major array per parameter of the program.
+//!   one row-major array per parameter of the program, in declaration order.
 //! * `--log FILE.csv`: `iteration,loss,grad_norm` per iteration; `--plot FILE.svg`: the loss
 //!   curve. Explicit paths that exist are refused (exit 2) before training unless `--force`.
 //! * A failure (a Newton failure, a non-finite state or loss) prints the error with its
@@ -22,7 +25,7 @@ use crate::{Error, Exit};
 use codespan_reporting::term::termcolor::WriteColor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pnode_driver::TrainResult;
-use serde_json::{Map, json};
+use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -44,6 +47,8 @@ pub struct TrainOptions {
     pub backend: Backend,
     /// Overrides the seed.
     pub seed: Option<u64>,
+    /// Start from the parameters of this file (what `pnodec train` writes) instead of θ0.
+    pub params: Option<PathBuf>,
     /// Draw a progress bar even when stderr is not a terminal (tests: never).
     pub progress: Option<bool>,
 }
@@ -68,22 +73,13 @@ pub fn params_json(
     iterations: usize,
     loss: Option<f64>,
 ) -> String {
-    let mut by_name = Map::new();
-    for p in &loaded.program().params {
-        let slice = params
-            .get(p.offset..p.offset + p.shape.len())
-            .unwrap_or(&[]);
-        by_name.insert(p.name.clone(), json!(slice));
-    }
-    let v = json!({
-        "model": loaded.program().name,
-        "iterations": iterations,
-        "loss": loss,
-        "params": by_name,
-    });
-    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
-    s.push('\n');
-    s
+    let program = loaded.program();
+    let mut o = crate::grad::Object::new();
+    o.push("model", json!(program.name))
+        .push("iterations", json!(iterations))
+        .push("loss", json!(loss))
+        .push("params", crate::grad::by_parameter(program, params));
+    o.to_pretty()
 }
 
 /// The loss log as CSV.
@@ -124,6 +120,12 @@ pub fn train_file(
         }
         .into());
     }
+    let theta0 = crate::params::theta_or_default(
+        opts.params.as_deref(),
+        loaded.program(),
+        &loaded.setup().theta0,
+        err,
+    )?;
     writeln!(
         err,
         "training `{name}`: {} parameters, {} iterations, {} backend (compiled in {:.1} ms)",
@@ -147,7 +149,7 @@ pub fn train_file(
     let start = Instant::now();
     let outcome = {
         let (run, model) = (&mut loaded.run, &mut loaded.model);
-        run.train(model, |p| {
+        run.train_from(model, &theta0, |p| {
             if terminal {
                 bar.set_position(p.iteration + 1);
                 bar.set_message(format!("loss {:.4e}", p.loss));

@@ -692,3 +692,406 @@ fn models_with_opaque_layers_are_refused_by_every_backend_but_emit_as_rust() {
     assert!(src.contains("self.layers.forward(0,"), "{src}");
     assert!(src.contains("pub const LAYERS"), "{src}");
 }
+
+/// `param z` declared before a layer and `param a`: declaration order is not alphabetical.
+const ORDER_MODEL: &str = "model order\n\nstate u[2] = [1.0, 0.5]\nparam z = 0.3\n\
+layer net = linear(2, 2)\nparam a[2] = [0.1, -0.2]\n\nd(u)/dt = z * net(u) + a\n\n\
+solve {\n    method = rk4\n    t = 0 .. 1\n    steps = 20\n    outputs = [0.5, 1.0]\n}\n\n\
+loss = sum(u ^ 2)\n\ntrain {\n    optimizer = adam(lr = 0.01)\n    iterations = 3\n    \
+log_every = 1\n}\n";
+
+/// The rows of `pnodec solve`'s CSV as numbers (header skipped).
+fn csv_rows(csv: &str) -> Vec<Vec<f64>> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect()
+}
+
+/// `t` and `u` of a `grad` report as CSV rows `t, u…`.
+fn grad_rows(v: &Value) -> Vec<Vec<f64>> {
+    floats(&v["t"])
+        .iter()
+        .zip(v["u"].as_array().unwrap())
+        .map(|(t, u)| std::iter::once(*t).chain(floats(u)).collect())
+        .collect()
+}
+
+#[test]
+fn grad_lists_parameters_in_declaration_order_with_flat_theta_and_states() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("order.pode"), ORDER_MODEL).unwrap();
+    let r = pnodec_in(dir.path(), &["grad", "order.pode"]);
+    assert_exit(&r, 0);
+    let json = text(&r.stdout);
+    let program = pnode_ir::lower::compile_source(ORDER_MODEL)
+        .program
+        .unwrap();
+    let names: Vec<&str> = program.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["z", "net.weight", "net.bias", "a"]);
+    // The keys are written in declaration order, not alphabetically.
+    let section =
+        &json[json.find("\"grad_params\"").unwrap()..json.find("\"grad_theta\"").unwrap()];
+    let at: Vec<usize> = names
+        .iter()
+        .map(|n| section.find(&format!("\"{n}\": [")).unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{section}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    // grad_theta is θ's layout: the concatenation of grad_params in that order.
+    let concat: Vec<f64> = names
+        .iter()
+        .flat_map(|n| floats(&v["grad_params"][*n]))
+        .collect();
+    let theta = floats(&v["grad_theta"]);
+    assert_eq!(theta.len(), program.param_len());
+    assert_eq!(theta, concat);
+    assert_eq!(theta, flat_grad(&v, &program));
+    assert!(theta.iter().all(|g| *g != 0.0), "{theta:?}");
+    // u at the output times is what `solve` writes, bit for bit.
+    let r = pnodec_in(dir.path(), &["solve", "order.pode"]);
+    assert_exit(&r, 0);
+    let rows = grad_rows(&v);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].len(), 3);
+    assert_eq!(rows, csv_rows(&text(&r.stdout)));
+    assert_eq!(floats(&v["t"]), [0.5, 1.0]);
+}
+
+#[test]
+fn grad_bench_and_train_take_params_like_solve() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("order.pode"), ORDER_MODEL).unwrap();
+    std::fs::write(
+        dir.path().join("p.json"),
+        r#"{"model": "order", "params": {"a": [0.25, -0.5], "z": 0.7,
+            "net.weight": [0.1, -0.2, 0.3, 0.4], "net.bias": [0.05, -0.05]}}"#,
+    )
+    .unwrap();
+    let theta = [0.7, 0.1, -0.2, 0.3, 0.4, 0.05, -0.05, 0.25, -0.5];
+    let r = pnodec_in(dir.path(), &["grad", "order.pode", "--params", "p.json"]);
+    assert_exit(&r, 0);
+    assert!(
+        text(&r.stderr).contains("parameters from p.json"),
+        "{}",
+        text(&r.stderr)
+    );
+    let at_p: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let loss = at_p["loss"].as_f64().unwrap();
+    // The loss is the driver's at those parameters; the trajectory is `solve --params`'.
+    let program = pnode_ir::lower::compile_source(ORDER_MODEL)
+        .program
+        .unwrap();
+    let setup = Setup::new(&program, dir.path(), None).unwrap();
+    let mut model = IrModel::new(&program.rhs).unwrap();
+    let mut run = Run::new(setup, &model).unwrap();
+    let expected = run.loss(&mut model, &theta).unwrap();
+    assert!(
+        (loss - expected).abs() <= 1e-14 * expected,
+        "{loss} vs {expected}"
+    );
+    let r = pnodec_in(dir.path(), &["solve", "order.pode", "--params", "p.json"]);
+    assert_exit(&r, 0);
+    assert_eq!(grad_rows(&at_p), csv_rows(&text(&r.stdout)));
+    // Without --params: θ0, another loss.
+    let r = pnodec_in(dir.path(), &["grad", "order.pode"]);
+    assert_exit(&r, 0);
+    let at_theta0: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_ne!(at_theta0["loss"], at_p["loss"]);
+
+    // Train warm-starts: its first logged loss is the loss at those parameters.
+    let r = pnodec_in(
+        dir.path(),
+        &[
+            "train",
+            "order.pode",
+            "--params",
+            "p.json",
+            "-n",
+            "2",
+            "--log",
+            "log.csv",
+            "--out",
+            "trained.json",
+        ],
+    );
+    assert_exit(&r, 0);
+    assert!(
+        text(&r.stderr).contains("parameters from p.json"),
+        "{}",
+        text(&r.stderr)
+    );
+    let log = std::fs::read_to_string(dir.path().join("log.csv")).unwrap();
+    let first: Vec<&str> = log.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(first[0], "0");
+    assert_eq!(first[1].parse::<f64>().unwrap(), loss, "{log}");
+    // The file it writes lists the parameters in declaration order too, and reads back.
+    let trained = std::fs::read_to_string(dir.path().join("trained.json")).unwrap();
+    assert!(
+        trained.find("\"z\"").unwrap() < trained.find("\"a\"").unwrap(),
+        "{trained}"
+    );
+    assert_exit(
+        &pnodec_in(
+            dir.path(),
+            &["grad", "order.pode", "--params", "trained.json"],
+        ),
+        0,
+    );
+    // A bad file is refused by every command, naming it.
+    std::fs::write(dir.path().join("bad.json"), r#"{"params": {"z": 1}}"#).unwrap();
+    for cmd in ["grad", "train", "bench"] {
+        let r = pnodec_in(dir.path(), &[cmd, "order.pode", "--params", "bad.json"]);
+        assert_exit(&r, 1);
+        let err = text(&r.stderr);
+        assert!(
+            err.contains("bad.json") && err.contains("no parameter `net.weight`"),
+            "{cmd}: {err}"
+        );
+    }
+    // bench times at the parameters of the file.
+    let r = pnodec_in(
+        dir.path(),
+        &[
+            "bench",
+            "order.pode",
+            "--params",
+            "p.json",
+            "--backend",
+            "interp",
+            "--reps",
+            "1",
+        ],
+    );
+    assert_exit(&r, 0);
+    assert!(text(&r.stderr).contains("parameters from p.json"));
+}
+
+#[test]
+fn bench_takes_a_backend_and_prints_json() {
+    let file = example("lotka_volterra/lotka_volterra.pode");
+    let bench = |args: &[&str]| {
+        let mut all = vec!["bench", s(&file), "--reps", "1"];
+        all.extend_from_slice(args);
+        pnodec(&all)
+    };
+    let rows = |v: &Value| -> Vec<(String, String)> {
+        v["timings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["backend"].as_str().unwrap().to_string(),
+                    r["stepper"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let r = bench(&["--json"]);
+    assert_exit(&r, 0);
+    let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["model"], "lotka_volterra");
+    assert_eq!(
+        (v["states"].as_u64(), v["params"].as_u64()),
+        (Some(2), Some(4))
+    );
+    assert_eq!(
+        (v["steps"].as_u64(), v["reps"].as_u64()),
+        (Some(500), Some(1))
+    );
+    let owned = |a: &[(&str, &str)]| -> Vec<(String, String)> {
+        a.iter()
+            .map(|(b, s)| (b.to_string(), s.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        rows(&v),
+        owned(&[("jit", "fused"), ("jit", "runtime"), ("interp", "runtime")])
+    );
+    for t in v["timings"].as_array().unwrap() {
+        for key in ["compile_ms", "forward_ms", "gradient_ms"] {
+            let x = t[key].as_f64().unwrap();
+            assert!(x.is_finite() && x >= 0.0, "{key}: {t}");
+        }
+        assert!(t["forward_ms"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    // Keys in the documented order.
+    let json = text(&r.stdout);
+    let at: Vec<usize> = [
+        "\"model\"",
+        "\"states\"",
+        "\"params\"",
+        "\"steps\"",
+        "\"reps\"",
+        "\"timings\"",
+    ]
+    .iter()
+    .map(|k| json.find(k).unwrap())
+    .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+    let row = &json[json.find("\"timings\"").unwrap()..];
+    let at: Vec<usize> = [
+        "\"backend\"",
+        "\"stepper\"",
+        "\"compile_ms\"",
+        "\"forward_ms\"",
+        "\"gradient_ms\"",
+    ]
+    .iter()
+    .map(|k| row.find(k).unwrap())
+    .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+
+    let r = bench(&["--json", "--backend", "jit"]);
+    assert_exit(&r, 0);
+    let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(rows(&v), owned(&[("jit", "fused"), ("jit", "runtime")]));
+    let r = bench(&["--json", "--backend", "interp"]);
+    assert_exit(&r, 0);
+    let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(rows(&v), owned(&[("interp", "runtime")]));
+    // The table with one backend: one row, no speed-ups.
+    let r = bench(&["--backend", "interp"]);
+    assert_exit(&r, 0);
+    let out = text(&r.stdout);
+    let table: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(table.len(), 1, "{out}");
+    assert!(table[0].starts_with("interp   runtime"), "{out}");
+    assert!(!out.contains("speed-up"), "{out}");
+    // A model without a loss: no gradient timing.
+    let dir = tempfile::tempdir().unwrap();
+    let noloss = dir.path().join("noloss.pode");
+    std::fs::write(
+        &noloss,
+        "model m\nstate u = 1.0\nparam k = 1.0\nd(u)/dt = -k * u\n",
+    )
+    .unwrap();
+    let r = pnodec(&[
+        "bench",
+        s(&noloss),
+        "--reps",
+        "1",
+        "--json",
+        "--backend",
+        "jit",
+    ]);
+    assert_exit(&r, 0);
+    let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(v["timings"][0]["gradient_ms"].is_null(), "{v}");
+    // The JIT refuses convolutions: asked for explicitly, that is an error, not a fallback.
+    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let r = pnodec(&["bench", s(&conv), "--reps", "1", "--backend", "jit"]);
+    assert_exit(&r, 1);
+    assert!(
+        text(&r.stderr).contains("--backend interp"),
+        "{}",
+        text(&r.stderr)
+    );
+    if !cfg!(feature = "torch") {
+        let r = bench(&["--backend", "torch"]);
+        assert_exit(&r, 1);
+        assert!(
+            text(&r.stderr).contains("--features torch"),
+            "{}",
+            text(&r.stderr)
+        );
+    }
+}
+
+/// An 80-state stiff reaction–advection–diffusion model (above the 64 states that the implicit
+/// default solves densely): `EXTRA` is replaced by more `solve` options, `U0` by the initial
+/// state.
+const DIFFUSION_MODEL: &str = "model diffusion80\n\nstate u[80] = U0\nparam D = 1.0\n\
+param k = 2.0\nparam a = 0.3\n\n\
+d(u[1:79])/dt = D * 6561 * (u[0:78] - 2 * u[1:79] + u[2:80]) + a * 40.5 * (u[2:80] - u[0:78]) \
++ k * (u[1:79] - u[1:79] ^ 3)\n\
+d(u[0])/dt = D * 6561 * (u[1] - 2 * u[0]) + a * 40.5 * u[1] + k * (u[0] - u[0] ^ 3)\n\
+d(u[79])/dt = D * 6561 * (u[78] - 2 * u[79]) - a * 40.5 * u[78] + k * (u[79] - u[79] ^ 3)\n\n\
+solve {\n    method = METHOD\n    t = 0 .. T1\n    steps = STEPS\n    outputs = [T1]\nEXTRA}\n\n\
+loss = sum((u - 0.2) ^ 2)\n";
+
+fn diffusion(dir: &Path, name: &str, u0: &str, method: &str, extra: &str) -> PathBuf {
+    let p = dir.join(name);
+    let (t1, steps) = if method == "esdirk3" {
+        ("0.5", "20")
+    } else {
+        ("1", "10")
+    };
+    let text = DIFFUSION_MODEL
+        .replace("U0", u0)
+        .replace("METHOD", method)
+        .replace("T1", t1)
+        .replace("STEPS", steps)
+        .replace("EXTRA", extra);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn the_default_gmres_gives_round_off_gradients_on_80_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let auto = diffusion(dir.path(), "auto.pode", "0.5", "esdirk3", "");
+    let dense = diffusion(
+        dir.path(),
+        "dense.pode",
+        "0.5",
+        "esdirk3",
+        "    linear_solver = dense\n",
+    );
+    let ga = grad_json(&auto, "jit");
+    let gd = grad_json(&dense, "jit");
+    assert!(
+        ga["stats"]["linear_iterations"].as_u64().unwrap() > 0,
+        "GMRES ran"
+    );
+    assert_eq!(gd["stats"]["linear_iterations"].as_u64(), Some(0));
+    // Measured: 1.8e-14 (the former default, krylov_tol = 1e-12: 3.0e-12).
+    let e = max_rel(&floats(&gd["grad_theta"]), &floats(&ga["grad_theta"]));
+    eprintln!("80 states, ESDIRK3: GMRES default vs dense LU, dL/dθ {e:.2e}");
+    assert!(e <= 2e-13, "{e:e}");
+    let (la, ld) = (ga["loss"].as_f64().unwrap(), gd["loss"].as_f64().unwrap());
+    assert!((la - ld).abs() <= 1e-14 * ld, "{la} vs {ld}");
+}
+
+#[test]
+fn a_gmres_failure_in_the_reverse_sweep_says_what_failed_and_what_to_change() {
+    // At rest (u = 0 is a steady state) the forward stage systems have zero right-hand sides;
+    // the adjoint's transposed ones do not, and GMRES(1) cannot solve them within its 1000
+    // iterations on this stiff Laplacian.
+    let dir = tempfile::tempdir().unwrap();
+    for (method, at) in [
+        ("backward_euler", "step 9 (stage at t = 1)"),
+        ("esdirk3", "step 19 (stage 3 at t = 0.5)"),
+    ] {
+        let file = diffusion(
+            dir.path(),
+            &format!("{method}.pode"),
+            "zeros",
+            method,
+            "    krylov_restart = 1\n",
+        );
+        let r = pnodec(&["grad", s(&file)]);
+        assert_exit(&r, 1);
+        let err = text(&r.stderr);
+        for needle in [
+            "transposed stage linear solve",
+            "adjoint (reverse) sweep",
+            &format!("failed in {at}"),
+            "GMRES reached its iteration cap after 1000 Krylov iterations",
+            "residual norm",
+            "`krylov_tol`",
+            "`krylov_restart`",
+            "`linear_solver = dense`",
+        ] {
+            assert!(
+                err.contains(needle),
+                "{method}: {needle:?} missing in: {err}"
+            );
+        }
+        assert!(
+            !err.contains("NaN") && !err.contains("Newton failed"),
+            "{err}"
+        );
+    }
+}

@@ -412,13 +412,7 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for DirkStepper {
                 // (I − h a_ii f_u(Y_i))ᵀ w_i = r_i
                 self.newton
                     .solve_adjoint(model, t_i, at.h * a_ii, y_i, p, &mut self.w, stats)
-                    .map_err(|reason| Error::NewtonFailed {
-                        step: at.index,
-                        t: t_i,
-                        iterations: 0,
-                        residual: f64::NAN,
-                        reason: format!("adjoint of stage {i}: {reason}"),
-                    })?;
+                    .map_err(|f| f.at(at.index, t_i, Some(i)))?;
             }
             let xi_i = &mut self.xi[i * n..(i + 1) * n];
             stage_vjp(model, t_i, y_i, p, &self.w, xi_i, &mut self.gp, mu, stats);

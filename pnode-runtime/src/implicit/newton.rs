@@ -20,7 +20,9 @@ use super::petsc;
 /// Which linear solver Newton (and the adjoint's transposed solve) uses.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum LinearSolver {
-    /// Dense LU for states of at most [`DENSE_LIMIT`] values, GMRES above.
+    /// Dense LU for states of at most [`DENSE_LIMIT`] values, GMRES above with
+    /// [`GmresConfig::default`] (restart 30, `rtol = 1e-14`, 1000 iterations): accurate enough
+    /// that gradients match dense LU's to round-off.
     #[default]
     Auto,
     /// Dense LU of the Jacobian assembled from `n` JVPs.
@@ -77,6 +79,16 @@ pub enum LineSearch {
 }
 
 /// Tolerances and limits of the Newton stage solver.
+///
+/// The default: `atol = rtol = 1e-10` on the update, 25 iterations, no line search,
+/// [`LinearSolver::Auto`] (dense LU up to [`DENSE_LIMIT`] states, GMRES at `rtol = 1e-14`
+/// above). The linear solver also solves the adjoint's transposed stage systems, whose
+/// accuracy is the gradient's: a GMRES relative residual `η` costs up to `κ η` relative error
+/// per adjoint step (`κ` the condition number of `I − γh f_u`). The default's `1e-14` (or the
+/// round-off floor when rounding stops GMRES above it) matches dense LU to round-off; the
+/// former `1e-12` left about `3e-12` relative error on a stiff 80-state model, and a looser
+/// [`GmresConfig::rtol`] trades gradient accuracy for Krylov iterations in the same way.
+/// A failed transposed solve is [`crate::Error::AdjointSolveFailed`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NewtonConfig {
     /// Absolute tolerance of the update.
@@ -109,6 +121,38 @@ pub(crate) struct NewtonFailure {
     pub iterations: u32,
     pub residual: f64,
     pub reason: String,
+}
+
+/// Why a transposed (adjoint) stage solve failed; the stepper adds the step, time and stage
+/// ([`crate::Error::AdjointSolveFailed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AdjointFailure {
+    /// `"GMRES"`, `"dense LU"` or `"PETSc"`.
+    pub solver: &'static str,
+    /// Krylov iterations done.
+    pub iterations: usize,
+    /// Residual norm reached (NaN when unknown).
+    pub residual: f64,
+    /// Residual norm to reach (NaN when none).
+    pub target: f64,
+    /// What the solver reported.
+    pub reason: String,
+}
+
+impl AdjointFailure {
+    /// The runtime error for step `step`, stage `stage` (`None`: a θ-method) at time `t`.
+    pub fn at(self, step: usize, t: f64, stage: Option<usize>) -> crate::Error {
+        crate::Error::AdjointSolveFailed {
+            step,
+            t,
+            stage,
+            solver: self.solver,
+            iterations: self.iterations,
+            residual: self.residual,
+            target: self.target,
+            reason: self.reason,
+        }
+    }
 }
 
 /// The matrix-free operator `v ↦ v − γh f_u(t, y) v` (or its transpose through VJPs).
@@ -215,7 +259,7 @@ impl Newton {
                 .map_err(|reason| NewtonFailure {
                     iterations: iter,
                     residual: norm,
-                    reason: reason.into(),
+                    reason,
                 })?;
             let mut alpha = 1.0;
             let halvings = match self.config.line_search {
@@ -275,11 +319,11 @@ impl Newton {
         p: &[f64],
         y: &[f64],
         stats: &mut Stats,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), String> {
         self.delta.copy_from_slice(&self.residual);
         let Some(mut gmres) = self.gmres.take() else {
             if !self.factor_jacobian(model, t, gamma_h, y, p, stats) {
-                return Err("the stage Jacobian is singular");
+                return Err("the stage Jacobian is singular".into());
             }
             self.lu.solve(&mut self.delta, &mut self.scratch);
             return Ok(());
@@ -306,7 +350,15 @@ impl Newton {
         if result.converged {
             Ok(())
         } else {
-            Err("GMRES did not converge in a Newton step")
+            Err(format!(
+                "GMRES {} after {} Krylov iterations, residual norm {:e} (target {:e}) in a \
+                 Newton step; loosen `krylov_tol`, raise `krylov_restart` or use \
+                 `linear_solver = dense`",
+                result.why(),
+                result.iterations,
+                result.residual,
+                result.target
+            ))
         }
     }
 
@@ -320,13 +372,30 @@ impl Newton {
         p: &[f64],
         x: &mut [f64],
         stats: &mut Stats,
-    ) -> Result<(), String> {
+    ) -> Result<(), AdjointFailure> {
         if self.config.linear == LinearSolver::Petsc {
-            return petsc::solve_adjoint(self, model, t, gamma_h, y, p, x, stats);
+            return petsc::solve_adjoint(self, model, t, gamma_h, y, p, x, stats).map_err(
+                |reason| AdjointFailure {
+                    solver: "PETSc",
+                    iterations: 0,
+                    residual: f64::NAN,
+                    target: f64::NAN,
+                    // The message names the solver itself.
+                    reason: reason
+                        .strip_prefix("PETSc: ")
+                        .map_or_else(|| reason.clone(), str::to_string),
+                },
+            );
         }
         let Some(mut gmres) = self.gmres.take() else {
             if !self.factor_jacobian(model, t, gamma_h, y, p, stats) {
-                return Err("the transposed stage Jacobian is singular".into());
+                return Err(AdjointFailure {
+                    solver: "dense LU",
+                    iterations: 0,
+                    residual: f64::NAN,
+                    target: f64::NAN,
+                    reason: "the transposed stage matrix is singular".into(),
+                });
             }
             self.lu.solve_transpose(x, &mut self.scratch);
             return Ok(());
@@ -354,7 +423,13 @@ impl Newton {
         if result.converged {
             Ok(())
         } else {
-            Err("GMRES did not converge on the transposed stage system".into())
+            Err(AdjointFailure {
+                solver: "GMRES",
+                iterations: result.iterations,
+                residual: result.residual,
+                target: result.target,
+                reason: result.why().into(),
+            })
         }
     }
 

@@ -242,13 +242,7 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for ThetaStepper {
                 &mut self.nu,
                 stats,
             )
-            .map_err(|reason| Error::NewtonFailed {
-                step: at.index,
-                t: t_next,
-                iterations: 0,
-                residual: f64::NAN,
-                reason: format!("adjoint: {reason}"),
-            })?;
+            .map_err(|f| f.at(at.index, t_next, None))?;
         // μ += f_θ(u_{n+1})ᵀ (θhν)
         for (w, &v) in self.w.iter_mut().zip(&self.nu) {
             *w = self.theta * at.h * v;
