@@ -1,7 +1,7 @@
 //! Property tests: random ASTs print to text that parses back to the same AST; random token
 //! soup never panics the parser, and whatever parses cleanly round-trips.
 
-mod common;
+use crate::common;
 
 use pnode_grammar::*;
 use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! Data-driven parser tests: one helper per kind of check, many one-liners.
 
-mod common;
+use crate::common;
 
 use common::{render_all, sexpr};
 use pnode_grammar::*;

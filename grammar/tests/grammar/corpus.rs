@@ -2,36 +2,22 @@
 //! diagnostic and round-trip through the printer; each `tests/corpus/err/*.pode` starts with
 //! `# error-at: LINE:COL[, LINE:COL…]`, exactly the positions of its error diagnostics.
 
-mod common;
+use crate::common;
 
 use pnode_grammar::*;
-use std::path::{Path, PathBuf};
+use pnode_testkit::corpus::{Kind, error_positions, files, parse_error_at};
 
-fn corpus(kind: &str) -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/corpus")
-        .join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pode"))
-        .collect();
-    files.sort();
-    files
+/// The files of one corpus folder as (file name, text).
+fn corpus(kind: Kind) -> Vec<(String, String)> {
+    files(kind)
         .into_iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (
-                name,
-                std::fs::read_to_string(&p).expect("readable corpus file"),
-            )
-        })
+        .map(|f| (f.file_name(), f.source))
         .collect()
 }
 
 #[test]
 fn ok_files_parse_without_diagnostics_and_round_trip() {
-    let files = corpus("ok");
+    let files = corpus(Kind::Ok);
     assert!(files.len() >= 25, "only {} ok files", files.len());
     for (name, source) in &files {
         let parsed = parse(source);
@@ -48,29 +34,13 @@ fn ok_files_parse_without_diagnostics_and_round_trip() {
 
 #[test]
 fn err_files_report_errors_where_their_header_says() {
-    let files = corpus("err");
+    let files = corpus(Kind::Err);
     assert!(files.len() >= 10, "only {} err files", files.len());
     let mut failures = Vec::new();
     for (name, source) in &files {
-        let header = source
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# error-at:"))
-            .unwrap_or_else(|| panic!("{name}: first line must be `# error-at: LINE:COL`"));
-        let expected: Vec<(usize, usize)> = header
-            .split(',')
-            .map(|p| {
-                let (l, c) = p.trim().split_once(':').expect("LINE:COL");
-                (l.parse().expect("line"), c.parse().expect("column"))
-            })
-            .collect();
+        let expected = parse_error_at(source).unwrap_or_else(|e| panic!("{name}: {e}"));
         let parsed = parse(source);
-        let found: Vec<(usize, usize)> = parsed
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| line_col(source, d.primary_span().expect("a primary label").start))
-            .collect();
+        let found = error_positions(source, &parsed.diagnostics);
         if found != expected {
             let rendered = common::render_all(source, name);
             failures.push(format!(
@@ -84,7 +54,7 @@ fn err_files_report_errors_where_their_header_says() {
 #[test]
 fn err_diagnostics_snapshot() {
     let mut out = String::new();
-    for (name, source) in corpus("err") {
+    for (name, source) in corpus(Kind::Err) {
         out += &format!("=== {name}\n");
         out += &common::render_all(&source, &name);
     }
@@ -99,7 +69,7 @@ fn ast_snapshots() {
         "indexing.pode",
         "lotka_volterra.pode",
     ] {
-        let (_, source) = corpus("ok")
+        let (_, source) = corpus(Kind::Ok)
             .into_iter()
             .find(|(n, _)| n == name)
             .expect("corpus file");
@@ -118,7 +88,7 @@ fn formatted_snapshots() {
         "comments.pode",
         "strings.pode",
     ] {
-        let (_, source) = corpus("ok")
+        let (_, source) = corpus(Kind::Ok)
             .into_iter()
             .find(|(n, _)| n == name)
             .expect("corpus file");
@@ -133,7 +103,7 @@ fn formatted_snapshots() {
 /// always comes with a primary span inside the file.
 #[test]
 fn damaged_corpus_files_never_panic() {
-    let files = corpus("ok");
+    let files = corpus(Kind::Ok);
     for (name, source) in files.iter().filter(|(n, _)| {
         [
             "lotka_volterra.pode",
