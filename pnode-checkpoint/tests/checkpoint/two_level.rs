@@ -1,17 +1,11 @@
 //! Two-level (RAM + disk) schedules: valid, within both tiers' slots, every step reversed once
 //! in order, and as many advances as the closed form says.
 
+use crate::UNIT;
 use pnode_checkpoint::revolve::optimal_advances;
 use pnode_checkpoint::two_level::{two_level, two_level_advances};
-use pnode_checkpoint::{Action, Checkpointing, Error, StepCost};
+use pnode_checkpoint::{Action, Checkpointing, Error};
 use proptest::prelude::*;
-
-const UNIT: StepCost = StepCost {
-    rhs_per_step: 1,
-    rhs_per_stage_recompute: 0,
-    vjp_per_reverse: 1,
-    stage_vectors: 1,
-};
 
 /// Most slots of each tier live at once, read off the action lists (independent of the cost
 /// model's peak counting).

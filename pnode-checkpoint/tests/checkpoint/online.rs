@@ -1,17 +1,11 @@
 //! Online checkpointing: within its slots at every moment, every step reversed once in order,
 //! and the stated recomputation bound holds.
 
+use crate::UNIT;
+use pnode_checkpoint::Action;
 use pnode_checkpoint::online::OnlinePlanner;
 use pnode_checkpoint::revolve::revolve;
-use pnode_checkpoint::{Action, StepCost};
 use proptest::prelude::*;
-
-const UNIT: StepCost = StepCost {
-    rhs_per_step: 1,
-    rhs_per_stage_recompute: 0,
-    vjp_per_reverse: 1,
-    stage_vectors: 1,
-};
 
 /// Runs the planner step by step (as an adaptive run would), checking that it never holds
 /// more than `c` checkpoints, and returns the final spacing and the reverse-phase advances.

@@ -1,16 +1,10 @@
 //! Revolve against its closed form and a brute-force dynamic program; every planned schedule
 //! is valid and stays within its slots.
 
+use crate::UNIT;
 use pnode_checkpoint::revolve::{optimal_advances, revolve};
 use pnode_checkpoint::{Budget, Checkpointing, Schedule, StepCost};
 use proptest::prelude::*;
-
-const UNIT: StepCost = StepCost {
-    rhs_per_step: 1,
-    rhs_per_stage_recompute: 0,
-    vjp_per_reverse: 1,
-    stage_vectors: 1,
-};
 
 /// t(n, c) = min_{1≤m<n} [m + t(n−m, c−1) + t(m, c)], t(1, c) = 0, t(n, 1) = n(n−1)/2, by
 /// exhaustive minimisation over every split.
