@@ -3,11 +3,11 @@
 //! random point, and a model the JIT does not lower (convolutions, group norms) is
 //! `Error::Unsupported` naming the operation, never a panic.
 
-mod common;
-use common::{rand_vec, rel_max};
 use pnode_ir::lower::compile_source;
 use pnode_ir::{Function, Interpreter, jvp, vjp};
 use pnode_jit::{CompiledFn, Error};
+use pnode_testkit::corpus::{self, Kind};
+use pnode_testkit::prelude::{rand_vec, rel_max};
 
 /// The interpreter's and the JIT's outputs of `f` at `(t, u, p, extra)`; `Err` if the JIT
 /// refuses `f`.
@@ -24,18 +24,11 @@ fn both(f: &Function, u: &[f64], p: &[f64], extra: &[f64]) -> Result<(Vec<f64>, 
 
 #[test]
 fn every_corpus_model_the_jit_lowers_matches_the_interpreter() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/corpus/ok");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("corpus directory")
-        .map(|e| e.expect("corpus entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pode"))
-        .collect();
-    files.sort();
+    let files = corpus::files(Kind::Ok);
     let (mut compiled, mut refused) = (0, Vec::new());
-    for (i, path) in files.iter().enumerate() {
-        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let source = std::fs::read_to_string(path).expect("readable corpus file");
-        let lowered = compile_source(&source);
+    for (i, file) in files.iter().enumerate() {
+        let name = &file.name;
+        let lowered = compile_source(&file.source);
         let program = lowered
             .program
             .unwrap_or_else(|| panic!("{name}: a corpus ok model lowers"));

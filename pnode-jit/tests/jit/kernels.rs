@@ -1,12 +1,11 @@
 //! JIT kernels against the reference interpreter: RHS, JVP and VJP of every supported model
 //! agree to ≤ 1e-12 relative; unsupported operations and bad buffers are errors.
 
-mod common;
-use common::*;
 use pnode_ir::{Function, Interpreter, jvp, vjp};
 use pnode_jit::{CompiledFn, Error, JitErkStepper, JitModel, Placement};
 use pnode_runtime::Tableau;
 use pnode_runtime::model::{Rhs, RhsJvp, RhsVjp};
+use pnode_testkit::prelude::*;
 
 /// Relative error of the JIT kernel of `f` against the interpreter at `m`'s point.
 fn kernel_error(f: &Function, m: &Model, extra: &[f64]) -> f64 {

@@ -3,8 +3,6 @@
 //! interpreter-backed `IrModel`, for several tableaux and checkpoint schedules; the fused
 //! stepper is bitwise identical across schedules and counts what `ErkStepper` counts.
 
-mod common;
-use common::*;
 use pnode_ir::runtime::IrModel;
 use pnode_jit::{JitErkStepper, JitModel};
 use pnode_runtime::model::RhsVjp;
@@ -12,6 +10,7 @@ use pnode_runtime::stepper::AdjointStepper;
 use pnode_runtime::{
     Budget, Checkpointing, Gradient, NewtonConfig, Solver, Stats, Tableau, ThetaStepper, TimeGrid,
 };
+use pnode_testkit::prelude::*;
 
 /// `L = ½ Σ_k ‖u(t_k)‖²` (so `∂L/∂u(t_k) = u(t_k)`).
 fn loss(out: &[f64], dl: &mut [f64]) -> f64 {

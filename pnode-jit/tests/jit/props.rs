@@ -2,47 +2,10 @@
 //! small enough for the unrolled ones, compile without panicking (or fail with an error), and
 //! their RHS, JVP and VJP kernels agree with the interpreter element by element.
 
-use pnode_ir::{Builder, Function, Interpreter, Layout, NodeId, jvp, vjp};
+use pnode_ir::{Builder, Function, Interpreter, Layout, jvp, vjp};
 use pnode_jit::CompiledFn;
+use pnode_testkit::random_ir::{KERNEL_OPS, apply, leaves, op_codes};
 use proptest::prelude::*;
-
-/// Apply operation `code` to the pool (operands chosen by `a`, `c`); errors are fine.
-fn apply(b: &mut Builder, pool: &mut Vec<NodeId>, code: u8, a: usize, c: usize) {
-    let x = pool[a % pool.len()];
-    let y = pool[c % pool.len()];
-    let r = match code % 22 {
-        0 => b.add(x, y),
-        1 => b.sub(x, y),
-        2 => b.mul(x, y),
-        3 => {
-            let two = b.scalar(2.0);
-            b.add(y, two)
-                .and_then(|d| b.mul(d, d))
-                .and_then(|d| b.div(x, d))
-        }
-        4 => b.tanh(x),
-        5 => b.sin(x),
-        6 => b.matmul(x, y),
-        7 => b.sum(x),
-        8 => b.sum_axis(x, 0),
-        9 => b.transpose(x),
-        10 => b.index(x, &[1]),
-        11 => b.slice(x, 0, 1, 3),
-        12 => b.concat(&[x, y], 0),
-        13 => b.mean_axis(x, 1),
-        14 => b.softplus(x),
-        15 => b.pad(x, 0, 1, 2),
-        16 => b.relu(x),
-        17 => b.gelu(x),
-        18 => b.square(x),
-        19 => b.sigmoid(x),
-        20 => b.abs(x),
-        _ => b.stack(&[x, y], 0),
-    };
-    if let Ok(id) = r {
-        pool.push(id);
-    }
-}
 
 fn close(a: &[f64], b: &[f64]) -> bool {
     let scale = b
@@ -73,22 +36,16 @@ proptest! {
     #[test]
     fn random_expressions_match_the_interpreter(
         big in any::<bool>(),
-        ops in proptest::collection::vec((any::<u8>(), 0usize..24, 0usize..24), 1..20),
+        ops in op_codes(24, 1..20),
     ) {
         // [r, c] and [c, r] states, so matmul, transpose and concat have partners.
         let (r, c) = if big { (6, 5) } else { (2, 3) };
         let n = 2 * r * c;
         let np = r + c;
         let mut b = Builder::new(Layout::new(n, np));
-        let mut pool = vec![
-            b.state(0, [r, c]).unwrap(),
-            b.state(r * c, [c, r]).unwrap(),
-            b.param(0, [c]).unwrap(),
-            b.param(c, [r, 1]).unwrap(),
-            b.time(),
-        ];
+        let mut pool = leaves(&mut b, r, c);
         for (code, a, cc) in ops {
-            apply(&mut b, &mut pool, code, a, cc);
+            apply(&mut b, &mut pool, &KERNEL_OPS, code, a, cc);
         }
         let last = *pool.last().unwrap();
         let f = b.finish(&[last]).unwrap();
