@@ -2,11 +2,10 @@
 #![allow(unsafe_code)] // a counting global allocator, test-only
 #![cfg(feature = "runtime")]
 
-mod common;
-use common::*;
 use pnode_ir::runtime::IrModel;
 use pnode_ir::{Interpreter, jvp, vjp};
 use pnode_runtime::model::{Rhs, RhsJvp, RhsVjp};
+use pnode_testkit::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
