@@ -4,6 +4,7 @@
 //! * [`corpus`]: the `.pode` corpus at the workspace root (`tests/corpus/{ok,err,err-semantic}`)
 //!   with the `# error-at: LINE:COL[, LINE:COL…]` positions of its error files;
 //! * [`numeric`]: vector norms and error measures (`rel_err`, `rel_max`, `same_bits`, …);
+//! * [`alloc`]: a counting global allocator for the no-allocation tests;
 //! * with the feature `ir`: [`models`] (the model tables: `pnode_ir::testmodels` and the larger
 //!   models that take the JIT's looped paths), [`derivatives`] (`eval` and the JVP/VJP checks
 //!   against central differences and the dot-product test) and [`random_ir`] (the random-IR
@@ -12,6 +13,7 @@
 //! A dev-dependency only (`publish = false`); it depends on the grammar and, with `ir`, on the
 //! IR without its runtime, never on a back end.
 
+pub mod alloc;
 pub mod corpus;
 pub mod numeric;
 
