@@ -1,33 +1,14 @@
 //! `Interpreter::eval` and the `IrModel` trait methods do not allocate after construction.
-#![allow(unsafe_code)] // a counting global allocator, test-only
 #![cfg(feature = "runtime")]
 
-mod common;
-use common::*;
 use pnode_ir::runtime::IrModel;
 use pnode_ir::{Interpreter, jvp, vjp};
 use pnode_runtime::model::{Rhs, RhsJvp, RhsVjp};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use pnode_testkit::alloc::CountingAlloc;
+use pnode_testkit::prelude::*;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn eval_does_not_allocate() {
@@ -40,7 +21,7 @@ fn eval_does_not_allocate() {
         let extras: [&[f64]; 3] = [&[], &v, &v];
         let mut model = IrModel::new(&m.f).unwrap();
         let (mut f, mut gu, mut gp) = (vec![0.0; n], vec![0.0; n], vec![0.0; np]);
-        let before = ALLOCS.load(Ordering::Relaxed);
+        let before = GLOBAL.count();
         for _ in 0..3 {
             for k in 0..3 {
                 its[k]
@@ -51,7 +32,7 @@ fn eval_does_not_allocate() {
             model.jvp(m.t, &m.u, &m.p, &v, &mut f);
             model.vjp(m.t, &m.u, &m.p, &v, &mut gu, &mut gp);
         }
-        let after = ALLOCS.load(Ordering::Relaxed);
+        let after = GLOBAL.count();
         assert_eq!(after - before, 0, "{} allocated", m.name);
     }
 }

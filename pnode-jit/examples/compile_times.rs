@@ -2,12 +2,9 @@
 //! RK4 and Dopri5 steppers (four kernels each), median of 5.
 //! `cargo run --release -p pnode-jit --example compile_times`.
 
-#[path = "../tests/common/mod.rs"]
-#[allow(unused_imports)]
-mod common;
-
 use pnode_jit::{JitErkStepper, JitModel};
 use pnode_runtime::Tableau;
+use pnode_testkit::models::supported_models;
 use std::time::Duration;
 
 fn median(mut f: impl FnMut() -> Duration) -> f64 {
@@ -21,7 +18,7 @@ fn main() {
         "{:<16} {:>6} {:>10} {:>10} {:>12}",
         "model", "nodes", "JitModel", "fused rk4", "fused dopri5"
     );
-    for m in common::supported_models() {
+    for m in supported_models() {
         let model = median(|| JitModel::new(&m.f).unwrap().compile_time());
         let rk4 = median(|| {
             JitErkStepper::new(Tableau::rk4(), &m.f)
