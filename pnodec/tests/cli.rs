@@ -3,25 +3,24 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use pnode_testkit::corpus::{self, Kind};
+
+/// The corpus files of `kind` (`ok`, `err`, `err-semantic`), sorted.
 fn corpus(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/corpus")
-        .join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pode"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no corpus in {}", dir.display());
-    files
+    corpus::paths(kind_of(kind))
 }
 
 fn corpus_file(kind: &str, name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/corpus")
-        .join(kind)
-        .join(name)
+    corpus::path(kind_of(kind), name)
+}
+
+fn kind_of(name: &str) -> Kind {
+    match name {
+        "ok" => Kind::Ok,
+        "err" => Kind::Err,
+        "err-semantic" => Kind::ErrSemantic,
+        other => panic!("no corpus folder `{other}`"),
+    }
 }
 
 fn pnodec(args: &[&str]) -> Output {
@@ -97,16 +96,13 @@ fn check_summary_of_lotka_volterra() {
 fn check_rejects_every_err_file_at_its_position() {
     for file in corpus("err") {
         let source = std::fs::read_to_string(&file).unwrap();
-        let positions = source
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# error-at: "))
-            .unwrap_or_else(|| panic!("{}: no `# error-at:` line", file.display()));
+        let positions =
+            corpus::parse_error_at(&source).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let out = pnodec(&["check", path_str(&file)]);
         assert_exit(&out, 1);
         let stderr = text(&out.stderr);
         assert!(stderr.contains("error[P0"), "{}: {stderr}", file.display());
-        for pos in positions.split(',').map(str::trim) {
+        for pos in &positions {
             let location = format!("{}:{pos}", file.display());
             assert!(
                 stderr.contains(&location),
@@ -370,16 +366,13 @@ fn emit_ast() {
 fn check_rejects_every_semantic_error_at_its_position() {
     for file in corpus("err-semantic") {
         let source = std::fs::read_to_string(&file).unwrap();
-        let positions = source
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# error-at: "))
-            .unwrap_or_else(|| panic!("{}: no `# error-at:` line", file.display()));
+        let positions =
+            corpus::parse_error_at(&source).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let out = pnodec(&["check", path_str(&file)]);
         assert_exit(&out, 1);
         let stderr = text(&out.stderr);
         assert!(stderr.contains("error[I0"), "{}: {stderr}", file.display());
-        for pos in positions.split(',').map(str::trim) {
+        for pos in &positions {
             let location = format!("{}:{pos}", file.display());
             assert!(
                 stderr.contains(&location),
@@ -432,7 +425,7 @@ fn check_reads_stdin() {
 /// in the snapshot are relative.
 #[test]
 fn rendered_diagnostics_snapshot() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
+    let root = corpus::workspace_root().join("tests/corpus");
     let mut all = String::new();
     for file in [
         "err/header_not_first.pode",
