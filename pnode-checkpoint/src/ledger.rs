@@ -214,10 +214,10 @@ impl Tracker {
     /// slots: `u_0` current, slots empty, nothing counted. `cost` prices the actions and
     /// `vector_bytes` is one state vector's size (state length × bytes per value; the tensor
     /// executor passes a tensor's bytes).
-    pub fn new(n_steps: usize, n_slots: usize, cost: StepCost, vector_bytes: u64) -> Self {
+    pub fn new(n_steps: usize, n_slots: usize, cost: &StepCost, vector_bytes: u64) -> Self {
         Self {
             n_steps,
-            cost,
+            cost: *cost,
             vector_bytes,
             current: 0,
             tape: None,
@@ -234,7 +234,7 @@ impl Tracker {
     /// The state before the first action of `schedule`, with its slots in their tiers
     /// ([`Schedule::slot_on_disk`]).
     pub fn for_schedule(schedule: &Schedule, cost: &StepCost, vector_bytes: u64) -> Self {
-        let mut tracker = Self::new(0, 0, *cost, vector_bytes);
+        let mut tracker = Self::new(0, 0, cost, vector_bytes);
         tracker.restart(schedule);
         tracker
     }

@@ -21,7 +21,7 @@ use StageSource::{Recompute, Slot};
 /// Apply `forward` then `reverse` to a 3-step, 2-slot tracker; the last action must be refused
 /// with `expected`, whose message must be `message`; the state must not change on refusal.
 fn check(forward: &[Action], reverse: &[Action], expected: LedgerError, message: &str) {
-    let mut t = Tracker::new(3, 2, RK4, 8);
+    let mut t = Tracker::new(3, 2, &RK4, 8);
     let actions: Vec<(Action, Phase)> = forward
         .iter()
         .map(|a| (*a, Phase::Forward))
@@ -160,7 +160,7 @@ fn refusals_are_typed_and_keep_their_messages() {
         E::NotOnTape { step: 2 },
         "the tape does not hold step 2",
     );
-    let mut t = Tracker::new(1, 0, RK4, 8);
+    let mut t = Tracker::new(1, 0, &RK4, 8);
     assert_eq!(
         t.end_forward(),
         Err(Error::InvalidSchedule {

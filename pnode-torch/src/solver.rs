@@ -97,7 +97,7 @@ impl TensorSolver {
         checkpointing: Checkpointing,
     ) -> Self {
         Self {
-            ledger: Tracker::new(grid.n_steps(), 0, erk.cost(), 0),
+            ledger: Tracker::new(grid.n_steps(), 0, &erk.cost(), 0),
             erk,
             grid,
             output_idx,
