@@ -240,8 +240,8 @@ impl Tracker {
     }
 
     /// Back to the state before the first action of `schedule` (slots and tiers from it; cost
-    /// and vector size kept), reusing this tracker's memory: an executor restarts its ledger
-    /// for every sweep without allocating.
+    /// and vector size kept), reusing this tracker's memory: no allocation when it has had as
+    /// many slots before, so an executor restarts its ledger for every sweep without one.
     pub fn restart(&mut self, schedule: &Schedule) {
         let n_slots = schedule.n_slots();
         self.n_steps = schedule.n_steps();
