@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::ledger::LedgerError;
+
 /// What can go wrong when planning or validating a schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -11,10 +13,10 @@ pub enum Error {
     InvalidSchedule {
         /// Position of the offending action (forward actions first, then reverse ones).
         index: usize,
-        /// The action, printed.
+        /// The action, printed (or the phase end that failed).
         action: String,
         /// Why it cannot run.
-        reason: String,
+        reason: LedgerError,
     },
     /// The memory budget cannot hold even the cheapest schedule.
     #[error("checkpoint budget of {given} is too small: at least {minimum} is needed")]

@@ -4,7 +4,9 @@
 //! them all costs memory linear in `N`; recomputing them from stored solutions costs time. This
 //! crate plans, before anything runs, *which* states to keep and *when* to recompute, as a
 //! [`Schedule`] — plain data (a list of [`Action`]s) that the runtime's executor carries out —
-//! and predicts what it will cost ([`Stats`]) so the plan can be printed and checked.
+//! and predicts what it will cost ([`Stats`]) so the plan can be printed and checked. The
+//! prediction and the executors' statistics come from one ledger, [`Tracker`], which validates
+//! each action and counts its cost.
 //!
 //! Planners:
 //! * [`Schedule::store_all`]: every step's stage values; no recomputation.
@@ -29,6 +31,7 @@
 mod action;
 mod budget;
 mod error;
+mod ledger;
 pub mod multistage;
 pub mod online;
 pub mod revolve;
@@ -39,5 +42,6 @@ pub mod two_level;
 pub use action::{Action, StageSource};
 pub use budget::{Budget, Checkpointing};
 pub use error::{Error, Result};
-pub use schedule::{Phase, Schedule, SlotContent, StepCost, Tracker};
+pub use ledger::{LedgerError, Phase, SlotContent, Tracker};
+pub use schedule::{Schedule, StepCost};
 pub use stats::Stats;

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::action::{Action, StageSource};
 use crate::error::{Error, Result};
+use crate::ledger::{LedgerError, Phase, Tracker};
 use crate::stats::Stats;
 
 /// What one step of an integrator costs: the input of the cost model.
@@ -32,177 +33,6 @@ pub struct StepCost {
     pub vjp_per_reverse: u64,
     /// State vectors a stage slot holds.
     pub stage_vectors: u64,
-}
-
-/// Which phase of a schedule an action belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Before the loss is known: from `u_0` to `u_N`.
-    Forward,
-    /// After: reversing steps `N−1 … 0`.
-    Reverse,
-}
-
-/// What a slot holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotContent {
-    /// The solution `u_n`.
-    Solution(usize),
-    /// The stage values of step `n` (which include `u_n`).
-    Stages(usize),
-}
-
-/// The symbolic state of an executor: what the current solution, the slots and the tape hold.
-/// Shared by the validator/cost model and the runtime executor, so both agree on what a valid
-/// schedule is.
-#[derive(Debug, Clone)]
-pub struct Tracker {
-    n_steps: usize,
-    /// Grid index of the current solution, if one is held.
-    pub current: Option<usize>,
-    /// The step whose stage values the working stage buffer holds, if any.
-    pub tape: Option<usize>,
-    /// The next step to reverse is `next_reverse − 1`; starts at `N`.
-    pub next_reverse: usize,
-    /// Slot contents.
-    pub slots: Vec<Option<SlotContent>>,
-}
-
-impl Tracker {
-    /// The state before the first action: `u_0` current, slots empty.
-    pub fn new(n_steps: usize, n_slots: usize) -> Self {
-        Self {
-            n_steps,
-            current: Some(0),
-            tape: None,
-            next_reverse: n_steps,
-            slots: vec![None; n_slots],
-        }
-    }
-
-    /// Check `action` against the state, then apply it. The error is the reason only.
-    pub fn apply(&mut self, action: &Action, phase: Phase) -> std::result::Result<(), String> {
-        match *action {
-            Action::Store { slot, step } => {
-                self.need_current(step)?;
-                *self.slot_mut(slot)? = Some(SlotContent::Solution(step));
-            }
-            Action::StepKeepingStages { slot, step } => {
-                self.need_step(step)?;
-                *self.slot_mut(slot)? = Some(SlotContent::Stages(step));
-                self.current = Some(step + 1);
-            }
-            Action::Tape { step } => {
-                self.need_step(step)?;
-                self.tape = Some(step);
-                self.current = Some(step + 1);
-            }
-            Action::Advance { from, to } => {
-                self.need_current(from)?;
-                if to <= from || to > self.n_steps {
-                    return Err(format!("cannot advance from u{from} to u{to}"));
-                }
-                self.current = Some(to);
-            }
-            Action::Restore { slot, step } => match *self.slot_mut(slot)? {
-                Some(SlotContent::Solution(s)) | Some(SlotContent::Stages(s)) if s == step => {
-                    self.current = Some(step);
-                }
-                other @ Some(_) => {
-                    return Err(format!(
-                        "slot {slot} holds {}, not u{step}",
-                        describe(other)
-                    ));
-                }
-                None => return Err(format!("slot {slot} is empty")),
-            },
-            Action::Free { slot } => {
-                if self.slot_mut(slot)?.take().is_none() {
-                    return Err(format!("slot {slot} is already empty"));
-                }
-            }
-            Action::Reverse { step, stages } => {
-                if phase == Phase::Forward {
-                    return Err("reverse actions belong to the reverse phase".into());
-                }
-                if self.next_reverse == 0 || step + 1 != self.next_reverse {
-                    return Err(match self.next_reverse {
-                        0 => "every step is already reversed".to_string(),
-                        r => format!("the next step to reverse is {}", r - 1),
-                    });
-                }
-                match stages {
-                    StageSource::Slot(slot) => match *self.slot_mut(slot)? {
-                        Some(SlotContent::Stages(s)) if s == step => {}
-                        other => {
-                            return Err(format!(
-                                "slot {slot} does not hold the stages of step {step} (it holds {})",
-                                describe(other)
-                            ));
-                        }
-                    },
-                    StageSource::Tape => {
-                        if self.tape != Some(step) {
-                            return Err(format!("the tape does not hold step {step}"));
-                        }
-                    }
-                    StageSource::Recompute => {
-                        self.need_current(step)?;
-                        // Recomputation overwrites the working stage buffer.
-                        self.tape = None;
-                    }
-                }
-                self.next_reverse = step;
-            }
-        }
-        Ok(())
-    }
-
-    fn need_current(&self, step: usize) -> std::result::Result<(), String> {
-        match self.current {
-            Some(c) if c == step => Ok(()),
-            Some(c) => Err(format!("the current solution is u{c}, not u{step}")),
-            None => Err("no current solution is held".to_string()),
-        }
-    }
-
-    fn need_step(&self, step: usize) -> std::result::Result<(), String> {
-        self.need_current(step)?;
-        if step >= self.n_steps {
-            return Err(format!(
-                "step {step} is past the last step {}",
-                self.n_steps - 1
-            ));
-        }
-        Ok(())
-    }
-
-    fn slot_mut(&mut self, slot: usize) -> std::result::Result<&mut Option<SlotContent>, String> {
-        let n = self.slots.len();
-        self.slots
-            .get_mut(slot)
-            .ok_or_else(|| format!("slot {slot} does not exist (the schedule uses {n} slots)"))
-    }
-
-    /// State vectors the slots hold now (RAM and disk slots together).
-    pub fn stored_vectors(&self, stage_vectors: u64) -> u64 {
-        self.slots
-            .iter()
-            .map(|s| match s {
-                None => 0,
-                Some(SlotContent::Solution(_)) => 1,
-                Some(SlotContent::Stages(_)) => stage_vectors,
-            })
-            .sum()
-    }
-}
-
-fn describe(content: Option<SlotContent>) -> String {
-    match content {
-        None => "nothing".into(),
-        Some(SlotContent::Solution(s)) => format!("solution u{s}"),
-        Some(SlotContent::Stages(s)) => format!("the stages of step {s}"),
-    }
 }
 
 /// A checkpoint schedule: forward actions, then reverse actions, and which slots live on disk.
@@ -393,136 +223,65 @@ impl Schedule {
             .any(|a| matches!(*a, Action::StepKeepingStages { slot: s, .. } if s == slot))
     }
 
+    /// [`Schedule::slot_holds_stages`] for every slot at once (`n_slots()` entries), in one
+    /// pass over the actions.
+    pub fn stage_slots(&self) -> Vec<bool> {
+        let mut stages = vec![false; self.n_slots()];
+        for a in self.forward.iter().chain(&self.reverse) {
+            if let Action::StepKeepingStages { slot, .. } = *a {
+                stages[slot] = true;
+            }
+        }
+        stages
+    }
+
     /// Validate the schedule: every action can run, the forward phase ends at `u_N`, and a
     /// non-empty reverse phase reverses every step once, in order.
     pub fn validate(&self) -> Result<()> {
-        self.simulate(&StepCost {
+        let unit = StepCost {
             rhs_per_step: 0,
             rhs_per_stage_recompute: 0,
             vjp_per_reverse: 0,
             stage_vectors: 1,
-        })
-        .map(|_| ())
-    }
-
-    /// Predict the statistics of a full forward + reverse run, validating the schedule.
-    ///
-    /// A forward step (advance, stage-keeping step or tape) costs `rhs_per_step` and counts as a
-    /// forward step in the forward phase and a recomputed step in the reverse phase; a reverse
-    /// with recomputed stages adds `rhs_per_stage_recompute`; each reverse costs
-    /// `vjp_per_reverse`; a solution slot holds one vector and a stage slot `stage_vectors`.
-    /// Peaks are counted per tier: `peak_stored_vectors` over RAM slots, `peak_disk_vectors`
-    /// over disk slots. A store into a disk slot writes one vector (`stage_vectors` for a
-    /// stage-keeping step), a restore from one reads one vector, and a reverse taking its
-    /// stages from one reads `stage_vectors`. Bytes are `vectors × vector_bytes`, where
-    /// `vector_bytes` is one state vector's size (state length × bytes per value: 8 for `f64`,
-    /// 4 for `f32`).
-    pub fn predict(&self, cost: &StepCost, vector_bytes: u64) -> Result<Stats> {
-        let mut stats = self.simulate(cost)?;
-        stats.peak_stored_bytes = stats.peak_stored_vectors * vector_bytes;
-        stats.peak_disk_bytes = stats.peak_disk_vectors * vector_bytes;
-        Ok(stats)
-    }
-
-    /// Vectors held now by the RAM slots and by the disk slots.
-    fn held_vectors(&self, tracker: &Tracker, stage_vectors: u64) -> (u64, u64) {
-        let (mut ram, mut disk) = (0, 0);
-        for (slot, content) in tracker.slots.iter().enumerate() {
-            let vectors = match content {
-                None => 0,
-                Some(SlotContent::Solution(_)) => 1,
-                Some(SlotContent::Stages(_)) => stage_vectors,
-            };
-            if self.slot_on_disk(slot) {
-                disk += vectors;
-            } else {
-                ram += vectors;
-            }
-        }
-        (ram, disk)
-    }
-
-    fn simulate(&self, cost: &StepCost) -> Result<Stats> {
-        let invalid = |index: usize, action: String, reason: String| Error::InvalidSchedule {
-            index,
-            action,
-            reason,
         };
+        self.simulate(&unit, 0).map(|_| ())
+    }
+
+    /// Predict the statistics of a full forward + reverse run, validating the schedule: one
+    /// run of a [`Tracker`] (the ledger the executors drive) over the actions, in time linear
+    /// in their number.
+    ///
+    /// Actions are priced as [`Tracker::apply`] says; peaks are counted per tier
+    /// (`peak_stored_vectors` over RAM slots, `peak_disk_vectors` over disk slots), and bytes
+    /// are `vectors × vector_bytes`, where `vector_bytes` is one state vector's size (state
+    /// length × bytes per value: 8 for `f64`, 4 for `f32`).
+    pub fn predict(&self, cost: &StepCost, vector_bytes: u64) -> Result<Stats> {
+        self.simulate(cost, vector_bytes)
+    }
+
+    /// Run a tracker over both phases; errors name the offending action (or phase end).
+    fn simulate(&self, cost: &StepCost, vector_bytes: u64) -> Result<Stats> {
         if self.n_steps == 0 {
-            return Err(invalid(
-                0,
-                "-".into(),
-                "a schedule needs at least one step".into(),
-            ));
+            return Err(LedgerError::NoSteps.at(0, "-"));
         }
-        let mut tracker = Tracker::new(self.n_steps, self.n_slots());
-        let mut stats = Stats::default();
-        let mut index = 0;
-        for (phase, actions) in [
-            (Phase::Forward, &self.forward),
-            (Phase::Reverse, &self.reverse),
-        ] {
-            if phase == Phase::Reverse && tracker.current != Some(self.n_steps) {
-                return Err(invalid(
-                    index,
-                    "end of forward phase".into(),
-                    format!("the forward phase must end at u{}", self.n_steps),
-                ));
-            }
-            for action in actions.iter() {
-                tracker
-                    .apply(action, phase)
-                    .map_err(|reason| invalid(index, action.to_string(), reason))?;
-                let steps = match *action {
-                    Action::StepKeepingStages { .. } | Action::Tape { .. } => 1,
-                    Action::Advance { from, to } => (to - from) as u64,
-                    _ => 0,
-                };
-                stats.rhs_evals += steps * cost.rhs_per_step;
-                match phase {
-                    Phase::Forward => stats.forward_steps += steps,
-                    Phase::Reverse => stats.recomputed_steps += steps,
-                }
-                if let Action::Reverse { stages, .. } = *action {
-                    stats.vjp_evals += cost.vjp_per_reverse;
-                    stats.reversed_steps += 1;
-                    if stages == StageSource::Recompute {
-                        stats.rhs_evals += cost.rhs_per_stage_recompute;
-                        stats.stage_recomputations += 1;
-                    }
-                }
-                match *action {
-                    Action::Store { slot, .. } if self.slot_on_disk(slot) => {
-                        stats.disk_writes += 1;
-                    }
-                    Action::StepKeepingStages { slot, .. } if self.slot_on_disk(slot) => {
-                        stats.disk_writes += cost.stage_vectors;
-                    }
-                    Action::Restore { slot, .. } if self.slot_on_disk(slot) => {
-                        stats.disk_reads += 1;
-                    }
-                    Action::Reverse {
-                        stages: StageSource::Slot(slot),
-                        ..
-                    } if self.slot_on_disk(slot) => stats.disk_reads += cost.stage_vectors,
-                    _ => {}
-                }
-                let (ram, disk) = self.held_vectors(&tracker, cost.stage_vectors);
-                stats.peak_stored_vectors = stats.peak_stored_vectors.max(ram);
-                stats.peak_disk_vectors = stats.peak_disk_vectors.max(disk);
-                let live = tracker.slots.iter().filter(|s| s.is_some()).count() as u64;
-                stats.peak_slots = stats.peak_slots.max(live);
-                index += 1;
-            }
+        let mut tracker = Tracker::for_schedule(self, cost, vector_bytes);
+        let apply = |tracker: &mut Tracker, action: &Action, phase| {
+            let index = tracker.applied();
+            tracker
+                .apply(action, phase)
+                .map_err(|reason| reason.at(index, action))
+        };
+        for action in &self.forward {
+            apply(&mut tracker, action, Phase::Forward)?;
         }
-        if !self.reverse.is_empty() && tracker.next_reverse != 0 {
-            return Err(invalid(
-                index,
-                "end of reverse phase".into(),
-                format!("steps 0..{} were never reversed", tracker.next_reverse),
-            ));
+        tracker.end_forward()?;
+        for action in &self.reverse {
+            apply(&mut tracker, action, Phase::Reverse)?;
         }
-        Ok(stats)
+        if !self.reverse.is_empty() {
+            tracker.end_reverse()?;
+        }
+        Ok(tracker.stats())
     }
 
     /// A human-readable summary: name, steps, and the predicted cost for `cost` and state
@@ -663,8 +422,13 @@ mod tests {
             Error::InvalidSchedule {
                 index: 1,
                 action: "reverse step 0 (recompute stages)".into(),
-                reason: "the next step to reverse is 1".into()
+                reason: LedgerError::OutOfOrder { step: 0, next: 1 }
             }
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid checkpoint schedule at action 1 (reverse step 0 (recompute stages)): the \
+             next step to reverse is 1"
         );
         let err = Schedule::new(
             "bad",

@@ -4,9 +4,13 @@ use serde::Serialize;
 
 /// Counts of the work a solve or a gradient did, and the memory its checkpoints held.
 ///
-/// The planner's cost model ([`crate::Schedule::predict`]) produces this struct before anything
-/// runs; the runtime's executor counts the same quantities while running, and the two must be
-/// equal.
+/// One ledger ([`crate::Tracker`]) counts everything a schedule determines: the planner's cost
+/// model ([`crate::Schedule::predict`]) runs it over the actions before anything runs, and the
+/// executors drive it while they run, so the two agree by construction. The evaluation counts
+/// — RHS, JVP and VJP evaluations, Newton and Krylov iterations — are what a run *measures*:
+/// an executor takes them from its stepper ([`Stats::with_measured`]). For explicit methods the
+/// measured RHS and VJP counts equal the predicted ones (tests assert it); implicit methods
+/// predict none (their Newton iterations are not known in advance).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     /// Right-hand-side evaluations `f(t, u; θ)`.
@@ -44,4 +48,20 @@ pub struct Stats {
     pub peak_disk_vectors: u64,
     /// The same in bytes (`peak_disk_vectors × state length × bytes per value`).
     pub peak_disk_bytes: u64,
+}
+
+impl Stats {
+    /// These statistics with the counts only a run can measure taken from `measured`:
+    /// `rhs_evals`, `jvp_evals`, `vjp_evals`, `newton_iterations` and `linear_iterations`.
+    /// Every other field (steps, recomputations, memory, disk traffic) is kept.
+    pub fn with_measured(self, measured: &Stats) -> Stats {
+        Stats {
+            rhs_evals: measured.rhs_evals,
+            jvp_evals: measured.jvp_evals,
+            vjp_evals: measured.vjp_evals,
+            newton_iterations: measured.newton_iterations,
+            linear_iterations: measured.linear_iterations,
+            ..self
+        }
+    }
 }

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{Action, Checkpointing, Schedule, StageSource, StepCost};
+use crate::checkpoint::{Action, Checkpointing, Phase, Schedule, StageSource, StepCost, Tracker};
 use crate::disk::DiskSlots;
 use crate::erk::ErkStepper;
 use crate::error::{Error, Result, check_len, first_non_finite};
@@ -72,11 +72,11 @@ pub struct Solver<S> {
     n_params: usize,
     /// RAM slots (disk slots have an empty buffer here).
     slots: Vec<Vec<f64>>,
-    /// Vectors each slot holds now (0 when free), for the peak-memory statistics.
-    slot_vectors: Vec<u64>,
-    /// Running totals over `slot_vectors`: vectors in RAM slots, vectors in disk slots, slots
-    /// holding anything (kept incrementally: summing every slot at every step is `O(N²)`).
-    held: [u64; 3],
+    /// The schedule's ledger: validates each action before it runs and counts the statistics
+    /// the cost model predicts (steps, recomputations, memory, disk traffic).
+    ledger: Tracker,
+    /// What the stepper counted: RHS/JVP/VJP evaluations, Newton and Krylov iterations.
+    measured: Stats,
     disk: DiskSlots,
     /// Stage values on their way to or from a disk slot (empty if no disk slot holds stages).
     disk_stages: Vec<f64>,
@@ -88,7 +88,6 @@ pub struct Solver<S> {
     lambda: Vec<f64>,
     mu: Vec<f64>,
     dl_du: Vec<f64>,
-    stats: Stats,
     state: State,
 }
 
@@ -129,12 +128,9 @@ impl<S> Solver<S> {
         // Validates the schedule (errors name the offending action).
         schedule.predict(&cost, vector_bytes(n))?;
         let stage_len = stepper.stage_vectors() * n;
+        let stage_slots = schedule.stage_slots();
         let slot_len = |slot: usize| {
-            if schedule.slot_holds_stages(slot) {
-                stage_len
-            } else {
-                n
-            }
+            if stage_slots[slot] { stage_len } else { n }
         };
         let slots = (0..schedule.n_slots())
             .map(|slot| {
@@ -151,19 +147,18 @@ impl<S> Solver<S> {
             .map(slot_len)
             .max()
             .unwrap_or(0);
-        let disk_holds_stages =
-            (0..slots.len()).any(|s| on_disk[s] && schedule.slot_holds_stages(s));
+        let disk_holds_stages = (0..slots.len()).any(|s| on_disk[s] && stage_slots[s]);
         let disk_stages = vec![0.0; if disk_holds_stages { stage_len } else { 0 }];
         Ok(Self {
             stepper,
             output_idx,
             forward_only: Schedule::forward_only(n_steps),
+            ledger: Tracker::for_schedule(&schedule, &cost, vector_bytes(n)),
+            measured: Stats::default(),
             schedule,
             cost,
             n,
             n_params,
-            slot_vectors: vec![0; slots.len()],
-            held: [0; 3],
             disk: DiskSlots::new(on_disk, n, disk_len),
             disk_stages,
             slots,
@@ -175,7 +170,6 @@ impl<S> Solver<S> {
             lambda: vec![0.0; n],
             mu: vec![0.0; n_params],
             dl_du: vec![0.0; output_times.len() * n],
-            stats: Stats::default(),
             state: State::Idle,
             grid,
         })
@@ -234,9 +228,10 @@ impl<S> Solver<S> {
         self.outputs.get(k * self.n..(k + 1) * self.n)
     }
 
-    /// Statistics of the last run (forward, plus reverse if one followed).
+    /// Statistics of the last run (forward, plus reverse if one followed): the ledger's counts
+    /// with the evaluations and iterations the stepper measured ([`Stats::with_measured`]).
     pub fn stats(&self) -> Stats {
-        self.stats
+        self.ledger.stats().with_measured(&self.measured)
     }
 
     /// The statistics the cost model predicts for a forward + reverse run of this schedule.
@@ -353,35 +348,23 @@ impl<S> Solver<S> {
         }
     }
 
-    /// Record that `slot` now holds `vectors` vectors, updating both tiers' peaks.
-    fn hold(&mut self, slot: usize, vectors: u64) {
-        self.set_slot_vectors(slot, vectors);
-        let [ram, disk, live] = self.held;
-        self.stats.peak_slots = self.stats.peak_slots.max(live);
-        let bytes_per_vector = vector_bytes(self.n);
-        self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(ram);
-        self.stats.peak_stored_bytes = self.stats.peak_stored_vectors * bytes_per_vector;
-        self.stats.peak_disk_vectors = self.stats.peak_disk_vectors.max(disk);
-        self.stats.peak_disk_bytes = self.stats.peak_disk_vectors * bytes_per_vector;
-    }
-
-    /// Set what `slot` holds, keeping the running totals `held` in step.
-    fn set_slot_vectors(&mut self, slot: usize, vectors: u64) {
-        let old = std::mem::replace(&mut self.slot_vectors[slot], vectors);
-        let tier = usize::from(self.disk.on_disk(slot));
-        self.held[tier] = self.held[tier] - old + vectors;
-        self.held[2] = self.held[2] - u64::from(old > 0) + u64::from(vectors > 0);
+    /// Enter `action` in the ledger, which refuses it if it cannot run here and counts its
+    /// cost; every action is entered before it runs.
+    fn enter(&mut self, action: &Action, phase: Phase) -> Result<()> {
+        let index = self.ledger.applied();
+        self.ledger
+            .apply(action, phase)
+            .map_err(|reason| reason.at(index, action))?;
+        Ok(())
     }
 
     /// `Store`: the current solution into `slot`.
     fn store(&mut self, slot: usize) -> Result<()> {
         if self.disk.on_disk(slot) {
             self.disk.write(slot, &self.current)?;
-            self.stats.disk_writes += 1;
         } else {
             self.slots[slot][..self.n].copy_from_slice(&self.current);
         }
-        self.hold(slot, 1);
         Ok(())
     }
 
@@ -389,7 +372,6 @@ impl<S> Solver<S> {
     fn restore(&mut self, slot: usize) -> Result<()> {
         if self.disk.on_disk(slot) {
             self.disk.read(slot, &mut self.current)?;
-            self.stats.disk_reads += 1;
         } else {
             self.current.copy_from_slice(&self.slots[slot][..self.n]);
         }
@@ -409,11 +391,9 @@ impl<S> Solver<S> {
         if self.disk.on_disk(slot) {
             self.take_step(model, step, Keep::Disk)?;
             self.disk.write(slot, &self.disk_stages)?;
-            self.stats.disk_writes += self.cost.stage_vectors;
         } else {
             self.take_step(model, step, Keep::Slot(slot))?;
         }
-        self.hold(slot, self.cost.stage_vectors);
         Ok(())
     }
 
@@ -436,7 +416,7 @@ impl<S> Solver<S> {
             &self.current,
             &mut self.next,
             stages,
-            &mut self.stats,
+            &mut self.measured,
         )?;
         std::mem::swap(&mut self.current, &mut self.next);
         if let Some((component, value)) = first_non_finite(&self.current) {
@@ -471,9 +451,8 @@ impl<S> Solver<S> {
                 value,
             });
         }
-        self.stats = Stats::default();
-        self.slot_vectors.fill(0);
-        self.held = [0; 3];
+        self.ledger.restart(schedule);
+        self.measured = Stats::default();
         self.params.copy_from_slice(p);
         self.current.copy_from_slice(u0);
         let mut next_output = 0;
@@ -486,19 +465,20 @@ impl<S> Solver<S> {
         };
         record(self, 0);
         for action in schedule.forward() {
-            self.stats.forward_steps += self.run_action(model, action, &mut record)?;
+            self.enter(action, Phase::Forward)?;
+            self.run_action(model, action, &mut record)?;
         }
-        Ok(())
+        Ok(self.ledger.end_forward()?)
     }
 
     /// Run one action other than `Reverse`, calling `after_step(self, n)` each time a step
-    /// lands on grid index `n`; returns the number of steps taken.
+    /// lands on grid index `n`.
     fn run_action<M: Rhs + ?Sized>(
         &mut self,
         model: &mut M,
         action: &Action,
         mut after_step: impl FnMut(&mut Self, usize),
-    ) -> Result<u64>
+    ) -> Result<()>
     where
         S: ForwardStepper<M>,
     {
@@ -510,7 +490,7 @@ impl<S> Solver<S> {
             Action::StepKeepingStages { slot, step } => {
                 self.step_keeping_stages(model, slot, step)?;
                 after_step(self, step + 1);
-                return Ok(1);
+                return Ok(());
             }
             Action::Tape { step } => step..step + 1,
             Action::Advance { from, to } => from..to,
@@ -518,10 +498,8 @@ impl<S> Solver<S> {
                 self.restore(slot)?;
                 0..0
             }
-            Action::Free { slot } => {
-                self.set_slot_vectors(slot, 0);
-                0..0
-            }
+            // Slot buffers are kept; the ledger records that the slot is free.
+            Action::Free { .. } => 0..0,
             Action::Reverse { .. } => {
                 return Err(Error::Usage("reverse action in a forward phase".into()));
             }
@@ -531,12 +509,11 @@ impl<S> Solver<S> {
         } else {
             Keep::Nothing
         };
-        let taken = steps.len() as u64;
         for step in steps {
             self.take_step(model, step, keep)?;
             after_step(self, step + 1);
         }
-        Ok(taken)
+        Ok(())
     }
 
     fn run_reverse<M: RhsVjp + ?Sized>(
@@ -565,13 +542,13 @@ impl<S> Solver<S> {
         };
         add_output(self, n_steps);
         for action in schedule.reverse() {
+            self.enter(action, Phase::Reverse)?;
             match *action {
                 Action::Reverse { step, stages } => {
                     let at = self.step_at(step);
                     let stage_values: &[f64] = match stages {
                         StageSource::Slot(slot) if self.disk.on_disk(slot) => {
                             self.disk.read(slot, &mut self.disk_stages)?;
-                            self.stats.disk_reads += self.cost.stage_vectors;
                             &self.disk_stages
                         }
                         StageSource::Slot(slot) => &self.slots[slot],
@@ -583,9 +560,8 @@ impl<S> Solver<S> {
                                 &self.params,
                                 &self.current,
                                 &mut self.stage_scratch,
-                                &mut self.stats,
+                                &mut self.measured,
                             )?;
-                            self.stats.stage_recomputations += 1;
                             &self.stage_scratch
                         }
                     };
@@ -596,9 +572,8 @@ impl<S> Solver<S> {
                         stage_values,
                         &mut self.lambda,
                         &mut self.mu,
-                        &mut self.stats,
+                        &mut self.measured,
                     )?;
-                    self.stats.reversed_steps += 1;
                     if let Some((component, value)) = first_non_finite(&self.lambda) {
                         return Err(Error::NonFiniteAdjoint {
                             step,
@@ -609,9 +584,9 @@ impl<S> Solver<S> {
                     }
                     add_output(self, step);
                 }
-                _ => self.stats.recomputed_steps += self.run_action(model, action, |_, _| {})?,
+                _ => self.run_action(model, action, |_, _| {})?,
             }
         }
-        Ok(())
+        Ok(self.ledger.end_reverse()?)
     }
 }

@@ -131,3 +131,37 @@ fn online_matches_the_cost_model() {
         assert!(stats.peak_stored_vectors <= slots as u64);
     }
 }
+
+#[test]
+fn the_ledger_restarts_with_every_sweep() {
+    // A solve reports its forward sweep alone; the next gradient counts from zero again.
+    let mut model = LotkaVolterra::new();
+    let grid = TimeGrid::uniform(0.0, 1.0, 10).unwrap();
+    let mode = Checkpointing::Revolve { slots: 3 };
+    let mut solver = Solver::explicit(Tableau::rk4(), &model, grid, &[1.0], mode).unwrap();
+    let (u0, p) = (LotkaVolterra::default_u0(), LotkaVolterra::default_params());
+    let loss = |out: &[f64], dl: &mut [f64]| {
+        dl.copy_from_slice(out);
+        0.0
+    };
+    solver.value_and_grad(&mut model, &u0, &p, loss).unwrap();
+    let gradient = solver.stats();
+    solver.solve(&mut model, &u0, &p).unwrap();
+    let solve = solver.stats();
+    assert_eq!((solve.forward_steps, solve.rhs_evals), (10, 40));
+    assert_eq!(
+        (
+            solve.reversed_steps,
+            solve.peak_slots,
+            solve.peak_stored_bytes
+        ),
+        (0, 0, 0)
+    );
+    solver.value_and_grad(&mut model, &u0, &p, loss).unwrap();
+    assert_eq!(solver.stats(), gradient);
+    assert_eq!(gradient, solver.predicted_stats().unwrap());
+    assert_eq!(
+        (gradient.peak_slots, gradient.peak_stored_bytes),
+        (3, 3 * 2 * 8)
+    );
+}

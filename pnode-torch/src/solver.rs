@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use pnode_runtime::checkpoint::{Action, Checkpointing, Schedule, StageSource, Stats};
+use pnode_runtime::checkpoint::{
+    Action, Checkpointing, Phase, Schedule, StageSource, Stats, Tracker,
+};
 use pnode_runtime::{Tableau, TimeGrid};
 use tch::Tensor;
 
@@ -47,8 +49,11 @@ pub struct TensorSolver {
     tape: Vec<Tensor>,
     current: Option<Tensor>,
     outputs: Vec<Tensor>,
-    stats: Stats,
-    vector_bytes: u64,
+    /// The running schedule's ledger: validates each action before it runs and counts the
+    /// statistics the cost model predicts, in bytes of the state tensor.
+    ledger: Tracker,
+    /// What the stepper counted: RHS and VJP evaluations.
+    measured: Stats,
     forwarded: bool,
 }
 
@@ -92,6 +97,7 @@ impl TensorSolver {
         checkpointing: Checkpointing,
     ) -> Self {
         Self {
+            ledger: Tracker::new(grid.n_steps(), 0, &erk.cost(), 0),
             erk,
             grid,
             output_idx,
@@ -101,8 +107,7 @@ impl TensorSolver {
             tape: Vec::new(),
             current: None,
             outputs: Vec::new(),
-            stats: Stats::default(),
-            vector_bytes: 0,
+            measured: Stats::default(),
             forwarded: false,
         }
     }
@@ -127,10 +132,11 @@ impl TensorSolver {
         self.plan.as_ref().map(|(_, s)| s.as_ref())
     }
 
-    /// Statistics of the last run (forward, plus reverse if one followed); byte counts are
+    /// Statistics of the last run (forward, plus reverse if one followed): the ledger's counts
+    /// with the evaluations the stepper measured ([`Stats::with_measured`]); byte counts are
     /// tensor bytes held by checkpoints.
     pub fn stats(&self) -> Stats {
-        self.stats
+        self.ledger.stats().with_measured(&self.measured)
     }
 
     /// The statistics the cost model predicts for a forward + reverse run with a state like
@@ -257,14 +263,14 @@ impl TensorSolver {
         }
     }
 
-    /// Record that `slot` holds `tensors` state-sized tensors; updates the peaks.
-    fn hold(&mut self, slot: usize, tensors: Vec<Tensor>) {
-        self.slots[slot] = tensors;
-        let vectors: u64 = self.slots.iter().map(|s| s.len() as u64).sum();
-        let live = self.slots.iter().filter(|s| !s.is_empty()).count() as u64;
-        self.stats.peak_slots = self.stats.peak_slots.max(live);
-        self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(vectors);
-        self.stats.peak_stored_bytes = self.stats.peak_stored_vectors * self.vector_bytes;
+    /// Enter `action` in the ledger, which refuses it if it cannot run here and counts its
+    /// cost; every action is entered before it runs.
+    fn enter(&mut self, action: &Action, phase: Phase) -> Result<()> {
+        let index = self.ledger.applied();
+        self.ledger
+            .apply(action, phase)
+            .map_err(|reason| pnode_runtime::Error::from(reason.at(index, action)))?;
+        Ok(())
     }
 
     fn current(&self) -> &Tensor {
@@ -286,7 +292,7 @@ impl TensorSolver {
             at,
             self.current.as_ref().expect("a current state"),
             keep,
-            &mut self.stats,
+            &mut self.measured,
         )?;
         if let Some((count, index_nf, value)) = non_finite(&next) {
             return Err(Error::NonFiniteState {
@@ -318,8 +324,8 @@ impl TensorSolver {
                 value,
             });
         }
-        self.stats = Stats::default();
-        self.vector_bytes = tensor_bytes(u0);
+        self.ledger = Tracker::for_schedule(schedule, &self.erk.cost(), tensor_bytes(u0));
+        self.measured = Stats::default();
         self.slots = (0..schedule.n_slots()).map(|_| Vec::new()).collect();
         self.tape.clear();
         self.outputs.clear();
@@ -336,39 +342,41 @@ impl TensorSolver {
         record(self, 0);
         tch::no_grad(|| {
             for action in schedule.forward() {
-                self.stats.forward_steps += self.run_action(model, action, &mut record)?;
+                self.enter(action, Phase::Forward)?;
+                self.run_action(model, action, &mut record)?;
             }
-            Ok(())
+            Ok(self
+                .ledger
+                .end_forward()
+                .map_err(pnode_runtime::Error::from)?)
         })
     }
 
     /// Runs one action other than `Reverse`, calling `after_step(self, n)` when a step lands
-    /// on grid index `n`; returns the number of steps taken.
+    /// on grid index `n`.
     fn run_action(
         &mut self,
         model: &mut dyn TensorRhs,
         action: &Action,
         mut after_step: impl FnMut(&mut Self, usize),
-    ) -> Result<u64> {
+    ) -> Result<()> {
         let (steps, tape) = match *action {
             Action::Store { slot, .. } => {
-                let u = self.current().shallow_clone();
-                self.hold(slot, vec![u]);
-                return Ok(0);
+                self.slots[slot] = vec![self.current().shallow_clone()];
+                return Ok(());
             }
             Action::StepKeepingStages { slot, step } => {
-                let stages = self.take_step(model, step, true)?;
-                self.hold(slot, stages);
+                self.slots[slot] = self.take_step(model, step, true)?;
                 after_step(self, step + 1);
-                return Ok(1);
+                return Ok(());
             }
             Action::Restore { slot, .. } => {
                 self.current = Some(self.slots[slot][0].shallow_clone());
-                return Ok(0);
+                return Ok(());
             }
             Action::Free { slot } => {
                 self.slots[slot].clear();
-                return Ok(0);
+                return Ok(());
             }
             Action::Reverse { .. } => {
                 return Err(Error::Usage("reverse action in a forward phase".into()));
@@ -376,7 +384,6 @@ impl TensorSolver {
             Action::Tape { step } => (step..step + 1, true),
             Action::Advance { from, to } => (from..to, false),
         };
-        let taken = steps.len() as u64;
         for step in steps {
             let stages = self.take_step(model, step, tape)?;
             if tape {
@@ -384,7 +391,7 @@ impl TensorSolver {
             }
             after_step(self, step + 1);
         }
-        Ok(taken)
+        Ok(())
     }
 
     fn run_reverse(
@@ -410,8 +417,9 @@ impl TensorSolver {
         };
         add_output(self, &lambda, n_steps)?;
         for action in schedule.reverse() {
+            self.enter(action, Phase::Reverse)?;
             let Action::Reverse { step, stages } = *action else {
-                self.stats.recomputed_steps += self.run_action(model, action, |_, _| {})?;
+                self.run_action(model, action, |_, _| {})?;
                 continue;
             };
             let at = self.step_at(step);
@@ -424,9 +432,8 @@ impl TensorSolver {
                         model,
                         at,
                         self.current.as_ref().expect("a current state"),
-                        &mut self.stats,
+                        &mut self.measured,
                     )?;
-                    self.stats.stage_recomputations += 1;
                     &recomputed
                 }
             };
@@ -436,9 +443,8 @@ impl TensorSolver {
                 stage_values,
                 &mut lambda,
                 &mut mu,
-                &mut self.stats,
+                &mut self.measured,
             )?;
-            self.stats.reversed_steps += 1;
             if let Some((count, index, value)) = non_finite(&lambda) {
                 return Err(Error::NonFiniteAdjoint {
                     step,
@@ -451,6 +457,9 @@ impl TensorSolver {
             }
             add_output(self, &lambda, step)?;
         }
+        self.ledger
+            .end_reverse()
+            .map_err(pnode_runtime::Error::from)?;
         Ok(TensorGradient {
             du0: lambda,
             dparams: mu,

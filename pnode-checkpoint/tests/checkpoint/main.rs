@@ -1,6 +1,7 @@
 //! The planners' tests, one binary (one link): Revolve (`revolve`), multistage (`multistage`),
-//! online (`online`) and two-level (`two_level`) schedules.
+//! online (`online`) and two-level (`two_level`) schedules, and the ledger (`ledger`).
 
+mod ledger;
 mod multistage;
 mod online;
 mod revolve;

@@ -1,0 +1,38 @@
+//! Time the cost model (`Schedule::predict`, one simulation of the ledger) on store-all and
+//! solution-only schedules: `cargo run --release -p pnode-checkpoint --example simulate -- N…`
+//! (default N = 1000 10000 30000), printing one line per schedule and N.
+
+use pnode_checkpoint::{Schedule, StepCost};
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numeric arguments: N…"))
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 10_000, 30_000]
+    } else {
+        sizes
+    };
+    let cost = StepCost {
+        rhs_per_step: 4,
+        rhs_per_stage_recompute: 3,
+        vjp_per_reverse: 4,
+        stage_vectors: 4,
+    };
+    for n in sizes {
+        for schedule in [Schedule::store_all(n), Schedule::solution_only(n)] {
+            let actions = schedule.forward().len() + schedule.reverse().len();
+            let start = std::time::Instant::now();
+            let stats = schedule.predict(&cost, 8).expect("valid");
+            let elapsed = start.elapsed();
+            println!(
+                "{:>14} N = {n:>8}: {actions:>8} actions simulated in {:>10.3} ms \
+                 (peak {} vectors)",
+                schedule.name(),
+                elapsed.as_secs_f64() * 1e3,
+                stats.peak_stored_vectors
+            );
+        }
+    }
+}
