@@ -28,11 +28,13 @@
 
 pub mod data;
 mod error;
+pub mod resolve;
 pub mod run;
 pub mod setup;
 pub mod train;
 
 pub use error::{Error, Result};
+pub use resolve::{DataReader, FsData, MethodChoice, Resolved, resolve};
 pub use run::{Run, Trajectory};
-pub use setup::{FitData, MethodChoice, Setup, TrainConfig};
+pub use setup::{FitData, Setup, TrainConfig};
 pub use train::{Progress, TrainResult};
