@@ -193,10 +193,7 @@ pub fn resolve(
                 Some(o) => output_times(o, s.t0, s.t1, data)?,
             };
             let ck = match &s.checkpoint {
-                None => {
-                    notes.push("no `checkpoint`: store_all".into());
-                    Checkpointing::StoreAll
-                }
+                None => Checkpointing::StoreAll,
                 Some(c) => checkpointing(c)?,
             };
             (times, outs, ck, s.method.clone())
@@ -209,6 +206,9 @@ pub fn resolve(
              steps)",
             grid.n_steps()
         ));
+    }
+    if program.solve.as_ref().is_some_and(|s| s.checkpoint.is_none()) {
+        notes.push("no `checkpoint`: store_all".into());
     }
     let newton = program
         .solve
