@@ -207,7 +207,11 @@ pub fn resolve(
             grid.n_steps()
         ));
     }
-    if program.solve.as_ref().is_some_and(|s| s.checkpoint.is_none()) {
+    if program
+        .solve
+        .as_ref()
+        .is_some_and(|s| s.checkpoint.is_none())
+    {
         notes.push("no `checkpoint`: store_all".into());
     }
     let newton = program
