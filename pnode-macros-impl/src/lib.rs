@@ -195,6 +195,31 @@ fn track_files(files: &[std::path::PathBuf]) -> TokenStream {
     quote!(#(const _: &[u8] = ::core::include_bytes!(#abs);)*)
 }
 
+/// The span of the string literal among `tokens` that names `file` (a data file the
+/// resolver read from `dir.join(literal)`), for errors about that file.
+fn path_literal(tokens: &TokenStream, file: &Path) -> Option<Span> {
+    for t in tokens.clone() {
+        match t {
+            proc_macro2::TokenTree::Group(g) => {
+                if let Some(s) = path_literal(&g.stream(), file) {
+                    return Some(s);
+                }
+            }
+            proc_macro2::TokenTree::Literal(l) => {
+                let lit = syn::parse_str::<syn::LitStr>(&l.to_string());
+                if let Ok(lit) = lit
+                    && !lit.value().is_empty()
+                    && file.ends_with(lit.value())
+                {
+                    return Some(l.span());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// `#[neural_ode(attr)] item`: `data("…")` files (initial values, output times, grid points)
 /// are read now, relative to `manifest_dir` (the crate's `CARGO_MANIFEST_DIR`), and tracked.
 pub fn neural_ode_in(
@@ -222,6 +247,8 @@ pub fn neural_ode_in(
         out.extend(fallback_module(attrs, vis, ident, opaque));
         out
     };
+    // Attribute and body, to find the literal of a data file an error concerns.
+    let tokens: TokenStream = attr.clone().into_iter().chain(item.clone()).collect();
     let tr = match syntax::translate(attr, item) {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -256,9 +283,13 @@ pub fn neural_ode_in(
         Ok(p) => p,
         Err(e) => {
             let at = tr.options.get(&e.option).copied();
-            let err = match at {
-                Some(span) => tr.spans.error(span, &e.message),
-                None => syn::Error::new(ident.span(), format!("{}: {}", e.option, e.message)),
+            let lit = e.file.as_deref().and_then(|f| path_literal(&tokens, f));
+            let err = match (lit, at) {
+                (Some(span), _) => syn::Error::new(span, &e.message),
+                (None, Some(span)) => tr.spans.error(span, &e.message),
+                (None, None) => {
+                    syn::Error::new(ident.span(), format!("{}: {}", e.option, e.message))
+                }
             };
             return fail(err);
         }

@@ -33,16 +33,20 @@ use pnode_runtime::{DirkTableau, NewtonConfig, Tableau, TimeGrid};
 /// A problem found while planning, with the option (or declaration) it concerns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanError {
-    /// `method`, `t`, `steps`, `outputs`, `checkpoint`, or the name of a state or parameter.
+    /// `method`, `t`, `steps`, `outputs`, `checkpoint`, `linear_solver`, or `data` for a data
+    /// file.
     pub option: String,
     /// What is wrong.
     pub message: String,
+    /// The data file the error concerns (read, malformed or of the wrong size), if any.
+    pub file: Option<PathBuf>,
 }
 
 fn err(option: &str, message: impl Into<String>) -> PlanError {
     PlanError {
         option: option.into(),
         message: message.into(),
+        file: None,
     }
 }
 
@@ -191,10 +195,19 @@ pub fn plan(program: &Program, data: &dyn DataReader) -> Result<Plan, PlanError>
 /// The resolver's error as the macro's: the option it concerns (`data` for a data file) and
 /// the message.
 fn plan_error(e: pnode_driver::Error) -> PlanError {
+    use pnode_driver::Error as E;
+    let file = match &e {
+        E::Io { path, .. } | E::Csv { path, .. } | E::Npy { path, .. } => Some(path.clone()),
+        E::DataShape { path, .. } => Some(path.clone()),
+        _ => None,
+    };
     match e {
-        pnode_driver::Error::Config { option, reason } => err(option, reason),
-        pnode_driver::Error::Runtime(r) => err("method", r.to_string()),
-        other => err("data", other.to_string()),
+        E::Config { option, reason } => err(option, reason),
+        E::Runtime(r) => err("method", r.to_string()),
+        other => PlanError {
+            file,
+            ..err("data", other.to_string())
+        },
     }
 }
 
