@@ -4,7 +4,10 @@
 //! 1. [`Setup::new`] resolves everything the program leaves open before anything runs:
 //!    initial values (data files read, random initializers drawn from a seeded ChaCha20
 //!    generator), the time grid, the output times, the checkpoint schedule, the integrator and
-//!    its Newton options, the loss data and the training options (defaults: [`setup`]).
+//!    its Newton options, the loss data and the training options (defaults: [`setup`]). The
+//!    `solve` block and the initial values go through [`resolve()`], the one resolver that
+//!    `pnodec emit` and the `#[neural_ode]`/`model!` macros call too (files through a
+//!    [`DataReader`]).
 //! 2. [`Run::new`] builds the solver for a model backend — any `M: Rhs + RhsJvp + RhsVjp`
 //!    ([`pnode_ir::runtime::IrModel`], `pnode_jit::JitModel`, …) — with the runtime's
 //!    steppers; [`Run::with_explicit_stepper`] supplies another stepper for explicit methods
@@ -28,11 +31,13 @@
 
 pub mod data;
 mod error;
+pub mod resolve;
 pub mod run;
 pub mod setup;
 pub mod train;
 
 pub use error::{Error, Result};
+pub use resolve::{DataReader, FsData, MethodChoice, Resolved, resolve};
 pub use run::{Run, Trajectory};
-pub use setup::{FitData, MethodChoice, Setup, TrainConfig};
+pub use setup::{FitData, Setup, TrainConfig};
 pub use train::{Progress, TrainResult};

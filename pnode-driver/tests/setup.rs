@@ -242,3 +242,66 @@ fn element_names_and_trajectory_csv() {
         "t,x[0,0],x[0,1],x[1,0],x[1,1],s\n0.5,0.5,1,1.5,2,0.5\n1,0.25,0.5,0.75,1,0.5\n"
     );
 }
+
+/// `steps = data(..)` and a layer's `init = data(..)` through the one resolver: the grid of
+/// the file is the inline list's bit for bit, θ0 is the file; wrong files are typed errors.
+#[test]
+fn grid_points_and_layer_weights_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let times = [0.0, 0.1, 0.25, 0.6, 1.0];
+    pnode_driver::data::write_csv(&dir.path().join("t.csv"), 1, &times).unwrap();
+    let w: Vec<f64> = (0..12).map(|i| 0.1 * i as f64 - 0.5).collect();
+    write_npy(&dir.path().join("w6.npy"), &[2, 3], &w[..6]).unwrap();
+    write_npy(&dir.path().join("w.npy"), &[12], &w).unwrap();
+    let model = |steps: &str, init: &str| {
+        format!(
+            "model m\nstate x[2] = [1.0, 0.5]\nlayer l = linear(2, 2{init})\nlayer g = \
+             linear(2, 2)\nd(x)/dt = g(l(x))\nsolve {{ method = rk4, t = 0 .. 1, steps = \
+             {steps}, outputs = [0.5, 1.0] }}\n"
+        )
+    };
+    let file = Setup::new(
+        &compile(&model("data(\"t.csv\")", ", init = data(\"w6.npy\")")),
+        dir.path(),
+        None,
+    )
+    .unwrap();
+    let inline = Setup::new(
+        &compile(&model("[0.0, 0.1, 0.25, 0.6, 1.0]", "")),
+        dir.path(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(file.grid, inline.grid, "0.5 inserted into both");
+    assert_eq!(file.grid.times(), [0.0, 0.1, 0.25, 0.5, 0.6, 1.0]);
+    // l's weight [2, 2] and bias [2] are the file's six values, whatever its shape.
+    assert_eq!(file.theta0[..6], w[..6]);
+    assert_eq!(file.program.params[0].name, "l.weight");
+    // The layer holds 6 parameters; the file 12: a typed error with both sizes.
+    let err = Setup::new(
+        &compile(&model("4", ", init = data(\"w.npy\")")),
+        dir.path(),
+        None,
+    );
+    let Err(pnode_driver::Error::DataShape {
+        path,
+        expected,
+        found,
+        ..
+    }) = err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(
+        path.ends_with("w.npy")
+            && expected.starts_with("6 values")
+            && found.starts_with("12 values")
+    );
+    // A grid file that does not run from t0 to t1.
+    pnode_driver::data::write_csv(&dir.path().join("bad.csv"), 1, &[0.0, 0.5]).unwrap();
+    let err = Setup::new(&compile(&model("data(\"bad.csv\")", "")), dir.path(), None);
+    assert!(
+        matches!(&err, Err(pnode_driver::Error::DataShape { what, .. }) if what.contains("steps")),
+        "{err:?}"
+    );
+}

@@ -5,7 +5,7 @@
 //! compile-time plan as constants (grid, output times, initial values, the schedule's actions,
 //! its predicted cost).
 
-use crate::plan::{Grid, Plan, Stepping};
+use crate::plan::{Plan, Stepping};
 use pnode_checkpoint::{Action, StageSource, Stats};
 use pnode_codegen::{Options, generate_erk_stepper, generate_erk_stepper_sized, generate_model};
 use pnode_runtime::NewtonConfig;
@@ -266,16 +266,10 @@ pub fn module_items(
     let theta0 = floats(&plan.theta0);
     let outputs = floats(&plan.output_times);
     let n_steps = usize_lit(plan.n_steps);
-    let grid = match &plan.grid {
-        Grid::Uniform { t0, t1, n } => {
-            let (t0, t1, n) = (float(*t0), float(*t1), usize_lit(*n));
-            quote!(#rt::TimeGrid::uniform(#t0, #t1, #n))
-        }
-        Grid::Times(t) => {
-            let times = floats(t);
-            quote!(#rt::TimeGrid::from_times(&#times))
-        }
-    };
+    // The grid's points, so `from_times` computes the step sizes from the same stored points
+    // as the driver (bitwise the same grid).
+    let grid_times = floats(plan.grid.times());
+    let grid_len = usize_lit(plan.grid.times().len());
     let fwd = plan.schedule.forward().iter().map(|a| action(a, rt));
     let rev = plan.schedule.reverse().iter().map(|a| action(a, rt));
     let sched_name = plan.schedule.name();
@@ -431,9 +425,14 @@ pub fn module_items(
             /// The schedule's summary, as `pnodec emit --schedule` prints it.
             pub const SCHEDULE_SUMMARY: &'static str = #summary;
 
-            /// The time grid.
+            /// The grid points `t_0 < … < t_N` (output times inserted), as `pnode-driver`
+            /// resolves them.
+            pub const GRID_TIMES: [f64; #grid_len] = #grid_times;
+
+            /// The time grid: `TimeGrid::from_times(&GRID_TIMES)`, step sizes from the stored
+            /// points as in `pnode-driver`.
             pub fn grid() -> #rt::Result<#rt::TimeGrid> {
-                #grid
+                #rt::TimeGrid::from_times(&Self::GRID_TIMES)
             }
 
             /// The compile-time schedule as a runtime `Schedule` (validated).

@@ -155,6 +155,7 @@ pub fn fallback_module(
                 pub const THETA0: &'static [f64] = &[];
                 pub const OUTPUT_TIMES: &'static [f64] = &[];
                 pub const N_STEPS: usize = 0;
+                pub const GRID_TIMES: [f64; 0] = [];
                 pub const METHOD: &'static str = "";
                 pub const SCHEDULE_NAME: &'static str = "";
                 pub const SCHEDULE_SUMMARY: &'static str = "";
@@ -178,8 +179,55 @@ pub fn fallback_module(
     }
 }
 
-/// `#[neural_ode(attr)] item`.
+/// `#[neural_ode(attr)] item`, data files relative to the current directory (see
+/// [`neural_ode_in`]).
 pub fn neural_ode(attr: TokenStream, item: TokenStream, paths: &Paths) -> TokenStream {
+    neural_ode_in(attr, item, Path::new("."), paths)
+}
+
+/// `const _: &[u8] = include_bytes!("abs");` for each file read at compile time, so cargo
+/// rebuilds the expansion when one changes.
+fn track_files(files: &[std::path::PathBuf]) -> TokenStream {
+    let abs = files.iter().map(|p| {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        p.to_string_lossy().into_owned()
+    });
+    quote!(#(const _: &[u8] = ::core::include_bytes!(#abs);)*)
+}
+
+/// The span of the string literal among `tokens` that names `file` (a data file the
+/// resolver read from `dir.join(literal)`), for errors about that file.
+fn path_literal(tokens: &TokenStream, file: &Path) -> Option<Span> {
+    for t in tokens.clone() {
+        match t {
+            proc_macro2::TokenTree::Group(g) => {
+                if let Some(s) = path_literal(&g.stream(), file) {
+                    return Some(s);
+                }
+            }
+            proc_macro2::TokenTree::Literal(l) => {
+                let lit = syn::parse_str::<syn::LitStr>(&l.to_string());
+                if let Ok(lit) = lit
+                    && !lit.value().is_empty()
+                    && file.ends_with(lit.value())
+                {
+                    return Some(l.span());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `#[neural_ode(attr)] item`: `data("…")` files (initial values, output times, grid points)
+/// are read now, relative to `manifest_dir` (the crate's `CARGO_MANIFEST_DIR`), and tracked.
+pub fn neural_ode_in(
+    attr: TokenStream,
+    item: TokenStream,
+    manifest_dir: &Path,
+    paths: &Paths,
+) -> TokenStream {
     let module: syn::ItemMod = match syn::parse2(item.clone()) {
         Ok(m) => m,
         Err(_) => {
@@ -199,6 +247,8 @@ pub fn neural_ode(attr: TokenStream, item: TokenStream, paths: &Paths) -> TokenS
         out.extend(fallback_module(attrs, vis, ident, opaque));
         out
     };
+    // Attribute and body, to find the literal of a data file an error concerns.
+    let tokens: TokenStream = attr.clone().into_iter().chain(item.clone()).collect();
     let tr = match syntax::translate(attr, item) {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -221,13 +271,25 @@ pub fn neural_ode(attr: TokenStream, item: TokenStream, paths: &Paths) -> TokenS
             "the model could not be lowered",
         ));
     };
-    let plan = match plan::plan(&program) {
+    let data = plan::CompileData::new(manifest_dir);
+    let plan = plan::plan(&program, &data);
+    let tracked = track_files(&data.files());
+    let fail = |e: syn::Error| {
+        let mut out = fail(e);
+        out.extend(tracked.clone());
+        out
+    };
+    let plan = match plan {
         Ok(p) => p,
         Err(e) => {
             let at = tr.options.get(&e.option).copied();
-            let err = match at {
-                Some(span) => tr.spans.error(span, &e.message),
-                None => syn::Error::new(ident.span(), format!("{}: {}", e.option, e.message)),
+            let lit = e.file.as_deref().and_then(|f| path_literal(&tokens, f));
+            let err = match (lit, at) {
+                (Some(span), _) => syn::Error::new(span, &e.message),
+                (None, Some(span)) => tr.spans.error(span, &e.message),
+                (None, None) => {
+                    syn::Error::new(ident.span(), format!("{}: {}", e.option, e.message))
+                }
             };
             return fail(err);
         }
@@ -246,6 +308,7 @@ pub fn neural_ode(attr: TokenStream, item: TokenStream, paths: &Paths) -> TokenS
         Ok(items) => quote! {
             #(#attrs)*
             #vis mod #ident {
+                #tracked
                 #warned
                 #items
             }
@@ -361,13 +424,19 @@ pub fn model_file(input: TokenStream, manifest_dir: &Path, paths: &Paths) -> Tok
             return out;
         }
     };
-    let plan = match plan::plan(&program) {
+    // Data files are relative to the `.pode` file's directory.
+    let data = plan::CompileData::new(path.parent().unwrap_or(manifest_dir));
+    let plan = plan::plan(&program, &data);
+    let data_files = track_files(&data.files());
+    let plan = match plan {
         Ok(p) => p,
         Err(e) => {
-            return fail(
+            let mut out = fail(
                 at_lit(format!("{shown}: `{}`: {}", e.option, e.message)),
                 &program.name,
             );
+            out.extend(data_files);
+            return out;
         }
     };
     let doc = format!(
@@ -394,14 +463,19 @@ pub fn model_file(input: TokenStream, manifest_dir: &Path, paths: &Paths) -> Tok
             #[doc = #doc]
             pub mod #ident {
                 #track
+                #data_files
                 #warned
                 #items
             }
         },
-        Err(e) => fail(
-            at_lit(format!("{shown}: the model cannot be generated: {e}")),
-            &program.name,
-        ),
+        Err(e) => {
+            let mut out = fail(
+                at_lit(format!("{shown}: the model cannot be generated: {e}")),
+                &program.name,
+            );
+            out.extend(data_files);
+            out
+        }
     }
 }
 

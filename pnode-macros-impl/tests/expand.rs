@@ -258,3 +258,87 @@ fn lowering_warnings_become_deprecation_warnings_at_their_tokens() {
     );
     assert!(!out.to_string().contains("deprecated"), "{out}");
 }
+
+/// `data(..)` under the macros: read at compile time relative to the crate (inline models) or
+/// the `.pode` file (file models), each file `include_bytes!`d so cargo rebuilds; a bad file is
+/// one compile error naming it.
+#[test]
+fn data_files_are_read_at_compile_time_and_tracked() {
+    use pnode_macros_impl::neural_ode_in;
+    let dir = std::env::temp_dir().join(format!("pnode-macros-data-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    std::fs::write(dir.join("x0.csv"), "0.25\n-0.5\n").unwrap();
+    std::fs::write(dir.join("t.csv"), "0\n0.25\n0.75\n1\n").unwrap();
+    std::fs::write(dir.join("short.csv"), "1\n").unwrap();
+    let body = quote! {
+        state! { x[2] = data("x0.csv") }
+        fn rhs(x: [f64; 2]) -> [f64; 2] { -x }
+    };
+    let out = neural_ode_in(
+        quote!(steps = data("t.csv"), t = (0.0, 1.0), outputs = [0.5, 1.0]),
+        quote!(mod m { #body }),
+        &dir,
+        &Paths::default(),
+    );
+    assert!(errors(&out).is_empty(), "{:?}", errors(&out));
+    let text = out.to_string();
+    for f in ["x0.csv", "t.csv"] {
+        let abs = std::path::absolute(dir.join(f)).unwrap();
+        let tracked = format!("include_bytes ! ({:?})", abs.to_string_lossy());
+        assert!(text.contains(&tracked), "{f} not tracked in {text}");
+    }
+    // The values: u0 from the file, the grid's points with the output time 0.5 inserted.
+    let file: syn::File = syn::parse2(out).unwrap();
+    let pretty = prettyplease::unparse(&file);
+    assert!(
+        pretty.contains("pub const U0: [f64; 2] = [0.25, -0.5];"),
+        "{pretty}"
+    );
+    assert!(
+        pretty.contains("pub const GRID_TIMES: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];"),
+        "{pretty}"
+    );
+
+    // A file of the wrong size: one error naming the file and both sizes, still tracked.
+    let out = neural_ode_in(
+        quote!(),
+        quote!(
+            mod m {
+                state! { x[2] = data("short.csv") }
+                fn rhs(x: [f64; 2]) -> [f64; 2] {
+                    -x
+                }
+            }
+        ),
+        &dir,
+        &Paths::default(),
+    );
+    let errs = errors(&out);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("short.csv") && errs[0].contains("expected 2 values"),
+        "{}",
+        errs[0]
+    );
+    assert!(out.to_string().contains("include_bytes"));
+    assert!(
+        out.to_string().contains("pub struct Ode"),
+        "fallback module"
+    );
+
+    // `model!`: paths relative to the `.pode` file's directory.
+    std::fs::write(dir.join("models/x0.csv"), "3\n4\n").unwrap();
+    std::fs::write(
+        dir.join("models/f.pode"),
+        "model f\nstate x[2] = data(\"x0.csv\")\nd(x)/dt = -x\n",
+    )
+    .unwrap();
+    let out = model_file(quote!("models/f.pode"), &dir, &Paths::default());
+    assert!(errors(&out).is_empty(), "{:?}", errors(&out));
+    let pretty = prettyplease::unparse(&syn::parse2::<syn::File>(out).unwrap());
+    assert!(
+        pretty.contains("pub const U0: [f64; 2] = [3.0, 4.0];"),
+        "{pretty}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

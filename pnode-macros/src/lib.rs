@@ -14,8 +14,10 @@ pub fn neural_ode(attr: TokenStream, item: TokenStream) -> TokenStream {
         proc_macro2::TokenStream::from(attr),
         proc_macro2::TokenStream::from(item),
     );
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from("."), std::path::PathBuf::from);
     pnode_macros_impl::catch(proc_macro2::Span::call_site(), || {
-        pnode_macros_impl::neural_ode(attr, item, &pnode_macros_impl::Paths::default())
+        pnode_macros_impl::neural_ode_in(attr, item, &dir, &pnode_macros_impl::Paths::default())
     })
     .into()
 }

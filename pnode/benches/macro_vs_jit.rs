@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pnode::runtime::problems::LotkaVolterra;
-use pnode::runtime::{Checkpointing, Solver, Tableau, TimeGrid};
+use pnode::runtime::{Checkpointing, Solver, Tableau};
 use pnode_jit::{JitErkStepper, JitModel};
 
 #[pnode::neural_ode(method = "rk4", steps = 1000, t = (0.0, 10.0), checkpoint = "all")]
@@ -35,7 +35,8 @@ fn bench(c: &mut Criterion) {
         .program
         .expect("the model lowers");
     let (u0, p) = (lv::Ode::U0, lv::Ode::THETA0);
-    let grid = TimeGrid::uniform(0.0, 10.0, 1000).unwrap();
+    // The macro's grid (the driver's points), so all three step the same sizes.
+    let grid = lv::Ode::grid().unwrap();
     let mut group = c.benchmark_group("lotka-volterra rk4 1000 steps gradient");
 
     let mut ode = lv::Ode::new().unwrap();

@@ -34,8 +34,8 @@
 //! |---|---|
 //! | `method` | `"rk4"` or `rk4`, any explicit method (`euler midpoint heun ralston bosh3 rk4 rk38 dopri5 tsit5 fehlberg45`) or `erk(a = …, b = …, c = …)`, or an implicit one (`backward_euler crank_nicolson theta(0.7) sdirk2 trbdf2 esdirk3`) |
 //! | `t` | `(t0, t1)` or `t0..t1` |
-//! | `steps` | `1000`, `logspace(1e-3, 10.0, 200)` or the grid `[0.0, 0.5, 1.0]` |
-//! | `outputs` | `linspace(0.0, 10.0, 25)` or `[0.5, 1.0]` (inserted into the grid if needed) |
+//! | `steps` | `1000`, `logspace(1e-3, 10.0, 200)`, the grid `[0.0, 0.5, 1.0]` or a file of its points `data("t.csv")` |
+//! | `outputs` | `linspace(0.0, 10.0, 25)`, `[0.5, 1.0]` or `data("t.csv")` (inserted into the grid if needed) |
 //! | `checkpoint` | `"all"`/`store_all`, `solution_only`, `revolve(slots = 10)`, `budget(vectors = 200)`, `budget(bytes = 64000)`, `online(slots = 8)` |
 //! | `newton_tol`, `max_iters`, `line_search`, `linear_solver`, `krylov_tol`, `krylov_restart` | implicit methods only, as in the DSL: `newton_tol = 1e-12` (absolute and relative), `max_iters = 30`, `line_search = true`, `linear_solver = "dense"`/`gmres` (`petsc` is refused: the facade has no PETSc), `krylov_tol = 1e-12`, `krylov_restart = 30`; defaults are the runtime's `NewtonConfig::default()` |
 //!
@@ -45,7 +45,13 @@
 //!   this order; `param! { k = 0.5, w[2, 2] = normal(0.1), v[3] = xavier }` — parameters;
 //!   `layer! { net = mlp([2, 16, 2], activation = tanh), lin = linear(2, 2) }` — layers
 //!   (their weights follow the parameters in `θ`, as in the DSL); `const C: f64 = 0.04;` —
-//!   constants (the type is not checked; the value's shape is the constant's).
+//!   constants (the type is not checked; the value's shape is the constant's). Initial
+//!   values and a layer's weights may come from files: `x[2] = data("x0.csv")`, `net =
+//!   mlp([2, 4, 2], init = data("net.npy"))` (all the layer's parameters in layout order).
+//! * `data("…")` files are read at compile time, relative to your `Cargo.toml` (for `model!`,
+//!   to the `.pode` file), each tracked so cargo rebuilds when it changes; the time grid is
+//!   resolved by `pnode-driver`'s resolver, so `Ode::GRID_TIMES` and every step size are
+//!   `pnodec`'s bit for bit.
 //! * `fn rhs(t: f64, x: f64, …) -> … { let v = …; (dx, dy) }` — the arguments are `t` and
 //!   states (their types are not checked), the body `let`s and then one derivative per state,
 //!   in declaration order (a tuple, or one expression for one state).
@@ -59,7 +65,7 @@
 //! Runge–Kutta steps; for an implicit method an alias of [`runtime::ThetaStepper`] or
 //! [`runtime::DirkStepper`], Newton over `Model`'s JVPs) and `Ode`: `new`, `forward`,
 //! `gradient`, `value_and_grad`, `train` (any [`runtime::optim::Optimizer`]) and the constants
-//! `U0`, `THETA0`, `STATES`, `PARAMS`, `OUTPUT_TIMES`, `N_STEPS`, `METHOD`, `IMPLICIT`,
+//! `U0`, `THETA0`, `STATES`, `PARAMS`, `GRID_TIMES`, `OUTPUT_TIMES`, `N_STEPS`, `METHOD`, `IMPLICIT`,
 //! `NEWTON` (the [`runtime::NewtonConfig`] of an implicit method), `STEP_COST`,
 //! `SCHEDULE_FORWARD`, `SCHEDULE_REVERSE`, `PREDICTED` (the cost model's [`runtime::Stats`] of
 //! one gradient) and `SCHEDULE_SUMMARY`.

@@ -309,3 +309,423 @@ fn training_reduces_the_loss() {
         losses[99]
     );
 }
+
+// ---- every example and corpus model: macro = pnodec's setup = the driver, bitwise ---------
+
+/// A gradient as bits: `(L, dL/du0, dL/dθ)`.
+type Bits = (u64, Vec<u64>, Vec<u64>);
+
+fn bits(l: f64, du0: &[f64], dp: &[f64]) -> Bits {
+    let b = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect();
+    (l.to_bits(), b(du0), b(dp))
+}
+
+/// The loss of the file-model checks on `n` states: `L = Σ_k (1 + k) u_{n−1}(t_k)²`, the last
+/// state component at every output time (the corpus Robertson's own loss is `y₃²`: a cotangent
+/// on its fast species stalls GMRES on the transposed stage systems, in all three alike).
+fn file_loss(n: usize) -> impl Fn(&[f64], &mut [f64]) -> f64 + Copy {
+    move |out: &[f64], dl: &mut [f64]| {
+        let mut l = 0.0;
+        for (i, (d, o)) in dl.iter_mut().zip(out).enumerate() {
+            let c = if i % n == n - 1 {
+                (1 + i / n) as f64
+            } else {
+                0.0
+            };
+            *d = 2.0 * c * o;
+            l += c * o * o;
+        }
+        l
+    }
+}
+
+/// What a `model!` expansion fixed at compile time, and its gradient at `(u0, θ)`.
+struct MacroSide {
+    grid_times: &'static [f64],
+    grid: pnode::runtime::TimeGrid,
+    output_times: &'static [f64],
+    u0: &'static [f64],
+    theta0: &'static [f64],
+    cost: pnode::runtime::checkpoint::StepCost,
+    n_steps: usize,
+    /// The gradient, or the solver's error (as `Debug`) for the models that blow up.
+    gradient: Result<Bits, String>,
+}
+
+/// `θ` of the gradient checks: θ0 itself (the point every model's own tests solve at;
+/// scaled rates already stall Newton on the corpus Robertson).
+fn check_theta(theta0: &[f64]) -> Vec<f64> {
+    theta0.to_vec()
+}
+
+/// The gradient of [`file_loss`] through the runtime solver with `stepper` over `model`, on the
+/// resolved grid and checkpointing.
+fn solver_gradient<M, S>(
+    stepper: S,
+    model: &mut M,
+    r: &pnode_driver::Resolved,
+    u0: &[f64],
+    theta: &[f64],
+) -> Result<Bits, String>
+where
+    M: RhsVjp,
+    S: ForwardStepper<M> + pnode::runtime::stepper::AdjointStepper<M>,
+{
+    let mut s = Solver::new(
+        stepper,
+        model,
+        r.grid.clone(),
+        &r.output_times,
+        r.checkpointing.clone(),
+    )
+    .unwrap();
+    s.value_and_grad(model, u0, theta, file_loss(u0.len()))
+        .map(|(l, g)| bits(l, &g.du0, &g.dp))
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// The driver's gradient (runtime steppers over `IrModel`) and `pnodec`'s (the JIT's model
+/// with its fused stepper for explicit methods, the runtime's implicit steppers over it).
+fn driver_gradients(
+    program: &Program,
+    r: &pnode_driver::Resolved,
+) -> (Result<Bits, String>, Result<Bits, String>) {
+    use pnode::runtime::{DirkStepper, ThetaStepper};
+    use pnode_driver::MethodChoice;
+    let (n, np) = (program.state_len(), program.param_len());
+    let (u0, theta) = (r.u0.clone(), check_theta(&r.theta0));
+    let mut ir = IrModel::new(&program.rhs).unwrap();
+    let mut jit = JitModel::new(&program.rhs).unwrap();
+    match &r.method {
+        MethodChoice::Explicit(t) => (
+            solver_gradient(ErkStepper::new(t.clone(), n, np), &mut ir, r, &u0, &theta),
+            solver_gradient(
+                JitErkStepper::new(t.clone(), &program.rhs).unwrap(),
+                &mut jit,
+                r,
+                &u0,
+                &theta,
+            ),
+        ),
+        MethodChoice::Theta { theta: th, newton } => (
+            solver_gradient(
+                ThetaStepper::new(*th, n, np, *newton).unwrap(),
+                &mut ir,
+                r,
+                &u0,
+                &theta,
+            ),
+            solver_gradient(
+                ThetaStepper::new(*th, n, np, *newton).unwrap(),
+                &mut jit,
+                r,
+                &u0,
+                &theta,
+            ),
+        ),
+        MethodChoice::Dirk { tableau, newton } => (
+            solver_gradient(
+                DirkStepper::new(tableau.clone(), n, np, *newton).unwrap(),
+                &mut ir,
+                r,
+                &u0,
+                &theta,
+            ),
+            solver_gradient(
+                DirkStepper::new(tableau.clone(), n, np, *newton).unwrap(),
+                &mut jit,
+                r,
+                &u0,
+                &theta,
+            ),
+        ),
+    }
+}
+
+fn manifest_path(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn file_program(rel: &str) -> Program {
+    program(&std::fs::read_to_string(manifest_path(rel)).unwrap())
+}
+
+/// Checks one macro-compiled file model against the driver's resolution and gradients;
+/// whether the gradient is finite (a model that blows up fails alike in all three).
+fn agree_with_driver(rel: &str, mac: MacroSide) -> bool {
+    let prog = file_program(rel);
+    let file = manifest_path(rel);
+    let dir = file.parent().unwrap();
+    let r = pnode_driver::resolve(&prog, &pnode_driver::FsData::new(dir), None).unwrap();
+    // pnodec's `Setup::new` (which also reads the loss data) resolves the same, where the
+    // loss's files exist.
+    if let Ok(setup) = pnode_driver::Setup::new(&prog, dir, None) {
+        assert_eq!(setup.grid, r.grid, "{rel}: Setup's grid");
+        assert_eq!(setup.u0, r.u0, "{rel}: Setup's u0");
+        assert_eq!(setup.theta0, r.theta0, "{rel}: Setup's θ0");
+    }
+    let b = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(b(mac.grid_times), b(r.grid.times()), "{rel}: grid points");
+    assert_eq!(b(mac.grid.steps()), b(r.grid.steps()), "{rel}: step sizes");
+    assert_eq!(mac.n_steps, r.grid.n_steps(), "{rel}: steps");
+    assert_eq!(
+        b(mac.output_times),
+        b(&r.output_times),
+        "{rel}: output times"
+    );
+    assert_eq!(b(mac.u0), b(&r.u0), "{rel}: u0");
+    assert_eq!(b(mac.theta0), b(&r.theta0), "{rel}: θ0");
+    assert_eq!(mac.cost, r.cost, "{rel}: step cost");
+    let (driver, jit) = driver_gradients(&prog, &r);
+    if let Ok(d) = &driver {
+        assert!(d.1.len() == prog.state_len() && d.2.len() == prog.param_len());
+    }
+    assert_eq!(
+        mac.gradient, driver,
+        "{rel}: macro vs driver (IrModel) gradient bits"
+    );
+    assert_eq!(jit, driver, "{rel}: pnodec (JIT) vs driver gradient bits");
+    if let Err(e) = &driver {
+        eprintln!("  {rel}: {e}");
+    }
+    driver.is_ok()
+}
+
+macro_rules! file_models {
+    ($($m:ident: $path:literal => $name:ident,)*) => {
+        $(
+            #[allow(deprecated)]
+            mod $m {
+                pnode::model!($path);
+            }
+        )*
+        /// Every file the macro compiles, with its check.
+        const COMPILED: &[(&str, fn() -> bool)] = &[$(($path, || {
+            use $m::$name::Ode;
+            let theta = check_theta(&Ode::THETA0);
+            let mut ode = Ode::new().unwrap();
+            let gradient = ode
+                .value_and_grad(&Ode::U0, &theta, file_loss(Ode::STATE_LEN))
+                .map(|(l, g)| bits(l, &g.du0, &g.dp))
+                .map_err(|e| format!("{e:?}"));
+            agree_with_driver($path, MacroSide {
+                grid_times: &Ode::GRID_TIMES,
+                grid: Ode::grid().unwrap(),
+                output_times: &Ode::OUTPUT_TIMES,
+                u0: &Ode::U0,
+                theta0: &Ode::THETA0,
+                cost: Ode::STEP_COST,
+                n_steps: Ode::N_STEPS,
+                gradient,
+            })
+        })),*];
+    };
+}
+
+file_models! {
+    ex_hybrid: "../examples/hybrid/hybrid.pode" => hybrid,
+    ex_hybrid_truth: "../examples/hybrid/truth.pode" => hybrid_truth,
+    ex_lotka_volterra: "../examples/lotka_volterra/lotka_volterra.pode" => lotka_volterra,
+    ex_lotka_volterra_truth: "../examples/lotka_volterra/truth.pode" => lotka_volterra_truth,
+    ex_robertson: "../examples/robertson/robertson.pode" => robertson,
+    ex_robertson_truth: "../examples/robertson/truth.pode" => robertson_truth,
+    ex_spiral: "../examples/spiral/spiral.pode" => spiral,
+    ex_spiral_truth: "../examples/spiral/truth.pode" => spiral_truth,
+    c_batched_mlp: "../tests/corpus/ok/batched_mlp.pode" => batched_mlp,
+    c_comments: "../tests/corpus/ok/comments.pode" => comments,
+    c_const_dims: "../tests/corpus/ok/const_dims.pode" => const_dims,
+    c_data_bindings: "../tests/corpus/ok/data_bindings.pode" => data_bindings,
+    c_elementwise: "../tests/corpus/ok/elementwise.pode" => elementwise,
+    c_esdirk3: "../tests/corpus/ok/esdirk3.pode" => esdirk3,
+    c_forced_oscillator: "../tests/corpus/ok/forced_oscillator.pode" => forced_oscillator,
+    c_hybrid_physics: "../tests/corpus/ok/hybrid_physics.pode" => hybrid,
+    c_indexing: "../tests/corpus/ok/indexing.pode" => indexing,
+    c_initializers: "../tests/corpus/ok/initializers.pode" => initializers,
+    c_layers: "../tests/corpus/ok/layers.pode" => layers,
+    c_linear_system: "../tests/corpus/ok/linear_system.pode" => linear_system,
+    c_literals: "../tests/corpus/ok/literals.pode" => literals,
+    c_lotka_volterra: "../tests/corpus/ok/lotka_volterra.pode" => lotka_volterra,
+    c_minimal: "../tests/corpus/ok/minimal.pode" => minimal,
+    c_multiline: "../tests/corpus/ok/multiline.pode" => multiline,
+    c_no_solve: "../tests/corpus/ok/no_solve.pode" => no_solve,
+    c_pinwheel: "../tests/corpus/ok/pinwheel.pode" => pinwheel,
+    c_precedence: "../tests/corpus/ok/precedence.pode" => precedence,
+    c_robertson: "../tests/corpus/ok/robertson.pode" => robertson,
+    c_several_states: "../tests/corpus/ok/several_states.pode" => several_states,
+    c_sizes: "../tests/corpus/ok/sizes.pode" => sizes,
+    c_spiral_mlp: "../tests/corpus/ok/spiral_mlp.pode" => spiral,
+    c_sum_axis: "../tests/corpus/ok/sum_axis.pode" => sum_axis,
+    c_trbdf2: "../tests/corpus/ok/trbdf2.pode" => trbdf2,
+    c_user_tableau: "../tests/corpus/ok/user_tableau.pode" => user_tableau,
+    c_van_der_pol: "../tests/corpus/ok/van_der_pol.pode" => van_der_pol,
+}
+
+/// The files the macro cannot take, each with the words its compile error must contain.
+const REFUSED: &[(&str, &str)] = &[
+    // conv2d / group norm: pnode-codegen has no Rust for them (`Error::Unsupported`).
+    (
+        "../tests/corpus/ok/conv_block.pode",
+        "code generation does not support",
+    ),
+    (
+        "../tests/corpus/ok/odenet_image.pode",
+        "code generation does not support",
+    ),
+    // `linear_solver = petsc`: the facade's runtime is built without PETSc.
+    ("../tests/corpus/ok/theta_method.pode", "petsc"),
+    // Its data paths are deliberately odd (spaces, quotes, a Windows path) and the files do
+    // not exist: the expansion is the typed read error naming the file.
+    ("../tests/corpus/ok/strings.pode", "dir with spaces"),
+];
+
+#[test]
+fn every_example_and_corpus_model_agrees_bitwise() {
+    // Every file is either compiled above or refused for a stated reason.
+    let mut files: Vec<String> = ["../examples", "../tests/corpus/ok"]
+        .iter()
+        .flat_map(|d| {
+            let dir = manifest_path(d);
+            let mut v = Vec::new();
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                let inner: Vec<_> = if p.is_dir() {
+                    std::fs::read_dir(&p)
+                        .unwrap()
+                        .map(|e| e.unwrap().path())
+                        .collect()
+                } else {
+                    vec![p]
+                };
+                for f in inner {
+                    if f.extension().is_some_and(|x| x == "pode") {
+                        let rel = f.strip_prefix(manifest_path("..")).unwrap();
+                        v.push(format!("../{}", rel.display()));
+                    }
+                }
+            }
+            v
+        })
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = COMPILED
+        .iter()
+        .map(|(p, _)| p.to_string())
+        .chain(REFUSED.iter().map(|(p, _)| p.to_string()))
+        .collect();
+    listed.sort();
+    assert_eq!(files, listed, "every example and corpus model is covered");
+    assert_eq!((COMPILED.len(), REFUSED.len()), (35, 4));
+
+    for (path, why) in REFUSED {
+        let out = pnode_macros_impl::model_file(
+            quote_path(path),
+            &manifest_path("."),
+            &pnode_macros_impl::Paths::default(),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{path}: {out}");
+        assert!(
+            out.to_lowercase().contains(why),
+            "{path}: expected `{why}` in {out}"
+        );
+    }
+    let mut blow_up = Vec::new();
+    for (path, check) in COMPILED {
+        eprintln!("{path}");
+        if !check() {
+            blow_up.push(*path);
+        }
+    }
+    // x' = x² from x = 8 (pinwheel) and the precedence model blow up within the span: the
+    // same error at the same step in all three; every other gradient is finite and equal.
+    assert_eq!(
+        blow_up,
+        [
+            "../tests/corpus/ok/pinwheel.pode",
+            "../tests/corpus/ok/precedence.pode"
+        ]
+    );
+}
+
+fn quote_path(path: &str) -> proc_macro2::TokenStream {
+    let lit = proc_macro2::Literal::string(path);
+    proc_macro2::TokenTree::Literal(lit).into()
+}
+
+// ---- data files at compile time: steps, outputs, initial values, layer weights ------------
+
+#[pnode::neural_ode(method = rk4, t = (0.0, 1.0), steps = data("tests/data/steps.csv"), outputs = data("tests/data/outputs.csv"), checkpoint = revolve(slots = 3))]
+mod from_files {
+    state! { x[2] = data("tests/data/x0.csv") }
+    layer! { net = mlp([2, 4, 2], init = data("tests/data/net.csv")) }
+    fn rhs(t: f64, x: [f64; 2]) -> [f64; 2] {
+        net(x)
+    }
+}
+
+#[pnode::neural_ode(method = rk4, t = (0.0, 1.0), steps = [0.0, 0.05, 0.125, 0.2, 0.3, 0.375, 0.5, 0.6, 0.7, 0.8125, 0.9, 1.0], outputs = [0.3, 0.55, 1.0], checkpoint = revolve(slots = 3))]
+mod inline_lists {
+    state! { x[2] = [0.5, -0.25] }
+    layer! { net = mlp([2, 4, 2]) }
+    fn rhs(t: f64, x: [f64; 2]) -> [f64; 2] {
+        net(x)
+    }
+}
+
+const FROM_FILES: &str = "model from_files\nstate x[2] = data(\"tests/data/x0.csv\")\n\
+    layer net = mlp([2, 4, 2], init = data(\"tests/data/net.csv\"))\nd(x)/dt = net(x)\n\
+    solve { method = rk4, t = 0 .. 1, steps = data(\"tests/data/steps.csv\"), \
+    outputs = data(\"tests/data/outputs.csv\"), checkpoint = revolve(slots = 3) }\n";
+
+const INLINE_LISTS: &str = "model inline_lists\nstate x[2] = [0.5, -0.25]\n\
+    layer net = mlp([2, 4, 2])\nd(x)/dt = net(x)\n\
+    solve { method = rk4, t = 0 .. 1, \
+    steps = [0.0, 0.05, 0.125, 0.2, 0.3, 0.375, 0.5, 0.6, 0.7, 0.8125, 0.9, 1.0], \
+    outputs = [0.3, 0.55, 1.0], checkpoint = revolve(slots = 3) }\n";
+
+#[test]
+fn data_files_reproduce_inline_lists_bitwise() {
+    use from_files::Ode as F;
+    use inline_lists::Ode as I;
+    let b = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    // Grid points and step sizes from `steps = data(..)` are those of the inline list; the
+    // output time 0.55 (between 0.5 and 0.6) was inserted into both.
+    assert_eq!(b(&F::GRID_TIMES), b(&I::GRID_TIMES));
+    assert_eq!(b(F::grid().unwrap().steps()), b(I::grid().unwrap().steps()));
+    assert_eq!((F::N_STEPS, F::OUTPUT_TIMES), (12, [0.3, 0.55, 1.0]));
+    assert_eq!(F::U0, [0.5, -0.25]);
+    // θ0 is the weights file, value for value, in layout order.
+    let net = pnode_driver::data::read_table(&manifest_path("tests/data/net.csv"), None).unwrap();
+    assert_eq!((net.rows, net.values.len()), (22, F::PARAM_LEN));
+    assert_eq!(b(&F::THETA0), b(&net.values));
+    // The same gradient, bit for bit, at the file's weights.
+    let theta = F::THETA0.to_vec();
+    let (lf, gf) = F::new()
+        .unwrap()
+        .value_and_grad(&F::U0, &theta, file_loss(2))
+        .unwrap();
+    let (li, gi) = I::new()
+        .unwrap()
+        .value_and_grad(&I::U0, &theta, file_loss(2))
+        .unwrap();
+    assert_eq!(bits(lf, &gf.du0, &gf.dp), bits(li, &gi.du0, &gi.dp));
+    assert!(lf > 0.0 && gf.dp.iter().any(|g| *g != 0.0));
+
+    // The driver resolves the `.pode` texts the same (paths relative to this crate).
+    let dir = manifest_path(".");
+    let data = pnode_driver::FsData::new(&dir);
+    let rf = pnode_driver::resolve(&program(FROM_FILES), &data, None).unwrap();
+    let ri = pnode_driver::resolve(&program(INLINE_LISTS), &data, None).unwrap();
+    assert_eq!(b(rf.grid.times()), b(&F::GRID_TIMES));
+    assert_eq!(b(rf.grid.steps()), b(ri.grid.steps()));
+    assert_eq!(b(&rf.theta0), b(&F::THETA0));
+    assert_eq!(b(&rf.u0), b(&F::U0));
+    let (driver, jit) = driver_gradients(&program(FROM_FILES), &rf);
+    let theta = check_theta(&F::THETA0);
+    let (l, g) = F::new()
+        .unwrap()
+        .value_and_grad(&F::U0, &theta, file_loss(2))
+        .unwrap();
+    assert_eq!(Ok(bits(l, &g.du0, &g.dp)), driver);
+    assert_eq!(jit, driver);
+}

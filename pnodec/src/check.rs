@@ -83,6 +83,7 @@ pub fn summary(program: &Program) -> String {
                     count(*n as usize, "log-spaced step", "log-spaced steps")
                 }
                 Steps::Times(times) => count(times.len().saturating_sub(1), "step", "steps"),
+                Steps::Data(_) => "steps from a file".into(),
             };
         }
         None => out += ", no solve block",

@@ -5,11 +5,9 @@
 
 use crate::load::model_dir;
 use pnode_codegen::{ErkCoefficients, Options, generate_erk_stepper, generate_model, to_source};
-use pnode_driver::{MethodChoice, Setup};
+use pnode_driver::{MethodChoice, Setup, resolve};
 use pnode_ir::lower::{Method, Program};
-use pnode_ir::runtime::IrModel;
-use pnode_runtime::stepper::ForwardStepper;
-use pnode_runtime::{DirkStepper, ErkStepper, Tableau, ThetaStepper};
+use pnode_runtime::Tableau;
 use std::path::Path;
 
 /// `Model` for `lotka_volterra`, `Spiral` for `spiral`: the type name of generated code.
@@ -28,25 +26,19 @@ pub fn type_name(model: &str) -> String {
     out
 }
 
-/// The explicit tableau of `method`, `None` for implicit methods.
-pub fn explicit_tableau(method: &Method) -> Result<Option<Tableau>, String> {
-    Ok(Some(match method {
-        Method::Euler => Tableau::euler(),
-        Method::Midpoint => Tableau::midpoint(),
-        Method::Heun => Tableau::heun(),
-        Method::Ralston => Tableau::ralston(),
-        Method::Bosh3 => Tableau::bosh3(),
-        Method::Rk4 => Tableau::rk4(),
-        Method::Rk38 => Tableau::rk38(),
-        Method::Dopri5 => Tableau::dopri5(),
-        Method::Tsit5 => Tableau::tsit5(),
-        Method::Fehlberg45 => Tableau::fehlberg45(),
-        Method::Erk(u) => {
-            let rows: Vec<&[f64]> = u.a.iter().map(Vec::as_slice).collect();
-            Tableau::explicit("erk", &rows, &u.b, &u.c, 1).map_err(|e| e.to_string())?
-        }
-        _ => return Ok(None),
-    }))
+/// The explicit tableau of the program's method (rk4 without a `solve` block; a user `erk`
+/// with its observed order), `None` for implicit methods — the driver's resolution.
+pub fn explicit_tableau(program: &Program) -> Result<Option<Tableau>, String> {
+    let (method, newton) = program
+        .solve
+        .as_ref()
+        .map_or((Method::Rk4, Default::default()), |s| {
+            (s.method.clone(), s.newton.clone())
+        });
+    match resolve::method(&method, &newton).map_err(|e| e.to_string())? {
+        MethodChoice::Explicit(t) => Ok(Some(t)),
+        _ => Ok(None),
+    }
 }
 
 /// The generated Rust: the model (`Rhs`, `RhsJvp`, `RhsVjp`) and, for an explicit method (rk4
@@ -67,7 +59,7 @@ pub fn rust_source(program: &Program) -> Result<String, String> {
         .solve
         .as_ref()
         .map_or(Method::Rk4, |s| s.method.clone());
-    match explicit_tableau(&method)? {
+    match explicit_tableau(program)? {
         Some(t) => {
             let s = t.stages();
             let coeffs = ErkCoefficients {
@@ -122,7 +114,7 @@ pub fn clif_source(program: &Program, form: ClifForm) -> Result<String, String> 
         .as_ref()
         .map_or(Method::Rk4, |s| s.method.clone());
     let mut kernels = model_clif(&program.rhs).map_err(|e| e.to_string())?;
-    let tableau = explicit_tableau(&method)?;
+    let tableau = explicit_tableau(program)?;
     if let Some(t) = &tableau {
         kernels.extend(erk_clif(t, &program.rhs).map_err(|e| e.to_string())?);
     }
@@ -171,26 +163,10 @@ pub fn clif_source(program: &Program, form: ClifForm) -> Result<String, String> 
 /// setup (output times may come from a data file, and inserted output times add steps).
 pub fn schedule_summary(program: &Program, path: &Path) -> Result<String, crate::Error> {
     let setup = Setup::new(program, &model_dir(path), None)?;
-    let (n, np) = (program.state_len(), program.param_len());
+    let n = program.state_len();
     let run_err = |e: pnode_runtime::Error| crate::Error::Run(e.into());
-    let (cost, implicit) = match &setup.method {
-        MethodChoice::Explicit(t) => (
-            ForwardStepper::<IrModel>::cost(&ErkStepper::new(t.clone(), n, np)),
-            false,
-        ),
-        MethodChoice::Theta { theta, newton } => (
-            ForwardStepper::<IrModel>::cost(
-                &ThetaStepper::new(*theta, n, np, *newton).map_err(run_err)?,
-            ),
-            true,
-        ),
-        MethodChoice::Dirk { tableau, newton } => (
-            ForwardStepper::<IrModel>::cost(
-                &DirkStepper::new(tableau.clone(), n, np, *newton).map_err(run_err)?,
-            ),
-            true,
-        ),
-    };
+    // The stepper's cost as the resolver found it (the runtime stepper's own report).
+    let (cost, implicit) = (setup.cost, setup.method.newton().is_some());
     let bytes = 8 * n as u64;
     let schedule = setup
         .checkpointing

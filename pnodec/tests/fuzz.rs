@@ -171,7 +171,11 @@ fn load_corpus() -> Vec<Vec<u8>> {
         let Ok(dir) = std::fs::read_dir(root.join(kind)) else {
             continue;
         };
-        let mut paths: Vec<PathBuf> = dir.map(|e| e.unwrap().path()).collect();
+        // The `.pode` files (the corpus also holds the data files some models read).
+        let mut paths: Vec<PathBuf> = dir
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pode"))
+            .collect();
         paths.sort();
         files.extend(paths.iter().map(|p| std::fs::read(p).unwrap()));
     }

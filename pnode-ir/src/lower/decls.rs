@@ -128,7 +128,13 @@ pub(super) fn const_value(cx: &mut Cx, d: &Decl) -> Lr<Tensor> {
         Initializer::Fill(x) => Tensor::filled(shape, x),
         Initializer::Zeros => Tensor::filled(shape, 0.0),
         Initializer::Ones => Tensor::filled(shape, 1.0),
-        _ => {
+        other => {
+            let note = if matches!(other, Initializer::Data(_)) {
+                "constants are folded while lowering, which reads no file: give the values, or \
+                 make it a `param` initialized with `data(..)`"
+            } else {
+                "random and file initializers are for `param` and `state`"
+            };
             return Err(cx.report(
                 error_at(
                     codes::INITIALIZER,
@@ -136,7 +142,7 @@ pub(super) fn const_value(cx: &mut Cx, d: &Decl) -> Lr<Tensor> {
                     d.init.span,
                     "not a constant value",
                 )
-                .with_note("random and file initializers are for `param` and `state`"),
+                .with_note(note),
             ));
         }
     };

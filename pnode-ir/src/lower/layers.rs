@@ -13,7 +13,7 @@
 
 use super::codes;
 use super::exprs::{Cx, check_kwargs, error_at};
-use super::program::Initializer;
+use super::program::{DataSource, Initializer};
 use super::{Lr, MAX_VALUE_ELEMENTS, Reported};
 use crate::graph::{ConvParams, NodeId};
 use crate::layers::{Activation, linear};
@@ -218,7 +218,7 @@ pub(super) fn define(cx: &mut Cx, l: &Layer) -> Lr<LayerDef> {
     let def = match kind {
         "linear" | "dense" => {
             let usage = format!("`{kind}(in, out)`");
-            check_kwargs(cx.diags, &l.kind, &l.args, &[])?;
+            check_kwargs(cx.diags, &l.kind, &l.args, &["init"])?;
             let pos = want_positional(cx, l, 2, &usage)?;
             let (i, o) = (
                 count(cx, pos[0], "`in`", false),
@@ -231,7 +231,7 @@ pub(super) fn define(cx: &mut Cx, l: &Layer) -> Lr<LayerDef> {
         }
         "mlp" => {
             let usage = "`mlp([in, hidden…, out], activation = tanh)`";
-            check_kwargs(cx.diags, &l.kind, &l.args, &["activation"])?;
+            check_kwargs(cx.diags, &l.kind, &l.args, &["activation", "init"])?;
             let pos = want_positional(cx, l, 1, usage)?;
             let sizes = mlp_sizes(cx, pos[0])?;
             let activation = match kwarg(&l.args, "activation") {
@@ -242,7 +242,12 @@ pub(super) fn define(cx: &mut Cx, l: &Layer) -> Lr<LayerDef> {
         }
         "conv2d" => {
             let usage = "`conv2d(in, out, kernel = k, padding = p, stride = s)`";
-            check_kwargs(cx.diags, &l.kind, &l.args, &["kernel", "padding", "stride"])?;
+            check_kwargs(
+                cx.diags,
+                &l.kind,
+                &l.args,
+                &["kernel", "padding", "stride", "init"],
+            )?;
             let pos = want_positional(cx, l, 2, usage)?;
             let (i, o) = (
                 count(cx, pos[0], "`in`", false),
@@ -263,7 +268,12 @@ pub(super) fn define(cx: &mut Cx, l: &Layer) -> Lr<LayerDef> {
         }
         "groupnorm" => {
             let usage = "`groupnorm(groups = g, channels = c)`";
-            check_kwargs(cx.diags, &l.kind, &l.args, &["groups", "channels", "eps"])?;
+            check_kwargs(
+                cx.diags,
+                &l.kind,
+                &l.args,
+                &["groups", "channels", "eps", "init"],
+            )?;
             want_positional(cx, l, 0, usage)?;
             let ge = required(cx, l, "groups", usage);
             let ce = required(cx, l, "channels", usage);
@@ -345,6 +355,15 @@ pub(super) fn define(cx: &mut Cx, l: &Layer) -> Lr<LayerDef> {
         )));
     }
     Ok(def)
+}
+
+/// `init = data("net.npy", column = k)`: the file holding all of the layer's parameters in
+/// layout order (`None` without the keyword; opaque layers refuse it in [`define`]).
+pub(super) fn init_file(cx: &mut Cx, l: &Layer) -> Lr<Option<DataSource>> {
+    match kwarg(&l.args, "init") {
+        Some(e) if l.kind.name != "opaque" => super::options::data_source(cx, e).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// The input or output shape of an opaque layer: a size `n` (shape `[n]`) or a list of sizes.

@@ -190,7 +190,12 @@ fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
             diags,
             mode: Mode::Const,
         };
-        scope.layers[i].def = layers::define(&mut cx, layer).ok();
+        let def = layers::define(&mut cx, layer);
+        let init = layers::init_file(&mut cx, layer);
+        (scope.layers[i].def, scope.layers[i].init) = match (def, init) {
+            (Ok(d), Ok(init)) => (Some(d), init),
+            _ => (None, None),
+        };
     }
     // Opaque layers are numbered in declaration order (the `layer` of their IR nodes).
     let mut opaque_layers = Vec::new();
@@ -372,8 +377,19 @@ fn layout(
                     continue;
                 }
                 scope.layers[i].offset = p_len;
+                let file = scope.layers[i].init.clone();
+                let mut start = 0;
                 for (suffix, shape, init) in def.params() {
                     let len = shape.len();
+                    let init = match &file {
+                        Some(source) => Initializer::DataPart {
+                            source: source.clone(),
+                            start,
+                            total: n,
+                        },
+                        None => init,
+                    };
+                    start += len;
                     params.push(ParamVar {
                         name: format!("{}.{suffix}", l.name.name),
                         shape,

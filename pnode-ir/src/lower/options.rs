@@ -420,11 +420,12 @@ fn steps(cx: &mut Cx, e: &Expr, t0: f64, t1: f64) -> Lr<Steps> {
         ExprKind::Int(_) | ExprKind::Name(_) | ExprKind::Binary { .. } | ExprKind::Neg(_) => {
             Ok(Steps::Uniform(integer(cx, "steps", e, 1)?))
         }
+        ExprKind::Call { func, .. } if func.name == "data" => Ok(Steps::Data(data_source(cx, e)?)),
         _ => Err(wrong(
             cx,
             "steps",
             e,
-            "a step count, `logspace(a, b, n)` or a list of times",
+            "a step count, `logspace(a, b, n)`, a list of times or `data(\"t.csv\")`",
         )),
     }
 }

@@ -18,6 +18,11 @@ fn init(i: &Initializer) -> String {
         Initializer::Xavier => "xavier".into(),
         Initializer::Uniform { bound } => format!("uniform(±{bound:?})"),
         Initializer::Data(d) => data(d),
+        Initializer::DataPart {
+            source,
+            start,
+            total,
+        } => format!("{}[{start}..] of {total}", data(source)),
     }
 }
 
@@ -55,6 +60,7 @@ impl fmt::Display for SolveSpec {
                 write!(s, "logspace({start:?}, {end:?}, {count})")?
             }
             Steps::Times(v) => s += &list(v),
+            Steps::Data(d) => s += &data(d),
         }
         match &self.outputs {
             None => {}

@@ -120,6 +120,16 @@ pub enum Initializer {
     /// `data("path", column = k)`: read from a CSV or NPY file. The path is kept as written
     /// (relative paths are resolved against the model file by the driver).
     Data(DataSource),
+    /// Part of a layer's `init = data("path")` file, which holds all the layer's parameters
+    /// in layout order: values `start .. start + len` of a file of exactly `total` values.
+    DataPart {
+        /// The file.
+        source: DataSource,
+        /// The first value of this parameter.
+        start: usize,
+        /// The number of values the file must hold (the layer's parameter count).
+        total: usize,
+    },
 }
 
 /// A file of numbers: `data("obs.csv", column = 1)`.
@@ -301,6 +311,9 @@ pub enum Steps {
     },
     /// `steps = [t0, t_1, …, t1]`: the grid points, strictly increasing, from `t0` to `t1`.
     Times(Vec<f64>),
+    /// `steps = data("t.csv")`: the grid points from a file (one column, strictly increasing,
+    /// from `t0` to `t1`; checked when the file is read).
+    Data(DataSource),
 }
 
 /// The output times.

@@ -65,6 +65,8 @@ pub(super) struct ConstInfo<'m> {
 pub(super) struct LayerInfo<'m> {
     pub layer: &'m Layer,
     pub def: Option<LayerDef>,
+    /// `init = data(..)`: the file holding all the layer's parameters.
+    pub init: Option<super::program::DataSource>,
     pub offset: usize,
 }
 
@@ -128,6 +130,7 @@ impl<'m> Scope<'m> {
                     s.layers.push(LayerInfo {
                         layer: l,
                         def: None,
+                        init: None,
                         offset: 0,
                     });
                     (

@@ -881,3 +881,69 @@ fn byte_order_mark() {
     let s = l.diagnostics[0].primary_span().unwrap();
     assert_eq!(&src[s.start..s.end], "v");
 }
+
+#[test]
+fn data_files_in_steps_layers_and_constants() {
+    use pnode_ir::lower::{DataSource, Initializer, Steps};
+    let src = |path: &str, column| DataSource {
+        path: path.into(),
+        column,
+    };
+    // `steps = data(..)` keeps the file for the driver to read.
+    let p = program(
+        "state x = 1.0\nd(x)/dt = -x\nsolve { method = rk4, t = 0 .. 1, \
+         steps = data(\"t.csv\", column = 1) }",
+    );
+    assert_eq!(p.solve.unwrap().steps, Steps::Data(src("t.csv", Some(1))));
+    // `init = data(..)`: every parameter of the layer takes its part of one file.
+    let p = program(
+        "state x[2] = 1.0\nlayer net = mlp([2, 3, 2], init = data(\"w.npy\"))\nd(x)/dt = net(x)",
+    );
+    let parts: Vec<(String, Initializer)> = p
+        .params
+        .iter()
+        .map(|v| (v.name.clone(), v.init.clone()))
+        .collect();
+    let part = |start| Initializer::DataPart {
+        source: src("w.npy", None),
+        start,
+        total: 6 + 3 + 6 + 2,
+    };
+    assert_eq!(
+        parts,
+        [
+            ("net.0.weight".to_string(), part(0)),
+            ("net.0.bias".to_string(), part(6)),
+            ("net.1.weight".to_string(), part(9)),
+            ("net.1.bias".to_string(), part(15)),
+        ]
+    );
+    let p = program(
+        "state x[2] = 1.0\nlayer l = linear(2, 2, init = data(\"l.csv\", column = 0))\nd(x)/dt = l(x)",
+    );
+    assert_eq!(p.params.len(), 2);
+    assert!(matches!(
+        &p.params[1].init,
+        Initializer::DataPart {
+            start: 4,
+            total: 6,
+            ..
+        }
+    ));
+    // Errors: an opaque layer has no `init`, `init` must be `data(..)`, constants need values.
+    check_err(
+        "state x[2] = 1.0\nlayer g = opaque(2, 2, init = data(\"w.npy\"))\nd(x)/dt = g(x)",
+        "I004",
+        "no keyword argument `init`",
+    );
+    check_err(
+        "state x[2] = 1.0\nlayer l = linear(2, 2, init = zeros)\nd(x)/dt = l(x)",
+        pnode_ir::lower::codes::OPTION_VALUE,
+        "`data` expects",
+    );
+    check_err(
+        "const c[2] = data(\"c.csv\")\nstate x[2] = 1.0\nd(x)/dt = c * x",
+        "I012",
+        "constant `c` needs a value",
+    );
+}
