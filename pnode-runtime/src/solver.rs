@@ -609,7 +609,11 @@ impl<S> Solver<S> {
                     }
                     add_output(self, step);
                 }
-                _ => self.stats.recomputed_steps += self.run_action(model, action, |_, _| {})?,
+                _ => {
+                    self.stats.recomputed_steps += self
+                        .run_action(model, action, |_, _| {})
+                        .map_err(Error::recomputing)?
+                }
             }
         }
         Ok(())

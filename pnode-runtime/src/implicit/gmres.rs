@@ -72,14 +72,15 @@ impl Gmres {
     }
 
     /// Solve `A x = b` from the initial guess in `x`; `apply(v, out)` computes `out = A v` and
-    /// `precondition(r, z)` computes `z = M⁻¹ r`.
-    pub fn solve(
+    /// `precondition(r, z)` computes `z = M⁻¹ r`. An error of `apply` stops the solve and is
+    /// returned.
+    pub fn solve<E>(
         &mut self,
         b: &[f64],
         x: &mut [f64],
-        apply: &mut dyn FnMut(&[f64], &mut [f64]),
+        apply: &mut dyn FnMut(&[f64], &mut [f64]) -> Result<(), E>,
         precondition: &mut dyn FnMut(&[f64], &mut [f64]),
-    ) -> GmresResult {
+    ) -> Result<GmresResult, E> {
         let n = b.len();
         let m = self.config.restart.max(1);
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -87,17 +88,17 @@ impl Gmres {
         let mut iterations = 0;
         loop {
             // r = b − A x
-            apply(x, &mut self.w);
+            apply(x, &mut self.w)?;
             for i in 0..n {
                 self.r[i] = b[i] - self.w[i];
             }
             let beta = norm(&self.r);
             if beta <= target || !beta.is_finite() || iterations >= self.config.max_iters {
-                return GmresResult {
+                return Ok(GmresResult {
                     iterations,
                     residual: beta,
                     converged: beta <= target,
-                };
+                });
             }
             for i in 0..n {
                 self.v[i] = self.r[i] / beta;
@@ -109,7 +110,7 @@ impl Gmres {
                 iterations += 1;
                 // w = A M⁻¹ v_k
                 precondition(&self.v[k * n..(k + 1) * n], &mut self.z);
-                apply(&self.z, &mut self.w);
+                apply(&self.z, &mut self.w)?;
                 for j in 0..=k {
                     let vj = &self.v[j * n..(j + 1) * n];
                     let hjk: f64 = vj.iter().zip(&self.w).map(|(a, b)| a * b).sum();
@@ -193,8 +194,13 @@ mod tests {
             ..GmresConfig::default()
         };
         let mut gmres = Gmres::new(config, n);
-        let mut apply_mut = apply;
-        let result = gmres.solve(&b, &mut x, &mut apply_mut, &mut |r, z| z.copy_from_slice(r));
+        let mut apply_mut = |v: &[f64], out: &mut [f64]| -> Result<(), ()> {
+            apply(v, out);
+            Ok(())
+        };
+        let result = gmres
+            .solve(&b, &mut x, &mut apply_mut, &mut |r, z| z.copy_from_slice(r))
+            .unwrap();
         assert!(result.converged, "{result:?}");
         let mut ax = vec![0.0; n];
         apply(&x, &mut ax);
@@ -213,12 +219,32 @@ mod tests {
         // A Jacobi preconditioner (diagonal 4) needs no more iterations.
         let mut x2 = vec![0.0; n];
         let mut gmres = Gmres::new(config, n);
-        let r2 = gmres.solve(&b, &mut x2, &mut apply_mut, &mut |r, z| {
-            for (zi, ri) in z.iter_mut().zip(r) {
-                *zi = ri / 4.0;
-            }
-        });
+        let r2 = gmres
+            .solve(&b, &mut x2, &mut apply_mut, &mut |r, z| {
+                for (zi, ri) in z.iter_mut().zip(r) {
+                    *zi = ri / 4.0;
+                }
+            })
+            .unwrap();
         assert!(r2.converged && r2.iterations <= result.iterations);
         assert!(x.iter().zip(&x2).all(|(a, b)| (a - b).abs() <= 1e-11));
+        // An error of the operator stops the solve and comes back.
+        let mut calls = 0;
+        let e = Gmres::new(config, n)
+            .solve(
+                &b,
+                &mut vec![0.0; n],
+                &mut |v: &[f64], out: &mut [f64]| {
+                    calls += 1;
+                    if calls == 3 {
+                        return Err("operator failed");
+                    }
+                    apply(v, out);
+                    Ok(())
+                },
+                &mut |r, z| z.copy_from_slice(r),
+            )
+            .unwrap_err();
+        assert_eq!((e, calls), ("operator failed", 3));
     }
 }
