@@ -98,8 +98,14 @@ pub enum Error {
 }
 
 impl From<tch::TchError> for Error {
+    /// libtorch's own message (a C++ exception's text without tch's "Internal torch error"
+    /// label and without the C++ stack trace); other tch errors as tch prints them.
     fn from(e: tch::TchError) -> Self {
-        Error::Torch(trim_torch_message(&e.to_string()))
+        let text = match &e {
+            tch::TchError::Torch(message) => message.clone(),
+            e => e.to_string(),
+        };
+        Error::Torch(trim_torch_message(&text))
     }
 }
 
