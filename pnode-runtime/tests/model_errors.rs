@@ -1,7 +1,7 @@
 //! A model that fails inside an evaluation stops the sweep at once with `Error::Model`: the
 //! step, the time of that evaluation, the phase (forward, recomputation, reverse), which
 //! evaluation (RHS, JVP, VJP) and the model's own cause — for the explicit stepper, θ-methods
-//! and DIRKs, with dense and GMRES linear solves.
+//! and DIRKs, with dense and GMRES linear solves (and PETSc with the `petsc` feature).
 
 use pnode_runtime::implicit::{GmresConfig, LinearSolver};
 use pnode_runtime::model::{Eval, ModelError, Rhs, RhsJvp, RhsVjp};
@@ -234,7 +234,15 @@ fn implicit_steppers_stop_at_the_failing_evaluation() {
         linear: LinearSolver::Gmres(GmresConfig::default()),
         ..NewtonConfig::default()
     };
-    for newton in [dense, gmres] {
+    let mut configs = vec![dense, gmres];
+    if cfg!(feature = "petsc") {
+        // PETSc's callbacks keep the model's failure and return it instead of PETSc's error.
+        configs.push(NewtonConfig {
+            linear: LinearSolver::Petsc,
+            ..NewtonConfig::default()
+        });
+    }
+    for newton in configs {
         let what = format!("{:?}", newton.linear);
         // Crank–Nicolson: the first JVP belongs to the Newton solve of step 0 at t_1 = 0.25.
         let mut model = Flaky::new(Eval::Jvp, 0);

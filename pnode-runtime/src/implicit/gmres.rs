@@ -46,6 +46,9 @@ pub(crate) struct Gmres {
     w: Vec<f64>,
 }
 
+/// A linear operator `out = A v` that may fail (a model evaluation inside it).
+pub(crate) type Operator<'a, E> = dyn FnMut(&[f64], &mut [f64]) -> Result<(), E> + 'a;
+
 /// The outcome of a solve: iterations and the final residual norm.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct GmresResult {
@@ -78,7 +81,7 @@ impl Gmres {
         &mut self,
         b: &[f64],
         x: &mut [f64],
-        apply: &mut dyn FnMut(&[f64], &mut [f64]) -> Result<(), E>,
+        apply: &mut Operator<'_, E>,
         precondition: &mut dyn FnMut(&[f64], &mut [f64]),
     ) -> Result<GmresResult, E> {
         let n = b.len();
