@@ -107,7 +107,7 @@ pub enum Error {
     /// A model backend (the JIT, the interpreter, libtorch) could not be built for the model.
     /// (The variant keeps its historical name: `bench` falls back to the interpreter on it.)
     #[error(transparent)]
-    Jit(#[from] BackendError),
+    Jit(Box<BackendError>),
     /// A command-line value that cannot be used.
     #[error("{0}")]
     Usage(String),
@@ -184,6 +184,12 @@ pub enum BackendError {
         /// The model's name.
         model: String,
     },
+}
+
+impl From<BackendError> for Error {
+    fn from(e: BackendError) -> Self {
+        Error::Jit(Box::new(e))
+    }
 }
 
 impl Error {
