@@ -602,7 +602,7 @@ impl<'a> Emitter<'a> {
                 let xs = Self::slice(&self.val(node, 0));
                 let (y, v) = self.alloc(i, len, false);
                 self.stmts
-                    .push(quote!(self.layers.forward(#k, #xs, p_opaque, &mut #y[..]);));
+                    .push(quote!(self.layers.forward(#k, #xs, p_opaque, &mut #y[..])?;));
                 v
             }
             Op::OpaqueJvp { layer, .. } => {
@@ -611,7 +611,7 @@ impl<'a> Emitter<'a> {
                 let dxs = Self::slice(&self.val(node, 1));
                 let (dy, v) = self.alloc(i, len, false);
                 self.stmts
-                    .push(quote!(self.layers.jvp(#k, #xs, p_opaque, #dxs, &mut #dy[..]);));
+                    .push(quote!(self.layers.jvp(#k, #xs, p_opaque, #dxs, &mut #dy[..])?;));
                 v
             }
             Op::OpaqueVjp { layer, .. } => {
@@ -620,7 +620,7 @@ impl<'a> Emitter<'a> {
                 let ybs = Self::slice(&self.val(node, 1));
                 let (xb, v) = self.alloc(i, len, false);
                 self.stmts.push(quote!(
-                    self.layers.vjp(#k, #xs, p_opaque, #ybs, &mut #xb[..], gp_opaque);
+                    self.layers.vjp(#k, #xs, p_opaque, #ybs, &mut #xb[..], gp_opaque)?;
                 ));
                 v
             }

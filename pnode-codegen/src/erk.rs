@@ -185,9 +185,9 @@ fn generate(
         let ti = time(i);
         let ki = &k[i];
         let rhs = if i + 1 == s {
-            quote!(if last_k { model.rhs(#ti, y, p, #ki); evals += 1; })
+            quote!(if last_k { model.try_rhs(#ti, y, p, #ki).map_err(|e| failed(#ti, e))?; evals += 1; })
         } else {
-            quote!(model.rhs(#ti, y, p, #ki); evals += 1;)
+            quote!(model.try_rhs(#ti, y, p, #ki).map_err(|e| failed(#ti, e))?; evals += 1;)
         };
         let terms: Vec<(TokenStream, syn::Ident)> = (0..i)
             .filter(|&j| lv.a[i][j] != 0.0)
@@ -207,9 +207,9 @@ fn generate(
                 }
             });
             stage_code.extend(if s == 1 {
-                quote!(if last_k { model.rhs(#ti, u, p, #ki); evals += 1; })
+                quote!(if last_k { model.try_rhs(#ti, u, p, #ki).map_err(|e| failed(#ti, e))?; evals += 1; })
             } else {
-                quote!(model.rhs(#ti, u, p, #ki); evals += 1;)
+                quote!(model.try_rhs(#ti, u, p, #ki).map_err(|e| failed(#ti, e))?; evals += 1;)
             });
             continue;
         }
@@ -254,7 +254,9 @@ fn generate(
         reverse_code.extend(quote! {
             {
                 for e in 0..n { w[e] = h * (#(#terms)+*); }
-                model.vjp(#ti, &stages[#lo * n..#hi * n], p, w, #x, gp);
+                model
+                    .try_vjp(#ti, &stages[#lo * n..#hi * n], p, w, #x, gp)
+                    .map_err(|e| failed(#ti, e))?;
                 for (m, g) in mu.iter_mut().zip(gp.iter()) { *m += *g; }
             }
         });
@@ -325,66 +327,75 @@ fn generate(
                 }
             }
 
-            /// The stage inputs `Y_i` of the step from `u` (into `stages`, `LIVE_STAGES`
-            /// vectors, when given) and the stage derivatives `K_i` (the last one only when
-            /// `last_k`). Returns the number of RHS evaluations.
+            /// The stage inputs `Y_i` of the step `at` from `u` (into `stages`,
+            /// `LIVE_STAGES` vectors, when given) and the stage derivatives `K_i` (the last one
+            /// only when `last_k`). Returns the number of RHS evaluations; a model failure is
+            /// the runtime's `Error::Model` of this step in `phase`.
             pub fn stages<M: #rt::model::Rhs + ?Sized>(
                 &mut self,
                 model: &mut M,
-                t: f64,
-                h: f64,
+                at: #rt::stepper::StepAt,
+                phase: #rt::Phase,
                 p: &[f64],
                 u: &[f64],
                 mut stages: ::core::option::Option<&mut [f64]>,
                 last_k: bool,
-            ) -> u64 {
+            ) -> #rt::Result<u64> {
+                let (t, h) = (at.t, at.h);
+                let failed = |t: f64, e| {
+                    #rt::Error::model(at.index, t, phase, #rt::model::Eval::Rhs, e)
+                };
                 let n = #len_u;
                 #fix_u
                 let Self { #(#k,)* y: scratch, .. } = self;
                 let mut evals = 0;
                 #stage_code
-                evals
+                ::core::result::Result::Ok(evals)
             }
 
-            /// `u_next = u + h Σ b_i K_i`, keeping the stage inputs in `stages` when given.
-            /// Returns the number of RHS evaluations.
+            /// `u_next = u + h Σ b_i K_i` for the step `at`, keeping the stage inputs in
+            /// `stages` when given. Returns the number of RHS evaluations.
             pub fn forward_step<M: #rt::model::Rhs + ?Sized>(
                 &mut self,
                 model: &mut M,
-                t: f64,
-                h: f64,
+                at: #rt::stepper::StepAt,
                 p: &[f64],
                 u: &[f64],
                 u_next: &mut [f64],
                 stages: ::core::option::Option<&mut [f64]>,
-            ) -> u64 {
-                let evals = self.stages(model, t, h, p, u, stages, true);
+            ) -> #rt::Result<u64> {
+                let evals = self.stages(model, at, #rt::Phase::Forward, p, u, stages, true)?;
+                let h = at.h;
                 let n = #len_u;
                 #fix_u
                 #fix_next
                 let Self { #(#k,)* .. } = self;
                 for e in 0..n { u_next[e] = u[e] + h * (#update); }
-                evals
+                ::core::result::Result::Ok(evals)
             }
 
-            /// The adjoint of the step whose stage inputs are `stages`: `lambda` goes from
-            /// `λ_{n+1}` to `λ_n`, `mu += f_θᵀ w` over the stages. Returns the number of VJPs.
+            /// The adjoint of the step `at` whose stage inputs are `stages`: `lambda` goes
+            /// from `λ_{n+1}` to `λ_n`, `mu += f_θᵀ w` over the stages. Returns the number of
+            /// VJPs.
             pub fn adjoint_step<M: #rt::model::RhsVjp + ?Sized>(
                 &mut self,
                 model: &mut M,
-                t: f64,
-                h: f64,
+                at: #rt::stepper::StepAt,
                 p: &[f64],
                 stages: &[f64],
                 lambda: &mut [f64],
                 mu: &mut [f64],
-            ) -> u64 {
+            ) -> #rt::Result<u64> {
+                let (t, h) = (at.t, at.h);
+                let failed = |t: f64, e| {
+                    #rt::Error::model(at.index, t, #rt::Phase::Reverse, #rt::model::Eval::Vjp, e)
+                };
                 let n = #len_l;
                 #fix_l
                 let Self { #(#xi,)* w, gp, .. } = self;
                 #reverse_code
                 for e in 0..n { lambda[e] = lambda[e] #(+ #xi[e])*; }
-                #s_u64
+                ::core::result::Result::Ok(#s_u64)
             }
         }
 
@@ -413,8 +424,8 @@ fn generate(
                 stages: ::core::option::Option<&mut [f64]>,
                 stats: &mut #rt::Stats,
             ) -> #rt::Result<()> {
-                stats.rhs_evals += self.forward_step(model, at.t, at.h, p, u, u_next, stages);
-                Ok(())
+                stats.rhs_evals += self.forward_step(model, at, p, u, u_next, stages)?;
+                ::core::result::Result::Ok(())
             }
 
             fn recompute_stages(
@@ -426,8 +437,16 @@ fn generate(
                 stages: &mut [f64],
                 stats: &mut #rt::Stats,
             ) -> #rt::Result<()> {
-                stats.rhs_evals += self.stages(model, at.t, at.h, p, u, Some(stages), false);
-                Ok(())
+                stats.rhs_evals += self.stages(
+                    model,
+                    at,
+                    #rt::Phase::Recompute,
+                    p,
+                    u,
+                    ::core::option::Option::Some(stages),
+                    false,
+                )?;
+                ::core::result::Result::Ok(())
             }
         }
 
@@ -443,8 +462,8 @@ fn generate(
                 mu: &mut [f64],
                 stats: &mut #rt::Stats,
             ) -> #rt::Result<()> {
-                stats.vjp_evals += self.adjoint_step(model, at.t, at.h, p, stages, lambda, mu);
-                Ok(())
+                stats.vjp_evals += self.adjoint_step(model, at, p, stages, lambda, mu)?;
+                ::core::result::Result::Ok(())
             }
         }
     })

@@ -222,6 +222,108 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
     } else {
         quote!()
     };
+    // Without opaque layers the methods cannot fail (the runtime's fallible twins default to
+    // them). With opaque layers the bodies call the layers with `?`: they are the fallible
+    // twins, and the infallible methods fill their outputs with NaN on a failure.
+    let (rhs_fns, jvp_fns, vjp_fns) = if opaque.is_empty() {
+        (
+            quote! {
+                fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], du: &mut [f64]) {
+                    #fu #fp #fdu
+                    #rhs_body
+                }
+            },
+            quote! {
+                fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], jv: &mut [f64]) {
+                    #fu #fp #fv #fjv
+                    #jvp_body
+                }
+            },
+            quote! {
+                fn vjp(
+                    &mut self,
+                    t: f64,
+                    u: &[f64],
+                    p: &[f64],
+                    w: &[f64],
+                    gu: &mut [f64],
+                    gp: &mut [f64],
+                ) {
+                    #fu #fp #fw #fgu #fgp
+                    #vjp_body
+                }
+            },
+        )
+    } else {
+        let res = quote!(::core::result::Result<(), #rt::model::ModelError>);
+        let ok = quote!(::core::result::Result::Ok(()));
+        (
+            quote! {
+                fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], du: &mut [f64]) {
+                    if self.try_rhs(t, u, p, du).is_err() {
+                        du.fill(f64::NAN);
+                    }
+                }
+                fn try_rhs(&mut self, t: f64, u: &[f64], p: &[f64], du: &mut [f64]) -> #res {
+                    #split_p
+                    #fu #fp #fdu
+                    #rhs_body
+                    #ok
+                }
+            },
+            quote! {
+                fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], jv: &mut [f64]) {
+                    if self.try_jvp(t, u, p, v, jv).is_err() {
+                        jv.fill(f64::NAN);
+                    }
+                }
+                fn try_jvp(
+                    &mut self,
+                    t: f64,
+                    u: &[f64],
+                    p: &[f64],
+                    v: &[f64],
+                    jv: &mut [f64],
+                ) -> #res {
+                    #split_p
+                    #fu #fp #fv #fjv
+                    #jvp_body
+                    #ok
+                }
+            },
+            quote! {
+                fn vjp(
+                    &mut self,
+                    t: f64,
+                    u: &[f64],
+                    p: &[f64],
+                    w: &[f64],
+                    gu: &mut [f64],
+                    gp: &mut [f64],
+                ) {
+                    if self.try_vjp(t, u, p, w, gu, gp).is_err() {
+                        gu.fill(f64::NAN);
+                        gp.fill(f64::NAN);
+                    }
+                }
+                fn try_vjp(
+                    &mut self,
+                    t: f64,
+                    u: &[f64],
+                    p: &[f64],
+                    w: &[f64],
+                    gu: &mut [f64],
+                    gp: &mut [f64],
+                ) -> #res {
+                    #split_p
+                    #split_gp
+                    #fu #fp #fw #fgu #fgp
+                    #vjp_body
+                    #ok
+                }
+            },
+        )
+    };
     Ok(quote! {
         #[doc = #doc]
         #derives
@@ -249,38 +351,17 @@ pub fn generate_model(name: &str, rhs: &Function, options: &Options) -> Result<T
             fn param_len(&self) -> usize {
                 #param_len
             }
-            fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], du: &mut [f64]) {
-                #split_p
-                #fu #fp #fdu
-                #rhs_body
-            }
+            #rhs_fns
         }
 
         #[allow(unused, clippy::all)]
         impl #rt::model::RhsJvp for #ty {
-            fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], jv: &mut [f64]) {
-                #split_p
-                #fu #fp #fv #fjv
-                #jvp_body
-            }
+            #jvp_fns
         }
 
         #[allow(unused, clippy::all)]
         impl #rt::model::RhsVjp for #ty {
-            fn vjp(
-                &mut self,
-                t: f64,
-                u: &[f64],
-                p: &[f64],
-                w: &[f64],
-                gu: &mut [f64],
-                gp: &mut [f64],
-            ) {
-                #split_p
-                #split_gp
-                #fu #fp #fw #fgu #fgp
-                #vjp_body
-            }
+            #vjp_fns
         }
     })
 }

@@ -78,7 +78,8 @@ pub enum Error {
         t: f64,
     },
     /// The runtime failed (the variant names the step and time where relevant, for example
-    /// [`pnode_runtime::Error::NonFiniteState`] or [`pnode_runtime::Error::NewtonFailed`]).
+    /// [`pnode_runtime::Error::NonFiniteState`], [`pnode_runtime::Error::NewtonFailed`] or
+    /// [`pnode_runtime::Error::Model`] for a model that failed to evaluate).
     #[error(transparent)]
     Runtime(#[from] pnode_runtime::Error),
     /// Evaluating a loss function of the IR failed.

@@ -308,47 +308,18 @@ pub fn module_items(
             quote!(Model::new()),
         )
     };
-    // With opaque layers every sweep ends by asking them whether one failed: the error then
-    // names the layer and its cause, not only the NaN it left behind.
-    let (theta0_body, check_solve, check_gradient, check_value_and_grad) = if opaque {
-        (
-            quote! {
-                let mut theta = Self::THETA0.to_vec();
-                let at = theta.len();
-                theta.resize(at + self.model.layers.param_len(), 0.0);
-                self.model.layers.params(&mut theta[at..]);
-                theta
-            },
-            quote! {
-                let r = self.solver.solve(&mut self.model, u0, theta).map(|_| ());
-                self.model.layers.check(r)?;
-                ::core::result::Result::Ok(self.solver.outputs())
-            },
-            quote! {
-                let forward = self.solver.forward(&mut self.model, u0, theta).map(|_| ());
-                let r = match forward {
-                    ::core::result::Result::Ok(()) => {
-                        self.solver.backward(&mut self.model, dl_du)
-                    }
-                    ::core::result::Result::Err(e) => ::core::result::Result::Err(e),
-                };
-                self.model.layers.check(r)
-            },
-            quote! {
-                let r = self.solver.value_and_grad(&mut self.model, u0, theta, loss);
-                self.model.layers.check(r)
-            },
-        )
+    // With opaque layers `θ0` appends the layers' own initial parameters; a layer's failure
+    // comes back from the solver as `Error::Model` naming the layer, the step and the time.
+    let theta0_body = if opaque {
+        quote! {
+            let mut theta = Self::THETA0.to_vec();
+            let at = theta.len();
+            theta.resize(at + self.model.layers.param_len(), 0.0);
+            self.model.layers.params(&mut theta[at..]);
+            theta
+        }
     } else {
-        (
-            quote!(Self::THETA0.to_vec()),
-            quote!(self.solver.solve(&mut self.model, u0, theta)),
-            quote! {
-                self.solver.forward(&mut self.model, u0, theta)?;
-                self.solver.backward(&mut self.model, dl_du)
-            },
-            quote!(self.solver.value_and_grad(&mut self.model, u0, theta, loss)),
-        )
+        quote!(Self::THETA0.to_vec())
     };
     let ode_doc = format!(
         " The neural ODE `{}`: {n} states, {np} parameters, `{method}` over {} steps, {k} \
@@ -474,7 +445,7 @@ pub fn module_items(
 
             /// Solves from `u0` with parameters `theta`; the outputs, `K × STATE_LEN` row-major.
             pub fn forward(&mut self, u0: &[f64], theta: &[f64]) -> #rt::Result<&[f64]> {
-                #check_solve
+                self.solver.solve(&mut self.model, u0, theta)
             }
 
             /// The gradient `(dL/du0, dL/dθ)` of a loss whose derivative at the outputs is
@@ -485,7 +456,8 @@ pub fn module_items(
                 theta: &[f64],
                 dl_du: &[f64],
             ) -> #rt::Result<#rt::Gradient> {
-                #check_gradient
+                self.solver.forward(&mut self.model, u0, theta)?;
+                self.solver.backward(&mut self.model, dl_du)
             }
 
             /// Loss and gradient: `loss(outputs, dl_du)` returns `L` and writes `∂L/∂u(t_k)`.
@@ -498,7 +470,7 @@ pub fn module_items(
             where
                 L: FnOnce(&[f64], &mut [f64]) -> f64,
             {
-                #check_value_and_grad
+                self.solver.value_and_grad(&mut self.model, u0, theta, loss)
             }
 
             /// `iterations` optimizer steps on `theta` (from `u0`), returning the loss before

@@ -29,8 +29,8 @@
 //! * A. Sandu, "On the properties of Runge–Kutta discrete adjoints", ICCS 2006.
 
 use crate::checkpoint::StepCost;
-use crate::error::Result;
-use crate::model::{Rhs, RhsVjp};
+use crate::error::{Error, Phase, Result};
+use crate::model::{Eval, Rhs, RhsVjp};
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use crate::tableau::Tableau;
 use pnode_checkpoint::Stats;
@@ -85,7 +85,9 @@ impl ErkStepper {
     }
 
     /// Compute stage values for stages `0 … upto` (inclusive), evaluating `K_i` for
-    /// `i ≤ last_k`; stage inputs go to `stages` when given, else to scratch.
+    /// `i ≤ last_k`; stage inputs go to `stages` when given, else to scratch. A model failure
+    /// is reported as part of `phase`.
+    #[allow(clippy::too_many_arguments)]
     fn run_stages<M: Rhs + ?Sized>(
         &mut self,
         model: &mut M,
@@ -94,9 +96,11 @@ impl ErkStepper {
         u: &[f64],
         mut stages: Option<&mut [f64]>,
         last_k: usize,
+        phase: Phase,
         stats: &mut Stats,
-    ) {
+    ) -> Result<()> {
         let n = self.n;
+        let failed = |t: f64, e| Error::model(at.index, t, phase, Eval::Rhs, e);
         for i in 0..self.s {
             let t_i = at.t + self.c[i] * at.h;
             if i == 0 {
@@ -104,7 +108,9 @@ impl ErkStepper {
                     st[..n].copy_from_slice(u);
                 }
                 if i <= last_k {
-                    model.rhs(t_i, u, p, &mut self.k[..n]);
+                    model
+                        .try_rhs(t_i, u, p, &mut self.k[..n])
+                        .map_err(|e| failed(t_i, e))?;
                     stats.rhs_evals += 1;
                 }
                 continue;
@@ -117,10 +123,13 @@ impl ErkStepper {
             rk_combination(u, at.h, a_row, &self.k, y);
             if i <= last_k {
                 let (_, k_i) = self.k.split_at_mut(i * n);
-                model.rhs(t_i, y, p, &mut k_i[..n]);
+                model
+                    .try_rhs(t_i, y, p, &mut k_i[..n])
+                    .map_err(|e| failed(t_i, e))?;
                 stats.rhs_evals += 1;
             }
         }
+        Ok(())
     }
 }
 
@@ -149,7 +158,7 @@ impl<M: Rhs + ?Sized> ForwardStepper<M> for ErkStepper {
         stages: Option<&mut [f64]>,
         stats: &mut Stats,
     ) -> Result<()> {
-        self.run_stages(model, at, p, u, stages, self.s - 1, stats);
+        self.run_stages(model, at, p, u, stages, self.s - 1, Phase::Forward, stats)?;
         rk_combination(u, at.h, &self.b, &self.k, u_next);
         Ok(())
     }
@@ -169,8 +178,16 @@ impl<M: Rhs + ?Sized> ForwardStepper<M> for ErkStepper {
             stages[..self.n].copy_from_slice(u);
             return Ok(());
         }
-        self.run_stages(model, at, p, u, Some(stages), last_k, stats);
-        Ok(())
+        self.run_stages(
+            model,
+            at,
+            p,
+            u,
+            Some(stages),
+            last_k,
+            Phase::Recompute,
+            stats,
+        )
     }
 }
 
@@ -200,7 +217,18 @@ impl<M: RhsVjp + ?Sized> AdjointStepper<M> for ErkStepper {
             let t_i = at.t + self.c[i] * at.h;
             let y_i = &stages[i * n..(i + 1) * n];
             let xi_i = &mut self.xi[i * n..(i + 1) * n];
-            stage_vjp(model, t_i, y_i, p, &self.w, xi_i, &mut self.gp, mu, stats);
+            stage_vjp(
+                model,
+                at.index,
+                t_i,
+                y_i,
+                p,
+                &self.w,
+                xi_i,
+                &mut self.gp,
+                mu,
+                stats,
+            )?;
         }
         add_stage_adjoints(lambda, &self.xi);
         Ok(())
@@ -256,9 +284,12 @@ pub(crate) fn stage_cotangent(
 }
 
 /// One stage VJP at its own point with its own cotangent: `gu = f_u(t, y)ᵀ w`,
-/// `gp = f_θ(t, y)ᵀ w`, and `μ += gp`.
+/// `gp = f_θ(t, y)ᵀ w`, and `μ += gp`. A model failure is an error of the reverse sweep in step
+/// `step`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn stage_vjp<M: RhsVjp + ?Sized>(
     model: &mut M,
+    step: usize,
     t: f64,
     y: &[f64],
     p: &[f64],
@@ -267,12 +298,15 @@ pub(crate) fn stage_vjp<M: RhsVjp + ?Sized>(
     gp: &mut [f64],
     mu: &mut [f64],
     stats: &mut Stats,
-) {
-    model.vjp(t, y, p, w, gu, gp);
+) -> Result<()> {
+    model
+        .try_vjp(t, y, p, w, gu, gp)
+        .map_err(|e| Error::model(step, t, Phase::Reverse, Eval::Vjp, e))?;
     stats.vjp_evals += 1;
     for (m, &g) in mu.iter_mut().zip(gp.iter()) {
         *m += g;
     }
+    Ok(())
 }
 
 /// `λ += Σ_i ξ_i` over the stage adjoints (`s × n`).

@@ -4,6 +4,29 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::model::{Eval, ModelError};
+
+/// The part of a solve a failure happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// The forward sweep (a solve, or the first pass of a gradient).
+    Forward,
+    /// Steps or stage values recomputed from a checkpoint during the reverse sweep.
+    Recompute,
+    /// The adjoint of a step.
+    Reverse,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Forward => "forward sweep",
+            Phase::Recompute => "recomputation in the reverse sweep",
+            Phase::Reverse => "reverse sweep",
+        })
+    }
+}
+
 /// Everything that can go wrong in the runtime, with the data needed to act on it.
 ///
 /// No runtime entry point panics on user input: a bad tableau, a buffer of the wrong length,
@@ -128,16 +151,20 @@ pub enum Error {
         /// What the operating system or the check said.
         reason: String,
     },
-    /// An opaque layer (a libtorch module, say; see [`crate::opaque`]) failed. Its output was
-    /// made NaN, so the sweep stopped where that surfaced: `during` names the step and time.
-    #[error("layer `{layer}` failed: {cause} (the sweep stopped there: {during})")]
-    OpaqueLayer {
-        /// The layer's name in the model.
-        layer: String,
-        /// What the layer reported.
-        cause: String,
-        /// The error the sweep stopped with (a non-finite state or adjoint, a Newton failure).
-        during: Box<Error>,
+    /// The model failed to evaluate (a libtorch exception, a failing opaque layer, …): the
+    /// sweep stopped at that evaluation.
+    #[error("the model's {eval} failed in step {step} at t = {t} ({phase}): {cause}")]
+    Model {
+        /// Index of the step (from `t_step` to `t_{step+1}`).
+        step: usize,
+        /// The time the model was evaluated at (a stage time of that step).
+        t: f64,
+        /// The sweep it belonged to.
+        phase: Phase,
+        /// Which evaluation failed.
+        eval: Eval,
+        /// The model's own cause.
+        cause: ModelError,
     },
     /// An operation was called out of order (for example a reverse sweep before a forward one).
     #[error("{0}")]
@@ -182,6 +209,40 @@ fn adjoint_message(
             "{what}: {solver}: {reason}; change the KSP options (`PNODE_PETSC_OPTIONS`) or use \
              `linear_solver = dense` or `gmres`"
         ),
+    }
+}
+
+impl Error {
+    /// The error of `eval` failing with `cause` at time `t` in step `step` of `phase`.
+    pub fn model(step: usize, t: f64, phase: Phase, eval: Eval, cause: ModelError) -> Self {
+        Error::Model {
+            step,
+            t,
+            phase,
+            eval,
+            cause,
+        }
+    }
+
+    /// This error, with a model failure of the forward sweep marked as a recomputation (for
+    /// steps the reverse sweep takes again from a checkpoint).
+    pub fn recomputing(self) -> Self {
+        match self {
+            Error::Model {
+                step,
+                t,
+                phase: Phase::Forward,
+                eval,
+                cause,
+            } => Error::Model {
+                step,
+                t,
+                phase: Phase::Recompute,
+                eval,
+                cause,
+            },
+            e => e,
+        }
     }
 }
 

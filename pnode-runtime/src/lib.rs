@@ -12,8 +12,8 @@ pub mod optim;
 pub mod problems;
 pub mod tableau;
 
-pub use error::{Error, Result};
-pub use model::{ClosureModel, Rhs, RhsJvp, RhsVjp};
+pub use error::{Error, Phase, Result};
+pub use model::{ClosureModel, Eval, ModelError, Rhs, RhsJvp, RhsVjp};
 pub use opaque::{LayerSet, LayerSpec, OpaqueLayer};
 pub use tableau::Tableau;
 mod disk;

@@ -32,6 +32,86 @@
 //! m.vjp(0.0, &[2.0], &[0.5], &[1.0], &mut gu, &mut gp);
 //! assert_eq!((gu, gp), ([-0.5], [-2.0]));
 //! ```
+//!
+//! # Failures
+//!
+//! Most models cannot fail: their methods are plain arithmetic. A model computed by a library
+//! that can (libtorch, an opaque layer) overrides the fallible twins [`Rhs::try_rhs`],
+//! [`RhsJvp::try_jvp`] and [`RhsVjp::try_vjp`], whose defaults call the infallible method and
+//! return `Ok`. Every runtime stepper calls the twins, so a failure stops the sweep at once and
+//! reaches the caller as [`crate::Error::Model`] with the step, the time, the phase and the
+//! model's [`ModelError`]; the infallible methods of a model that can fail fill their outputs
+//! with NaN (the cause is then lost, so call the twins).
+
+use thiserror::Error;
+
+/// Which evaluation of a model (or of an opaque layer inside it) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Eval {
+    /// The right-hand side `f(t, u; θ)` (for a layer: its value `g(x; φ)`).
+    Rhs,
+    /// The state JVP `f_u v`.
+    Jvp,
+    /// The stage VJP `(f_uᵀ w, f_θᵀ w)`.
+    Vjp,
+}
+
+impl std::fmt::Display for Eval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Eval::Rhs => "RHS",
+            Eval::Jvp => "JVP",
+            Eval::Vjp => "VJP",
+        })
+    }
+}
+
+/// Why a model evaluation failed: what the model (or the library computing it) reported.
+///
+/// The runtime adds where it happened ([`crate::Error::Model`]: step, time, phase, which
+/// evaluation); this type carries only the model's own cause.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The library computing the model raised an error, for example a libtorch exception
+    /// (its message, without the C++ stack trace).
+    #[error("{backend}: {message}")]
+    Backend {
+        /// The library (for example `"libtorch"`).
+        backend: &'static str,
+        /// Its message.
+        message: String,
+    },
+    /// Code inside the model panicked; the panic was caught.
+    #[error("panicked: {message}")]
+    Panic {
+        /// The panic's message.
+        message: String,
+    },
+    /// A result of the wrong size or shape (a closure returning another shape, say).
+    #[error("{what}: expected {expected}, found {found}")]
+    Mismatch {
+        /// Which result.
+        what: String,
+        /// What the model needs.
+        expected: String,
+        /// What it got.
+        found: String,
+    },
+    /// An opaque layer of the model failed ([`crate::opaque`]).
+    #[error("layer `{layer}` failed in its {eval}: {cause}")]
+    Layer {
+        /// The layer's name in the model.
+        layer: String,
+        /// The layer's evaluation that failed (`Rhs` is its value `g(x; φ)`).
+        eval: Eval,
+        /// What the layer reported.
+        cause: Box<ModelError>,
+    },
+    /// Any other cause, as text (for hand-written models and layers).
+    #[error("{0}")]
+    Other(String),
+}
 
 /// The right-hand side of `du/dt = f(t, u; θ)`.
 pub trait Rhs {
@@ -41,12 +121,31 @@ pub trait Rhs {
     fn param_len(&self) -> usize;
     /// Write `f(t, u; θ)` into `f` (overwriting it).
     fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]);
+    /// [`Rhs::rhs`], or why it could not be computed. The runtime calls this one. The default
+    /// calls `rhs` and cannot fail; a model that can fail overrides it (and a wrapper forwards
+    /// it).
+    fn try_rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) -> Result<(), ModelError> {
+        self.rhs(t, u, p, f);
+        Ok(())
+    }
 }
 
 /// Forward-mode derivative in the state: `out = f_u(t, u; θ) v`.
 pub trait RhsJvp: Rhs {
     /// Write `f_u(t, u; θ) v` into `out` (overwriting it).
     fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]);
+    /// [`RhsJvp::jvp`], or why it could not be computed (see [`Rhs::try_rhs`]).
+    fn try_jvp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        v: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), ModelError> {
+        self.jvp(t, u, p, v, out);
+        Ok(())
+    }
 }
 
 /// The stage VJP: reverse-mode derivative in state and parameters at an explicit point.
@@ -58,6 +157,19 @@ pub trait RhsJvp: Rhs {
 pub trait RhsVjp: Rhs {
     /// Write `f_uᵀ w` into `gu` and `f_θᵀ w` into `gp` (both overwritten).
     fn vjp(&mut self, t: f64, u: &[f64], p: &[f64], w: &[f64], gu: &mut [f64], gp: &mut [f64]);
+    /// [`RhsVjp::vjp`], or why it could not be computed (see [`Rhs::try_rhs`]).
+    fn try_vjp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        w: &[f64],
+        gu: &mut [f64],
+        gp: &mut [f64],
+    ) -> Result<(), ModelError> {
+        self.vjp(t, u, p, w, gu, gp);
+        Ok(())
+    }
 }
 
 impl<M: Rhs + ?Sized> Rhs for &mut M {
@@ -70,17 +182,41 @@ impl<M: Rhs + ?Sized> Rhs for &mut M {
     fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) {
         (**self).rhs(t, u, p, f)
     }
+    fn try_rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) -> Result<(), ModelError> {
+        (**self).try_rhs(t, u, p, f)
+    }
 }
 
 impl<M: RhsJvp + ?Sized> RhsJvp for &mut M {
     fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]) {
         (**self).jvp(t, u, p, v, out)
     }
+    fn try_jvp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        v: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), ModelError> {
+        (**self).try_jvp(t, u, p, v, out)
+    }
 }
 
 impl<M: RhsVjp + ?Sized> RhsVjp for &mut M {
     fn vjp(&mut self, t: f64, u: &[f64], p: &[f64], w: &[f64], gu: &mut [f64], gp: &mut [f64]) {
         (**self).vjp(t, u, p, w, gu, gp)
+    }
+    fn try_vjp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        w: &[f64],
+        gu: &mut [f64],
+        gp: &mut [f64],
+    ) -> Result<(), ModelError> {
+        (**self).try_vjp(t, u, p, w, gu, gp)
     }
 }
 

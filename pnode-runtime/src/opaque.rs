@@ -8,7 +8,7 @@
 //! call (it must not keep values of its own that a call does not pass).
 //!
 //! ```
-//! use pnode_runtime::opaque::OpaqueLayer;
+//! use pnode_runtime::{ModelError, opaque::OpaqueLayer};
 //! /// y = φ₀ x (a scalar gain).
 //! struct Gain;
 //! impl OpaqueLayer for Gain {
@@ -16,16 +16,20 @@
 //!     fn output_len(&self) -> usize { 1 }
 //!     fn param_len(&self) -> usize { 1 }
 //!     fn params(&self, phi: &mut [f64]) { phi[0] = 2.0 }
-//!     fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), String> {
+//!     fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), ModelError> {
+//!         if !x[0].is_finite() {
+//!             return Err(ModelError::Other(format!("input {} is not finite", x[0])));
+//!         }
 //!         y[0] = phi[0] * x[0];
 //!         Ok(())
 //!     }
-//!     fn jvp(&mut self, _x: &[f64], phi: &[f64], dx: &[f64], dy: &mut [f64]) -> Result<(), String> {
+//!     fn jvp(&mut self, _x: &[f64], phi: &[f64], dx: &[f64], dy: &mut [f64])
+//!         -> Result<(), ModelError> {
 //!         dy[0] = phi[0] * dx[0];
 //!         Ok(())
 //!     }
 //!     fn vjp(&mut self, x: &[f64], phi: &[f64], ybar: &[f64], xbar: &mut [f64], phibar: &mut [f64])
-//!         -> Result<(), String> {
+//!         -> Result<(), ModelError> {
 //!         xbar[0] = phi[0] * ybar[0];
 //!         phibar[0] += x[0] * ybar[0];
 //!         Ok(())
@@ -36,14 +40,16 @@
 //! assert_eq!((xbar, phibar), ([2.0], [4.0]));
 //! ```
 
+use crate::model::{Eval, ModelError};
+
 /// A layer `y = g(x; φ)` with `x ∈ ℝⁿ`, `y ∈ ℝᵐ` and parameters `φ ∈ ℝᵏ`, all flat `f64`
 /// (row-major when the model gives them a shape).
 ///
 /// Generated code checks every length before it calls, so implementations may assume the
-/// slices have the lengths they report. A method that fails returns the cause; the model then
-/// makes its result NaN, the solver stops at that step, and the error it returns names the
-/// layer and carries the cause. Layers are `Send`, so a model holding them can move to
-/// another thread.
+/// slices have the lengths they report. A method that fails returns the cause; the model's
+/// evaluation fails with [`ModelError::Layer`] naming the layer, and the solver stops with
+/// [`crate::Error::Model`] naming the step, the time and the phase. Layers are `Send`, so a
+/// model holding them can move to another thread.
 pub trait OpaqueLayer: Send {
     /// `n`, the length of the input `x`.
     fn input_len(&self) -> usize;
@@ -54,9 +60,10 @@ pub trait OpaqueLayer: Send {
     /// Writes the layer's initial parameters (its own initialisation) into `phi` (`k`).
     fn params(&self, phi: &mut [f64]);
     /// `y = g(x; φ)` (overwriting `y`).
-    fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), String>;
+    fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), ModelError>;
     /// `dy = ∂g/∂x(x; φ) dx` (overwriting `dy`).
-    fn jvp(&mut self, x: &[f64], phi: &[f64], dx: &[f64], dy: &mut [f64]) -> Result<(), String>;
+    fn jvp(&mut self, x: &[f64], phi: &[f64], dx: &[f64], dy: &mut [f64])
+    -> Result<(), ModelError>;
     /// `x̄ = (∂g/∂x)ᵀ ȳ` (overwriting `xbar`) and `φ̄ += (∂g/∂φ)ᵀ ȳ` (accumulated into
     /// `phibar`, so a layer applied twice sums its two contributions), at exactly the `x` and
     /// `ȳ` given: nothing may be reused from an earlier call.
@@ -67,7 +74,7 @@ pub trait OpaqueLayer: Send {
         ybar: &[f64],
         xbar: &mut [f64],
         phibar: &mut [f64],
-    ) -> Result<(), String>;
+    ) -> Result<(), ModelError>;
 }
 
 impl<L: OpaqueLayer + ?Sized> OpaqueLayer for Box<L> {
@@ -83,10 +90,16 @@ impl<L: OpaqueLayer + ?Sized> OpaqueLayer for Box<L> {
     fn params(&self, phi: &mut [f64]) {
         (**self).params(phi)
     }
-    fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), String> {
+    fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), ModelError> {
         (**self).forward(x, phi, y)
     }
-    fn jvp(&mut self, x: &[f64], phi: &[f64], dx: &[f64], dy: &mut [f64]) -> Result<(), String> {
+    fn jvp(
+        &mut self,
+        x: &[f64],
+        phi: &[f64],
+        dx: &[f64],
+        dy: &mut [f64],
+    ) -> Result<(), ModelError> {
         (**self).jvp(x, phi, dx, dy)
     }
     fn vjp(
@@ -96,7 +109,7 @@ impl<L: OpaqueLayer + ?Sized> OpaqueLayer for Box<L> {
         ybar: &[f64],
         xbar: &mut [f64],
         phibar: &mut [f64],
-    ) -> Result<(), String> {
+    ) -> Result<(), ModelError> {
         (**self).vjp(x, phi, ybar, xbar, phibar)
     }
 }
@@ -115,15 +128,13 @@ pub struct LayerSpec {
 /// The opaque layers of one generated model, with their parameter segments.
 ///
 /// The model's `θ` is `[declared parameters | φ_0 | φ_1 | …]`; the methods here take the tail
-/// `[φ_0 | φ_1 | …]` (and its gradient) and hand each layer its own segment. A layer that fails
-/// gets NaN for its result (so the solver stops at that step, naming it) and its first cause is
-/// kept for [`LayerSet::take_error`].
+/// `[φ_0 | φ_1 | …]` (and its gradient) and hand each layer its own segment. A layer's failure
+/// is returned as [`ModelError::Layer`] naming it.
 pub struct LayerSet {
     specs: &'static [LayerSpec],
     layers: Vec<Box<dyn OpaqueLayer>>,
     /// `offsets[k]..offsets[k + 1]` is layer `k`'s segment of the tail.
     offsets: Vec<usize>,
-    error: Option<(usize, String)>,
 }
 
 impl std::fmt::Debug for LayerSet {
@@ -131,7 +142,6 @@ impl std::fmt::Debug for LayerSet {
         f.debug_struct("LayerSet")
             .field("specs", &self.specs)
             .field("offsets", &self.offsets)
-            .field("error", &self.error)
             .finish_non_exhaustive()
     }
 }
@@ -173,7 +183,6 @@ impl LayerSet {
             specs,
             layers,
             offsets,
-            error: None,
         })
     }
 
@@ -213,32 +222,46 @@ impl LayerSet {
         self.offsets[k]..self.offsets[k + 1]
     }
 
-    fn record(&mut self, k: usize, what: &str, cause: String) {
-        if self.error.is_none() {
-            self.error = Some((k, format!("{what}: {cause}")));
+    /// Layer `k`'s failure in `eval`, naming it.
+    fn failed(&self, k: usize, eval: Eval, cause: ModelError) -> ModelError {
+        ModelError::Layer {
+            layer: self.specs[k].name.to_owned(),
+            eval,
+            cause: Box::new(cause),
         }
     }
 
-    /// `y = g_k(x; φ_k)`; on failure `y` is NaN and the cause is kept.
-    pub fn forward(&mut self, k: usize, x: &[f64], tail: &[f64], y: &mut [f64]) {
+    /// `y = g_k(x; φ_k)`.
+    pub fn forward(
+        &mut self,
+        k: usize,
+        x: &[f64],
+        tail: &[f64],
+        y: &mut [f64],
+    ) -> Result<(), ModelError> {
         let seg = self.segment(k);
-        if let Err(e) = self.layers[k].forward(x, &tail[seg], y) {
-            y.fill(f64::NAN);
-            self.record(k, "forward", e);
-        }
+        self.layers[k]
+            .forward(x, &tail[seg], y)
+            .map_err(|e| self.failed(k, Eval::Rhs, e))
     }
 
-    /// `dy = ∂g_k/∂x dx`; on failure `dy` is NaN and the cause is kept.
-    pub fn jvp(&mut self, k: usize, x: &[f64], tail: &[f64], dx: &[f64], dy: &mut [f64]) {
+    /// `dy = ∂g_k/∂x dx`.
+    pub fn jvp(
+        &mut self,
+        k: usize,
+        x: &[f64],
+        tail: &[f64],
+        dx: &[f64],
+        dy: &mut [f64],
+    ) -> Result<(), ModelError> {
         let seg = self.segment(k);
-        if let Err(e) = self.layers[k].jvp(x, &tail[seg], dx, dy) {
-            dy.fill(f64::NAN);
-            self.record(k, "JVP", e);
-        }
+        self.layers[k]
+            .jvp(x, &tail[seg], dx, dy)
+            .map_err(|e| self.failed(k, Eval::Jvp, e))
     }
 
     /// `x̄ = (∂g_k/∂x)ᵀ ȳ` and `φ̄_k += (∂g_k/∂φ)ᵀ ȳ` (into the layer's segment of
-    /// `tail_bar`); on failure both are NaN and the cause is kept.
+    /// `tail_bar`).
     pub fn vjp(
         &mut self,
         k: usize,
@@ -247,37 +270,11 @@ impl LayerSet {
         ybar: &[f64],
         xbar: &mut [f64],
         tail_bar: &mut [f64],
-    ) {
+    ) -> Result<(), ModelError> {
         let seg = self.segment(k);
         let phibar = &mut tail_bar[seg.clone()];
-        if let Err(e) = self.layers[k].vjp(x, &tail[seg], ybar, xbar, phibar) {
-            xbar.fill(f64::NAN);
-            phibar.fill(f64::NAN);
-            self.record(k, "VJP", e);
-        }
-    }
-
-    /// The first failure since the last call, as `(layer name, cause)`, cleared.
-    pub fn take_error(&mut self) -> Option<(&'static str, String)> {
-        self.error.take().map(|(k, e)| (self.specs[k].name, e))
-    }
-
-    /// `result`, unless a layer failed meanwhile: then [`crate::Error::OpaqueLayer`] naming it,
-    /// with the error the sweep stopped with (or, when the NaN did not stop it, a note that the
-    /// result is not usable).
-    pub fn check<T>(&mut self, result: crate::Result<T>) -> crate::Result<T> {
-        match (self.take_error(), result) {
-            (None, r) => r,
-            (Some((layer, cause)), r) => Err(crate::Error::OpaqueLayer {
-                layer: layer.into(),
-                cause,
-                during: Box::new(match r {
-                    Err(e) => e,
-                    Ok(_) => crate::Error::Usage(
-                        "the sweep finished, but with NaN in place of the layer's result".into(),
-                    ),
-                }),
-            }),
-        }
+        self.layers[k]
+            .vjp(x, &tail[seg], ybar, xbar, phibar)
+            .map_err(|e| self.failed(k, Eval::Vjp, e))
     }
 }

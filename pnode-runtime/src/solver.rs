@@ -584,7 +584,10 @@ impl<S> Solver<S> {
                     }
                     add_output(self, step);
                 }
-                _ => self.run_action(model, action, |_, _| {})?,
+                _ => {
+                    self.run_action(model, action, |_, _| {})
+                        .map_err(Error::recomputing)?;
+                }
             }
         }
         Ok(self.ledger.end_reverse()?)

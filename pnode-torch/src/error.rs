@@ -41,8 +41,8 @@ pub enum Error {
         step: usize,
         /// Time of the stage being evaluated.
         t: f64,
-        /// What went wrong.
-        cause: String,
+        /// What the model reported.
+        cause: pnode_runtime::ModelError,
     },
     /// The state stopped being finite.
     #[error(
@@ -98,8 +98,38 @@ pub enum Error {
 }
 
 impl From<tch::TchError> for Error {
+    /// libtorch's own message (a C++ exception's text without tch's "Internal torch error"
+    /// label and without the C++ stack trace); other tch errors as tch prints them.
     fn from(e: tch::TchError) -> Self {
-        Error::Torch(trim_torch_message(&e.to_string()))
+        let text = match &e {
+            tch::TchError::Torch(message) => message.clone(),
+            e => e.to_string(),
+        };
+        Error::Torch(trim_torch_message(&text))
+    }
+}
+
+/// This crate's error as the runtime's [`ModelError`](pnode_runtime::ModelError) (what a model
+/// reports from a failed evaluation): a libtorch exception keeps its message, a shape mismatch
+/// its data.
+impl From<Error> for pnode_runtime::ModelError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Torch(message) => pnode_runtime::ModelError::Backend {
+                backend: "libtorch",
+                message,
+            },
+            Error::Mismatch {
+                what,
+                expected,
+                found,
+            } => pnode_runtime::ModelError::Mismatch {
+                what,
+                expected,
+                found,
+            },
+            e => pnode_runtime::ModelError::Other(e.to_string()),
+        }
     }
 }
 

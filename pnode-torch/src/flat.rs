@@ -12,14 +12,14 @@
 //! * JVP `f_u v` by forward-mode AD: one forward pass of `f` on the dual tensor `u + ε v`
 //!   (libtorch's dual levels, through the shim), whose tangent is `f_u v`.
 //!
-//! The runtime's traits are infallible; a failure inside the closure (a panic, a libtorch
-//! error) is recorded, the outputs are filled with NaN so the solver stops at once with a
-//! non-finite-state error naming the step and time, and [`FlatTorchModel::take_error`] returns
-//! the cause.
+//! A failure inside the closure (a panic, a libtorch error, an output of the wrong shape) is
+//! returned by the runtime traits' fallible twins (`try_rhs`, `try_jvp`, `try_vjp`, which every
+//! runtime stepper calls) as a [`ModelError`], so the solver stops at once with
+//! `pnode_runtime::Error::Model` naming the step, the time, the phase and the cause.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use pnode_runtime::model::{Rhs, RhsJvp, RhsVjp};
+use pnode_runtime::model::{ModelError, Rhs, RhsJvp, RhsVjp};
 use tch::{Kind, Tensor, nn};
 
 use crate::error::panic_message;
@@ -34,7 +34,6 @@ pub struct FlatTorchModel<F> {
     state_len: usize,
     param_len: usize,
     current: Vec<f64>,
-    error: Option<String>,
 }
 
 impl<F> std::fmt::Debug for FlatTorchModel<F> {
@@ -73,18 +72,12 @@ impl<F: FnMut(f64, &Tensor) -> Tensor> FlatTorchModel<F> {
             state_len,
             param_len,
             current,
-            error: None,
         })
     }
 
     /// The current parameter values, flattened (the initial `θ` for an optimizer).
     pub fn parameters(&self) -> &[f64] {
         &self.current
-    }
-
-    /// The cause of the first failure inside the closure since the last call, if any.
-    pub fn take_error(&mut self) -> Option<String> {
-        self.error.take()
     }
 
     /// Copies `p` into the parameter tensors if it differs from what they hold.
@@ -108,37 +101,33 @@ impl<F: FnMut(f64, &Tensor) -> Tensor> FlatTorchModel<F> {
         Tensor::from_slice(u).view(self.shape.as_slice())
     }
 
-    /// Runs `body`, turning a panic or error into a recorded failure and NaN outputs.
+    /// Runs `body` and copies the tensors it returns into `outs`; a panic or an error inside
+    /// it is the returned [`ModelError`] (and `outs` are left as they were).
     fn guarded(
         &mut self,
         outs: &mut [&mut [f64]],
-        body: impl FnOnce(&mut Self) -> Result<Vec<Tensor>, String>,
-    ) {
-        let result = catch_unwind(AssertUnwindSafe(|| body(&mut *self)))
-            .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())));
-        match result {
-            Ok(tensors) => {
-                for (out, t) in outs.iter_mut().zip(&tensors) {
-                    copy_out(t, out);
-                }
-            }
-            Err(cause) => {
-                self.error.get_or_insert(cause);
-                for out in outs.iter_mut() {
-                    out.fill(f64::NAN);
-                }
-            }
+        body: impl FnOnce(&mut Self) -> Result<Vec<Tensor>, ModelError>,
+    ) -> Result<(), ModelError> {
+        let tensors =
+            catch_unwind(AssertUnwindSafe(|| body(&mut *self))).unwrap_or_else(|payload| {
+                Err(ModelError::Panic {
+                    message: panic_message(payload.as_ref()),
+                })
+            })?;
+        for (out, t) in outs.iter_mut().zip(&tensors) {
+            copy_out(t, out);
         }
+        Ok(())
     }
 
-    fn call(&mut self, t: f64, u: &Tensor) -> Result<Tensor, String> {
+    fn call(&mut self, t: f64, u: &Tensor) -> Result<Tensor, ModelError> {
         let out = (self.f)(t, u);
         if out.size() != u.size() {
-            return Err(format!(
-                "f(t, u) has shape {:?} but the state has shape {:?}",
-                out.size(),
-                u.size()
-            ));
+            return Err(ModelError::Mismatch {
+                what: "shape of f(t, u)".into(),
+                expected: format!("{:?} (the state's)", u.size()),
+                found: format!("{:?}", out.size()),
+            });
         }
         Ok(out)
     }
@@ -167,56 +156,86 @@ impl<F: FnMut(f64, &Tensor) -> Tensor> Rhs for FlatTorchModel<F> {
     }
 
     fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) {
+        if self.try_rhs(t, u, p, f).is_err() {
+            f.fill(f64::NAN);
+        }
+    }
+
+    fn try_rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) -> Result<(), ModelError> {
         self.sync(p);
         let u = self.state(u);
         self.guarded(&mut [f], |m| {
             tch::no_grad(|| m.call(t, &u)).map(|o| vec![o])
-        });
+        })
     }
 }
 
 impl<F: FnMut(f64, &Tensor) -> Tensor> RhsJvp for FlatTorchModel<F> {
     fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]) {
+        if self.try_jvp(t, u, p, v, out).is_err() {
+            out.fill(f64::NAN);
+        }
+    }
+
+    fn try_jvp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        v: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), ModelError> {
         self.sync(p);
         let u = self.state(u);
         let v = self.state(v);
         self.guarded(&mut [out], |m| {
             tch::no_grad(|| {
                 let (_, jv) = ffi::jvp_forward(&u, &v, |dual| m.call(t, dual))
-                    .map_err(|e| e.to_string())??;
+                    .map_err(ModelError::from)??;
                 Ok(vec![jv])
             })
-        });
+        })
     }
 }
 
 impl<F: FnMut(f64, &Tensor) -> Tensor> RhsVjp for FlatTorchModel<F> {
     fn vjp(&mut self, t: f64, u: &[f64], p: &[f64], w: &[f64], gu: &mut [f64], gp: &mut [f64]) {
+        if self.try_vjp(t, u, p, w, gu, gp).is_err() {
+            gu.fill(f64::NAN);
+            gp.fill(f64::NAN);
+        }
+    }
+
+    fn try_vjp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        w: &[f64],
+        gu: &mut [f64],
+        gp: &mut [f64],
+    ) -> Result<(), ModelError> {
         self.sync(p);
         let leaf = self.state(u).set_requires_grad(true);
         let w = self.state(w);
-        let mut grads: Option<Vec<Tensor>> = None;
+        let mut grads: Vec<Tensor> = Vec::new();
         self.guarded(&mut [gu], |m| {
             tch::with_grad(|| {
                 let y = m.call(t, &leaf)?;
                 let mut inputs: Vec<&Tensor> = vec![&leaf];
                 inputs.extend(m.params.iter());
-                let mut g = ffi::vjp(&y, &w, &inputs).map_err(|e| e.to_string())?;
+                let mut g = ffi::vjp(&y, &w, &inputs).map_err(ModelError::from)?;
                 let g_u = g.remove(0);
-                grads = Some(g);
+                grads = g;
                 Ok(vec![g_u])
             })
-        });
-        match grads {
-            Some(g) => {
-                let mut offset = 0;
-                for t in &g {
-                    let n = t.numel();
-                    copy_out(t, &mut gp[offset..offset + n]);
-                    offset += n;
-                }
-            }
-            None => gp.fill(f64::NAN),
+        })?;
+        let mut offset = 0;
+        for t in &grads {
+            let n = t.numel();
+            copy_out(t, &mut gp[offset..offset + n]);
+            offset += n;
         }
+        Ok(())
     }
 }

@@ -21,6 +21,7 @@ use tch::{Tensor, nn};
 
 use crate::error::{Error, Result};
 use crate::model::TensorRhs;
+use pnode_runtime::ModelError;
 
 /// The hidden layers' activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,13 +99,14 @@ impl MlpRhs {
         }
     }
 
-    fn check(&self, u: &Tensor) -> std::result::Result<(), String> {
+    fn check(&self, u: &Tensor) -> std::result::Result<(), ModelError> {
         let d = self.layers[0].0.size()[1];
         if u.dim() != 2 || u.size()[1] != d {
-            return Err(format!(
-                "the MLP right-hand side takes states of shape [batch, {d}], got {:?}",
-                u.size()
-            ));
+            return Err(ModelError::Mismatch {
+                what: "state shape of the MLP right-hand side".into(),
+                expected: format!("[batch, {d}]"),
+                found: format!("{:?}", u.size()),
+            });
         }
         Ok(())
     }
@@ -147,7 +149,7 @@ impl MlpRhs {
 }
 
 impl TensorRhs for MlpRhs {
-    fn rhs(&mut self, _t: f64, u: &Tensor) -> std::result::Result<Tensor, String> {
+    fn rhs(&mut self, _t: f64, u: &Tensor) -> std::result::Result<Tensor, ModelError> {
         self.check(u)?;
         Ok(tch::no_grad(|| self.forward(u).1))
     }
@@ -161,7 +163,7 @@ impl TensorRhs for MlpRhs {
         _t: f64,
         u: &Tensor,
         w: &Tensor,
-    ) -> std::result::Result<(Tensor, Vec<Tensor>), String> {
+    ) -> std::result::Result<(Tensor, Vec<Tensor>), ModelError> {
         self.check(u)?;
         let mut grads: Vec<Tensor> = (0..self.params.len()).map(|_| Tensor::new()).collect();
         let gu = tch::no_grad(|| {
@@ -179,7 +181,7 @@ impl TensorRhs for MlpRhs {
         u: &Tensor,
         w: &Tensor,
         mu: &mut [Tensor],
-    ) -> std::result::Result<Tensor, String> {
+    ) -> std::result::Result<Tensor, ModelError> {
         self.check(u)?;
         Ok(tch::no_grad(|| {
             self.backward(u, w, |k, delta, input| {

@@ -12,12 +12,13 @@ use tch::{Tensor, nn};
 
 use crate::error::{Error, Result, panic_message};
 use crate::ffi;
+use pnode_runtime::ModelError;
 
 /// A right-hand side `f(t, u; θ)` over tensors, with its stage VJP.
 pub trait TensorRhs {
-    /// `f(t, u)`; called without gradient tracking. A failure is returned as text (the solver
-    /// adds the step and the time).
-    fn rhs(&mut self, t: f64, u: &Tensor) -> std::result::Result<Tensor, String>;
+    /// `f(t, u)`; called without gradient tracking. A failure is returned as the model's cause
+    /// (the solver adds the step and the time).
+    fn rhs(&mut self, t: f64, u: &Tensor) -> std::result::Result<Tensor, ModelError>;
 
     /// The parameters `θ` that receive gradients, in the order [`TensorRhs::vjp`] returns
     /// their cotangents. Each requires grad.
@@ -29,7 +30,7 @@ pub trait TensorRhs {
         t: f64,
         u: &Tensor,
         w: &Tensor,
-    ) -> std::result::Result<(Tensor, Vec<Tensor>), String>;
+    ) -> std::result::Result<(Tensor, Vec<Tensor>), ModelError>;
 
     /// `f_u(t, u)ᵀ w`, adding `f_θ(t, u)ᵀ w` into `mu` (one tensor per parameter): what the
     /// reverse sweep calls. The default runs [`TensorRhs::vjp`] and adds; a model can fuse the
@@ -40,17 +41,17 @@ pub trait TensorRhs {
         u: &Tensor,
         w: &Tensor,
         mu: &mut [Tensor],
-    ) -> std::result::Result<Tensor, String> {
+    ) -> std::result::Result<Tensor, ModelError> {
         let (gu, gp) = self.vjp(t, u, w)?;
         if gp.len() != mu.len() {
-            return Err(format!(
-                "returned {} parameter cotangents for {} parameters",
-                gp.len(),
-                mu.len()
-            ));
+            return Err(ModelError::Mismatch {
+                what: "number of parameter cotangents".into(),
+                expected: mu.len().to_string(),
+                found: gp.len().to_string(),
+            });
         }
         for (m, g) in mu.iter_mut().zip(&gp) {
-            ffi::add_scaled_(m, g, 1.0).map_err(|e| e.to_string())?;
+            ffi::add_scaled_(m, g, 1.0)?;
         }
         Ok(gu)
     }
@@ -86,30 +87,32 @@ impl<F: FnMut(f64, &Tensor) -> Tensor> ModuleRhs<F> {
         Self { f, params }
     }
 
-    fn call(&mut self, t: f64, u: &Tensor) -> std::result::Result<Tensor, String> {
+    fn call(&mut self, t: f64, u: &Tensor) -> std::result::Result<Tensor, ModelError> {
         let f = &mut self.f;
-        let out = catch_unwind(AssertUnwindSafe(|| f(t, u)))
-            .map_err(|payload| panic_message(payload.as_ref()))?;
+        let out =
+            catch_unwind(AssertUnwindSafe(|| f(t, u))).map_err(|payload| ModelError::Panic {
+                message: panic_message(payload.as_ref()),
+            })?;
         if out.size() != u.size() {
-            return Err(format!(
-                "f(t, u) has shape {:?} but the state has shape {:?}",
-                out.size(),
-                u.size()
-            ));
+            return Err(ModelError::Mismatch {
+                what: "shape of f(t, u)".into(),
+                expected: format!("{:?} (the state's)", u.size()),
+                found: format!("{:?}", out.size()),
+            });
         }
         if out.kind() != u.kind() {
-            return Err(format!(
-                "f(t, u) has dtype {:?} but the state has dtype {:?}",
-                out.kind(),
-                u.kind()
-            ));
+            return Err(ModelError::Mismatch {
+                what: "dtype of f(t, u)".into(),
+                expected: format!("{:?} (the state's)", u.kind()),
+                found: format!("{:?}", out.kind()),
+            });
         }
         Ok(out)
     }
 }
 
 impl<F: FnMut(f64, &Tensor) -> Tensor> TensorRhs for ModuleRhs<F> {
-    fn rhs(&mut self, t: f64, u: &Tensor) -> std::result::Result<Tensor, String> {
+    fn rhs(&mut self, t: f64, u: &Tensor) -> std::result::Result<Tensor, ModelError> {
         tch::no_grad(|| self.call(t, u))
     }
 
@@ -122,13 +125,13 @@ impl<F: FnMut(f64, &Tensor) -> Tensor> TensorRhs for ModuleRhs<F> {
         t: f64,
         u: &Tensor,
         w: &Tensor,
-    ) -> std::result::Result<(Tensor, Vec<Tensor>), String> {
+    ) -> std::result::Result<(Tensor, Vec<Tensor>), ModelError> {
         let leaf = u.detach().set_requires_grad(true);
         let out = tch::with_grad(|| self.call(t, &leaf))?;
         let mut inputs: Vec<&Tensor> = Vec::with_capacity(1 + self.params.len());
         inputs.push(&leaf);
         inputs.extend(self.params.iter());
-        let mut grads = ffi::vjp(&out, w, &inputs).map_err(|e| e.to_string())?;
+        let mut grads = ffi::vjp(&out, w, &inputs)?;
         let gu = grads.remove(0);
         Ok((gu, grads))
     }

@@ -31,6 +31,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use pnode_runtime::ModelError;
 use pnode_runtime::opaque::OpaqueLayer;
 use tch::{Device, Kind, TchError, Tensor, nn};
 
@@ -96,9 +97,9 @@ impl std::fmt::Debug for TorchLayer {
     }
 }
 
-/// A tch error as the text of a layer failure.
-fn torch(e: TchError) -> String {
-    Error::from(e).to_string()
+/// A tch error as a layer failure (libtorch's message, without its C++ stack trace).
+fn torch(e: TchError) -> ModelError {
+    Error::from(e).into()
 }
 
 impl TorchLayer {
@@ -189,13 +190,13 @@ impl TorchLayer {
 
     /// Copies `phi` into the variables unless they hold exactly it already (bitwise equal to
     /// the last load, and no variable written since).
-    fn load(&mut self, phi: &[f64]) -> std::result::Result<(), String> {
+    fn load(&mut self, phi: &[f64]) -> std::result::Result<(), ModelError> {
         if phi.len() != self.param_len {
-            return Err(format!(
-                "φ has {} entries but the layer's trainable variables have {}",
-                phi.len(),
-                self.param_len
-            ));
+            return Err(ModelError::Mismatch {
+                what: "length of φ".into(),
+                expected: format!("{} entries (the trainable variables')", self.param_len),
+                found: format!("{} entries", phi.len()),
+            });
         }
         let same_values = self
             .loaded
@@ -234,7 +235,7 @@ impl TorchLayer {
     }
 
     /// `v` as an `f64` tensor of `shape` on the variables' device.
-    fn tensor(&self, v: &[f64], shape: &[i64]) -> std::result::Result<Tensor, String> {
+    fn tensor(&self, v: &[f64], shape: &[i64]) -> std::result::Result<Tensor, ModelError> {
         Tensor::f_from_slice(v)
             .and_then(|t| t.f_to_device(self.device))
             .and_then(|t| t.f_reshape(shape))
@@ -244,54 +245,53 @@ impl TorchLayer {
     /// Runs `body`, turning a panic into an error.
     fn guarded(
         &mut self,
-        body: impl FnOnce(&mut Self) -> std::result::Result<(), String>,
-    ) -> std::result::Result<(), String> {
+        body: impl FnOnce(&mut Self) -> std::result::Result<(), ModelError>,
+    ) -> std::result::Result<(), ModelError> {
         catch_unwind(AssertUnwindSafe(|| body(&mut *self))).unwrap_or_else(|payload| {
-            Err(format!(
-                "TorchLayer panicked: {}",
-                panic_message(payload.as_ref())
-            ))
+            Err(ModelError::Panic {
+                message: panic_message(payload.as_ref()),
+            })
         })
     }
 }
 
 /// `y = f(x)`, checked to be `output_len` f64 elements; a panic in `f` becomes an error.
-fn call(f: &mut LayerFn, x: &Tensor, output_len: usize) -> std::result::Result<Tensor, String> {
-    let y = catch_unwind(AssertUnwindSafe(|| f(x))).map_err(|payload| {
-        format!(
-            "the layer's function panicked: {}",
-            panic_message(payload.as_ref())
-        )
+fn call(f: &mut LayerFn, x: &Tensor, output_len: usize) -> std::result::Result<Tensor, ModelError> {
+    let y = catch_unwind(AssertUnwindSafe(|| f(x))).map_err(|payload| ModelError::Panic {
+        message: panic_message(payload.as_ref()),
     })?;
+    let returned = |expected: String, found: String| ModelError::Mismatch {
+        what: "the tensor the layer's function returned".into(),
+        expected,
+        found,
+    };
     if !y.defined() {
-        return Err("the layer's function returned an undefined tensor".into());
+        return Err(returned("a tensor".into(), "an undefined tensor".into()));
     }
     if y.numel() != output_len {
-        return Err(format!(
-            "the layer's function returned {} elements (shape {:?}) but the layer has {} \
-             outputs",
-            y.numel(),
-            y.size(),
-            output_len
+        return Err(returned(
+            format!("{output_len} elements (the layer's outputs)"),
+            format!("{} elements (shape {:?})", y.numel(), y.size()),
         ));
     }
     let kind = y.f_kind().map_err(torch)?;
     if kind != Kind::Double {
-        return Err(format!(
-            "the layer's function returned a {kind:?} tensor; an opaque layer's output is f64"
+        return Err(returned(
+            "f64 (an opaque layer's output)".into(),
+            format!("{kind:?}"),
         ));
     }
     Ok(y)
 }
 
 /// Copies an f64 tensor's values (any shape, any device) row-major into `out`.
-fn copy_out(t: &Tensor, out: &mut [f64]) -> std::result::Result<(), String> {
+fn copy_out(t: &Tensor, out: &mut [f64]) -> std::result::Result<(), ModelError> {
     if t.numel() != out.len() {
-        return Err(format!(
-            "a result has {} elements where {} were expected",
-            t.numel(),
-            out.len()
-        ));
+        return Err(ModelError::Mismatch {
+            what: "a result's length".into(),
+            expected: out.len().to_string(),
+            found: t.numel().to_string(),
+        });
     }
     t.f_copy_data(out, out.len()).map_err(torch)
 }
@@ -330,7 +330,7 @@ impl OpaqueLayer for TorchLayer {
         x: &[f64],
         phi: &[f64],
         y: &mut [f64],
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), ModelError> {
         self.guarded(|layer| {
             layer.load(phi)?;
             let x = layer.tensor(x, &layer.input_shape)?;
@@ -345,14 +345,14 @@ impl OpaqueLayer for TorchLayer {
         phi: &[f64],
         dx: &[f64],
         dy: &mut [f64],
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), ModelError> {
         self.guarded(|layer| {
             layer.load(phi)?;
             let x = layer.tensor(x, &layer.input_shape)?;
             let dx = layer.tensor(dx, &layer.input_shape)?;
             let (f, m) = (&mut layer.f, layer.output_len);
             let (_, tangent) = tch::no_grad(|| ffi::jvp_forward(&x, &dx, |dual| call(f, dual, m)))
-                .map_err(|e| e.to_string())??;
+                .map_err(ModelError::from)??;
             copy_out(&tangent, dy)
         })
     }
@@ -364,7 +364,7 @@ impl OpaqueLayer for TorchLayer {
         ybar: &[f64],
         xbar: &mut [f64],
         phibar: &mut [f64],
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), ModelError> {
         self.guarded(|layer| {
             layer.load(phi)?;
             let leaf = layer
@@ -377,7 +377,7 @@ impl OpaqueLayer for TorchLayer {
             let mut inputs: Vec<&Tensor> = Vec::with_capacity(1 + layer.vars.len());
             inputs.push(&leaf);
             inputs.extend(layer.vars.iter());
-            let grads = ffi::vjp(&y, &cot, &inputs).map_err(|e| e.to_string())?;
+            let grads = ffi::vjp(&y, &cot, &inputs).map_err(ModelError::from)?;
             // Everything is read out before `xbar` and `φ̄` change, so a failure leaves `φ̄`
             // as it was.
             let mut gphi = vec![0.0; layer.param_len];

@@ -48,19 +48,18 @@ fn derivatives_match_the_hand_written_model() {
     {
         let v = [0.3, -1.2, 0.7 + i as f64];
         let (mut a, mut b) = ([0.0; 3], [0.0; 3]);
-        torch.rhs(0.0, u, &p, &mut a);
+        torch.try_rhs(0.0, u, &p, &mut a).unwrap();
         native.rhs(0.0, u, &p, &mut b);
         assert!(max_rel(&a, &b) < 1e-14, "rhs {a:?} vs {b:?}");
-        torch.jvp(0.0, u, &p, &v, &mut a);
+        torch.try_jvp(0.0, u, &p, &v, &mut a).unwrap();
         native.jvp(0.0, u, &p, &v, &mut b);
         assert!(max_rel(&a, &b) < 1e-14, "jvp {a:?} vs {b:?}");
         let (mut gp_a, mut gp_b) = ([0.0; 3], [0.0; 3]);
-        torch.vjp(0.0, u, &p, &v, &mut a, &mut gp_a);
+        torch.try_vjp(0.0, u, &p, &v, &mut a, &mut gp_a).unwrap();
         native.vjp(0.0, u, &p, &v, &mut b, &mut gp_b);
         assert!(max_rel(&a, &b) < 1e-14, "vjp u {a:?} vs {b:?}");
         assert!(max_rel(&gp_a, &gp_b) < 1e-14, "vjp θ {gp_a:?} vs {gp_b:?}");
     }
-    assert!(torch.take_error().is_none());
     assert_eq!(torch.parameters(), &[0.05, 2e7, 2e4]);
 }
 
@@ -100,7 +99,6 @@ fn implicit_gradients_match_the_hand_written_model() {
             let mut m = torch_robertson();
             let out = solver.forward(&mut m, &u0, &k).unwrap().to_vec();
             let g = solver.backward(&mut m, &weights).unwrap();
-            assert!(m.take_error().is_none());
             (out, g.du0, g.dp)
         });
         assert!(
@@ -144,11 +142,30 @@ fn a_failing_closure_stops_the_solve_with_its_cause() {
     )
     .unwrap();
     let p = model.parameters().to_vec();
-    let err = solver
-        .solve(&mut model, &[1.0, 2.0, 3.0], &p)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("step 0"), "{err}");
-    let cause = model.take_error().expect("the cause is kept");
-    assert!(cause.contains("shape") || cause.contains("size"), "{cause}");
+    let err = solver.solve(&mut model, &[1.0, 2.0, 3.0], &p).unwrap_err();
+    let text = err.to_string();
+    // The first RHS evaluation fails: step 0 at t = 0, in the forward sweep, with
+    // libtorch's own message about the product's shapes.
+    match &err {
+        pnode_torch::pnode_runtime::Error::Model {
+            step,
+            t,
+            phase,
+            eval,
+            cause,
+        } => {
+            assert_eq!((*step, *t), (0, 0.0), "{text}");
+            assert_eq!(*phase, pnode_torch::pnode_runtime::Phase::Forward);
+            assert_eq!(*eval, pnode_torch::pnode_runtime::Eval::Rhs);
+            let cause = cause.to_string();
+            // tch panics on libtorch's error; the panic is caught with libtorch's message.
+            assert!(
+                cause.starts_with("panicked: ")
+                    && cause.contains("mat1 and mat2 shapes cannot be multiplied (1x3 and 2x2)"),
+                "{cause}"
+            );
+        }
+        other => panic!("expected a model error, got {other}"),
+    }
+    assert!(text.contains("step 0 at t = 0 (forward sweep)"), "{text}");
 }

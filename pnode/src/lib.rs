@@ -102,9 +102,10 @@
 //! let g = ode.gradient(&spiral::Ode::U0, &theta, &[1.0, 0.0])?;
 //! ```
 //!
-//! A layer that fails (a libtorch error, a panic in the module) makes its result NaN; the sweep
-//! stops there and returns [`runtime::Error::OpaqueLayer`] naming the layer, its cause, the step
-//! and the time. The interpreter, the JIT and `pnodec` cannot call such layers and say so.
+//! A layer that fails (a libtorch error, a panic in the module) stops the sweep at that
+//! evaluation: the solver returns [`runtime::Error::Model`] with the step, the time, the phase
+//! (forward, recomputation, reverse) and the cause, a [`runtime::ModelError::Layer`] naming the
+//! layer. The interpreter, the JIT and `pnodec` cannot call such layers and say so.
 //!
 //! An implicit step's evaluations depend on how Newton converges, so for implicit methods
 //! `STEP_COST` holds only the stage vectors and `PREDICTED` is exact in the step counts and

@@ -5,7 +5,7 @@
 //! layer must stop the sweep with an error naming it.
 
 use pnode::runtime::opaque::{LayerSet, LayerSpec, OpaqueLayer};
-use pnode::runtime::{Error, Gradient};
+use pnode::runtime::{Error, Eval, Gradient, ModelError, Phase};
 
 /// `y = W₁ tanh(W₀ x + b₀) + b₁` with `φ = [W₀ (h×n), b₀ (h), W₁ (m×h), b₁ (m)]`, row-major:
 /// the layout of pnode's `mlp([n, h, m], activation = tanh)`.
@@ -16,6 +16,8 @@ struct HandMlp {
     /// Forward calls so far, and the call that fails (for the error test).
     calls: usize,
     fail_at: Option<usize>,
+    /// Whether the VJP fails (for the error test of the reverse sweep).
+    fail_vjp: bool,
 }
 
 impl HandMlp {
@@ -26,6 +28,7 @@ impl HandMlp {
             m,
             calls: 0,
             fail_at: None,
+            fail_vjp: false,
         }
     }
 
@@ -64,10 +67,13 @@ impl OpaqueLayer for HandMlp {
             *p = 0.3 * ((k as f64) * 0.7).sin();
         }
     }
-    fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), String> {
+    fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), ModelError> {
         self.calls += 1;
         if self.fail_at == Some(self.calls) {
-            return Err("CUDA out of memory (simulated)".into());
+            return Err(ModelError::Backend {
+                backend: "libtorch",
+                message: "CUDA out of memory (simulated)".into(),
+            });
         }
         let hid = self.hidden(x, phi);
         let (_, _, w1, b1) = self.split(phi);
@@ -79,7 +85,13 @@ impl OpaqueLayer for HandMlp {
         }
         Ok(())
     }
-    fn jvp(&mut self, x: &[f64], phi: &[f64], dx: &[f64], dy: &mut [f64]) -> Result<(), String> {
+    fn jvp(
+        &mut self,
+        x: &[f64],
+        phi: &[f64],
+        dx: &[f64],
+        dy: &mut [f64],
+    ) -> Result<(), ModelError> {
         let hid = self.hidden(x, phi);
         let (w0, _, w1, _) = self.split(phi);
         let dh: Vec<f64> = (0..self.h)
@@ -100,7 +112,10 @@ impl OpaqueLayer for HandMlp {
         ybar: &[f64],
         xbar: &mut [f64],
         phibar: &mut [f64],
-    ) -> Result<(), String> {
+    ) -> Result<(), ModelError> {
+        if self.fail_vjp {
+            return Err(ModelError::Other("no gradient today".into()));
+        }
         let hid = self.hidden(x, phi);
         let (w0, _, w1, _) = self.split(phi);
         let (n, h, m) = (self.n, self.h, self.m);
@@ -148,14 +163,20 @@ impl OpaqueLayer for HandLinear {
     fn params(&self, phi: &mut [f64]) {
         phi.fill(0.1);
     }
-    fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), String> {
+    fn forward(&mut self, x: &[f64], phi: &[f64], y: &mut [f64]) -> Result<(), ModelError> {
         let (w, b) = phi.split_at(self.m * self.n);
         for (k, yk) in y.iter_mut().enumerate() {
             *yk = b[k] + (0..self.n).map(|i| w[k * self.n + i] * x[i]).sum::<f64>();
         }
         Ok(())
     }
-    fn jvp(&mut self, _x: &[f64], phi: &[f64], dx: &[f64], dy: &mut [f64]) -> Result<(), String> {
+    fn jvp(
+        &mut self,
+        _x: &[f64],
+        phi: &[f64],
+        dx: &[f64],
+        dy: &mut [f64],
+    ) -> Result<(), ModelError> {
         for (k, d) in dy.iter_mut().enumerate() {
             *d = (0..self.n).map(|i| phi[k * self.n + i] * dx[i]).sum();
         }
@@ -168,7 +189,7 @@ impl OpaqueLayer for HandLinear {
         ybar: &[f64],
         xbar: &mut [f64],
         phibar: &mut [f64],
-    ) -> Result<(), String> {
+    ) -> Result<(), ModelError> {
         for (i, xb) in xbar.iter_mut().enumerate() {
             *xb = (0..self.m).map(|k| phi[k * self.n + i] * ybar[k]).sum();
         }
@@ -400,26 +421,73 @@ fn a_failing_layer_stops_the_sweep_with_an_error_naming_it() {
     let e = o.forward(&opaque_explicit::Ode::U0, &theta).unwrap_err();
     let text = e.to_string();
     println!("{text}");
+    // Step 7 starts at t = 7 · 0.025; its second stage is at c₂ = ½, so t = 0.1875.
     match &e {
-        Error::OpaqueLayer {
-            layer,
-            cause,
-            during,
+        Error::Model {
+            step: 7,
+            t,
+            phase: Phase::Forward,
+            eval: Eval::Rhs,
+            cause:
+                ModelError::Layer {
+                    layer,
+                    eval: Eval::Rhs,
+                    cause,
+                },
         } => {
+            assert!((t - 0.1875).abs() <= 1e-15, "{t}");
             assert_eq!(layer, "net");
-            assert!(cause.contains("out of memory"), "{cause}");
-            assert!(
-                matches!(**during, Error::NonFiniteState { step: 7, .. }),
-                "{during}"
+            assert_eq!(
+                **cause,
+                ModelError::Backend {
+                    backend: "libtorch",
+                    message: "CUDA out of memory (simulated)".into()
+                }
             );
         }
-        other => panic!("expected an opaque-layer error, got {other}"),
+        other => panic!("expected the layer's error at step 7, got {other}"),
     }
-    assert!(text.contains("step 7"), "{text}");
-    // The next solve, without failure, works again (the cause was taken).
+    assert!(
+        text.starts_with("the model's RHS failed in step 7 at t = 0.187")
+            && text.ends_with(
+                "(forward sweep): layer `net` failed in its RHS: libtorch: CUDA out of memory \
+                 (simulated)"
+            ),
+        "{text}"
+    );
+    // The next solve, without failure, works again.
     let theta2 = theta.clone();
     let out = o.forward(&opaque_explicit::Ode::U0, &theta2);
     assert!(out.is_ok(), "{:?}", out.err());
+}
+
+#[test]
+fn a_layer_failing_in_the_reverse_sweep_names_the_phase() {
+    let mut net = HandMlp::new(2, 8, 2);
+    net.fail_vjp = true;
+    let mut o = opaque_explicit::Ode::new(vec![Box::new(net), Box::new(HandLinear { n: 1, m: 2 })])
+        .unwrap();
+    let theta = o.theta0();
+    let dl_du = vec![1.0; 2 * opaque_explicit::Ode::STATE_LEN];
+    let e = o
+        .gradient(&opaque_explicit::Ode::U0, &theta, &dl_du)
+        .unwrap_err();
+    // The first VJP is the last live stage of the last step: step 59 at t = 1.5.
+    match &e {
+        Error::Model {
+            step: 59,
+            t,
+            phase: Phase::Reverse,
+            eval: Eval::Vjp,
+            cause: ModelError::Layer { layer, eval, cause },
+        } => {
+            assert!((t - 1.5).abs() <= 1e-15, "{t}");
+            assert_eq!((layer.as_str(), *eval), ("net", Eval::Vjp));
+            assert_eq!(**cause, ModelError::Other("no gradient today".into()));
+        }
+        other => panic!("expected the layer's VJP error, got {other}"),
+    }
+    assert!(e.to_string().contains("(reverse sweep)"), "{e}");
 }
 
 #[test]

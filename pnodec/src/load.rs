@@ -16,7 +16,7 @@
 
 use crate::check::analyze;
 use crate::render;
-use crate::{Error, SourceFile, read_source};
+use crate::{BackendError, Error, SourceFile, read_source};
 use codespan_reporting::term::termcolor::WriteColor;
 use pnode_driver::{MethodChoice, Run, Setup};
 use pnode_ir::lower::Program;
@@ -24,7 +24,7 @@ use pnode_ir::runtime::IrModel;
 use pnode_jit::{JitErkStepper, JitModel};
 use pnode_runtime::checkpoint::StepCost;
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
-use pnode_runtime::{ErkStepper, Rhs, RhsJvp, RhsVjp, Stats};
+use pnode_runtime::{ErkStepper, ModelError, Rhs, RhsJvp, RhsVjp, Stats};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -90,13 +90,13 @@ impl Model {
         program: &Program,
         backend: Backend,
     ) -> Result<(Model, f64, Option<String>), Error> {
+        let model = || program.name.clone();
         if let Some(l) = program.opaque_layers.first() {
-            return Err(Error::Jit(format!(
-                "model `{}` declares the opaque layer `{}` (computed outside pnode), which no \
-                 pnodec backend can call: use the model from Rust with `pnode::model!` and give \
-                 the layer there (for a tch module, `pnode::torch::TorchLayer`)",
-                program.name, l.name
-            )));
+            return Err(BackendError::OpaqueLayer {
+                model: model(),
+                layer: l.name.clone(),
+            }
+            .into());
         }
         let start = Instant::now();
         let mut note = None;
@@ -106,38 +106,41 @@ impl Model {
                 Ok(m) => Model::Jit(Box::new(m)),
                 Err(pnode_jit::Error::Unsupported { op }) if backend == Backend::Auto => {
                     if !cfg!(feature = "torch") {
-                        return Err(Error::Jit(format!(
-                            "the JIT backend cannot compile model `{}`: it does not support \
-                             the operation `{op}`; {}",
-                            program.name,
-                            crate::torch::REBUILD_HINT
-                        )));
+                        return Err(BackendError::JitUnsupported {
+                            model: model(),
+                            op,
+                            hint: crate::torch::REBUILD_HINT,
+                        }
+                        .into());
                     }
                     note = Some(crate::torch::fallback_note(program, op));
                     torch_model(program)?
                 }
                 Err(pnode_jit::Error::Unsupported { op }) => {
-                    return Err(Error::Jit(format!(
-                        "the JIT backend cannot compile model `{}`: it does not support the \
-                         operation `{op}`; run it with `--backend torch` or `--backend interp`",
-                        program.name
-                    )));
+                    return Err(BackendError::JitUnsupported {
+                        model: model(),
+                        op,
+                        hint: "run it with `--backend torch` or `--backend interp`",
+                    }
+                    .into());
                 }
-                Err(e) => {
-                    return Err(Error::Jit(format!(
-                        "the JIT backend cannot compile model `{}`: {e}; `--backend interp` \
-                         runs it with the interpreter",
-                        program.name
-                    )));
+                Err(source) => {
+                    return Err(BackendError::JitCompile {
+                        model: model(),
+                        what: "model",
+                        source,
+                    }
+                    .into());
                 }
             },
             Backend::Interp => match IrModel::new(&program.rhs) {
                 Ok(m) => Model::Interp(Box::new(m)),
-                Err(e) => {
-                    return Err(Error::Jit(format!(
-                        "cannot build the interpreter of model `{}`: {e}",
-                        program.name
-                    )));
+                Err(source) => {
+                    return Err(BackendError::Interp {
+                        model: model(),
+                        source,
+                    }
+                    .into());
                 }
             },
         };
@@ -177,17 +180,41 @@ impl Rhs for Model {
     fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) {
         each!(self, m => m.rhs(t, u, p, f))
     }
+    fn try_rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) -> Result<(), ModelError> {
+        each!(self, m => m.try_rhs(t, u, p, f))
+    }
 }
 
 impl RhsJvp for Model {
     fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]) {
         each!(self, m => m.jvp(t, u, p, v, out))
     }
+    fn try_jvp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        v: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), ModelError> {
+        each!(self, m => m.try_jvp(t, u, p, v, out))
+    }
 }
 
 impl RhsVjp for Model {
     fn vjp(&mut self, t: f64, u: &[f64], p: &[f64], w: &[f64], gu: &mut [f64], gp: &mut [f64]) {
         each!(self, m => m.vjp(t, u, p, w, gu, gp))
+    }
+    fn try_vjp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        w: &[f64],
+        gu: &mut [f64],
+        gp: &mut [f64],
+    ) -> Result<(), ModelError> {
+        each!(self, m => m.try_vjp(t, u, p, w, gu, gp))
     }
 }
 
@@ -298,12 +325,12 @@ pub fn build_run(
     let fused = match (&setup.method, model) {
         (MethodChoice::Explicit(t), Model::Jit(_)) if choice == StepperChoice::Auto => {
             let start = Instant::now();
-            let s = JitErkStepper::new(t.clone(), &setup.program.rhs).map_err(|e| {
-                Error::Jit(format!(
-                    "the JIT backend cannot compile the fused steps of model `{}`: {e}; \
-                     `--backend interp` runs it with the interpreter",
-                    setup.program.name
-                ))
+            let s = JitErkStepper::new(t.clone(), &setup.program.rhs).map_err(|source| {
+                BackendError::JitCompile {
+                    model: setup.program.name.clone(),
+                    what: "the fused steps of model",
+                    source,
+                }
             })?;
             compile_ms = start.elapsed().as_secs_f64() * 1e3;
             Some(Stepper::Fused(s))

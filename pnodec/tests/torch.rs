@@ -132,3 +132,42 @@ fn grad_of_a_convolution_model_runs_on_libtorch_and_matches_finite_differences()
         torch["grad_ms"], interp["grad_ms"]
     );
 }
+
+/// A libtorch exception during a solve reaches the user with libtorch's own message, the step,
+/// the time and the phase (the fault is injected through `PNODE_TORCH_FAIL_RHS`: that RHS
+/// evaluation runs a matrix product libtorch rejects).
+#[test]
+fn a_libtorch_exception_reaches_the_user_with_its_step_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("decay.pode");
+    std::fs::write(
+        &file,
+        "model decay\n\nstate u[2] = [1.0, 0.5]\nparam k = 0.3\n\nd(u)/dt = -k * u\n\n\
+         solve {\n    method = rk4\n    t = 0 .. 2\n    steps = 8\n}\n\nloss = sum(u ^ 2)\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    // Without the fault the model runs on libtorch.
+    grad_json(&["grad", path, "--backend", "torch"]);
+    // RK4 makes 4 RHS evaluations a step: evaluation 13 is stage 2 (c = ½) of step 3, at
+    // t = 0.75 + 0.125.
+    for command in ["grad", "solve"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pnodec"))
+            .args([command, path, "--backend", "torch"])
+            .current_dir(dir.path())
+            .env(pnodec::torch::FAULT_VAR, "13")
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains(
+                "the model's RHS failed in step 3 at t = 0.875 (forward sweep): libtorch: mat1 \
+                 and mat2 shapes cannot be multiplied (1x2 and 3x3)"
+            ),
+            "{command}: {stderr}"
+        );
+        // libtorch's C++ stack trace is not shown.
+        assert!(!stderr.contains("Exception raised from"), "{stderr}");
+    }
+}

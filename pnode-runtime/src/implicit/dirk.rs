@@ -32,8 +32,8 @@ use pnode_checkpoint::{Stats, StepCost};
 
 use super::newton::{Newton, NewtonConfig};
 use crate::erk::{add_stage_adjoints, rk_combination, stage_cotangent, stage_vjp};
-use crate::error::{Error, Result};
-use crate::model::{RhsJvp, RhsVjp};
+use crate::error::{Error, Phase, Result};
+use crate::model::{Eval, RhsJvp, RhsVjp};
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use crate::tableau::{OrderCondition, order_residuals};
 
@@ -291,7 +291,9 @@ impl DirkStepper {
         &self.tableau
     }
 
-    /// All stages from `u`; stage inputs go to `stages[(i+1)·n ..]`, `u` to `stages[..n]`.
+    /// All stages from `u`; stage inputs go to `stages[(i+1)·n ..]`, `u` to `stages[..n]`. A
+    /// model failure is reported as part of `phase`.
+    #[allow(clippy::too_many_arguments)]
     fn run_stages<M: RhsJvp + ?Sized>(
         &mut self,
         model: &mut M,
@@ -299,6 +301,7 @@ impl DirkStepper {
         p: &[f64],
         u: &[f64],
         stages: &mut [f64],
+        phase: Phase,
         stats: &mut Stats,
     ) -> Result<()> {
         let (n, s) = (self.n, self.tableau.s);
@@ -312,19 +315,15 @@ impl DirkStepper {
             let y = &mut stages[(i + 1) * n..(i + 2) * n];
             if a_ii == 0.0 {
                 y.copy_from_slice(&self.rhs_const);
-                model.rhs(t_i, y, p, &mut self.k[i * n..(i + 1) * n]);
+                model
+                    .try_rhs(t_i, y, p, &mut self.k[i * n..(i + 1) * n])
+                    .map_err(|e| Error::model(at.index, t_i, phase, Eval::Rhs, e))?;
                 stats.rhs_evals += 1;
             } else {
                 y.copy_from_slice(u);
                 self.newton
                     .solve(model, t_i, at.h * a_ii, &self.rhs_const, p, y, stats)
-                    .map_err(|f| Error::NewtonFailed {
-                        step: at.index,
-                        t: t_i,
-                        iterations: f.iterations,
-                        residual: f.residual,
-                        reason: format!("stage {i}: {}", f.reason),
-                    })?;
+                    .map_err(|e| e.into_error(at.index, t_i, phase, &format!("stage {i}")))?;
                 self.k[i * n..(i + 1) * n].copy_from_slice(self.newton.last_f());
             }
         }
@@ -359,8 +358,8 @@ impl<M: RhsJvp + ?Sized> ForwardStepper<M> for DirkStepper {
         // Stage values go to the caller's slot, or to scratch when they are not kept.
         let mut scratch = std::mem::take(&mut self.scratch_stages);
         let result = match stages {
-            Some(st) => self.run_stages(model, at, p, u, st, stats),
-            None => self.run_stages(model, at, p, u, &mut scratch, stats),
+            Some(st) => self.run_stages(model, at, p, u, st, Phase::Forward, stats),
+            None => self.run_stages(model, at, p, u, &mut scratch, Phase::Forward, stats),
         };
         self.scratch_stages = scratch;
         result?;
@@ -377,7 +376,7 @@ impl<M: RhsJvp + ?Sized> ForwardStepper<M> for DirkStepper {
         stages: &mut [f64],
         stats: &mut Stats,
     ) -> Result<()> {
-        self.run_stages(model, at, p, u, stages, stats)
+        self.run_stages(model, at, p, u, stages, Phase::Recompute, stats)
     }
 }
 
@@ -412,10 +411,21 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for DirkStepper {
                 // (I − h a_ii f_u(Y_i))ᵀ w_i = r_i
                 self.newton
                     .solve_adjoint(model, t_i, at.h * a_ii, y_i, p, &mut self.w, stats)
-                    .map_err(|f| f.at(at.index, t_i, Some(i)))?;
+                    .map_err(|e| e.into_adjoint_error(at.index, t_i, Some(i)))?;
             }
             let xi_i = &mut self.xi[i * n..(i + 1) * n];
-            stage_vjp(model, t_i, y_i, p, &self.w, xi_i, &mut self.gp, mu, stats);
+            stage_vjp(
+                model,
+                at.index,
+                t_i,
+                y_i,
+                p,
+                &self.w,
+                xi_i,
+                &mut self.gp,
+                mu,
+                stats,
+            )?;
         }
         add_stage_adjoints(lambda, &self.xi);
         Ok(())

@@ -67,6 +67,9 @@ pub(crate) struct Gmres {
     w: Vec<f64>,
 }
 
+/// A linear operator `out = A v` that may fail (a model evaluation inside it).
+pub(crate) type Operator<'a, E> = dyn FnMut(&[f64], &mut [f64]) -> Result<(), E> + 'a;
+
 /// The outcome of a solve: iterations and the final residual norm.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct GmresResult {
@@ -122,14 +125,15 @@ impl Gmres {
     /// matrices `I − γh f_u`, about `1e-16` to `1e-14 ‖b‖₂` — that no further cycle lowers; a
     /// tolerance below it is met as far as floating point allows instead of spinning until the
     /// cap. It stops unconverged at `max_iters`, or when a cycle left `β` no lower above that
-    /// level (GMRES(m) has stagnated: in exact arithmetic the next cycle would repeat it).
-    pub fn solve(
+    /// level (GMRES(m) has stagnated: in exact arithmetic the next cycle would repeat it). An
+    /// error of `apply` stops the solve and is returned.
+    pub fn solve<E>(
         &mut self,
         b: &[f64],
         x: &mut [f64],
-        apply: &mut dyn FnMut(&[f64], &mut [f64]),
+        apply: &mut Operator<'_, E>,
         precondition: &mut dyn FnMut(&[f64], &mut [f64]),
-    ) -> GmresResult {
+    ) -> Result<GmresResult, E> {
         let n = b.len();
         let m = self.config.restart.max(1);
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -140,7 +144,7 @@ impl Gmres {
         let mut iterations = 0;
         loop {
             // r = b − A x
-            apply(x, &mut self.w);
+            apply(x, &mut self.w)?;
             for i in 0..n {
                 self.r[i] = b[i] - self.w[i];
             }
@@ -153,13 +157,13 @@ impl Gmres {
             let converged = beta <= target || at_floor;
             let stagnated = !converged && beta >= previous;
             if converged || stagnated || !beta.is_finite() || capped {
-                return GmresResult {
+                return Ok(GmresResult {
                     iterations,
                     residual: beta,
                     target,
                     converged,
                     stagnated,
-                };
+                });
             }
             previous = beta;
             for i in 0..n {
@@ -172,7 +176,7 @@ impl Gmres {
                 iterations += 1;
                 // w = A M⁻¹ v_k
                 precondition(&self.v[k * n..(k + 1) * n], &mut self.z);
-                apply(&self.z, &mut self.w);
+                apply(&self.z, &mut self.w)?;
                 for j in 0..=k {
                     let vj = &self.v[j * n..(j + 1) * n];
                     let hjk: f64 = vj.iter().zip(&self.w).map(|(a, b)| a * b).sum();
@@ -256,8 +260,13 @@ mod tests {
             ..GmresConfig::default()
         };
         let mut gmres = Gmres::new(config, n);
-        let mut apply_mut = apply;
-        let result = gmres.solve(&b, &mut x, &mut apply_mut, &mut |r, z| z.copy_from_slice(r));
+        let mut apply_mut = |v: &[f64], out: &mut [f64]| -> Result<(), ()> {
+            apply(v, out);
+            Ok(())
+        };
+        let result = gmres
+            .solve(&b, &mut x, &mut apply_mut, &mut |r, z| z.copy_from_slice(r))
+            .unwrap();
         assert!(result.converged, "{result:?}");
         let mut ax = vec![0.0; n];
         apply(&x, &mut ax);
@@ -276,13 +285,33 @@ mod tests {
         // A Jacobi preconditioner (diagonal 4) needs no more iterations.
         let mut x2 = vec![0.0; n];
         let mut gmres = Gmres::new(config, n);
-        let r2 = gmres.solve(&b, &mut x2, &mut apply_mut, &mut |r, z| {
-            for (zi, ri) in z.iter_mut().zip(r) {
-                *zi = ri / 4.0;
-            }
-        });
+        let r2 = gmres
+            .solve(&b, &mut x2, &mut apply_mut, &mut |r, z| {
+                for (zi, ri) in z.iter_mut().zip(r) {
+                    *zi = ri / 4.0;
+                }
+            })
+            .unwrap();
         assert!(r2.converged && r2.iterations <= result.iterations);
         assert!(x.iter().zip(&x2).all(|(a, b)| (a - b).abs() <= 1e-11));
+        // An error of the operator stops the solve and comes back.
+        let mut calls = 0;
+        let e = Gmres::new(config, n)
+            .solve(
+                &b,
+                &mut vec![0.0; n],
+                &mut |v: &[f64], out: &mut [f64]| {
+                    calls += 1;
+                    if calls == 3 {
+                        return Err("operator failed");
+                    }
+                    apply(v, out);
+                    Ok(())
+                },
+                &mut |r, z| z.copy_from_slice(r),
+            )
+            .unwrap_err();
+        assert_eq!((e, calls), ("operator failed", 3));
     }
 
     #[test]
@@ -290,12 +319,13 @@ mod tests {
         // tridiag(−1, 4, −2) again, with rtol far below what rounding allows: converged at the
         // floor (β ≤ 1e-12 ‖b‖), long before the iteration cap.
         let n = 40;
-        let mut apply = |v: &[f64], out: &mut [f64]| {
+        let mut apply = |v: &[f64], out: &mut [f64]| -> Result<(), ()> {
             for i in 0..n {
                 let left = if i > 0 { v[i - 1] } else { 0.0 };
                 let right = if i + 1 < n { v[i + 1] } else { 0.0 };
                 out[i] = 4.0 * v[i] - left - 2.0 * right;
             }
+            Ok(())
         };
         let config = GmresConfig {
             restart: 10,
@@ -305,26 +335,30 @@ mod tests {
         };
         let b = vec![1.0; n];
         let mut x = vec![0.0; n];
-        let r =
-            Gmres::new(config, n).solve(&b, &mut x, &mut apply, &mut |r, z| z.copy_from_slice(r));
+        let r = Gmres::new(config, n)
+            .solve(&b, &mut x, &mut apply, &mut |r, z| z.copy_from_slice(r))
+            .unwrap();
         let b_norm = (n as f64).sqrt();
         assert!(r.converged && !r.stagnated, "{r:?}");
         assert!(r.residual <= STALL_RTOL * b_norm, "{r:?}");
         assert!(r.iterations < 200, "{r:?}");
         // GMRES(1) on a rotation makes no progress at all (⟨A b, b⟩ = 0): it stops after one
         // cycle, unconverged, instead of spinning to the cap.
-        let mut rotate = |v: &[f64], out: &mut [f64]| {
+        let mut rotate = |v: &[f64], out: &mut [f64]| -> Result<(), ()> {
             out[0] = v[1];
             out[1] = -v[0];
+            Ok(())
         };
         let config = GmresConfig {
             restart: 1,
             ..GmresConfig::default()
         };
         let mut x = vec![0.0; 2];
-        let r = Gmres::new(config, 2).solve(&[1.0, 0.0], &mut x, &mut rotate, &mut |r, z| {
-            z.copy_from_slice(r)
-        });
+        let r = Gmres::new(config, 2)
+            .solve(&[1.0, 0.0], &mut x, &mut rotate, &mut |r, z| {
+                z.copy_from_slice(r)
+            })
+            .unwrap();
         assert!(!r.converged && r.stagnated, "{r:?}");
         assert_eq!(r.iterations, 1);
         assert_eq!(r.residual, 1.0);

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::model::{RhsJvp, RhsVjp};
+use crate::model::{Eval, ModelError, RhsJvp, RhsVjp};
 use pnode_checkpoint::Stats;
 
 use super::dense::DenseLu;
@@ -155,6 +155,88 @@ impl AdjointFailure {
     }
 }
 
+/// Why a stage solve (or the adjoint's transposed solve) stopped: the iteration failed, or the
+/// model failed in one of its evaluations (the caller adds the step, time and phase).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StageError {
+    /// Newton or the linear solver did not succeed.
+    Newton(NewtonFailure),
+    /// The model's evaluation `Eval` failed.
+    Model(Eval, ModelError),
+    /// The adjoint's transposed stage solve did not succeed.
+    Adjoint(AdjointFailure),
+}
+
+impl StageError {
+    /// A linear-solver failure with no iteration count yet.
+    fn linear(reason: &str) -> Self {
+        StageError::Newton(NewtonFailure {
+            iterations: 0,
+            residual: f64::NAN,
+            reason: reason.into(),
+        })
+    }
+
+    /// A Newton failure at iteration `iterations` with residual norm `residual`.
+    fn at_iteration(self, iterations: u32, residual: f64) -> Self {
+        match self {
+            StageError::Newton(f) => StageError::Newton(NewtonFailure {
+                iterations,
+                residual,
+                ..f
+            }),
+            e => e,
+        }
+    }
+
+    /// The runtime error of a failed transposed (adjoint) stage solve in step `step`, stage
+    /// `stage` (`None`: a θ-method) at stage time `t`: [`crate::Error::AdjointSolveFailed`], or
+    /// the model's failure in the reverse sweep.
+    pub fn into_adjoint_error(self, step: usize, t: f64, stage: Option<usize>) -> crate::Error {
+        match self {
+            StageError::Adjoint(f) => f.at(step, t, stage),
+            e => e.into_error(
+                step,
+                t,
+                crate::error::Phase::Reverse,
+                &stage.map_or_else(|| "adjoint".to_string(), |i| format!("adjoint of stage {i}")),
+            ),
+        }
+    }
+
+    /// The runtime error of this failure in step `step` at stage time `t` during `phase`;
+    /// `context` prefixes a Newton failure's reason (for example `"stage 2"`).
+    pub fn into_error(
+        self,
+        step: usize,
+        t: f64,
+        phase: crate::error::Phase,
+        context: &str,
+    ) -> crate::Error {
+        match self {
+            StageError::Newton(f) => crate::Error::NewtonFailed {
+                step,
+                t,
+                iterations: f.iterations,
+                residual: f.residual,
+                reason: if context.is_empty() {
+                    f.reason
+                } else {
+                    format!("{context}: {}", f.reason)
+                },
+            },
+            StageError::Model(eval, cause) => crate::Error::model(step, t, phase, eval, cause),
+            StageError::Adjoint(f) => f.at(step, t, None),
+        }
+    }
+}
+
+impl From<NewtonFailure> for StageError {
+    fn from(f: NewtonFailure) -> Self {
+        StageError::Newton(f)
+    }
+}
+
 /// The matrix-free operator `v ↦ v − γh f_u(t, y) v` (or its transpose through VJPs).
 struct StageOperator<'a, M: ?Sized> {
     model: &'a mut M,
@@ -205,7 +287,7 @@ impl Newton {
     }
 
     /// Assemble and factor `I − γh f_u(t, y)`; `false` if singular.
-    pub fn factor_jacobian<M: RhsJvp + ?Sized>(
+    fn factor_jacobian<M: RhsJvp + ?Sized>(
         &mut self,
         model: &mut M,
         t: f64,
@@ -213,12 +295,14 @@ impl Newton {
         y: &[f64],
         p: &[f64],
         stats: &mut Stats,
-    ) -> bool {
+    ) -> Result<bool, StageError> {
         let n = y.len();
         self.unit.fill(0.0);
         for j in 0..n {
             self.unit[j] = 1.0;
-            model.jvp(t, y, p, &self.unit, &mut self.column);
+            model
+                .try_jvp(t, y, p, &self.unit, &mut self.column)
+                .map_err(|e| StageError::Model(Eval::Jvp, e))?;
             stats.jvp_evals += 1;
             self.unit[j] = 0.0;
             let a = self.lu.matrix_mut();
@@ -226,7 +310,7 @@ impl Newton {
                 a[i * n + j] = f64::from(u8::from(i == j)) - gamma_h * self.column[i];
             }
         }
-        self.lu.factor()
+        Ok(self.lu.factor())
     }
 
     /// `f(t, y)` at the solution of the last successful [`Newton::solve`] (its final residual
@@ -246,21 +330,17 @@ impl Newton {
         p: &[f64],
         y: &mut [f64],
         stats: &mut Stats,
-    ) -> Result<(), NewtonFailure> {
+    ) -> Result<(), StageError> {
         let n = y.len();
         if self.config.linear == LinearSolver::Petsc {
             return self.solve_petsc(model, t, gamma_h, rhs_const, p, y, stats);
         }
-        let mut norm = self.residual_into(model, t, gamma_h, rhs_const, p, y, stats);
+        let mut norm = self.residual_into(model, t, gamma_h, rhs_const, p, y, stats)?;
         for iter in 1..=self.config.max_iters {
             stats.newton_iterations += 1;
             // δ = G_y⁻¹ G(y)
             self.linear_solve(model, t, gamma_h, p, y, stats)
-                .map_err(|reason| NewtonFailure {
-                    iterations: iter,
-                    residual: norm,
-                    reason,
-                })?;
+                .map_err(|e| e.at_iteration(iter, norm))?;
             let mut alpha = 1.0;
             let halvings = match self.config.line_search {
                 LineSearch::None => 0,
@@ -275,7 +355,7 @@ impl Newton {
                     let trial = std::mem::take(&mut self.trial);
                     let r = self.residual_into(model, t, gamma_h, rhs_const, p, &trial, stats);
                     self.trial = trial;
-                    r
+                    r?
                 };
                 if halvings == 0 || trial_norm < norm || attempt == halvings {
                     norm = trial_norm;
@@ -293,21 +373,21 @@ impl Newton {
             }
             y.copy_from_slice(&self.trial);
             if !norm.is_finite() {
-                return Err(NewtonFailure {
+                return Err(StageError::Newton(NewtonFailure {
                     iterations: iter,
                     residual: norm,
                     reason: "the residual is not finite".into(),
-                });
+                }));
             }
             if (wrms / n.max(1) as f64).sqrt() <= 1.0 {
                 return Ok(());
             }
         }
-        Err(NewtonFailure {
+        Err(StageError::Newton(NewtonFailure {
             iterations: self.config.max_iters,
             residual: norm,
             reason: "no convergence within the iteration limit".into(),
-        })
+        }))
     }
 
     /// `δ = G_y⁻¹ G(y)` into `self.delta` (the residual is in `self.residual`).
@@ -319,11 +399,11 @@ impl Newton {
         p: &[f64],
         y: &[f64],
         stats: &mut Stats,
-    ) -> Result<(), String> {
+    ) -> Result<(), StageError> {
         self.delta.copy_from_slice(&self.residual);
         let Some(mut gmres) = self.gmres.take() else {
-            if !self.factor_jacobian(model, t, gamma_h, y, p, stats) {
-                return Err("the stage Jacobian is singular".into());
+            if !self.factor_jacobian(model, t, gamma_h, y, p, stats)? {
+                return Err(StageError::linear("the stage Jacobian is singular"));
             }
             self.lu.solve(&mut self.delta, &mut self.scratch);
             return Ok(());
@@ -347,10 +427,11 @@ impl Newton {
             &mut self.delta,
         );
         self.gmres = Some(gmres);
+        let result = result?;
         if result.converged {
             Ok(())
         } else {
-            Err(format!(
+            Err(StageError::linear(&format!(
                 "GMRES {} after {} Krylov iterations, residual norm {:e} (target {:e}) in a \
                  Newton step; loosen `krylov_tol`, raise `krylov_restart` or use \
                  `linear_solver = dense`",
@@ -358,6 +439,7 @@ impl Newton {
                 result.iterations,
                 result.residual,
                 result.target
+            )
             ))
         }
     }
@@ -372,30 +454,34 @@ impl Newton {
         p: &[f64],
         x: &mut [f64],
         stats: &mut Stats,
-    ) -> Result<(), AdjointFailure> {
+    ) -> Result<(), StageError> {
         if self.config.linear == LinearSolver::Petsc {
-            return petsc::solve_adjoint(self, model, t, gamma_h, y, p, x, stats).map_err(
-                |reason| AdjointFailure {
-                    solver: "PETSc",
-                    iterations: 0,
-                    residual: f64::NAN,
-                    target: f64::NAN,
-                    // The message names the solver itself.
-                    reason: reason
-                        .strip_prefix("PETSc: ")
-                        .map_or_else(|| reason.clone(), str::to_string),
-                },
-            );
+            return petsc::solve_adjoint(self, model, t, gamma_h, y, p, x, stats).map_err(|e| {
+                match e {
+                    StageError::Newton(f) => StageError::Adjoint(AdjointFailure {
+                        solver: "PETSc",
+                        iterations: 0,
+                        residual: f64::NAN,
+                        target: f64::NAN,
+                        // The message names the solver itself.
+                        reason: f
+                            .reason
+                            .strip_prefix("PETSc: ")
+                            .map_or_else(|| f.reason.clone(), str::to_string),
+                    }),
+                    e => e,
+                }
+            });
         }
         let Some(mut gmres) = self.gmres.take() else {
-            if !self.factor_jacobian(model, t, gamma_h, y, p, stats) {
-                return Err(AdjointFailure {
+            if !self.factor_jacobian(model, t, gamma_h, y, p, stats)? {
+                return Err(StageError::Adjoint(AdjointFailure {
                     solver: "dense LU",
                     iterations: 0,
                     residual: f64::NAN,
                     target: f64::NAN,
                     reason: "the transposed stage matrix is singular".into(),
-                });
+                }));
             }
             self.lu.solve_transpose(x, &mut self.scratch);
             return Ok(());
@@ -420,16 +506,17 @@ impl Newton {
             x,
         );
         self.gmres = Some(gmres);
+        let result = result?;
         if result.converged {
             Ok(())
         } else {
-            Err(AdjointFailure {
+            Err(StageError::Adjoint(AdjointFailure {
                 solver: "GMRES",
                 iterations: result.iterations,
                 residual: result.residual,
                 target: result.target,
                 reason: result.why().into(),
-            })
+            }))
         }
     }
 
@@ -443,9 +530,11 @@ impl Newton {
         p: &[f64],
         y: &mut [f64],
         stats: &mut Stats,
-    ) -> Result<(), NewtonFailure> {
+    ) -> Result<(), StageError> {
         petsc::solve(self, model, t, gamma_h, rhs_const, p, y, stats)?;
-        model.rhs(t, y, p, &mut self.column);
+        model
+            .try_rhs(t, y, p, &mut self.column)
+            .map_err(|e| StageError::Model(Eval::Rhs, e))?;
         stats.rhs_evals += 1;
         Ok(())
     }
@@ -460,8 +549,10 @@ impl Newton {
         p: &[f64],
         y: &[f64],
         stats: &mut Stats,
-    ) -> f64 {
-        model.rhs(t, y, p, &mut self.column);
+    ) -> Result<f64, StageError> {
+        model
+            .try_rhs(t, y, p, &mut self.column)
+            .map_err(|e| StageError::Model(Eval::Rhs, e))?;
         stats.rhs_evals += 1;
         let mut sq = 0.0;
         for i in 0..y.len() {
@@ -469,7 +560,7 @@ impl Newton {
             self.residual[i] = g;
             sq += g * g;
         }
-        sq.sqrt()
+        Ok(sq.sqrt())
     }
 }
 
@@ -480,10 +571,10 @@ fn run_gmres<'a, M: ?Sized>(
     pc: &Option<Preconditioner>,
     mut op: StageOperator<'a, M>,
     transpose: bool,
-    mut apply: impl FnMut(&mut StageOperator<'a, M>, &[f64], &mut [f64]),
+    mut apply: impl FnMut(&mut StageOperator<'a, M>, &[f64], &mut [f64]) -> Result<(), StageError>,
     b: &[f64],
     x: &mut [f64],
-) -> GmresResult {
+) -> Result<GmresResult, StageError> {
     x.fill(0.0);
     let args = PreconditionerArgs {
         t: op.t,
@@ -495,8 +586,10 @@ fn run_gmres<'a, M: ?Sized>(
     let result = gmres.solve(b, x, &mut |v, out| apply(&mut op, v, out), &mut |r, z| {
         precondition(pc, args, r, z)
     });
+    // Krylov iterations of a solve a model failure cut short are not counted.
+    let result = result?;
     op.stats.linear_iterations += result.iterations as u64;
-    result
+    Ok(result)
 }
 
 fn precondition(
@@ -513,22 +606,28 @@ fn precondition(
 
 impl<M: RhsJvp + ?Sized> StageOperator<'_, M> {
     /// `out = v − γh f_u v` (one JVP).
-    fn apply(&mut self, v: &[f64], out: &mut [f64]) {
-        self.model.jvp(self.t, self.y, self.p, v, out);
+    fn apply(&mut self, v: &[f64], out: &mut [f64]) -> Result<(), StageError> {
+        self.model
+            .try_jvp(self.t, self.y, self.p, v, out)
+            .map_err(|e| StageError::Model(Eval::Jvp, e))?;
         self.stats.jvp_evals += 1;
         for (o, &vi) in out.iter_mut().zip(v) {
             *o = vi - self.gamma_h * *o;
         }
+        Ok(())
     }
 }
 
 impl<M: RhsVjp + ?Sized> StageOperator<'_, M> {
     /// `out = v − γh f_uᵀ v` (one VJP; its parameter part is discarded).
-    fn apply_transpose(&mut self, v: &[f64], out: &mut [f64]) {
-        self.model.vjp(self.t, self.y, self.p, v, out, self.grad_p);
+    fn apply_transpose(&mut self, v: &[f64], out: &mut [f64]) -> Result<(), StageError> {
+        self.model
+            .try_vjp(self.t, self.y, self.p, v, out, self.grad_p)
+            .map_err(|e| StageError::Model(Eval::Vjp, e))?;
         self.stats.vjp_evals += 1;
         for (o, &vi) in out.iter_mut().zip(v) {
             *o = vi - self.gamma_h * *o;
         }
+        Ok(())
     }
 }

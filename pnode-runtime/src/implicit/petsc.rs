@@ -6,7 +6,9 @@
 
 use pnode_checkpoint::Stats;
 
-use super::newton::{Newton, NewtonFailure};
+use super::newton::{Newton, NewtonFailure, StageError};
+#[cfg(feature = "petsc")]
+use crate::model::Eval;
 use crate::model::{RhsJvp, RhsVjp};
 
 /// Whether this build can use PETSc.
@@ -22,7 +24,7 @@ pub(crate) fn solve<M: RhsJvp + ?Sized>(
     p: &[f64],
     y: &mut [f64],
     stats: &mut Stats,
-) -> Result<(), NewtonFailure> {
+) -> Result<(), StageError> {
     use std::cell::RefCell;
     let n = y.len();
     let config = newton.config;
@@ -36,28 +38,41 @@ pub(crate) fn solve<M: RhsJvp + ?Sized>(
     };
     let solver = pnode_petsc::StageSolver::new(n, config.atol, config.rtol, config.max_iters)
         .map_err(failure)?;
-    // Both callbacks need the model and the statistics; PETSc calls them one at a time.
-    let shared = RefCell::new((model, &mut *stats, vec![0.0; n]));
+    // Both callbacks need the model and the statistics; PETSc calls them one at a time. A
+    // model failure is kept (the first one) and its outputs made NaN, so PETSc stops; the
+    // failure, not PETSc's divergence, is then the error.
+    let shared = RefCell::new((model, &mut *stats, vec![0.0; n], None::<StageError>));
     let result = solver.solve(
         y,
         &mut |y, g| {
-            let (model, stats, f) = &mut *shared.borrow_mut();
-            model.rhs(t, y, p, f);
+            let (model, stats, f, failed) = &mut *shared.borrow_mut();
+            if let Err(e) = model.try_rhs(t, y, p, f) {
+                failed.get_or_insert(StageError::Model(Eval::Rhs, e));
+                g.fill(f64::NAN);
+                return;
+            }
             stats.rhs_evals += 1;
             for i in 0..y.len() {
                 g[i] = y[i] - rhs_const[i] - gamma_h * f[i];
             }
         },
         &mut |at, v, out| {
-            let (model, stats, _) = &mut *shared.borrow_mut();
-            model.jvp(t, at, p, v, out);
+            let (model, stats, _, failed) = &mut *shared.borrow_mut();
+            if let Err(e) = model.try_jvp(t, at, p, v, out) {
+                failed.get_or_insert(StageError::Model(Eval::Jvp, e));
+                out.fill(f64::NAN);
+                return;
+            }
             stats.jvp_evals += 1;
             for (o, &vi) in out.iter_mut().zip(v) {
                 *o = vi - gamma_h * *o;
             }
         },
     );
-    drop(shared);
+    let (_, _, _, failed) = shared.into_inner();
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let its = result.map_err(failure)?;
     stats.newton_iterations += u64::from(its.iterations);
     stats.linear_iterations += u64::from(its.linear_iterations);
@@ -74,23 +89,38 @@ pub(crate) fn solve_adjoint<M: RhsJvp + RhsVjp + ?Sized>(
     p: &[f64],
     x: &mut [f64],
     stats: &mut Stats,
-) -> Result<(), String> {
+) -> Result<(), StageError> {
     let n = y.len();
     let config = newton.config;
+    let petsc = |e: pnode_petsc::Error| {
+        StageError::Newton(NewtonFailure {
+            iterations: 0,
+            residual: f64::NAN,
+            reason: format!("PETSc: {e}"),
+        })
+    };
     let solver = pnode_petsc::StageSolver::new(n, config.atol, config.rtol, config.max_iters)
-        .map_err(|e| format!("PETSc: {e}"))?;
+        .map_err(petsc)?;
     let b = x.to_vec();
     x.fill(0.0);
     let mut grad_p = vec![0.0; p.len()];
-    let its = solver
-        .solve_transpose(&b, x, &mut |v, out| {
-            model.vjp(t, y, p, v, out, &mut grad_p);
-            stats.vjp_evals += 1;
-            for (o, &vi) in out.iter_mut().zip(v) {
-                *o = vi - gamma_h * *o;
-            }
-        })
-        .map_err(|e| format!("PETSc: {e}"))?;
+    // As in `solve`: the first model failure is kept and wins over PETSc's error.
+    let mut failed = None;
+    let result = solver.solve_transpose(&b, x, &mut |v, out| {
+        if let Err(e) = model.try_vjp(t, y, p, v, out, &mut grad_p) {
+            failed.get_or_insert(StageError::Model(Eval::Vjp, e));
+            out.fill(f64::NAN);
+            return;
+        }
+        stats.vjp_evals += 1;
+        for (o, &vi) in out.iter_mut().zip(v) {
+            *o = vi - gamma_h * *o;
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let its = result.map_err(petsc)?;
     stats.linear_iterations += u64::from(its.iterations);
     Ok(())
 }
@@ -105,12 +135,12 @@ pub(crate) fn solve<M: RhsJvp + ?Sized>(
     _p: &[f64],
     _y: &mut [f64],
     _stats: &mut Stats,
-) -> Result<(), NewtonFailure> {
-    Err(NewtonFailure {
+) -> Result<(), StageError> {
+    Err(StageError::Newton(NewtonFailure {
         iterations: 0,
         residual: f64::NAN,
         reason: "this build has no PETSc (enable the `petsc` feature)".into(),
-    })
+    }))
 }
 
 #[cfg(not(feature = "petsc"))]
@@ -123,6 +153,10 @@ pub(crate) fn solve_adjoint<M: RhsJvp + RhsVjp + ?Sized>(
     _p: &[f64],
     _x: &mut [f64],
     _stats: &mut Stats,
-) -> Result<(), String> {
-    Err("this build has no PETSc (enable the `petsc` feature)".into())
+) -> Result<(), StageError> {
+    Err(StageError::Newton(NewtonFailure {
+        iterations: 0,
+        residual: f64::NAN,
+        reason: "this build has no PETSc (enable the `petsc` feature)".into(),
+    }))
 }

@@ -26,10 +26,10 @@
 
 use pnode_checkpoint::{Stats, StepCost};
 
-use super::newton::{Newton, NewtonConfig, NewtonFailure};
+use super::newton::{Newton, NewtonConfig};
 use crate::erk::stage_vjp;
-use crate::error::{Error, Result};
-use crate::model::{RhsJvp, RhsVjp};
+use crate::error::{Error, Phase, Result};
+use crate::model::{Eval, RhsJvp, RhsVjp};
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
 
 /// Reject Newton settings that cannot converge: negative or all-zero tolerances, no
@@ -121,17 +121,9 @@ impl ThetaStepper {
         self.theta
     }
 
-    fn failed(at: StepAt, f: NewtonFailure) -> Error {
-        Error::NewtonFailed {
-            step: at.index,
-            t: at.t + at.h,
-            iterations: f.iterations,
-            residual: f.residual,
-            reason: f.reason.to_string(),
-        }
-    }
-
-    /// `u_next = Φ_h(u)`: the Newton solve shared by stepping and recomputation.
+    /// `u_next = Φ_h(u)`: the Newton solve shared by stepping and recomputation (`phase`
+    /// says which, for a model failure).
+    #[allow(clippy::too_many_arguments)]
     fn solve<M: RhsJvp + ?Sized>(
         &mut self,
         model: &mut M,
@@ -139,11 +131,14 @@ impl ThetaStepper {
         p: &[f64],
         u: &[f64],
         y: &mut [f64],
+        phase: Phase,
         stats: &mut Stats,
     ) -> Result<()> {
         let explicit_part = 1.0 - self.theta;
         if explicit_part != 0.0 {
-            model.rhs(at.t, u, p, &mut self.f_n);
+            model
+                .try_rhs(at.t, u, p, &mut self.f_n)
+                .map_err(|e| Error::model(at.index, at.t, phase, Eval::Rhs, e))?;
             stats.rhs_evals += 1;
         }
         for i in 0..self.n {
@@ -165,7 +160,7 @@ impl ThetaStepper {
                 y,
                 stats,
             )
-            .map_err(|f| Self::failed(at, f))
+            .map_err(|e| e.into_error(at.index, at.t + at.h, phase, ""))
     }
 }
 
@@ -193,7 +188,7 @@ impl<M: RhsJvp + ?Sized> ForwardStepper<M> for ThetaStepper {
         stages: Option<&mut [f64]>,
         stats: &mut Stats,
     ) -> Result<()> {
-        self.solve(model, at, p, u, u_next, stats)?;
+        self.solve(model, at, p, u, u_next, Phase::Forward, stats)?;
         if let Some(st) = stages {
             st[..self.n].copy_from_slice(u);
             st[self.n..2 * self.n].copy_from_slice(u_next);
@@ -212,7 +207,15 @@ impl<M: RhsJvp + ?Sized> ForwardStepper<M> for ThetaStepper {
     ) -> Result<()> {
         let (first, second) = stages.split_at_mut(self.n);
         first.copy_from_slice(u);
-        self.solve(model, at, p, u, &mut second[..self.n], stats)
+        self.solve(
+            model,
+            at,
+            p,
+            u,
+            &mut second[..self.n],
+            Phase::Recompute,
+            stats,
+        )
     }
 }
 
@@ -242,13 +245,14 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for ThetaStepper {
                 &mut self.nu,
                 stats,
             )
-            .map_err(|f| f.at(at.index, t_next, None))?;
+            .map_err(|e| e.into_adjoint_error(at.index, t_next, None))?;
         // μ += f_θ(u_{n+1})ᵀ (θhν)
         for (w, &v) in self.w.iter_mut().zip(&self.nu) {
             *w = self.theta * at.h * v;
         }
         stage_vjp(
             model,
+            at.index,
             t_next,
             u_next,
             p,
@@ -257,7 +261,7 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for ThetaStepper {
             &mut self.gp,
             mu,
             stats,
-        );
+        )?;
         // λ_n = ν + f_u(u_n)ᵀ ((1−θ)hν),  μ += f_θ(u_n)ᵀ ((1−θ)hν)
         lambda.copy_from_slice(&self.nu);
         let explicit_part = 1.0 - self.theta;
@@ -267,6 +271,7 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for ThetaStepper {
             }
             stage_vjp(
                 model,
+                at.index,
                 at.t,
                 u_n,
                 p,
@@ -275,7 +280,7 @@ impl<M: RhsJvp + RhsVjp + ?Sized> AdjointStepper<M> for ThetaStepper {
                 &mut self.gp,
                 mu,
                 stats,
-            );
+            )?;
             for (l, &g) in lambda.iter_mut().zip(&self.gu) {
                 *l += g;
             }

@@ -275,11 +275,7 @@ pub fn train(
                         adam.step(&mut theta, &grad.dp)?;
                     }
                     Err(e) => {
-                        let cause = model
-                            .take_error()
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default();
-                        let message = format!("iteration {it}: {e}{cause}");
+                        let message = format!("iteration {it}: {e}");
                         // Reject the last Adam step (its parameters make the solve fail) and
                         // retry from the previous ones with half the learning rate.
                         rejections += 1;

@@ -19,10 +19,11 @@
 //! the steps it took, exactly as for the interpreter or the JIT, so the gradients agree with
 //! theirs to round-off.
 //!
-//! The runtime's traits are infallible: a libtorch failure during a solve is recorded, the
-//! outputs are filled with NaN (so the solver stops with a non-finite-state error naming the
-//! step and time) and [`TorchIrModel::take_error`] returns the cause. Construction evaluates
-//! all three once, so a model libtorch cannot run is an error before any solve.
+//! A libtorch failure during a solve (an exception, a panic inside tch) is returned by the
+//! runtime traits' fallible twins (`try_rhs`, `try_jvp`, `try_vjp`, which every runtime
+//! stepper calls) as a [`ModelError`] carrying libtorch's message, so the solver stops with
+//! `pnode_runtime::Error::Model` naming the step, the time and the phase. Construction
+//! evaluates all three once, so a model libtorch cannot run is an error before any solve.
 
 mod exec;
 
@@ -31,7 +32,7 @@ pub use exec::IrExecutor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pnode_ir::Function;
-use pnode_runtime::model::{Rhs, RhsJvp, RhsVjp};
+use pnode_runtime::model::{ModelError, Rhs, RhsJvp, RhsVjp};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result, panic_message};
@@ -43,7 +44,10 @@ pub struct TorchIrModel {
     exec: IrExecutor,
     state_len: usize,
     param_len: usize,
-    error: Option<String>,
+    /// RHS evaluations through the runtime trait since construction.
+    rhs_calls: usize,
+    /// The RHS evaluation [`TorchIrModel::fail_rhs_at`] makes fail.
+    fault: Option<usize>,
 }
 
 impl TorchIrModel {
@@ -81,27 +85,31 @@ impl TorchIrModel {
             exec: IrExecutor::new(rhs, device)?,
             state_len: l.state,
             param_len: l.param,
-            error: None,
+            rhs_calls: 0,
+            fault: None,
         };
         // One evaluation of each kernel: an operation libtorch cannot run (or differentiate
         // in some mode) is reported now, not as NaN in the middle of a solve.
         let (u, p) = (vec![0.5; l.state], vec![0.5; l.param]);
         let (mut a, mut b) = (vec![0.0; l.state], vec![0.0; l.param]);
-        model.try_rhs(0.0, &u, &p, &mut a)?;
-        model.try_jvp(0.0, &u, &p, &u, &mut a)?;
-        model.try_vjp(0.0, &u, &p, &u, &mut a, &mut b)?;
+        model.eval_rhs(0.0, &u, &p, &mut a)?;
+        model.eval_jvp(0.0, &u, &p, &u, &mut a)?;
+        model.eval_vjp(0.0, &u, &p, &u, &mut a, &mut b)?;
         Ok(model)
+    }
+
+    /// Fault injection for tests of the error path: the RHS evaluation number `call` (0-based,
+    /// counting the runtime's calls from now on) runs, instead of the model, a matrix product
+    /// of mismatched shapes, so libtorch raises a real exception there (its message names the
+    /// shapes `1x2` and `3x3`). `pnodec` sets it from `PNODE_TORCH_FAIL_RHS`.
+    pub fn fail_rhs_at(&mut self, call: usize) {
+        self.rhs_calls = 0;
+        self.fault = Some(call);
     }
 
     /// The device the model runs on.
     pub fn device(&self) -> Device {
         self.exec.device()
-    }
-
-    /// The cause of the first failure inside a runtime call since the last call of this, if
-    /// any.
-    pub fn take_error(&mut self) -> Option<String> {
-        self.error.take()
     }
 
     fn upload(&self, what: &str, x: &[f64], len: usize) -> Result<Tensor> {
@@ -116,7 +124,7 @@ impl TorchIrModel {
     }
 
     /// `f(t, u; θ)` into `out`.
-    pub fn try_rhs(&self, t: f64, u: &[f64], p: &[f64], out: &mut [f64]) -> Result<()> {
+    pub fn eval_rhs(&self, t: f64, u: &[f64], p: &[f64], out: &mut [f64]) -> Result<()> {
         let u = self.upload("state", u, self.state_len)?;
         let p = self.upload("parameters", p, self.param_len)?;
         let y = tch::no_grad(|| self.exec.eval(t, [Some(&u), Some(&p), None, None]))?;
@@ -124,7 +132,7 @@ impl TorchIrModel {
     }
 
     /// `f_u(t, u; θ) v` into `out` (forward-mode AD).
-    pub fn try_jvp(&self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
+    pub fn eval_jvp(&self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
         let u = self.upload("state", u, self.state_len)?;
         let p = self.upload("parameters", p, self.param_len)?;
         let v = self.upload("tangent", v, self.state_len)?;
@@ -138,7 +146,7 @@ impl TorchIrModel {
     }
 
     /// `(f_uᵀ w, f_θᵀ w)` into `gu` and `gp` (one reverse sweep of libtorch's autograd).
-    pub fn try_vjp(
+    pub fn eval_vjp(
         &self,
         t: f64,
         u: &[f64],
@@ -162,20 +170,16 @@ impl TorchIrModel {
         download(&g[1], gp, "parameter gradient")
     }
 
-    /// Runs `body`; on a failure (an error or a panic) records the cause and fills `outs`
-    /// with NaN.
+    /// Runs `body`, turning an error or a panic inside it into the runtime's [`ModelError`].
     fn guarded(
-        &mut self,
-        outs: &mut [&mut [f64]],
-        body: impl FnOnce(&mut Self, &mut [&mut [f64]]) -> Result<()>,
-    ) {
-        let result = catch_unwind(AssertUnwindSafe(|| body(&mut *self, &mut *outs)))
-            .unwrap_or_else(|payload| Err(Error::Torch(panic_message(payload.as_ref()))));
-        if let Err(e) = result {
-            self.error.get_or_insert(e.to_string());
-            for out in outs.iter_mut() {
-                out.fill(f64::NAN);
-            }
+        &self,
+        body: impl FnOnce(&Self) -> Result<()>,
+    ) -> std::result::Result<(), ModelError> {
+        match catch_unwind(AssertUnwindSafe(|| body(self))) {
+            Ok(r) => r.map_err(ModelError::from),
+            Err(payload) => Err(ModelError::Panic {
+                message: panic_message(payload.as_ref()),
+            }),
         }
     }
 }
@@ -207,21 +211,68 @@ impl Rhs for TorchIrModel {
     }
 
     fn rhs(&mut self, t: f64, u: &[f64], p: &[f64], f: &mut [f64]) {
-        self.guarded(&mut [f], |m, o| m.try_rhs(t, u, p, o[0]));
+        if self.try_rhs(t, u, p, f).is_err() {
+            f.fill(f64::NAN);
+        }
+    }
+
+    fn try_rhs(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        f: &mut [f64],
+    ) -> std::result::Result<(), ModelError> {
+        let call = self.rhs_calls;
+        self.rhs_calls += 1;
+        if self.fault == Some(call) {
+            return self.guarded(|m| {
+                let d = m.exec.device();
+                let a = Tensor::f_zeros([1, 2], (Kind::Double, d))?;
+                let _ = a.f_mm(&Tensor::f_zeros([3, 3], (Kind::Double, d))?)?;
+                Ok(())
+            });
+        }
+        self.guarded(|m| m.eval_rhs(t, u, p, f))
     }
 }
 
 impl RhsJvp for TorchIrModel {
     fn jvp(&mut self, t: f64, u: &[f64], p: &[f64], v: &[f64], out: &mut [f64]) {
-        self.guarded(&mut [out], |m, o| m.try_jvp(t, u, p, v, o[0]));
+        if self.try_jvp(t, u, p, v, out).is_err() {
+            out.fill(f64::NAN);
+        }
+    }
+
+    fn try_jvp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        v: &[f64],
+        out: &mut [f64],
+    ) -> std::result::Result<(), ModelError> {
+        self.guarded(|m| m.eval_jvp(t, u, p, v, out))
     }
 }
 
 impl RhsVjp for TorchIrModel {
     fn vjp(&mut self, t: f64, u: &[f64], p: &[f64], w: &[f64], gu: &mut [f64], gp: &mut [f64]) {
-        self.guarded(&mut [gu, gp], |m, o| {
-            let (a, b) = o.split_at_mut(1);
-            m.try_vjp(t, u, p, w, a[0], b[0])
-        });
+        if self.try_vjp(t, u, p, w, gu, gp).is_err() {
+            gu.fill(f64::NAN);
+            gp.fill(f64::NAN);
+        }
+    }
+
+    fn try_vjp(
+        &mut self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        w: &[f64],
+        gu: &mut [f64],
+        gp: &mut [f64],
+    ) -> std::result::Result<(), ModelError> {
+        self.guarded(|m| m.eval_vjp(t, u, p, w, gu, gp))
     }
 }
