@@ -199,7 +199,10 @@ impl StageError {
                 step,
                 t,
                 crate::error::Phase::Reverse,
-                &stage.map_or_else(|| "adjoint".to_string(), |i| format!("adjoint of stage {i}")),
+                &stage.map_or_else(
+                    || "adjoint".to_string(),
+                    |i| format!("adjoint of stage {i}"),
+                ),
             ),
         }
     }
@@ -439,8 +442,7 @@ impl Newton {
                 result.iterations,
                 result.residual,
                 result.target
-            )
-            ))
+            )))
         }
     }
 
