@@ -10,16 +10,10 @@ use std::path::{Path, PathBuf};
 
 use common::{compile, fd_directional, run_for_program, synthesize};
 use pnode_driver::{Error, Setup, Trajectory};
+use pnode_testkit::corpus::{self, Kind};
 
 fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/ok");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pode"))
-        .collect();
-    v.sort();
-    v
+    corpus::paths(Kind::Ok)
 }
 
 /// What a model's solve must give: `(trajectory, loss)` checked by the closure.
@@ -222,10 +216,7 @@ fn every_corpus_model_runs_with_exact_gradients() {
 
 #[test]
 fn the_same_seed_gives_the_same_initial_values() {
-    let src = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/ok/initializers.pode"),
-    )
-    .unwrap();
+    let src = corpus::file(Kind::Ok, "initializers").source;
     let p = compile(&src);
     let dir = Path::new(".");
     let a = Setup::new(&p, dir, None).unwrap();

@@ -12,11 +12,10 @@ use pnode_driver::{MethodChoice, Setup};
 use pnode_ir::lower::Optimizer;
 use pnode_runtime::implicit::{LineSearch, LinearSolver};
 use pnode_runtime::{Budget, Checkpointing};
+use pnode_testkit::corpus::{self, Kind};
 
 fn corpus_setup(name: &str) -> Setup {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/corpus/ok/{name}.pode"));
-    let p = compile(&std::fs::read_to_string(path).unwrap());
+    let p = compile(&corpus::file(Kind::Ok, name).source);
     let dir = tempfile::tempdir().unwrap();
     common::synthesize(&p, dir.path(), None, 0.0);
     Setup::new(&p, dir.path(), None).unwrap()
@@ -160,12 +159,7 @@ fn training_options() {
     );
     let s = corpus_setup("hybrid_physics");
     assert_eq!((s.train.seed, s.train.log_every), (42, 10));
-    let p = compile(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/ok/hybrid_physics.pode"),
-        )
-        .unwrap(),
-    );
+    let p = compile(&corpus::file(Kind::Ok, "hybrid_physics").source);
     // The seed override wins over the train block's seed.
     let dir = tempfile::tempdir().unwrap();
     common::synthesize(&p, dir.path(), None, 0.0);

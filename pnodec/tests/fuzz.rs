@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use pnode_testkit::corpus::{self, Kind};
+
 /// SplitMix64: small, seedable, good enough to drive mutations.
 struct Rng(u64);
 
@@ -165,20 +167,11 @@ fn failure_dir() -> PathBuf {
 }
 
 fn load_corpus() -> Vec<Vec<u8>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
-    let mut files = Vec::new();
-    for kind in ["ok", "err", "err-semantic"] {
-        let Ok(dir) = std::fs::read_dir(root.join(kind)) else {
-            continue;
-        };
-        // The `.pode` files (the corpus also holds the data files some models read).
-        let mut paths: Vec<PathBuf> = dir
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "pode"))
-            .collect();
-        paths.sort();
-        files.extend(paths.iter().map(|p| std::fs::read(p).unwrap()));
-    }
+    let files: Vec<Vec<u8>> = [Kind::Ok, Kind::Err, Kind::ErrSemantic]
+        .into_iter()
+        .flat_map(corpus::paths)
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
     assert!(!files.is_empty());
     files
 }
