@@ -18,8 +18,9 @@
 //! ```
 //! use pnode_driver::{Run, Setup};
 //! let src = "model decay\nstate u = 1.0\nparam k = 0.5\nd(u)/dt = -k * u\nloss = u ^ 2\n";
-//! let program = pnode_ir::lower::compile_source(src).program.expect("valid");
-//! let setup = Setup::new(&program, std::path::Path::new("."), None)?;
+//! let dir = std::path::Path::new("."); // data files are relative to the model's folder
+//! let program = pnode_driver::compile_source(src, dir).program.expect("valid");
+//! let setup = Setup::new(&program, dir, None)?;
 //! let mut model = pnode_ir::runtime::IrModel::new(&program.rhs).expect("model");
 //! let mut run = Run::new(setup, &model)?;
 //! let (loss, grad) = run.loss_and_grad(&mut model, &[0.5])?;
@@ -37,7 +38,9 @@ pub mod setup;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use resolve::{DataReader, FsData, MethodChoice, Resolved, resolve};
+pub use resolve::{
+    ConstFiles, DataReader, FsData, MethodChoice, Resolved, compile_source, resolve,
+};
 pub use run::{Run, Trajectory};
 pub use setup::{FitData, Setup, TrainConfig};
 pub use train::{Progress, TrainResult};

@@ -36,8 +36,8 @@
 use std::path::{Path, PathBuf};
 
 use pnode_ir::lower::{
-    Checkpoint, DataSource, Initializer, LinearSolver as IrLinear, Method, NewtonOptions, Outputs,
-    Program, Steps,
+    Checkpoint, ConstData, ConstDataError, ConstTable, DataSource, Initializer,
+    LinearSolver as IrLinear, Method, NewtonOptions, Outputs, Program, Steps,
 };
 use pnode_ir::runtime::IrModel;
 use pnode_runtime::checkpoint::StepCost;
@@ -89,6 +89,33 @@ impl DataReader for FsData {
     fn table(&self, src: &DataSource) -> Result<Table> {
         read_table(&self.path(src), src.column)
     }
+}
+
+/// A [`DataReader`] as the [`ConstData`] lowering reads `const … = data(..)` through, so that
+/// constants come from the same files, by the same rules, as initial values:
+/// `pnode_ir::lower::lower_with(&model, &ConstFiles(&FsData::new(dir)))`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConstFiles<'a, R: ?Sized>(pub &'a R);
+
+impl<R: DataReader + ?Sized> ConstData for ConstFiles<'_, R> {
+    fn read(&self, src: &DataSource) -> Option<std::result::Result<ConstTable, ConstDataError>> {
+        Some(
+            self.0
+                .table(src)
+                .map(|t| ConstTable {
+                    rows: t.rows,
+                    cols: t.cols,
+                    values: t.values,
+                })
+                .map_err(|e| ConstDataError(Box::new(e))),
+        )
+    }
+}
+
+/// Parses and lowers `source`, reading the files of `const … = data(..)` relative to `dir`
+/// (the model file's directory), as `pnodec` does.
+pub fn compile_source(source: &str, dir: &Path) -> pnode_ir::lower::Lowered {
+    pnode_ir::lower::compile_source_with(source, &ConstFiles(&FsData::new(dir)))
 }
 
 /// The integrator, resolved to runtime types.

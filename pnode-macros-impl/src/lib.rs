@@ -220,8 +220,9 @@ fn path_literal(tokens: &TokenStream, file: &Path) -> Option<Span> {
     None
 }
 
-/// `#[neural_ode(attr)] item`: `data("…")` files (initial values, output times, grid points)
-/// are read now, relative to `manifest_dir` (the crate's `CARGO_MANIFEST_DIR`), and tracked.
+/// `#[neural_ode(attr)] item`: `data("…")` files (constants, initial values, output times,
+/// grid points) are read now, relative to `manifest_dir` (the crate's `CARGO_MANIFEST_DIR`),
+/// and tracked.
 pub fn neural_ode_in(
     attr: TokenStream,
     item: TokenStream,
@@ -253,7 +254,9 @@ pub fn neural_ode_in(
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let lowered = pnode_ir::lower::lower(&tr.model);
+    // Data files (constants' too) are relative to the crate's manifest directory.
+    let data = plan::CompileData::new(manifest_dir);
+    let lowered = pnode_ir::lower::lower_with(&tr.model, &pnode_driver::ConstFiles(&data));
     let errors = lowered
         .diagnostics
         .iter()
@@ -271,7 +274,6 @@ pub fn neural_ode_in(
             "the model could not be lowered",
         ));
     };
-    let data = plan::CompileData::new(manifest_dir);
     let plan = plan::plan(&program, &data);
     let tracked = track_files(&data.files());
     let fail = |e: syn::Error| {
@@ -369,7 +371,9 @@ pub fn model_file(input: TokenStream, manifest_dir: &Path, paths: &Paths) -> Tok
         }
     };
     let at_lit = |msg: String| syn::Error::new(lit.span(), msg);
-    let lowered = pnode_ir::lower::compile_source(&source);
+    // Data files (constants' too) are relative to the `.pode` file's directory.
+    let data = plan::CompileData::new(path.parent().unwrap_or(manifest_dir));
+    let lowered = pnode_ir::lower::compile_source_with(&source, &pnode_driver::ConstFiles(&data));
     let parsed_name = || pnode_grammar::parse(&source).model.name.name;
     let opaque = pnode_grammar::parse(&source)
         .model
@@ -424,8 +428,6 @@ pub fn model_file(input: TokenStream, manifest_dir: &Path, paths: &Paths) -> Tok
             return out;
         }
     };
-    // Data files are relative to the `.pode` file's directory.
-    let data = plan::CompileData::new(path.parent().unwrap_or(manifest_dir));
     let plan = plan::plan(&program, &data);
     let data_files = track_files(&data.files());
     let plan = match plan {

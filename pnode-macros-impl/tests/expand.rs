@@ -340,5 +340,50 @@ fn data_files_are_read_at_compile_time_and_tracked() {
         pretty.contains("pub const U0: [f64; 2] = [3.0, 4.0];"),
         "{pretty}"
     );
+
+    // Constants from files: read while lowering, relative to the `.pode` file, tracked; the
+    // expansion is the inline constant's, token for token; a missing one is a compile error
+    // naming the file.
+    std::fs::write(dir.join("models/k.csv"), "0.5\n2\n").unwrap();
+    let with_const = |name: &str, k: &str| {
+        std::fs::write(
+            dir.join(format!("models/{name}.pode")),
+            format!("model c\nconst k = {k}\nstate x[2] = [1.0, 1.0]\nd(x)/dt = -k * x\n"),
+        )
+        .unwrap();
+        let lit = format!("models/{name}.pode");
+        model_file(quote!(#lit), &dir, &Paths::default())
+    };
+    let from_file = with_const("k_file", "data(\"k.csv\")");
+    assert!(errors(&from_file).is_empty(), "{:?}", errors(&from_file));
+    let abs = std::path::absolute(dir.join("models/k.csv")).unwrap();
+    let tracked = format!("include_bytes ! ({:?})", abs.to_string_lossy());
+    let from_file = from_file.to_string();
+    assert!(
+        from_file.contains(&tracked),
+        "k.csv not tracked in {from_file}"
+    );
+    let inline = with_const("k_inline", "[0.5, 2.0]").to_string();
+    // The expansion less its `const _: &[u8] = include_bytes!(..);` file trackers.
+    let strip = |t: &str| {
+        let marker = "const _ : & [u8] = :: core :: include_bytes";
+        let mut out = String::new();
+        let mut rest = t;
+        while let Some(i) = rest.find(marker) {
+            out += &rest[..i];
+            rest = rest[i..].split_once("; ").map_or("", |(_, r)| r);
+        }
+        (out + rest).replace("k_file", "k_inline")
+    };
+    assert_eq!(strip(&from_file), strip(&inline));
+    let missing = with_const("k_missing", "data(\"nowhere.csv\")");
+    let errs = errors(&missing);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("cannot read constant `k` from \"nowhere.csv\"")
+            && errs[0].contains("[I012]"),
+        "{}",
+        errs[0]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

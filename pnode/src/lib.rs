@@ -46,8 +46,10 @@
 //!   `layer! { net = mlp([2, 16, 2], activation = tanh), lin = linear(2, 2) }` — layers
 //!   (their weights follow the parameters in `θ`, as in the DSL); `const C: f64 = 0.04;` —
 //!   constants (the type is not checked; the value's shape is the constant's). Initial
-//!   values and a layer's weights may come from files: `x[2] = data("x0.csv")`, `net =
-//!   mlp([2, 4, 2], init = data("net.npy"))` (all the layer's parameters in layout order).
+//!   values, a layer's weights and constants may come from files: `x[2] = data("x0.csv")`,
+//!   `net = mlp([2, 4, 2], init = data("net.npy"))` (all the layer's parameters in layout
+//!   order), `const RATES: [f64; 2] = data("rates.csv");` (a column is a vector, a table a
+//!   matrix).
 //! * `data("…")` files are read at compile time, relative to your `Cargo.toml` (for `model!`,
 //!   to the `.pode` file), each tracked so cargo rebuilds when it changes; the time grid is
 //!   resolved by `pnode-driver`'s resolver, so `Ode::GRID_TIMES` and every step size are

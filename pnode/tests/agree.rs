@@ -69,8 +69,13 @@ const FORCED: &str = "model forced\nstate x = 0.5\nparam k = 0.7\nparam a = 0.3\
     d(x)/dt = -k * x + a * sin(t) * exp(tanh(x))\n\
     solve { method = midpoint, t = 0 .. 2, steps = 64 }\n";
 
+/// `src` lowered as `pnodec` lowers it, data paths relative to this crate.
 fn program(src: &str) -> Program {
-    let lowered = pnode_ir::lower::compile_source(src);
+    program_in(src, &manifest_path("."))
+}
+
+fn program_in(src: &str, dir: &std::path::Path) -> Program {
+    let lowered = pnode_driver::compile_source(src, dir);
     lowered
         .program
         .unwrap_or_else(|| panic!("{:?}", lowered.diagnostics))
@@ -447,7 +452,11 @@ fn manifest_path(rel: &str) -> std::path::PathBuf {
 }
 
 fn file_program(rel: &str) -> Program {
-    program(&std::fs::read_to_string(manifest_path(rel)).unwrap())
+    let path = manifest_path(rel);
+    program_in(
+        &std::fs::read_to_string(&path).unwrap(),
+        path.parent().unwrap(),
+    )
 }
 
 /// Checks one macro-compiled file model against the driver's resolution and gradients;
@@ -652,14 +661,15 @@ fn quote_path(path: &str) -> proc_macro2::TokenStream {
     proc_macro2::TokenTree::Literal(lit).into()
 }
 
-// ---- data files at compile time: steps, outputs, initial values, layer weights ------------
+// ---- data files at compile time: steps, outputs, initial values, layer weights, constants --
 
 #[pnode::neural_ode(method = rk4, t = (0.0, 1.0), steps = data("tests/data/steps.csv"), outputs = data("tests/data/outputs.csv"), checkpoint = revolve(slots = 3))]
 mod from_files {
     state! { x[2] = data("tests/data/x0.csv") }
     layer! { net = mlp([2, 4, 2], init = data("tests/data/net.csv")) }
+    const SCALE: [f64; 2] = data("tests/data/scale.csv");
     fn rhs(t: f64, x: [f64; 2]) -> [f64; 2] {
-        net(x)
+        net(x) * SCALE
     }
 }
 
@@ -667,18 +677,20 @@ mod from_files {
 mod inline_lists {
     state! { x[2] = [0.5, -0.25] }
     layer! { net = mlp([2, 4, 2]) }
+    const SCALE: [f64; 2] = [0.75, -1.5];
     fn rhs(t: f64, x: [f64; 2]) -> [f64; 2] {
-        net(x)
+        net(x) * SCALE
     }
 }
 
 const FROM_FILES: &str = "model from_files\nstate x[2] = data(\"tests/data/x0.csv\")\n\
-    layer net = mlp([2, 4, 2], init = data(\"tests/data/net.csv\"))\nd(x)/dt = net(x)\n\
+    layer net = mlp([2, 4, 2], init = data(\"tests/data/net.csv\"))\n\
+    const scale = data(\"tests/data/scale.csv\")\nd(x)/dt = net(x) * scale\n\
     solve { method = rk4, t = 0 .. 1, steps = data(\"tests/data/steps.csv\"), \
     outputs = data(\"tests/data/outputs.csv\"), checkpoint = revolve(slots = 3) }\n";
 
 const INLINE_LISTS: &str = "model inline_lists\nstate x[2] = [0.5, -0.25]\n\
-    layer net = mlp([2, 4, 2])\nd(x)/dt = net(x)\n\
+    layer net = mlp([2, 4, 2])\nconst scale = [0.75, -1.5]\nd(x)/dt = net(x) * scale\n\
     solve { method = rk4, t = 0 .. 1, \
     steps = [0.0, 0.05, 0.125, 0.2, 0.3, 0.375, 0.5, 0.6, 0.7, 0.8125, 0.9, 1.0], \
     outputs = [0.3, 0.55, 1.0], checkpoint = revolve(slots = 3) }\n";

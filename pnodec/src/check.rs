@@ -3,11 +3,12 @@
 use crate::render::{self, ColorMode};
 use crate::{Error, Exit, SourceFile, read_source};
 use codespan_reporting::term::termcolor::WriteColor;
+use pnode_driver::{ConstFiles, FsData};
 use pnode_grammar::ast::Model;
 use pnode_grammar::{Diagnostic, parse};
-use pnode_ir::lower::{Method, Program, Steps, lower};
+use pnode_ir::lower::{ConstData, Method, NoFiles, Program, Steps, lower_with};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What the front end made of one source: the (possibly partial) model, the lowered program
 /// when there is no error, and every diagnostic of parsing and lowering, in that order.
@@ -31,13 +32,24 @@ impl Analysis {
 }
 
 /// Parses `source` and, when it parses without errors, lowers it
-/// ([`pnode_ir::lower::lower`]).
+/// ([`pnode_ir::lower::lower`]) without reading files: a `const … = data(..)` is an error
+/// (the commands use [`analyze_in`]).
 pub fn analyze(source: &str) -> Analysis {
+    analyze_with(source, &NoFiles)
+}
+
+/// [`analyze`] for a model in `dir`: `const … = data(..)` files are read relative to it
+/// ([`pnode_driver::ConstFiles`], the rules of the driver's initial values).
+pub fn analyze_in(source: &str, dir: &Path) -> Analysis {
+    analyze_with(source, &ConstFiles(&FsData::new(dir)))
+}
+
+fn analyze_with(source: &str, data: &dyn ConstData) -> Analysis {
     let parsed = parse(source);
     let syntax_ok = !parsed.has_errors();
     let mut diagnostics = parsed.diagnostics;
     let program = if syntax_ok {
-        let lowered = lower(&parsed.model);
+        let lowered = lower_with(&parsed.model, data);
         diagnostics.extend(lowered.diagnostics);
         lowered.program
     } else {
@@ -108,10 +120,11 @@ fn count(n: usize, one: &str, many: &str) -> String {
 /// the summary followed by ` — ok` (and the number of warnings, if any) to `out`. Returns whether it is free of errors.
 pub fn check_source(
     file: &SourceFile,
+    dir: &Path,
     out: &mut dyn Write,
     err: &mut dyn WriteColor,
 ) -> Result<bool, Error> {
-    let analysis = analyze(&file.text);
+    let analysis = analyze_in(&file.text, dir);
     render::emit(err, &file.name, &file.text, &analysis.diagnostics)?;
     if analysis.has_errors() {
         let n = analysis.diagnostics.iter().filter(|d| d.is_error()).count();
@@ -146,7 +159,9 @@ pub fn run(files: &[PathBuf], color: ColorMode) -> Exit {
     let mut out = std::io::stdout().lock();
     let mut exit = Exit::Ok;
     for path in files {
-        let result = read_source(path).and_then(|file| check_source(&file, &mut out, &mut err));
+        let result = read_source(path).and_then(|file| {
+            check_source(&file, &crate::load::model_dir(path), &mut out, &mut err)
+        });
         let status = match result {
             Ok(true) => Exit::Ok,
             Ok(false) => Exit::Failed,

@@ -14,7 +14,7 @@
 //! `--ast` needs only parsing; the IR forms need the lowering too. A model with errors (of
 //! what the form needs) prints nothing on stdout; its diagnostics go to stderr as in `check`.
 
-use crate::check::analyze;
+use crate::check::analyze_in;
 use crate::emit_run::ClifForm;
 use crate::render::{self, ColorMode};
 use crate::{Error, Exit, SourceFile, read_source};
@@ -51,9 +51,11 @@ pub enum EmitKind {
     Schedule,
 }
 
-/// The text `kind` prints for `source`, or the diagnostics that prevent it.
+/// The text `kind` prints for `source` (a model in `dir`, where its data paths start), or the
+/// diagnostics that prevent it.
 pub fn emit_source(
     source: &str,
+    dir: &Path,
     kind: EmitKind,
 ) -> Result<(String, Vec<pnode_grammar::Diagnostic>), Vec<pnode_grammar::Diagnostic>> {
     if let EmitKind::Ast(format) = kind {
@@ -68,7 +70,7 @@ pub fn emit_source(
         };
         return Ok((text, parsed.diagnostics));
     }
-    let analysis = analyze(source);
+    let analysis = analyze_in(source, dir);
     if analysis.has_errors() {
         return Err(analysis.diagnostics);
     }
@@ -130,7 +132,7 @@ pub fn emit_file(
         return Ok(Exit::Ok);
     }
     let SourceFile { name, text } = read_source(path)?;
-    match emit_source(&text, kind) {
+    match emit_source(&text, &crate::load::model_dir(path), kind) {
         Ok((emitted, warnings)) => {
             render::emit(err, &name, &text, &warnings)?;
             out.write_all(emitted.as_bytes())?;

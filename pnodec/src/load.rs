@@ -14,7 +14,7 @@
 //! driver through [`Run::with_explicit_stepper`]); the interpreter, libtorch and implicit
 //! methods run the runtime's steppers (`ErkStepper`, θ-methods, DIRKs) over the model.
 
-use crate::check::analyze;
+use crate::check::analyze_in;
 use crate::render;
 use crate::{BackendError, Error, SourceFile, read_source};
 use codespan_reporting::term::termcolor::WriteColor;
@@ -401,7 +401,7 @@ pub fn lower_file(
     err: &mut dyn WriteColor,
 ) -> Result<Option<(SourceFile, Program)>, Error> {
     let file = read_source(path)?;
-    let analysis = analyze(&file.text);
+    let analysis = analyze_in(&file.text, &model_dir(path));
     render::emit(err, &file.name, &file.text, &analysis.diagnostics)?;
     if analysis.has_errors() {
         let n = analysis.diagnostics.iter().filter(|d| d.is_error()).count();

@@ -517,3 +517,55 @@ fn fmt_follows_symlinks() {
         "model m\n\nstate u = 1.0\n"
     );
 }
+
+/// `const NAME = data(..)`: `check`, `emit` and the run commands read the file relative to the
+/// model's folder; the lowered model is the inline constant's, and a missing file is a
+/// diagnostic at the `data(..)` with the file named.
+#[test]
+fn const_data_reads_the_file_next_to_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    temp_file(&dir, "sub/rates.csv", "k\n0.5\n-0.125\n");
+    let body = "state u[2] = [1.0, 2.0]\nd(u)/dt = k * u\n\
+                solve { method = rk4, t = 0 .. 1, steps = 8 }\n";
+    let from_file = temp_file(
+        &dir,
+        "sub/m.pode",
+        &format!("model m\nconst k = data(\"rates.csv\", column = 0)\n{body}"),
+    );
+    let inline = temp_file(
+        &dir,
+        "inline.pode",
+        &format!("model m\nconst k = [0.5, -0.125]\n{body}"),
+    );
+    let check = pnodec(&["check", path_str(&from_file)]);
+    assert_exit(&check, 0);
+    assert!(text(&check.stdout).contains("2 states (u[2])"));
+    let ir = |p: &Path| {
+        let out = pnodec(&["emit", "--ir", path_str(p)]);
+        assert_exit(&out, 0);
+        out.stdout
+    };
+    assert_eq!(text(&ir(&from_file)), text(&ir(&inline)));
+    let solve = |p: &Path| {
+        let out = pnodec(&["solve", path_str(p)]);
+        assert_exit(&out, 0);
+        out.stdout
+    };
+    assert_eq!(text(&solve(&from_file)), text(&solve(&inline)));
+
+    let missing = temp_file(
+        &dir,
+        "missing.pode",
+        &format!("model m\nconst k[2] = data(\"nowhere.csv\")\n{body}"),
+    );
+    let out = pnodec(&["check", path_str(&missing)]);
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error[I012]: cannot read constant `k` from \"nowhere.csv\"")
+            && err.contains("nowhere.csv")
+            && err.contains(":2:14"),
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 //! `data("path", column = k)`).
 
 use super::codes;
+use super::data::{ConstData, const_from_file};
 use super::exprs::{Cx, check_size, error_at};
 use super::options::data_source;
 use super::program::Initializer;
@@ -85,13 +86,16 @@ pub(super) fn state_or_param(cx: &mut Cx, d: &Decl) -> Lr<(Shape, Initializer)> 
     Ok((declared.unwrap_or(shape), init))
 }
 
-/// The value of a `const`.
-pub(super) fn const_value(cx: &mut Cx, d: &Decl) -> Lr<Tensor> {
+/// The value of a `const`; `data(..)` is read through `data`.
+pub(super) fn const_value(cx: &mut Cx, d: &Decl, data: &dyn ConstData) -> Lr<Tensor> {
     let declared = declared_shape(cx, d);
     let declared_ok = declared.as_ref().ok().cloned().flatten();
     let init = initializer(cx, d, declared_ok);
     let declared = declared?;
     let (shape, init) = init?;
+    if let Initializer::Data(src) = &init {
+        return const_from_file(cx, data, d, src, declared);
+    }
     let shape = declared.unwrap_or(shape);
     let too_large = shape.checked_len().is_none_or(|n| n > MAX_CONST_ELEMENTS);
     if too_large {
@@ -128,13 +132,7 @@ pub(super) fn const_value(cx: &mut Cx, d: &Decl) -> Lr<Tensor> {
         Initializer::Fill(x) => Tensor::filled(shape, x),
         Initializer::Zeros => Tensor::filled(shape, 0.0),
         Initializer::Ones => Tensor::filled(shape, 1.0),
-        other => {
-            let note = if matches!(other, Initializer::Data(_)) {
-                "constants are folded while lowering, which reads no file: give the values, or \
-                 make it a `param` initialized with `data(..)`"
-            } else {
-                "random and file initializers are for `param` and `state`"
-            };
+        _ => {
             return Err(cx.report(
                 error_at(
                     codes::INITIALIZER,
@@ -142,7 +140,7 @@ pub(super) fn const_value(cx: &mut Cx, d: &Decl) -> Lr<Tensor> {
                     d.init.span,
                     "not a constant value",
                 )
-                .with_note(note),
+                .with_note("random initializers are for `param` and `state`"),
             ));
         }
     };

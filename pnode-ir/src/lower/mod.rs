@@ -14,7 +14,8 @@
 //! skipped by its users, so one mistake gives one error):
 //!
 //! 1. names (`scope`): the symbol table; `t` is the time and cannot be defined;
-//! 2. constants, in dependency order (cycles are errors), folded to IR constants;
+//! 2. constants, in dependency order (cycles are errors), folded to IR constants (the files of
+//!    `const … = data(..)` read through the [`ConstData`] of [`lower_with`]);
 //! 3. declarations (`decls`): shapes and initial values; layers (`layers`): arguments and
 //!    parameter shapes; then the layout: the flat state concatenates the states, the flat
 //!    parameters the `param` items and the layers' weights, in declaration order;
@@ -36,6 +37,7 @@
 
 mod calls;
 pub mod codes;
+mod data;
 mod decls;
 mod equations;
 mod exprs;
@@ -46,6 +48,7 @@ mod print;
 mod program;
 mod scope;
 
+pub use data::{ConstData, ConstDataError, ConstTable, NoFiles};
 pub use program::*;
 
 use crate::builder::{Builder, FoldBudget};
@@ -109,6 +112,11 @@ impl Lowered {
 
 /// Parses and lowers `source`: the syntax diagnostics, or, when there are none, the lowering's.
 pub fn compile_source(source: &str) -> Lowered {
+    compile_source_with(source, &NoFiles)
+}
+
+/// [`compile_source`], reading the files of `const … = data(..)` through `data`.
+pub fn compile_source_with(source: &str, data: &dyn ConstData) -> Lowered {
     let parsed = pnode_grammar::parse(source);
     if parsed.diagnostics.iter().any(Diagnostic::is_error) {
         return Lowered {
@@ -116,17 +124,23 @@ pub fn compile_source(source: &str) -> Lowered {
             diagnostics: parsed.diagnostics,
         };
     }
-    let mut lowered = lower(&parsed.model);
+    let mut lowered = lower_with(&parsed.model, data);
     let mut diagnostics = parsed.diagnostics;
     diagnostics.append(&mut lowered.diagnostics);
     lowered.diagnostics = diagnostics;
     lowered
 }
 
-/// Lowers and validates a model.
+/// Lowers and validates a model, reading no files (`const … = data(..)` is an error; see
+/// [`lower_with`]).
 pub fn lower(model: &Model) -> Lowered {
+    lower_with(model, &NoFiles)
+}
+
+/// Lowers and validates a model, reading the files of `const … = data(..)` through `data`.
+pub fn lower_with(model: &Model, data: &dyn ConstData) -> Lowered {
     let mut diags = Vec::new();
-    let program = lower_inner(model, &mut diags);
+    let program = lower_inner(model, data, &mut diags);
     if program.is_none() && !diags.iter().any(Diagnostic::is_error) {
         // Every failure reports; this keeps `program.is_some() == no errors` regardless.
         diags.push(error_at(
@@ -144,14 +158,18 @@ pub fn lower(model: &Model) -> Lowered {
     }
 }
 
-fn lower_inner(model: &Model, diags: &mut Vec<Diagnostic>) -> Option<Program> {
+fn lower_inner(
+    model: &Model,
+    data: &dyn ConstData,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Program> {
     let mut scope = Scope::collect(model, diags);
     let mut cb = Builder::new(Layout::new(0, 0));
     cb.set_fold_budget(FoldBudget {
         work: FOLD_WORK_BUDGET,
         bytes: CONST_BYTES_BUDGET,
     });
-    constants(&mut scope, &mut cb, diags);
+    constants(&mut scope, &mut cb, data, diags);
 
     // Declarations and layers.
     let mut state_inits = vec![None; scope.states.len()];
@@ -416,7 +434,12 @@ fn transpose<T>(x: Option<Lr<T>>) -> Option<Option<T>> {
 }
 
 /// Evaluates the constants in dependency order.
-fn constants(scope: &mut Scope, cb: &mut Builder, diags: &mut Vec<Diagnostic>) {
+fn constants(
+    scope: &mut Scope,
+    cb: &mut Builder,
+    data: &dyn ConstData,
+    diags: &mut Vec<Diagnostic>,
+) {
     let pick = |s: Sym| match s {
         Sym::Const(j) => Some(j),
         _ => None,
@@ -440,7 +463,7 @@ fn constants(scope: &mut Scope, cb: &mut Builder, diags: &mut Vec<Diagnostic>) {
                 diags,
                 mode: Mode::Const,
             };
-            decls::const_value(&mut cx, decl).ok()
+            decls::const_value(&mut cx, decl, data).ok()
         };
         scope.consts[i].value = v;
     }

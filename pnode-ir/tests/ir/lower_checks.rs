@@ -947,3 +947,82 @@ fn data_files_in_steps_layers_and_constants() {
         "constant `c` needs a value",
     );
 }
+
+/// A [`ConstData`] over in-memory tables, by path.
+struct Tables(Vec<(&'static str, usize, usize, Vec<f64>)>);
+
+impl ConstData for Tables {
+    fn read(&self, src: &DataSource) -> Option<Result<ConstTable, ConstDataError>> {
+        Some(match self.0.iter().find(|(p, ..)| *p == src.path) {
+            Some((_, rows, cols, values)) => match src.column {
+                None => Ok(ConstTable {
+                    rows: *rows,
+                    cols: *cols,
+                    values: values.clone(),
+                }),
+                Some(k) => Ok(ConstTable {
+                    rows: *rows,
+                    cols: 1,
+                    values: values
+                        .iter()
+                        .skip(k as usize)
+                        .step_by(*cols)
+                        .copied()
+                        .collect(),
+                }),
+            },
+            None => Err(ConstDataError(format!("no file {}", src.path).into())),
+        })
+    }
+}
+
+/// `const NAME = data(..)`: read through the lowering's reader, folded like a literal
+/// (the same IR, bit for bit, as the inline values), shapes checked against the file.
+#[test]
+fn const_data_is_read_through_the_reader_and_folds_like_a_literal() {
+    let files = Tables(vec![
+        ("c.csv", 2, 1, vec![0.25, -3.0]),
+        ("m.csv", 2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+    ]);
+    let lowered = |src: &str| compile_source_with(&format!("model m\n{src}"), &files);
+    let ok = |src: &str| {
+        let l = lowered(src);
+        l.program
+            .unwrap_or_else(|| panic!("{src}: {:?}", l.diagnostics))
+    };
+    let tail = "state x[2] = 1.0\nd(x)/dt = c * x";
+    let from_file = ok(&format!("const c[2] = data(\"c.csv\")\n{tail}"));
+    let inline = ok(&format!("const c[2] = [0.25, -3.0]\n{tail}"));
+    assert_eq!(from_file.rhs.to_string(), inline.rhs.to_string());
+    // No declared shape: one column is a vector, a table a matrix; `column = k` a vector.
+    let m = ok("const m = data(\"m.csv\")\nstate x[3] = 1.0\nd(x)/dt = m[1] * x");
+    let m_inline = ok(
+        "const m = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]\nstate x[3] = 1.0\n\
+                       d(x)/dt = m[1] * x",
+    );
+    assert_eq!(m.rhs.to_string(), m_inline.rhs.to_string());
+    let col = ok("const k = data(\"m.csv\", column = 2)\nstate x[2] = 1.0\nd(x)/dt = k * x");
+    let col_inline = ok("const k = [3.0, 6.0]\nstate x[2] = 1.0\nd(x)/dt = k * x");
+    assert_eq!(col.rhs.to_string(), col_inline.rhs.to_string());
+    // A declared shape takes the values row-major; a constant can size a state.
+    let n = ok("const m[3, 2] = data(\"m.csv\")\nconst n = m[2, 1]\n\
+                state x[n] = 1.0\nd(x)/dt = -x");
+    assert_eq!(n.state_len(), 6);
+    // Errors, at the initializer's span: a count that does not fit, an unreadable file.
+    let expect_err = |src: &str, needle: &str| {
+        let l = lowered(src);
+        let e = l.diagnostics.iter().find(|d| d.is_error()).expect(src);
+        assert_eq!(e.code, Some("I012"), "{src}: {e:?}");
+        assert!(e.message.contains(needle), "{src}: {}", e.message);
+        let span = e.primary_span().unwrap();
+        assert_eq!(&src[span.start - 8..span.start - 4], "data", "{src}");
+    };
+    expect_err(
+        "const c[3] = data(\"c.csv\")\nstate x[3] = 1.0\nd(x)/dt = c * x",
+        "constant `c` of shape [3] needs 3 values; \"c.csv\" has 2 (2 × 1)",
+    );
+    expect_err(
+        "const c[2] = data(\"missing.csv\")\nstate x[2] = 1.0\nd(x)/dt = c * x",
+        "cannot read constant `c` from \"missing.csv\": no file missing.csv",
+    );
+}
