@@ -5,6 +5,9 @@ use std::process::{Command, Output, Stdio};
 
 use pnode_testkit::corpus::{self, Kind};
 
+#[path = "cli/outputs.rs"]
+mod outputs;
+
 /// The corpus files of `kind` (`ok`, `err`, `err-semantic`), sorted.
 fn corpus(kind: &str) -> Vec<PathBuf> {
     corpus::paths(kind_of(kind))
