@@ -5,6 +5,8 @@
 //!   [`Error::Exists`] if the target appeared meanwhile), with `--force` replacing it. A
 //!   failure at any point (a full disk, a file-size limit) removes the temporary file, so no
 //!   truncated output is ever left behind, and two writers to one path leave one whole file.
+//! * With `--force` an existing symlink is followed (the file it points to is replaced and
+//!   the link stays a link), and a replaced file keeps its permissions.
 //! * An existing target that is not a regular file (`/dev/null`, a FIFO, a terminal) cannot
 //!   be renamed onto: with `--force` it is written directly, without it refused as any
 //!   existing file is.
@@ -161,7 +163,19 @@ pub fn write_with(
         return file.flush().map_err(write_err);
     }
     check_free(path, force)?;
+    // With --force a symlink is followed, so the link stays a link (as `fmt` does).
+    let resolved = match path.symlink_metadata() {
+        Ok(m) if force && m.file_type().is_symlink() => std::fs::canonicalize(path).ok(),
+        _ => None,
+    };
+    let path = resolved.as_deref().unwrap_or(path);
     let mut tmp = temp_in(&folder(path), path).map_err(write_err)?;
+    if force && let Ok(m) = std::fs::metadata(path) {
+        // A replaced file keeps its permissions.
+        tmp.as_file()
+            .set_permissions(m.permissions())
+            .map_err(write_err)?;
+    }
     let tmp_path = tmp.path().to_path_buf();
     fill(tmp.as_file_mut(), &tmp_path).map_err(write_err)?;
     tmp.as_file().sync_all().map_err(write_err)?;
@@ -326,6 +340,24 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         // No temporary file is left behind.
         assert_eq!(names(dir.path()), ["a.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_forced_write_through_a_symlink_keeps_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.json");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(
+            write_new(&link, b"new", false),
+            Err(Error::Exists { .. })
+        ));
+        write_new(&link, b"new", true).unwrap();
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["link.json", "real.json"]);
     }
 
     #[test]
