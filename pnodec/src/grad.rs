@@ -234,7 +234,7 @@ pub fn grad_file(
     let text = gradient_json(&mut loaded, &theta)?.to_pretty();
     write_output(opts.out.as_deref(), &text, opts.force, stdout)?;
     if let Some(out) = opts.out.as_deref().filter(|p| *p != Path::new("-")) {
-        writeln!(err, "wrote {}", out.display())?;
+        let _ = writeln!(err, "wrote {}", out.display());
     }
     Ok(Exit::Ok)
 }

@@ -96,13 +96,14 @@ pub fn solve_file(
         None => stdout.write_all(traj.to_csv(&names).as_bytes())?,
     }
     if let Some(p) = out {
-        writeln!(
+        // A note on a closed stderr is dropped; the plot is still written.
+        let _ = writeln!(
             err,
             "wrote {} ({} output times × {} states)",
             p.display(),
             traj.times.len(),
             traj.state_len
-        )?;
+        );
     }
     if let Some(p) = opts.plot.as_deref() {
         let svg = trajectory_svg(
@@ -114,7 +115,7 @@ pub fn solve_file(
         )
         .map_err(Error::Usage)?;
         write_new(p, svg.as_bytes(), opts.force)?;
-        writeln!(err, "wrote {}", p.display())?;
+        let _ = writeln!(err, "wrote {}", p.display());
     }
     Ok(Exit::Ok)
 }

@@ -179,31 +179,48 @@ fn devices_are_written_directly_and_a_full_one_fails() {
     assert_eq!(names(dir.path()), ["tiny.pode"]);
 }
 
+/// The writing end of a pipe whose reader is already closed: every write fails with EPIPE.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Stdio::from(writer)
+}
+
 #[test]
 fn closed_pipes_neither_panic_nor_lose_the_parameters() {
     let dir = tempfile::tempdir().unwrap();
     tiny(dir.path(), 2000);
-    let mut child = command(dir.path(), &["train", "tiny.pode", "--out", "p.json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let status = command(dir.path(), &["train", "tiny.pode", "--out", "p.json"])
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .status()
         .unwrap();
-    // The reader goes away before pnodec writes its first line.
-    drop(child.stdout.take());
-    drop(child.stderr.take());
-    let status = child.wait().unwrap();
     assert_ne!(status.code(), Some(101), "pnodec panicked");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(0), "{status}");
     assert_eq!(json(&dir.path().join("p.json"))["iterations"], 2000);
+    // Notes on a closed stderr do not stop the outputs after them.
+    let status = command(
+        dir.path(),
+        &["solve", "tiny.pode", "--out", "t.csv", "--plot", "t.svg"],
+    )
+    .stdout(Stdio::null())
+    .stderr(closed_pipe())
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(dir.path().join("t.svg").exists());
     // Data on a closed stdout is a failed write: not 0, not a panic.
-    let mut child = command(dir.path(), &["grad", "tiny.pode"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    drop(child.stderr.take());
-    assert_eq!(child.wait().unwrap().code(), Some(2));
+    for (args, code) in [
+        (vec!["grad", "tiny.pode"], 2),
+        (vec!["solve", "tiny.pode"], 2),
+    ] {
+        let status = command(dir.path(), &args)
+            .stdout(closed_pipe())
+            .stderr(closed_pipe())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{args:?}: {status}");
+    }
 }
 
 /// Waits until `cond` holds (or fails the test after 60 s: a hung pnodec, not a slow one).
