@@ -13,7 +13,9 @@
 //!   a numeric suffix (`MODEL.params-1.json`, …) if that name is taken (also by a run that
 //!   took it meanwhile); the file written is named on stderr. JSON: `{ "model",
 //!   "iterations", "loss", "params": { NAME: [...] } }`, one row-major array per parameter of
-//!   the program, in declaration order.
+//!   the program, in declaration order; `iterations` counts the iterations done, `loss` is
+//!   the full loss at those parameters, `null` when it was not evaluated (a periodic save,
+//!   an interrupted or failed run).
 //! * `--log FILE.csv`: `iteration,loss,grad_norm` per iteration; `--plot FILE.svg`: the loss
 //!   curve. Every output is checked before training (its folder exists and is writable, an
 //!   explicit path that exists needs `--force`, no two outputs name one file) and written
