@@ -398,7 +398,7 @@ impl<E> Run<E> {
                 if !term.is_finite() {
                     return Err(Error::NonFiniteLoss {
                         value: term,
-                        term: format!("fit {} ({:?})", j + 1, fit.metric),
+                        term: format!("fit {} ({})", j + 1, crate::setup::metric_name(fit.metric)),
                         t,
                     });
                 }

@@ -248,6 +248,14 @@ fn element_names<'a>(
     names
 }
 
+/// A metric as the model writes it (`mse`, `mae`).
+pub(crate) fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Mse => "mse",
+        Metric::Mae => "mae",
+    }
+}
+
 /// The observations of fit `j` as `K × n`: a table of `K` rows and `n` columns, or one
 /// column of `K · n` values (row-major over output time, then prediction element).
 fn fit_data(j: usize, f: &DataFit, k: usize, data: &dyn DataReader) -> Result<FitData> {
@@ -258,7 +266,11 @@ fn fit_data(j: usize, f: &DataFit, k: usize, data: &dyn DataReader) -> Result<Fi
     if !ok {
         return Err(Error::DataShape {
             path,
-            what: format!("data of loss term {} ({:?})", j + 1, f.metric),
+            what: format!(
+                "data of loss term {} (`{}(…, data(…))`)",
+                j + 1,
+                metric_name(f.metric)
+            ),
             expected: format!(
                 "{k} rows (one per output time) × {n} columns (the prediction's size){}",
                 if n > 1 {

@@ -1,9 +1,10 @@
 //! Training: the optimizer of the `train { }` block on the loss's discrete-adjoint gradient.
 //!
 //! Iteration `i` evaluates `L(θ_i)` and `∇L(θ_i)` (over a minibatch of output times when
-//! `batch_size` is set), calls the callback, then takes one optimizer step `θ_{i+1} =
-//! update(θ_i, ∇L(θ_i))`. After the last iteration the full loss at the final parameters is
-//! evaluated once more ([`TrainResult::final_loss`]).
+//! `batch_size` is set), takes one optimizer step `θ_{i+1} = update(θ_i, ∇L(θ_i))`, then
+//! calls the callback (which, in [`Run::train_steps`], may stop training there). After the
+//! last iteration the full loss at the final parameters is evaluated once more
+//! ([`TrainResult::final_loss`]).
 //!
 //! Minibatches: `batch_size = B < K` draws `B` distinct output times per iteration (a partial
 //! Fisher–Yates shuffle with a ChaCha20 generator seeded from the train seed, so runs are
@@ -15,11 +16,12 @@ use pnode_runtime::stepper::AdjointStepper;
 use pnode_runtime::{Rhs, RhsJvp, RhsVjp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use std::ops::ControlFlow;
 
 use crate::error::{Error, Result};
 use crate::run::Run;
 
-/// What the callback sees after each iteration's gradient.
+/// What the callback sees after each iteration's gradient and optimizer step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
     /// 0-based iteration.
@@ -97,6 +99,28 @@ impl<E> Run<E> {
         E: AdjointStepper<M>,
         F: FnMut(&Progress),
     {
+        self.train_steps(model, theta0, |p, _| {
+            callback(p);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`Run::train_from`] with a callback that sees every iteration after its optimizer step,
+    /// with the parameters `θ_{i+1}` it produced, and may stop training: on
+    /// [`ControlFlow::Break`] the result holds the iterations done, `params` = `θ_{i+1}` and
+    /// no `final_loss` (an interrupted run's last good parameters; `losses.len()` iterations
+    /// done).
+    pub fn train_steps<M, F>(
+        &mut self,
+        model: &mut M,
+        theta0: &[f64],
+        mut callback: F,
+    ) -> Result<TrainResult>
+    where
+        M: Rhs + RhsJvp + RhsVjp,
+        E: AdjointStepper<M>,
+        F: FnMut(&Progress, &[f64]) -> ControlFlow<()>,
+    {
         let cfg = self.setup().train.clone();
         let mut opt = optimizer(&cfg.optimizer)?;
         let k_all = self.setup().n_outputs();
@@ -145,15 +169,19 @@ impl<E> Run<E> {
             result.losses.push(loss);
             result.grad_norms.push(grad_norm);
             let log = cfg.log_every > 0 && (it % cfg.log_every == 0 || it + 1 == cfg.iterations);
-            callback(&Progress {
+            if let Err(e) = opt.step(&mut theta, &g.dp) {
+                return Err(fail(it, e.into(), &result));
+            }
+            let progress = Progress {
                 iteration: it,
                 iterations: cfg.iterations,
                 loss,
                 grad_norm,
                 log,
-            });
-            if let Err(e) = opt.step(&mut theta, &g.dp) {
-                return Err(fail(it, e.into(), &result));
+            };
+            if callback(&progress, &theta).is_break() {
+                result.params = theta;
+                return Ok(result);
             }
         }
         match self.loss(model, &theta) {

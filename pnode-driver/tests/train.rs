@@ -87,6 +87,37 @@ fn sgd_with_momentum_decreases_the_loss() {
     assert!(r.final_loss.unwrap() < r.losses[0] / 2.0, "{:?}", r.losses);
 }
 
+#[test]
+fn a_callback_that_breaks_keeps_the_iterations_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = lv("optimizer = adam(lr = 2e-2), iterations = 50");
+    synthesize(&compile(&src), dir.path(), Some(&TRUE), 0.0);
+    let (mut run, mut model) = run_for(&src, dir.path());
+    let theta0 = run.setup().theta0.clone();
+    let mut seen = Vec::new();
+    let stopped = run
+        .train_steps(&mut model, &theta0, |p, theta| {
+            seen.push(theta.to_vec());
+            if p.iteration == 2 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(stopped.losses.len(), 3);
+    assert_eq!(stopped.grad_norms.len(), 3);
+    assert_eq!(stopped.final_loss, None);
+    // The parameters after the third step: what a three-iteration training ends with.
+    let src3 = lv("optimizer = adam(lr = 2e-2), iterations = 3");
+    let (mut run3, mut model3) = run_for(&src3, dir.path());
+    let full = run3.train(&mut model3, |_| {}).unwrap();
+    assert_eq!(stopped.params, full.params);
+    assert_eq!(seen.last(), Some(&stopped.params));
+    assert_ne!(stopped.params, theta0);
+    assert_eq!(&stopped.losses[..], &full.losses[..]);
+}
+
 /// `du/dt = θ u²` blows up at `t = 1/θ`; SGD with a large rate on `L = −u(1)` jumps from
 /// `θ = 0.1` to `θ ≈ 12`, where the solve fails in iteration 1.
 fn blowup(method: &str) -> String {

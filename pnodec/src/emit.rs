@@ -9,7 +9,7 @@
 //! | `--vjp` | the IR of its VJP `(f_uᵀ w, f_θᵀ w)` ([`pnode_ir::vjp`]) |
 //! | `--rust` | pnode-codegen's Rust model and, for an explicit method, its fused stepper ([`crate::emit_run`]) |
 //! | `--clif` (`--clif=generated`), `--clif=optimized` | the Cranelift IR of the JIT's kernels: RHS, JVP, VJP and, for an explicit method, the fused step, step keeping stages, stage recomputation and adjoint step ([`crate::emit_run::clif_source`]), as generated or after Cranelift's optimizer |
-//! | `--schedule` | the checkpoint schedule of a gradient with its predicted cost (needs the model's data files when its output times come from one) |
+//! | `--schedule` | the checkpoint schedule of a gradient with its predicted cost (reads a data file only when the grid or output times come from one, never the loss data) |
 //!
 //! `--ast` needs only parsing; the IR forms need the lowering too. A model with errors (of
 //! what the form needs) prints nothing on stdout; its diagnostics go to stderr as in `check`.

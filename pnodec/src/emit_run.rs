@@ -5,9 +5,9 @@
 
 use crate::load::model_dir;
 use pnode_codegen::{ErkCoefficients, Options, generate_erk_stepper, generate_model, to_source};
-use pnode_driver::{MethodChoice, Setup, resolve};
+use pnode_driver::{FsData, MethodChoice, resolve};
 use pnode_ir::lower::{Method, Program};
-use pnode_runtime::Tableau;
+use pnode_runtime::{Budget, Checkpointing, Tableau};
 use std::path::Path;
 
 /// Why `emit --rust` or `emit --clif` could not produce its text.
@@ -49,7 +49,7 @@ pub fn explicit_tableau(program: &Program) -> Result<Option<Tableau>, EmitError>
         .map_or((Method::Rk4, Default::default()), |s| {
             (s.method.clone(), s.newton.clone())
         });
-    match resolve::method(&method, &newton)? {
+    match pnode_driver::resolve::method(&method, &newton)? {
         MethodChoice::Explicit(t) => Ok(Some(t)),
         _ => Ok(None),
     }
@@ -173,25 +173,27 @@ pub fn clif_source(program: &Program, form: ClifForm) -> Result<String, EmitErro
 }
 
 /// The checkpoint schedule of a gradient: its summary with the predicted cost. Needs the
-/// setup (output times may come from a data file, and inserted output times add steps).
+/// resolved solve block (output times may come from a data file, and inserted output times
+/// add steps), not the loss's data files, which are not read.
 pub fn schedule_summary(program: &Program, path: &Path) -> Result<String, crate::Error> {
-    let setup = Setup::new(program, &model_dir(path), None)?;
+    let dir = model_dir(path);
+    let r = resolve(program, &FsData::new(&dir), None)?;
     let n = program.state_len();
     let run_err = |e: pnode_runtime::Error| crate::Error::Run(e.into());
     // The stepper's cost as the resolver found it (the runtime stepper's own report).
-    let (cost, implicit) = (setup.cost, setup.method.newton().is_some());
+    let (cost, implicit) = (r.cost, r.method.newton().is_some());
     let bytes = 8 * n as u64;
-    let schedule = setup
+    let schedule = r
         .checkpointing
-        .plan(setup.grid.n_steps(), &cost, bytes)
+        .plan(r.grid.n_steps(), &cost, bytes)
         .map_err(|e| run_err(e.into()))?;
     let mut text = format!(
-        "model `{}`: {} states, {} steps, {} output times, checkpointing {:?}\n",
+        "model `{}`: {} states, {} steps, {} output times, checkpointing {}\n",
         program.name,
         n,
-        setup.grid.n_steps(),
-        setup.n_outputs(),
-        setup.checkpointing
+        r.grid.n_steps(),
+        r.output_times.len(),
+        checkpointing_syntax(&r.checkpointing)
     );
     text += &schedule
         .summary(&cost, bytes)
@@ -202,6 +204,24 @@ pub fn schedule_summary(program: &Program, path: &Path) -> Result<String, crate:
                  evaluations and VJPs exclude the Newton and Krylov iterations (measured only)\n";
     }
     Ok(text)
+}
+
+/// A checkpoint mode as the `solve` block writes it (`revolve(slots = 8)`), for messages.
+pub fn checkpointing_syntax(c: &Checkpointing) -> String {
+    match c {
+        Checkpointing::StoreAll => "store_all".into(),
+        Checkpointing::SolutionOnly => "solution_only".into(),
+        Checkpointing::Revolve { slots } => format!("revolve(slots = {slots})"),
+        Checkpointing::Online { slots } => format!("online(slots = {slots})"),
+        Checkpointing::Budget(Budget::Bytes(b)) => format!("budget(bytes = {b})"),
+        Checkpointing::Budget(Budget::Vectors(v)) => format!("budget(vectors = {v})"),
+        Checkpointing::Budget(Budget::Slots(s)) => format!("budget of {s} solution slots"),
+        Checkpointing::TwoLevel {
+            ram_slots,
+            disk_slots,
+        } => format!("two-level ({ram_slots} RAM slots, {disk_slots} disk slots)"),
+        Checkpointing::Custom(_) => "a custom schedule".into(),
+    }
 }
 
 #[cfg(test)]

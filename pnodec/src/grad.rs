@@ -220,7 +220,7 @@ pub fn grad_file(
     err: &mut dyn WriteColor,
 ) -> Result<Exit, Error> {
     if let Some(out) = opts.out.as_deref().filter(|p| *p != Path::new("-")) {
-        crate::output::check_free(out, opts.force)?;
+        crate::output::probe(&[("--out", out)], opts.force)?;
     }
     let Some(mut loaded) = load(path, opts.backend, opts.seed, err)? else {
         return Ok(Exit::Failed);
@@ -234,7 +234,7 @@ pub fn grad_file(
     let text = gradient_json(&mut loaded, &theta)?.to_pretty();
     write_output(opts.out.as_deref(), &text, opts.force, stdout)?;
     if let Some(out) = opts.out.as_deref().filter(|p| *p != Path::new("-")) {
-        writeln!(err, "wrote {}", out.display())?;
+        let _ = writeln!(err, "wrote {}", out.display());
     }
     Ok(Exit::Ok)
 }

@@ -11,13 +11,15 @@
 //! | `pnodec bench FILE` | [`bench`] | compile, forward and gradient times, JIT and interpreter |
 //!
 //! The running commands share [`load`] (lower, resolve the setup, compile the model with the
-//! JIT or wrap it in the interpreter) and [`output`] (files are never overwritten silently).
+//! JIT or wrap it in the interpreter) and [`output`] (files are checked before any work,
+//! written atomically and never overwritten silently).
 //!
 //! Diagnostics are rendered by [`render`] with codespan-reporting. Every command returns an
 //! [`Exit`] status: 0 ok (warnings allowed), 1 the model has errors or cannot be run (a data
 //! file of the wrong shape, a solver failure; or `fmt` found a file to change with
 //! `--check`, or refused to rewrite one), 2 a usage or I/O error (an unreadable file, an
-//! output file that exists).
+//! output file that exists, a failed write), 130/143 `train` stopped by SIGINT/SIGTERM after
+//! saving its work ([`interrupt`]).
 
 pub mod bench;
 pub mod check;
@@ -25,6 +27,7 @@ pub mod emit;
 pub mod emit_run;
 pub mod fmt;
 pub mod grad;
+pub mod interrupt;
 pub mod load;
 pub mod output;
 pub mod params;
@@ -46,6 +49,10 @@ pub enum Exit {
     Failed = 1,
     /// A usage or I/O error: an unreadable file, a failed write.
     Usage = 2,
+    /// `train` stopped on SIGINT (Ctrl-C) after saving its work: 128 + 2.
+    Interrupted = 130,
+    /// `train` stopped on SIGTERM after saving its work: 128 + 15.
+    Terminated = 143,
 }
 
 impl Exit {
@@ -93,6 +100,37 @@ pub enum Error {
         /// The path as given.
         path: PathBuf,
     },
+    /// Two outputs of one command name the same file.
+    #[error("`{first}` and `{second}` both name `{}`: give each output its own file", path.display())]
+    SameOutput {
+        /// The first option naming it (`--out`).
+        first: &'static str,
+        /// The second option naming it (`--plot`).
+        second: &'static str,
+        /// The path as given to the second.
+        path: PathBuf,
+    },
+    /// An output's folder is missing or does not take new files (checked before any work).
+    #[error(
+        "cannot write `{}`: cannot create a file in the folder `{}` ({source}); check that the \
+         folder exists and is writable, or choose another path",
+        path.display(),
+        dir.display()
+    )]
+    OutputFolder {
+        /// The output as given.
+        path: PathBuf,
+        /// Its folder.
+        dir: PathBuf,
+        /// Why a file could not be created there.
+        source: std::io::Error,
+    },
+    /// An output path names a folder.
+    #[error("`{}` is a folder; give the output a file name", path.display())]
+    IsFolder {
+        /// The path as given.
+        path: PathBuf,
+    },
     /// The model could not be set up or run (a data file, an option, a solver failure).
     #[error("{0}")]
     Run(#[from] pnode_driver::Error),
@@ -108,6 +146,16 @@ pub enum Error {
     /// (The variant keeps its historical name: `bench` falls back to the interpreter on it.)
     #[error(transparent)]
     Jit(Box<BackendError>),
+    /// Training stopped early (a Newton failure, a non-finite loss or gradient).
+    #[error("{}", training_stopped(*iteration, *iterations, source))]
+    TrainingStopped {
+        /// 0-based iteration that failed (`iterations`: the final loss after the last one).
+        iteration: u64,
+        /// The iterations asked for.
+        iterations: u64,
+        /// Why.
+        source: Box<pnode_driver::Error>,
+    },
     /// A command-line value that cannot be used.
     #[error("{0}")]
     Usage(String),
@@ -186,6 +234,24 @@ pub enum BackendError {
     },
 }
 
+/// The message of [`Error::TrainingStopped`]: iterations counted from 1, as the progress lines
+/// count them.
+fn training_stopped(iteration: u64, iterations: u64, source: &pnode_driver::Error) -> String {
+    if iteration < iterations {
+        let plural = if iteration == 1 { "" } else { "s" };
+        format!(
+            "training stopped in iteration {} of {iterations}, after {iteration} finished \
+             iteration{plural}: {source}",
+            iteration + 1
+        )
+    } else {
+        format!(
+            "training stopped after its {iterations} iterations, evaluating the loss at the \
+             final parameters: {source}"
+        )
+    }
+}
+
 impl From<BackendError> for Error {
     fn from(e: BackendError) -> Self {
         Error::Jit(Box::new(e))
@@ -200,7 +266,10 @@ impl Error {
             Error::NotUtf8 { .. } => Exit::Failed,
             // A missing or unreadable data file is an I/O error; the rest is about the model.
             Error::Run(pnode_driver::Error::Io { .. }) => Exit::Usage,
-            Error::Run(_) | Error::Jit(_) | Error::Params { .. } => Exit::Failed,
+            Error::Run(_)
+            | Error::Jit(_)
+            | Error::Params { .. }
+            | Error::TrainingStopped { .. } => Exit::Failed,
             _ => Exit::Usage,
         }
     }

@@ -402,15 +402,17 @@ pub fn lower_file(
 ) -> Result<Option<(SourceFile, Program)>, Error> {
     let file = read_source(path)?;
     let analysis = analyze_in(&file.text, &model_dir(path));
-    render::emit(err, &file.name, &file.text, &analysis.diagnostics)?;
+    // Diagnostics on a closed or failing stderr are dropped: the outcome (the exit status,
+    // the outputs a command writes) does not depend on them.
+    let _ = render::emit(err, &file.name, &file.text, &analysis.diagnostics);
     if analysis.has_errors() {
         let n = analysis.diagnostics.iter().filter(|d| d.is_error()).count();
-        writeln!(
+        let _ = writeln!(
             err,
             "{}: {n} {}",
             file.name,
             if n == 1 { "error" } else { "errors" }
-        )?;
+        );
         return Ok(None);
     }
     Ok(analysis.program.map(|p| (file, p)))
@@ -444,7 +446,7 @@ pub fn load_with(
     // is read.
     let (model, compile_ms, note) = Model::build(&program, backend)?;
     if let Some(note) = note {
-        writeln!(err, "{note}")?;
+        let _ = writeln!(err, "{note}");
     }
     let backend = model.backend();
     let mut setup = Setup::new(&program, &dir, seed)?;

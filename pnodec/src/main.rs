@@ -21,7 +21,10 @@ Exit status:
      training failure, an operation the JIT does not support); or `fmt` found a file to
      change (`--check`) or refused to rewrite one (syntax errors, comments it would drop)
   2  usage or I/O error (an unreadable file, a failed write, an output file that exists
-     without `--force`)";
+     without `--force`, two outputs naming one file, an output folder that is missing or
+     read-only)
+  130, 143  `train` was stopped by SIGINT (Ctrl-C) or SIGTERM and saved the parameters it
+     reached";
 
 /// The pnode compiler: check, format, emit, solve, differentiate, train and benchmark `.pode`
 /// neural-ODE models.
@@ -110,6 +113,10 @@ enum Command {
         file: PathBuf,
     },
     /// Train the parameters with the `train { }` block's optimizer.
+    ///
+    /// Ctrl-C (SIGINT) or SIGTERM stops training after the current iteration: the parameters
+    /// it reached, the log and the plot are saved, the number of iterations done is printed,
+    /// and the exit status is 130 (SIGINT) or 143 (SIGTERM). A second signal ends it at once.
     #[command(after_help = EXIT_CODES)]
     Train {
         /// Start from the parameters saved by `pnodec train` (JSON) instead of θ0 (a warm
@@ -129,6 +136,10 @@ enum Command {
         /// Draw the loss curve as an SVG plot.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Also save the parameters (and the `--log`) every N iterations, each time
+        /// atomically, so that a killed run leaves its latest parameters.
+        #[arg(long, value_name = "N")]
+        save_every: Option<u64>,
         #[command(flatten)]
         common: Common,
         /// The `.pode` file.
@@ -170,7 +181,8 @@ struct Common {
     /// Overrides the seed of random initializers (else `train { seed }`, else 0).
     #[arg(long)]
     seed: Option<u64>,
-    /// Replace output files that exist (they are never overwritten otherwise).
+    /// Replace output files that exist (they are never overwritten otherwise); an existing
+    /// device or FIFO (`/dev/null`) is written to directly.
     #[arg(long)]
     force: bool,
 }
@@ -280,10 +292,12 @@ fn main() -> anyhow::Result<()> {
             out,
             log,
             plot,
+            save_every,
             common,
             file,
         } => {
             let opts = TrainOptions {
+                save_every: *save_every,
                 iterations: *iterations,
                 out: out.clone(),
                 log: log.clone(),

@@ -33,7 +33,8 @@ pub fn theta_or_default(
     };
     let file = read_params(p, program)?;
     let notes = file.notes.join("; ");
-    writeln!(
+    // A note on a closed stderr is dropped, not an error of the command.
+    let _ = writeln!(
         err,
         "parameters from {}{}",
         p.display(),
@@ -42,7 +43,7 @@ pub fn theta_or_default(
         } else {
             format!(" ({notes})")
         }
-    )?;
+    );
     Ok(file.theta)
 }
 

@@ -9,7 +9,7 @@ use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::termcolor::{ColorChoice, NoColor, StandardStream, WriteColor};
 use codespan_reporting::term::{self, Config};
 use pnode_grammar::{Diagnostic, Severity};
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 
 /// When to colour diagnostics (`--color`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -110,7 +110,8 @@ pub fn report_error(writer: &mut dyn WriteColor, error: &crate::Error) -> crate:
     let file = SimpleFile::new("", "");
     let diag = CsDiagnostic::<()>::error().with_message(error.to_string());
     if term::emit(writer, &Config::default(), &file, &diag).is_err() {
-        eprintln!("error: {error}");
+        // A closed or failing stderr: try once more plainly, never panic.
+        let _ = writeln!(io::stderr(), "error: {error}");
     }
     error.exit()
 }

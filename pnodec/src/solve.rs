@@ -6,10 +6,11 @@
 //! `.npy` writes it as a `K × (1 + n)` little-endian `<f8` NPY array
 //! ([`pnode_driver::data::write_npy`]); any other path (or standard output, the default) gets
 //! CSV with a header. `--plot FILE.svg` draws the states against t (against log10 t when the
-//! grid is `logspace`). Existing files are replaced only with `--force`.
+//! grid is `logspace`). Outputs are checked before the solve and written atomically; existing
+//! files are replaced only with `--force` ([`crate::output`]).
 
 use crate::load::{Backend, Loaded, load};
-use crate::output::{check_free, write_new};
+use crate::output::{probe, write_new, write_with};
 use crate::plot::trajectory_svg;
 use crate::render::{self, ColorMode};
 use crate::{Error, Exit};
@@ -51,36 +52,16 @@ fn is_npy(path: &Path) -> bool {
 }
 
 /// Writes the trajectory as NPY (`K × (1 + n)`, time first) to a new file (or, with `force`,
-/// over an existing one) through a temporary file in the same directory.
+/// over an existing one), atomically ([`crate::output::write_with`]).
 pub fn write_trajectory_npy(path: &Path, traj: &Trajectory, force: bool) -> Result<(), Error> {
-    check_free(path, force)?;
     let n = traj.state_len;
     let mut values = Vec::with_capacity(traj.times.len() * (n + 1));
     for (k, &t) in traj.times.iter().enumerate() {
         values.push(t);
         values.extend_from_slice(traj.state(k).unwrap_or(&[]));
     }
-    let write_err = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = crate::load::model_dir(path);
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(write_err)?;
-    pnode_driver::data::write_npy(tmp.path(), &[traj.times.len(), n + 1], &values)
-        .map_err(write_err)?;
-    let persisted = if force {
-        tmp.persist(path).map(|_| ())
-    } else {
-        tmp.persist_noclobber(path).map(|_| ())
-    };
-    persisted.map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::Exists {
-                path: path.to_path_buf(),
-            }
-        } else {
-            write_err(e.error)
-        }
+    write_with(path, force, |_, at| {
+        pnode_driver::data::write_npy(at, &[traj.times.len(), n + 1], &values)
     })
 }
 
@@ -92,9 +73,12 @@ pub fn solve_file(
     err: &mut dyn WriteColor,
 ) -> Result<Exit, Error> {
     let out = opts.out.as_deref().filter(|p| *p != Path::new("-"));
-    for p in out.iter().chain(opts.plot.as_deref().iter()) {
-        check_free(p, opts.force)?;
-    }
+    let outputs: Vec<(&'static str, &Path)> = out
+        .map(|p| ("--out", p))
+        .into_iter()
+        .chain(opts.plot.as_deref().map(|p| ("--plot", p)))
+        .collect();
+    probe(&outputs, opts.force)?;
     let Some(mut loaded) = load(path, opts.backend, opts.seed, err)? else {
         return Ok(Exit::Failed);
     };
@@ -112,13 +96,14 @@ pub fn solve_file(
         None => stdout.write_all(traj.to_csv(&names).as_bytes())?,
     }
     if let Some(p) = out {
-        writeln!(
+        // A note on a closed stderr is dropped; the plot is still written.
+        let _ = writeln!(
             err,
             "wrote {} ({} output times × {} states)",
             p.display(),
             traj.times.len(),
             traj.state_len
-        )?;
+        );
     }
     if let Some(p) = opts.plot.as_deref() {
         let svg = trajectory_svg(
@@ -130,7 +115,7 @@ pub fn solve_file(
         )
         .map_err(Error::Usage)?;
         write_new(p, svg.as_bytes(), opts.force)?;
-        writeln!(err, "wrote {}", p.display())?;
+        let _ = writeln!(err, "wrote {}", p.display());
     }
     Ok(Exit::Ok)
 }

@@ -5,6 +5,9 @@ use std::process::{Command, Output, Stdio};
 
 use pnode_testkit::corpus::{self, Kind};
 
+/// Outputs: atomic writes, checks before work, devices, closed pipes, signals (`cli/outputs.rs`).
+mod outputs;
+
 /// The corpus files of `kind` (`ok`, `err`, `err-semantic`), sorted.
 fn corpus(kind: &str) -> Vec<PathBuf> {
     corpus::paths(kind_of(kind))

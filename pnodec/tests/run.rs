@@ -403,11 +403,16 @@ fn a_training_failure_keeps_the_last_good_parameters() {
     let r = pnodec_in(dir.path(), &["train", "blowup.pode", "--out", "p.json"]);
     assert_exit(&r, 1);
     let stderr = text(&r.stderr);
-    assert!(stderr.contains("iteration 1"), "{stderr}");
+    // Counted from 1 as the progress lines count: the second iteration failed, one was done.
+    assert!(
+        stderr.contains("training stopped in iteration 2 of 5, after 1 finished iteration:"),
+        "{stderr}"
+    );
     assert!(stderr.contains("last good"), "{stderr}");
     let p: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("p.json")).unwrap()).unwrap();
     assert_eq!(floats(&p["params"]["k"]), [0.5]);
+    assert_eq!(p["iterations"], 1);
 }
 
 #[test]
