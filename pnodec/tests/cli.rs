@@ -5,7 +5,9 @@ use std::process::{Command, Output, Stdio};
 
 use pnode_testkit::corpus::{self, Kind};
 
-/// Outputs: atomic writes, checks before work, devices, closed pipes, signals (`cli/outputs.rs`).
+/// Outputs: atomic writes, checks before work, devices, closed pipes, signals. (`cli.rs` is a
+/// crate root beside the snapshots folder, so its module file is named by path.)
+#[path = "cli/outputs.rs"]
 mod outputs;
 
 /// The corpus files of `kind` (`ok`, `err`, `err-semantic`), sorted.
