@@ -2,8 +2,8 @@
 //! discrete solve, bitwise identical across every checkpoint schedule, and by Taylor tests.
 
 use crate::common::{Setup, lotka_volterra, mlp, pseudo_random, same_bits};
-use pnode_testkit::numeric::{ip, rel_max};
 use pnode_runtime::{Budget, Checkpointing, Tableau};
+use pnode_testkit::numeric::{ip, rel_max};
 
 /// Every schedule compared with store-all: solution-only, Revolve with several slot counts,
 /// multistage at several vector budgets (mixing stage and solution slots), online and

@@ -4,7 +4,6 @@
 //! schedules, Newton failures as errors.
 
 use crate::common::{pseudo_random, quadratic_loss, same_bits};
-use pnode_testkit::numeric::{ip, rel_max};
 use pnode_runtime::implicit::{GmresConfig, LinearSolver, Preconditioner};
 use pnode_runtime::model::{ClosureModel, RhsJvp, RhsVjp};
 use pnode_runtime::problems::{LinearSystem, Robertson, VanDerPol};
@@ -13,6 +12,7 @@ use pnode_runtime::{
     Budget, Checkpointing, DirkStepper, DirkTableau, Error, Gradient, NewtonConfig, Solver,
     ThetaStepper, TimeGrid,
 };
+use pnode_testkit::numeric::{ip, rel_max};
 
 const TIGHT: NewtonConfig = NewtonConfig {
     atol: 1e-14,

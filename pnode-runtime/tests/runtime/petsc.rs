@@ -29,11 +29,11 @@ fn petsc_without_the_feature_is_a_clear_error() {
 #[cfg(feature = "petsc")]
 #[test]
 fn petsc_and_built_in_agree_on_solutions_and_gradients() {
-    use pnode_testkit::numeric::{ip, rel_max};
     use pnode_runtime::Checkpointing;
     use pnode_runtime::model::{RhsJvp, RhsVjp};
     use pnode_runtime::problems::{Robertson, VanDerPol};
     use pnode_runtime::{Solver, TimeGrid};
+    use pnode_testkit::numeric::{ip, rel_max};
 
     let petsc = NewtonConfig {
         atol: 1e-20,

@@ -3,11 +3,11 @@
 //! model's JVP (independent of the adjoint code).
 
 use crate::common::pseudo_random;
-use pnode_testkit::numeric::ip;
 use pnode_runtime::model::{RhsJvp, RhsVjp};
 use pnode_runtime::problems::{LotkaVolterra, Mlp, VanDerPol};
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use pnode_runtime::{ErkStepper, Stats, Tableau};
+use pnode_testkit::numeric::ip;
 
 /// Tangent-linear ERK step: δY_i = δu + h Σ_j a_ij δK_j, δK_i = f_u(Y_i) δY_i,
 /// δu_{n+1} = δu + h Σ_i b_i δK_i (all stages, dead ones included: they get zero weight).
