@@ -10,6 +10,11 @@ pub fn norm(a: &[f64]) -> f64 {
     ip(a, a).sqrt()
 }
 
+/// The maximum norm `‖a‖∞ = max_i |a_i|` (0 for an empty vector).
+pub fn max_abs(a: &[f64]) -> f64 {
+    a.iter().map(|x| x.abs()).fold(0.0, f64::max)
+}
+
 /// `‖a − b‖₂` (over the shorter length).
 pub fn abs_err(a: &[f64], b: &[f64]) -> f64 {
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
@@ -31,7 +36,7 @@ pub fn rel_max(a: &[f64], b: &[f64]) -> f64 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max);
-    let s = b.iter().map(|x| x.abs()).fold(0.0, f64::max);
+    let s = max_abs(b);
     if s == 0.0 { d } else { d / s }
 }
 

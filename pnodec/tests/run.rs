@@ -5,12 +5,14 @@
 
 use pnode_driver::{Run, Setup};
 use pnode_ir::runtime::IrModel;
+use pnode_testkit::corpus::{self, Kind};
+use pnode_testkit::numeric::rel_max;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    corpus::workspace_root()
 }
 
 fn examples() -> Vec<PathBuf> {
@@ -92,12 +94,9 @@ fn flat_grad(report: &Value, program: &pnode_ir::lower::Program) -> Vec<f64> {
     g
 }
 
+/// `max |a − b| / max |a|`: relative to the first argument.
 fn max_rel(a: &[f64], b: &[f64]) -> f64 {
-    let scale = a.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-300);
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / scale)
-        .fold(0.0, f64::max)
+    rel_max(b, a)
 }
 
 /// Central differences of the loss (interpreter) along coordinate `i` of θ or of u0.
@@ -270,7 +269,7 @@ fn model_errors_and_run_errors_have_their_exit_codes() {
     assert!(text(&r.stderr).contains("none.csv"), "{}", text(&r.stderr));
     // Convolutions: the JIT says to use the interpreter, which runs the model, or to rebuild
     // with libtorch (which, built in, runs it by default: tests/torch.rs).
-    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let conv = corpus::path(Kind::Ok, "conv_block");
     let r = pnodec(&["grad", s(&conv), "--backend", "jit"]);
     assert_exit(&r, 1);
     assert!(
@@ -454,7 +453,7 @@ fn bench_prints_both_backends() {
     );
     assert!(!out.contains("fused"), "{out}");
     // The JIT cannot compile convolutions; the interpreter is timed alone.
-    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let conv = corpus::path(Kind::Ok, "conv_block");
     let r = pnodec(&["bench", s(&conv), "--reps", "1"]);
     assert_exit(&r, 0);
     assert!(
@@ -486,7 +485,7 @@ fn emit_rust_and_schedule() {
     );
     assert!(sched.contains("predicted: 500 forward steps"), "{sched}");
     // Rust generation does not cover convolutions: an error on the model.
-    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let conv = corpus::path(Kind::Ok, "conv_block");
     let r = pnodec(&["emit", "--rust", s(&conv)]);
     assert_exit(&r, 1);
     assert!(
@@ -549,7 +548,7 @@ fn emit_clif_prints_every_kernel() {
     assert_eq!(clif.matches("\nfunction %").count(), 3, "{clif}");
     assert!(clif.contains("`esdirk3` is implicit"), "{clif}");
     // Convolutions are not lowered: an error on the model, exit 1.
-    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let conv = corpus::path(Kind::Ok, "conv_block");
     let r = pnodec(&["emit", "--clif", s(&conv)]);
     assert_exit(&r, 1);
     assert!(
@@ -985,7 +984,7 @@ fn bench_takes_a_backend_and_prints_json() {
     let v: Value = serde_json::from_slice(&r.stdout).unwrap();
     assert!(v["timings"][0]["gradient_ms"].is_null(), "{v}");
     // The JIT refuses convolutions: asked for explicitly, that is an error, not a fallback.
-    let conv = root().join("tests/corpus/ok/conv_block.pode");
+    let conv = corpus::path(Kind::Ok, "conv_block");
     let r = pnodec(&["bench", s(&conv), "--reps", "1", "--backend", "jit"]);
     assert_exit(&r, 1);
     assert!(

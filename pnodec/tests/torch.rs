@@ -8,12 +8,14 @@
 use pnode_driver::{Run, Setup};
 use pnode_ir::lower::{Program, compile_source};
 use pnode_ir::runtime::IrModel;
+use pnode_testkit::corpus::{self, Kind};
+use pnode_testkit::numeric::{max_abs, rel_max};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    corpus::workspace_root()
 }
 
 fn pnodec(args: &[&str]) -> Output {
@@ -61,21 +63,9 @@ fn flat_grad(report: &Value, program: &Program) -> Vec<f64> {
     g
 }
 
-fn max_abs(a: &[f64]) -> f64 {
-    a.iter().fold(0.0, |m, x| m.max(x.abs()))
-}
-
-fn max_rel(a: &[f64], b: &[f64]) -> f64 {
-    let d = a
-        .iter()
-        .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-    d / max_abs(b).max(1e-300)
-}
-
 #[test]
 fn grad_of_a_convolution_model_runs_on_libtorch_and_matches_finite_differences() {
-    let file = root().join("tests/corpus/ok/conv_block.pode");
+    let file = corpus::path(Kind::Ok, "conv_block");
     let path = file.to_str().unwrap();
     let (torch, stderr) = grad_json(&["grad", path]);
     assert_eq!(torch["backend"], "torch");
@@ -92,11 +82,11 @@ fn grad_of_a_convolution_model_runs_on_libtorch_and_matches_finite_differences()
     let (g, gu) = (flat_grad(&torch, &program), floats(&torch["grad_u0"]));
     assert_eq!(g, flat_grad(&explicit, &program));
     let e_interp =
-        max_rel(&g, &flat_grad(&interp, &program)).max(max_rel(&gu, &floats(&interp["grad_u0"])));
+        rel_max(&g, &flat_grad(&interp, &program)).max(rel_max(&gu, &floats(&interp["grad_u0"])));
     assert!(e_interp <= 1e-12, "torch vs interp {e_interp:e}");
 
     // Central differences of the interpreter-backed loss (same seed, same θ0 and u0).
-    let setup = Setup::new(&program, &root().join("tests/corpus/ok"), None).unwrap();
+    let setup = Setup::new(&program, &corpus::dir(Kind::Ok), None).unwrap();
     let (theta, u0) = (setup.theta0.clone(), setup.u0.clone());
     let mut model = IrModel::new(&program.rhs).unwrap();
     let mut run = Run::new(setup, &model).unwrap();

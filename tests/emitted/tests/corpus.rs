@@ -9,6 +9,7 @@ use pnode_emitted_tests::generated;
 use pnode_ir::lower::compile_source;
 use pnode_ir::runtime::IrModel;
 use pnode_runtime::model::{Rhs, RhsJvp, RhsVjp};
+use pnode_testkit::corpus::{self, Kind};
 
 /// Bitwise equal, or NaN where both are NaN.
 fn same(a: &[f64], b: &[f64]) -> bool {
@@ -20,10 +21,9 @@ fn same(a: &[f64], b: &[f64]) -> bool {
 
 #[test]
 fn every_supported_corpus_model_equals_the_interpreter_bitwise() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/ok");
     let models = generated::corpus_models();
     for (i, (stem, mut g)) in models.into_iter().enumerate() {
-        let source = std::fs::read_to_string(format!("{dir}/{stem}.pode")).expect("corpus file");
+        let source = corpus::file(Kind::Ok, stem).source;
         let program = compile_source(&source)
             .program
             .expect("corpus model lowers");
@@ -59,7 +59,7 @@ fn every_supported_corpus_model_equals_the_interpreter_bitwise() {
     assert!(supported >= 25, "only {supported} corpus models generated");
     // Only convolution and group-norm models may be refused.
     for stem in generated::corpus_unsupported() {
-        let source = std::fs::read_to_string(format!("{dir}/{stem}.pode")).expect("corpus file");
+        let source = corpus::file(Kind::Ok, stem).source;
         assert!(
             source.contains("conv2d") || source.contains("groupnorm"),
             "{stem} refused"

@@ -7,18 +7,7 @@ use pnode_codegen::testmodels::{self, TestModel, rand_vec};
 use pnode_emitted_tests::generated;
 use pnode_ir::runtime::IrModel;
 use pnode_runtime::model::{Rhs, RhsJvp, RhsVjp};
-
-fn norm(a: &[f64]) -> f64 {
-    a.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-/// `‖a − b‖ / ‖b‖` (absolute when `b = 0`).
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-    let nb = norm(b);
-    if nb == 0.0 { norm(&d) } else { norm(&d) / nb }
-}
+use pnode_testkit::numeric::rel_err;
 
 /// The worst relative error of `gen` against the interpreter over RHS, JVP, `f_uᵀ w` and
 /// `f_θᵀ w`, at the model's point and at two perturbed points; also whether all were bitwise

@@ -1,33 +1,15 @@
 //! The generated models and fused steppers do not allocate after construction (one test in
 //! this binary, so no other thread allocates while it counts).
-#![allow(unsafe_code)] // a counting global allocator, test-only
 
 use pnode_codegen::testmodels::{self, rand_vec};
 use pnode_emitted_tests::Model;
 use pnode_emitted_tests::generated::{self, Dopri5, Rk4};
 use pnode_runtime::Stats;
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use pnode_testkit::alloc::CountingAlloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn generated_code_does_not_allocate() {
@@ -54,7 +36,7 @@ fn generated_code_does_not_allocate() {
             h: 0.01,
         };
         let g: &mut dyn Model = &mut *g;
-        let before = ALLOCS.load(Ordering::Relaxed);
+        let before = GLOBAL.count();
         for _ in 0..3 {
             g.rhs(m.t, &m.u, &m.p, &mut f);
             g.jvp(m.t, &m.u, &m.p, &v, &mut f);
@@ -75,7 +57,7 @@ fn generated_code_does_not_allocate() {
                 .reverse(g, at, &m.p, st, &mut lambda, &mut mu, &mut stats)
                 .unwrap();
         }
-        let after = ALLOCS.load(Ordering::Relaxed);
+        let after = GLOBAL.count();
         assert_eq!(after - before, 0, "{name} allocated");
     }
 }

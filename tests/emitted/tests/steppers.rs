@@ -8,13 +8,7 @@ use pnode_emitted_tests::generated::{self, Dopri5, Rk4};
 use pnode_runtime::model::RhsVjp;
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use pnode_runtime::{Checkpointing, ErkStepper, Solver, Stats, Tableau, TimeGrid};
-
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-    let nb = norm(b);
-    if nb == 0.0 { norm(&d) } else { norm(&d) / nb }
-}
+use pnode_testkit::numeric::rel_err;
 
 #[test]
 fn coefficients_equal_the_runtime_tableaux() {

@@ -4,22 +4,13 @@
 //! malformed files with errors naming the file and the problem.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
+use crate::torch_lock;
 use pnode_torch::demo::odenet::{
     self, DataError, OdeNetConfig, SyntheticConfig, mode_name, parse_mode, write_idx_images,
     write_idx_labels,
 };
 use pnode_torch::pnode_runtime::checkpoint::Checkpointing;
-use pnode_torch::tch;
-
-/// Training seeds libtorch's global generator: tests that build networks take turns. One
-/// libtorch thread: these tensors are small, and spinning workers only slow them down.
-fn torch_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    tch::set_num_threads(1);
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// 16×16 generated digits: the stem's two stride-2 convolutions leave 4×4 feature maps.
 fn small_data() -> odenet::Data {

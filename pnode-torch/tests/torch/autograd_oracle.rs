@@ -2,9 +2,7 @@
 //! written with tch ops (f64): every explicit tableau, every checkpoint mode, several output
 //! times, with respect to `u0` and every parameter; and bitwise equality across schedules.
 
-mod common;
-
-use common::{f64_store, mlp, randn, rel_err, rk_autograd};
+use crate::common::{f64_store, mlp, randn, rel_err, rk_autograd};
 use pnode_torch::pnode_runtime::checkpoint::{Budget, Checkpointing};
 use pnode_torch::pnode_runtime::{Tableau, TimeGrid};
 use pnode_torch::tch::{Kind, Tensor};

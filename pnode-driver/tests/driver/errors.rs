@@ -1,12 +1,9 @@
 //! Bad input: missing and malformed data files, shape mismatches, solver failures, options
 //! that cannot be used. Every case is an error naming what is wrong; none panics.
-#![allow(missing_docs)]
-
-mod common;
 
 use std::path::Path;
 
-use common::{compile, run_for};
+use crate::common::{compile, run_for};
 use pnode_driver::data::{Table, write_npy};
 use pnode_driver::{Error, Run, Setup};
 use pnode_ir::runtime::IrModel;

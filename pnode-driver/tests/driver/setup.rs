@@ -1,12 +1,9 @@
 //! What `Setup::new` resolves: grids, output times, schedules, methods, Newton options,
 //! training defaults, and the data readers on good files.
-#![allow(missing_docs)]
-
-mod common;
 
 use std::path::Path;
 
-use common::compile;
+use crate::common::{self, compile};
 use pnode_driver::data::{Table, write_npy};
 use pnode_driver::{MethodChoice, Setup};
 use pnode_ir::lower::Optimizer;

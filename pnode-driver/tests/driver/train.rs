@@ -1,10 +1,7 @@
 //! Training through the driver: recovery of known parameters, minibatches, and failures that
 //! keep the user's progress.
-#![allow(missing_docs)]
 
-mod common;
-
-use common::{compile, run_for, synthesize};
+use crate::common::{compile, run_for, synthesize};
 use pnode_driver::Error;
 
 const TRUE: [f64; 4] = [1.5, 1.0, 3.0, 1.0];

@@ -1,9 +1,6 @@
 //! The driver's loss gradients against central finite differences of the same discrete solve.
-#![allow(missing_docs)]
 
-mod common;
-
-use common::{compile, fd_check, fd_directional, run_for, synthesize};
+use crate::common::{compile, fd_check, fd_directional, run_for, synthesize};
 
 const LV: &str = "model lv
 state u[2] = [1.0, 1.0]

@@ -2,9 +2,7 @@
 //! gives every layer the gradient full autograd gives (f64), and the block's edge cases
 //! (several outputs, frozen parameters, no-grad inputs, a second backward) behave.
 
-mod common;
-
-use common::{Mlp, f64_store, mlp, randn, rel_err, rk_autograd};
+use crate::common::{Mlp, f64_store, mlp, randn, rel_err, rk_autograd};
 use pnode_torch::pnode_runtime::checkpoint::Checkpointing;
 use pnode_torch::pnode_runtime::{Tableau, TimeGrid};
 use pnode_torch::tch::{Kind, Tensor, nn, nn::Module};

@@ -1,8 +1,6 @@
 //! The explicit-stepper hook: `Run::with_explicit_stepper`.
-#![allow(missing_docs)]
 
-mod common;
-
+use crate::common;
 use pnode_driver::{Error, Run, Setup};
 use pnode_ir::runtime::IrModel;
 use pnode_runtime::{ErkStepper, Tableau};

@@ -3,9 +3,7 @@
 //! μ = 1000) against finite differences and by Taylor tests, bitwise identity across checkpoint
 //! schedules, Newton failures as errors.
 
-mod common;
-
-use common::{dot, pseudo_random, quadratic_loss, rel_err, same_bits};
+use crate::common::{pseudo_random, quadratic_loss, same_bits};
 use pnode_runtime::implicit::{GmresConfig, LinearSolver, Preconditioner};
 use pnode_runtime::model::{ClosureModel, RhsJvp, RhsVjp};
 use pnode_runtime::problems::{LinearSystem, Robertson, VanDerPol};
@@ -14,6 +12,7 @@ use pnode_runtime::{
     Budget, Checkpointing, DirkStepper, DirkTableau, Error, Gradient, NewtonConfig, Solver,
     ThetaStepper, TimeGrid,
 };
+use pnode_testkit::numeric::{ip, rel_max};
 
 const TIGHT: NewtonConfig = NewtonConfig {
     atol: 1e-14,
@@ -165,7 +164,7 @@ fn check_fd_with<M: RhsJvp + RhsVjp + Clone, S: AdjointStepper<M>>(
     };
     let fd_u0: Vec<f64> = (0..u0.len()).map(|i| fd(u0, i, &|x| loss(x, p))).collect();
     let fd_p: Vec<f64> = (0..p.len()).map(|i| fd(p, i, &|x| loss(u0, x))).collect();
-    let (e_u0, e_p) = (rel_err(&g.du0, &fd_u0), rel_err(&g.dp, &fd_p));
+    let (e_u0, e_p) = (rel_max(&g.du0, &fd_u0), rel_max(&g.dp, &fd_p));
     eprintln!("{name}: relative error vs FD: dL/du0 {e_u0:.1e}, dL/dθ {e_p:.1e}");
     assert!(e_u0 <= 1e-6 && e_p <= 1e-6, "{name}: {e_u0:.2e} {e_p:.2e}");
     // Taylor test in a random direction of (u0, θ) scaled to each component.
@@ -179,7 +178,7 @@ fn check_fd_with<M: RhsJvp + RhsVjp + Clone, S: AdjointStepper<M>>(
         .zip(p)
         .map(|(d, x)| d * x.abs())
         .collect();
-    let slope = dot(&g.du0, &du) + dot(&g.dp, &dp);
+    let slope = ip(&g.du0, &du) + ip(&g.dp, &dp);
     let r: Vec<f64> = (0..4)
         .map(|k| {
             let eps = 1e-3 / f64::powi(2.0, k);
@@ -248,7 +247,7 @@ fn every_schedule_gives_the_same_bits() {
             let mut s = solver(theta, &m, &grid, &outputs, mode);
             s.value_and_grad(&mut m, &u0, &p, |out, dl| {
                 dl.copy_from_slice(out);
-                0.5 * dot(out, out)
+                0.5 * ip(out, out)
             })
             .unwrap()
             .1
@@ -438,7 +437,7 @@ fn dirk_theta_tableau_reproduces_the_theta_method() {
     let (u0, p) = ([1.0, 0.0, 0.0], Robertson::default_params());
     let loss = |out: &[f64], dl: &mut [f64]| {
         dl.copy_from_slice(out);
-        0.5 * dot(out, out)
+        0.5 * ip(out, out)
     };
     for theta in [1.0, 0.5] {
         let mut m = Robertson::new();
@@ -448,11 +447,11 @@ fn dirk_theta_tableau_reproduces_the_theta_method() {
         let mut b = dirk_solver(&tableau, &m, &grid, &outputs, Checkpointing::StoreAll);
         let (_, gb) = b.value_and_grad(&mut m, &u0, &p, loss).unwrap();
         assert!(
-            rel_err(&gb.dp, &ga.dp) <= 1e-9,
+            rel_max(&gb.dp, &ga.dp) <= 1e-9,
             "θ={theta}: {:e}",
-            rel_err(&gb.dp, &ga.dp)
+            rel_max(&gb.dp, &ga.dp)
         );
-        assert!(rel_err(&gb.du0, &ga.du0) <= 1e-9);
+        assert!(rel_max(&gb.du0, &ga.du0) <= 1e-9);
     }
 }
 
@@ -466,7 +465,7 @@ fn dirk_schedules_give_the_same_bits() {
             let mut s = dirk_solver(&tableau, &m, &grid, &outputs, mode);
             s.value_and_grad(&mut m, &u0, &p, |out, dl| {
                 dl.copy_from_slice(out);
-                0.5 * dot(out, out)
+                0.5 * ip(out, out)
             })
             .unwrap()
             .1
@@ -492,7 +491,7 @@ fn gmres_stage_solves_match_dense_ones_and_finite_differences() {
     let (u0, p) = ([1.0, 1e-8, 1e-8], Robertson::default_params());
     let loss = |out: &[f64], dl: &mut [f64]| {
         dl.copy_from_slice(out);
-        0.5 * dot(out, out)
+        0.5 * ip(out, out)
     };
     // Jacobi preconditioner: the diagonal of I − γh f_u for Robertson (the same for the
     // transpose); it counts its calls so the test sees the hook used.
@@ -537,8 +536,8 @@ fn gmres_stage_solves_match_dense_ones_and_finite_differences() {
         for other in [gmres, jacobi_run] {
             // GMRES stops at rtol 1e-10 on systems with condition numbers near 1e9; the
             // gradients still agree to about 1e-11.
-            let e_p = rel_err(&other.0.dp, &dense.0.dp);
-            let e_u = rel_err(&other.0.du0, &dense.0.du0);
+            let e_p = rel_max(&other.0.dp, &dense.0.dp);
+            let e_u = rel_max(&other.0.du0, &dense.0.du0);
             eprintln!(
                 "{}: GMRES vs dense gradients: {e_p:.1e} {e_u:.1e}",
                 tableau.name()
@@ -715,8 +714,8 @@ fn default_gmres_gradients_match_dense_lu_to_round_off() {
     });
     assert_eq!(dense_its, 0);
     assert!(auto_its > 0, "the default ran GMRES");
-    let e_auto = rel_err(&auto.dp, &dense.dp);
-    let e_old = rel_err(&old.dp, &dense.dp);
+    let e_auto = rel_max(&auto.dp, &dense.dp);
+    let e_old = rel_max(&old.dp, &dense.dp);
     eprintln!(
         "80-state ESDIRK3, dL/dA against dense LU: default {e_auto:.1e}, rtol 1e-12 {e_old:.1e}"
     );

@@ -2,13 +2,12 @@
 //! ⟨J v, w⟩ = ⟨v, Jᵀ w⟩ to 1e-12, with J v from a tangent-linear Runge–Kutta step built on the
 //! model's JVP (independent of the adjoint code).
 
-mod common;
-
-use common::{dot, pseudo_random};
+use crate::common::pseudo_random;
 use pnode_runtime::model::{RhsJvp, RhsVjp};
 use pnode_runtime::problems::{LotkaVolterra, Mlp, VanDerPol};
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use pnode_runtime::{ErkStepper, Stats, Tableau};
+use pnode_testkit::numeric::ip;
 
 /// Tangent-linear ERK step: δY_i = δu + h Σ_j a_ij δK_j, δK_i = f_u(Y_i) δY_i,
 /// δu_{n+1} = δu + h Σ_i b_i δK_i (all stages, dead ones included: they get zero weight).
@@ -65,7 +64,7 @@ fn check<M: RhsJvp + RhsVjp>(mut m: M, p: &[f64], u: &[f64], h: f64) {
             stepper
                 .reverse(&mut m, at, p, &stages, &mut jtw, &mut mu, &mut stats)
                 .unwrap();
-            let (lhs, rhs) = (dot(&jv, &w), dot(&v, &jtw));
+            let (lhs, rhs) = (ip(&jv, &w), ip(&v, &jtw));
             let rel = (lhs - rhs).abs() / lhs.abs().max(rhs.abs());
             assert!(
                 rel <= 1e-12,

@@ -3,12 +3,10 @@
 //! are gone afterwards, and an unwritable directory, a vanished, truncated or altered file or a
 //! full disk is `Error::CheckpointIo` — never a gradient.
 
-mod common;
-
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use common::{Setup, lotka_volterra, mlp, quadratic_loss, same_bits};
+use crate::common::{Setup, lotka_volterra, mlp, quadratic_loss, same_bits};
 use pnode_runtime::checkpoint::two_level::two_level_advances;
 use pnode_runtime::model::RhsVjp;
 use pnode_runtime::{

@@ -12,7 +12,6 @@
 //!   gradient to ≤ 1e-12 and with central differences of the loss to ≤ 1e-6;
 //! * misuse is an error, not a panic.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use pnode_driver::{Run, Setup};
@@ -20,43 +19,21 @@ use pnode_ir::lower::{Program, compile_source};
 use pnode_ir::runtime::IrModel;
 use pnode_ir::testmodels::{self, TestModel, rand_vec};
 use pnode_ir::{Function, Interpreter, jvp, vjp};
+use pnode_testkit::corpus::{self, Kind};
+use pnode_testkit::numeric::rel_max;
 use pnode_torch::pnode_runtime::model::{ModelError, Rhs, RhsJvp, RhsVjp};
 use pnode_torch::tch::{Device, Tensor};
 use pnode_torch::{Error, IrExecutor, TorchIrModel};
 
-/// `max |a − b| / max |b|` (the absolute difference when `b` is zero).
-fn rel_max(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let d = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let s = b.iter().map(|x| x.abs()).fold(0.0, f64::max);
-    if s == 0.0 { d } else { d / s }
-}
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/ok")
-}
-
 /// Every corpus ok model, lowered, by file stem.
-fn corpus() -> Vec<(String, Program)> {
-    let mut files: Vec<_> = std::fs::read_dir(corpus_dir())
-        .expect("corpus directory")
-        .map(|e| e.expect("corpus entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pode"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|path| {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let source = std::fs::read_to_string(path).unwrap();
-            let program = compile_source(&source)
+fn lowered_corpus() -> Vec<(String, Program)> {
+    corpus::files(Kind::Ok)
+        .into_iter()
+        .map(|file| {
+            let program = compile_source(&file.source)
                 .program
-                .unwrap_or_else(|| panic!("{name}: a corpus ok model lowers"));
-            (name, program)
+                .unwrap_or_else(|| panic!("{}: a corpus ok model lowers", file.name));
+            (file.name, program)
         })
         .collect()
 }
@@ -123,7 +100,7 @@ fn executor_matches_the_interpreter_on_functions_jvps_and_vjps() {
         .into_iter()
         .map(|m| (m.name.to_owned(), m.f, m.t, m.u, m.p))
         .collect();
-    for (k, (name, program)) in corpus().into_iter().enumerate() {
+    for (k, (name, program)) in lowered_corpus().into_iter().enumerate() {
         let (u, p) = point(&program.rhs, 100 * k as u64);
         cases.push((name, program.rhs, 0.3, u, p));
     }
@@ -161,7 +138,7 @@ fn model_derivatives_match_the_interpreter() {
         .filter(|m| m.f.output_len() == m.f.layout().state)
         .map(|m| (m.name.to_owned(), m.f, m.t, m.u, m.p))
         .collect();
-    for (k, (name, program)) in corpus().into_iter().enumerate() {
+    for (k, (name, program)) in lowered_corpus().into_iter().enumerate() {
         let (u, p) = point(&program.rhs, 300 * k as u64);
         cases.push((name, program.rhs, 0.7, u, p));
     }
@@ -242,11 +219,10 @@ fn gradients_match_the_interpreter_and_finite_differences() {
         "indexing",
         "elementwise",
     ] {
-        let path = corpus_dir().join(format!("{name}.pode"));
-        let program = compile_source(&std::fs::read_to_string(&path).unwrap())
+        let program = compile_source(&corpus::file(Kind::Ok, name).source)
             .program
             .unwrap();
-        let setup = Setup::new(&program, &corpus_dir(), None).unwrap();
+        let setup = Setup::new(&program, &corpus::dir(Kind::Ok), None).unwrap();
         let mut torch = TorchIrModel::new(&program.rhs).unwrap();
         let mut interp = IrModel::new(&program.rhs).unwrap();
         // θ0 of zeros-initialized layers would hide parameter paths: perturb it.

@@ -1,9 +1,11 @@
-//! Shared helpers for the runtime's integration tests.
+//! Shared helpers for the runtime's integration tests (the numeric ones come from
+//! `pnode_testkit::numeric`).
 #![allow(dead_code)]
 
 use pnode_runtime::model::RhsVjp;
 use pnode_runtime::problems::{LotkaVolterra, Mlp};
 use pnode_runtime::{Checkpointing, Gradient, Solver, Tableau, TimeGrid};
+use pnode_testkit::numeric;
 
 /// `L = ½ Σ_k w_k ‖u(t_k) − d_k‖²` with per-output weights `w_k = 1 + k/2`, writing `∂L/∂u`.
 pub fn quadratic_loss(outputs: &[f64], targets: &[f64], dl: &mut [f64]) -> f64 {
@@ -124,26 +126,7 @@ pub fn mlp(tableau: Tableau) -> Setup<Mlp> {
 
 /// Whether two gradients are identical bit for bit.
 pub fn same_bits(a: &Gradient, b: &Gradient) -> bool {
-    let eq = |x: &[f64], y: &[f64]| {
-        x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
-    };
-    eq(&a.du0, &b.du0) && eq(&a.dp, &b.dp)
-}
-
-/// `‖a − b‖_∞ / ‖b‖_∞`.
-pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let num = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let den = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
-    num / den
-}
-
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    numeric::same_bits(&a.du0, &b.du0) && numeric::same_bits(&a.dp, &b.dp)
 }
 
 /// Deterministic pseudo-random vector in [-1, 1] (SplitMix64), for test directions.

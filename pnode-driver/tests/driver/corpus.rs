@@ -2,13 +2,10 @@
 //! files synthesized from the model itself: it sets up, solves to finite outputs (or fails as
 //! it must), and its loss gradient matches central differences in θ and in `u0`; models with
 //! a known answer are checked against it, models with a train block train a few iterations.
-#![allow(missing_docs)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{compile, fd_directional, run_for_program, synthesize};
+use crate::common::{compile, fd_directional, run_for_program, synthesize};
 use pnode_driver::{Error, Setup, Trajectory};
 use pnode_testkit::corpus::{self, Kind};
 

@@ -3,11 +3,13 @@
 //! GELU network on the same steps (through Newton stage solves with exact discrete-adjoint
 //! gradients), and the model it learns is too stiff for RK4 on those steps.
 
+use crate::torch_lock;
 use pnode_torch::demo::stiff::{StiffConfig, StiffMethod, rk4_on_truth, train};
 
 #[test]
 fn rk4_fails_on_the_steps_where_crank_nicolson_trains() {
-    pnode_torch::tch::set_num_threads(1);
+    // libtorch's global generator seeds the network: the demos take turns (on one thread).
+    let _lock = torch_lock();
     let config = StiffConfig {
         iterations: 60,
         ..StiffConfig::default()
