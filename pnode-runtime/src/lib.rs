@@ -16,6 +16,7 @@ pub use error::{Error, Phase, Result};
 pub use model::{ClosureModel, Eval, ModelError, Rhs, RhsJvp, RhsVjp};
 pub use opaque::{LayerSet, LayerSpec, OpaqueLayer};
 pub use tableau::Tableau;
+pub mod adaptive;
 mod disk;
 pub mod erk;
 pub mod grid;
@@ -23,6 +24,7 @@ pub mod implicit;
 pub mod solver;
 pub mod stepper;
 
+pub use adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, AdaptiveStats};
 pub use erk::ErkStepper;
 pub use grid::TimeGrid;
 pub use implicit::{DirkStepper, DirkTableau, NewtonConfig, ThetaStepper};
