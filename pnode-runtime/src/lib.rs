@@ -1,5 +1,6 @@
 //! pnode runtime: explicit Runge–Kutta integrators with exact discrete adjoints, checkpoint
-//! execution, reference problems and optimizers.
+//! execution, adaptive stepping with error control ([`adaptive`]), reference problems and
+//! optimizers.
 //!
 //! The gradient computed here is the derivative of the *computed* discrete solution (the
 //! discrete adjoint), not an approximation of the continuous adjoint: it matches central finite

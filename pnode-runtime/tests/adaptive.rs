@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Setup, quadratic_loss, rel_err, same_bits};
-use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver};
+use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, Tolerance};
 use pnode_runtime::model::ClosureModel;
 use pnode_runtime::problems::LotkaVolterra;
 use pnode_runtime::{Checkpointing, Error, Gradient, Tableau};
@@ -205,4 +205,349 @@ fn steps_and_errors_follow_the_tolerance() {
             tableau.name()
         );
     }
+}
+
+/// `u' = −θ₀ u + θ₁ sin t`, `u(0) = 1`: a cheap scalar problem for long runs.
+fn scalar_model() -> impl pnode_runtime::model::RhsVjp {
+    ClosureModel::new(1, 2, |t, u: &[f64], p: &[f64], f: &mut [f64]| {
+        f[0] = -p[0] * u[0] + p[1] * t.sin();
+    })
+    .with_vjp(
+        |t, u: &[f64], p: &[f64], w: &[f64], gu: &mut [f64], gp: &mut [f64]| {
+            gu[0] = -p[0] * w[0];
+            gp[0] = -u[0] * w[0];
+            gp[1] = t.sin() * w[0];
+        },
+    )
+}
+
+/// An online budget of 8 slots holds over more than 10⁵ accepted steps (`h_max` forces the
+/// count), the reverse sweep recomputes at most `N(d−1)/2` steps, and the gradient is bitwise
+/// the solution-only one (which holds every solution).
+#[test]
+fn online_budget_holds_over_a_hundred_thousand_steps() {
+    let mut options = AdaptiveOptions::with_tolerances(1e-6, 1e-9);
+    options.h_max = Some(1e-3);
+    options.max_steps = 200_000;
+    let (u0, p) = ([1.0], [0.5, 1.0]);
+    let loss = |out: &[f64], dl: &mut [f64]| {
+        dl[0] = out[0];
+        0.5 * out[0] * out[0]
+    };
+    let mut grads = Vec::new();
+    for mode in [
+        AdaptiveCheckpointing::Online { slots: 8 },
+        AdaptiveCheckpointing::SolutionOnly,
+    ] {
+        let mut model = scalar_model();
+        let mut solver = AdaptiveSolver::explicit(
+            Tableau::dopri5(),
+            &model,
+            0.0,
+            &[100.0],
+            options.clone(),
+            mode,
+        )
+        .unwrap();
+        let (_, grad) = solver.value_and_grad(&mut model, &u0, &p, loss).unwrap();
+        let stats = solver.stats();
+        let n = stats.accepted_steps;
+        assert!(n >= 100_000, "{n} steps");
+        assert_eq!(stats.sweep.reversed_steps, n);
+        assert_eq!(stats.sweep.forward_steps, n);
+        if let AdaptiveCheckpointing::Online { slots } = mode {
+            assert!(stats.sweep.peak_slots <= slots as u64, "{stats:?}");
+            assert!(stats.sweep.peak_stored_vectors <= slots as u64, "{stats:?}");
+            let d = solver.online_spacing().unwrap() as u64;
+            assert!(d > 1, "spacing {d}");
+            assert!(
+                stats.sweep.recomputed_steps <= n * (d - 1) / 2,
+                "{} recomputed steps, bound {}",
+                stats.sweep.recomputed_steps,
+                n * (d - 1) / 2
+            );
+            println!(
+                "online(8): N = {n}, d = {d}, recomputed {} (bound {}), peak slots {}",
+                stats.sweep.recomputed_steps,
+                n * (d - 1) / 2,
+                stats.sweep.peak_slots
+            );
+        } else {
+            assert_eq!(stats.sweep.peak_slots, n - 1);
+        }
+        grads.push(grad);
+    }
+    assert!(same_bits(&grads[0], &grads[1]));
+}
+
+/// The stage reuse (FSAL and K₁ of retries) leaves dopri5 at six new RHS evaluations per
+/// attempt plus two for the initial step, and rejected steps are counted apart.
+#[test]
+fn statistics_count_accepted_and_rejected_steps() {
+    let mut solver = lv_solver(
+        Tableau::dopri5(),
+        AdaptiveOptions::with_tolerances(1e-8, 1e-8),
+        AdaptiveCheckpointing::StoreAll,
+    );
+    let (u0, p) = (LotkaVolterra::default_u0(), LotkaVolterra::default_params());
+    solver.forward(&mut LotkaVolterra, &u0, &p).unwrap();
+    let stats = solver.stats();
+    let attempts = stats.accepted_steps + stats.rejected_steps;
+    assert_eq!(stats.sweep.forward_steps, stats.accepted_steps);
+    assert!(
+        stats.sweep.rhs_evals <= 2 + 6 * attempts + attempts / 10,
+        "{stats:?}"
+    );
+    assert!(stats.sweep.rhs_evals >= 2 + 6 * attempts, "{stats:?}");
+    // Store-all holds the stages of every accepted step but the last (on the tape).
+    assert_eq!(
+        stats.sweep.peak_stored_vectors,
+        (stats.accepted_steps - 1) * 6
+    );
+    // A user h0 far too large is rejected and shrunk; rejected steps hold no memory and are
+    // never reversed.
+    let mut options = AdaptiveOptions::with_tolerances(1e-8, 1e-8);
+    options.h0 = Some(2.0);
+    let mut solver = lv_solver(Tableau::dopri5(), options, AdaptiveCheckpointing::StoreAll);
+    lv_gradient(&mut solver);
+    let stats = solver.stats();
+    assert!(stats.rejected_steps >= 1);
+    assert_eq!(stats.sweep.reversed_steps, stats.accepted_steps);
+    assert_eq!(stats.sweep.recomputed_steps, 0);
+    assert_eq!(
+        stats.sweep.peak_stored_vectors,
+        (stats.accepted_steps - 1) * 6
+    );
+    // Per-component tolerances equal to the scalar ones choose the same grid; a looser one on
+    // one component takes fewer steps.
+    let times = |rtol: Tolerance| {
+        let options = AdaptiveOptions {
+            rtol,
+            atol: Tolerance::Scalar(1e-8),
+            ..AdaptiveOptions::default()
+        };
+        let mut s = lv_solver(Tableau::tsit5(), options, AdaptiveCheckpointing::StoreAll);
+        s.solve(&mut LotkaVolterra, &u0, &p).unwrap();
+        s.accepted_times().to_vec()
+    };
+    let scalar = times(Tolerance::Scalar(1e-7));
+    assert_eq!(bits(&scalar), bits(&times(vec![1e-7, 1e-7].into())));
+    assert!(times(vec![1e-7, 1e-3].into()).len() < scalar.len());
+}
+
+/// `u' = −θ u` for `u ≥ 0`, NaN below: a first step of h0 = 1 overshoots into NaN and is
+/// retried; the run recovers, and the gradient is still the fixed-grid one.
+#[test]
+fn a_transient_nan_is_rejected_and_retried() {
+    let model = || {
+        ClosureModel::new(1, 1, |_t, u: &[f64], p: &[f64], f: &mut [f64]| {
+            f[0] = if u[0] >= 0.0 { -p[0] * u[0] } else { f64::NAN };
+        })
+        .with_vjp(
+            |_t, u: &[f64], p: &[f64], w: &[f64], gu: &mut [f64], gp: &mut [f64]| {
+                gu[0] = -p[0] * w[0];
+                gp[0] = -u[0] * w[0];
+            },
+        )
+    };
+    let mut options = AdaptiveOptions::with_tolerances(1e-8, 1e-10);
+    options.h0 = Some(1.0);
+    let mut m = model();
+    let mut solver = AdaptiveSolver::explicit(
+        Tableau::dopri5(),
+        &m,
+        0.0,
+        &[1.0],
+        options,
+        AdaptiveCheckpointing::SolutionOnly,
+    )
+    .unwrap();
+    let loss = |out: &[f64], dl: &mut [f64]| {
+        dl[0] = 1.0;
+        out[0]
+    };
+    let (value, grad) = solver
+        .value_and_grad(&mut m, &[1.0], &[10.0], loss)
+        .unwrap();
+    assert!(solver.stats().nonfinite_rejections >= 1);
+    assert!((value - (-10.0f64).exp()).abs() < 1e-9, "{value}");
+    let mut fixed = pnode_runtime::Solver::explicit(
+        Tableau::dopri5(),
+        &m,
+        solver.grid().unwrap(),
+        &[1.0],
+        Checkpointing::StoreAll,
+    )
+    .unwrap();
+    let (_, fixed_grad) = fixed.value_and_grad(&mut m, &[1.0], &[10.0], loss).unwrap();
+    assert!(same_bits(&grad, &fixed_grad));
+}
+
+/// A blow-up (`u' = u²`, `u(0) = 1`, singular at t = 1) stops at h_min, naming t, h and the
+/// component.
+#[test]
+fn step_size_below_h_min_is_an_error_naming_where() {
+    let mut m = ClosureModel::new(1, 0, |_t, u: &[f64], _p: &[f64], f: &mut [f64]| {
+        f[0] = u[0] * u[0];
+    });
+    let mut options = AdaptiveOptions::with_tolerances(1e-6, 1e-6);
+    options.h_min = 1e-6;
+    let mut solver = AdaptiveSolver::explicit(
+        Tableau::dopri5(),
+        &m,
+        0.0,
+        &[2.0],
+        options,
+        AdaptiveCheckpointing::StoreAll,
+    )
+    .unwrap();
+    let err = solver.solve(&mut m, &[1.0], &[]).unwrap_err();
+    let Error::StepSizeTooSmall {
+        t,
+        h,
+        h_min,
+        component,
+        weighted_error,
+        ..
+    } = err
+    else {
+        panic!("expected StepSizeTooSmall, got {err}");
+    };
+    assert!(t > 0.99 && t < 1.0, "t = {t}");
+    assert!(h <= h_min && h_min == 1e-6, "h = {h}");
+    assert_eq!(component, 0);
+    assert!(weighted_error > 1.0);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("h_min = 1e-6") && msg.contains("component 0"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn max_steps_is_an_error_naming_where() {
+    let mut options = AdaptiveOptions::with_tolerances(1e-8, 1e-8);
+    options.max_steps = 7;
+    let mut solver = lv_solver(Tableau::tsit5(), options, AdaptiveCheckpointing::StoreAll);
+    let err = solver
+        .solve(
+            &mut LotkaVolterra,
+            &LotkaVolterra::default_u0(),
+            &LotkaVolterra::default_params(),
+        )
+        .unwrap_err();
+    let Error::MaxStepsReached {
+        max_steps,
+        accepted,
+        rejected,
+        t,
+        t1,
+        h,
+        component,
+        ..
+    } = err
+    else {
+        panic!("expected MaxStepsReached, got {err}");
+    };
+    assert_eq!((max_steps, accepted + rejected), (7, 7));
+    assert!(t > 0.0 && t < t1 && t1 == 4.0 && h > 0.0);
+    assert!(component < 2);
+    assert!(err.to_string().contains("raise max_steps"), "{err}");
+}
+
+/// NaN for every t > 0.5: every step from t = 0.5 (an output time, landed on exactly) has a
+/// stage past it, so the retries cannot help.
+#[test]
+fn a_persistent_nan_is_an_error_naming_step_time_and_component() {
+    for pair in PAIRS {
+        let mut m = ClosureModel::new(2, 0, |t, u: &[f64], _p: &[f64], f: &mut [f64]| {
+            f[0] = -u[0];
+            f[1] = if t > 0.5 { f64::NAN } else { u[0] };
+        });
+        let mut solver = AdaptiveSolver::explicit(
+            pair(),
+            &m,
+            0.0,
+            &[0.5, 1.0],
+            AdaptiveOptions::default(),
+            AdaptiveCheckpointing::Online { slots: 2 },
+        )
+        .unwrap();
+        let err = solver.forward(&mut m, &[1.0, 0.0], &[]).unwrap_err();
+        let Error::NonFiniteRhs {
+            step,
+            t,
+            component,
+            retries,
+            ..
+        } = err
+        else {
+            panic!("expected NonFiniteRhs, got {err}");
+        };
+        assert_eq!((t, component, retries), (0.5, 1, 10), "{err}");
+        assert_eq!(step + 1, solver.accepted_times().len());
+        assert!(err.to_string().contains("component 1"), "{err}");
+    }
+}
+
+#[test]
+fn bad_set_ups_are_typed_errors() {
+    let lv = LotkaVolterra;
+    let make = |tableau, t0, outputs: &[f64], options, mode| {
+        AdaptiveSolver::explicit(tableau, &lv, t0, outputs, options, mode).map(|_| ())
+    };
+    let ok = AdaptiveOptions::default;
+    let store = AdaptiveCheckpointing::StoreAll;
+    assert!(matches!(
+        make(Tableau::rk4(), 0.0, &[1.0], ok(), store),
+        Err(Error::NoErrorEstimate { .. })
+    ));
+    assert!(matches!(
+        make(Tableau::dopri5(), 1.0, &[0.5, 2.0], ok(), store),
+        Err(Error::InvalidTimeGrid { .. })
+    ));
+    assert!(matches!(
+        make(Tableau::dopri5(), 0.0, &[1.0, 1.0], ok(), store),
+        Err(Error::InvalidTimeGrid { .. })
+    ));
+    let mut bad = ok();
+    bad.rtol = vec![1e-6, f64::NAN].into();
+    assert!(matches!(
+        make(Tableau::dopri5(), 0.0, &[1.0], bad, store),
+        Err(Error::InvalidAdaptiveOption {
+            option: "rtol",
+            component: Some(1),
+            ..
+        })
+    ));
+    let mut bad = ok();
+    bad.h0 = Some(-1.0);
+    assert!(make(Tableau::dopri5(), 0.0, &[1.0], bad, store).is_err());
+    assert!(
+        make(
+            Tableau::dopri5(),
+            0.0,
+            &[1.0],
+            ok(),
+            AdaptiveCheckpointing::Online { slots: 0 }
+        )
+        .is_err()
+    );
+    let err = AdaptiveCheckpointing::from_checkpointing(&Checkpointing::Revolve { slots: 3 }, 16)
+        .unwrap_err();
+    assert!(matches!(err, Error::AdaptiveCheckpointing { .. }));
+    assert!(err.to_string().contains("online(c)"), "{err}");
+    assert_eq!(
+        AdaptiveCheckpointing::from_checkpointing(
+            &Checkpointing::Budget(pnode_runtime::Budget::Bytes(80)),
+            16
+        )
+        .unwrap(),
+        AdaptiveCheckpointing::Online { slots: 5 }
+    );
+    let mut solver = lv_solver(Tableau::dopri5(), ok(), store);
+    assert!(matches!(
+        solver.backward(&mut LotkaVolterra, &[0.0; 6]),
+        Err(Error::Usage(_))
+    ));
 }

@@ -9,6 +9,30 @@
 //! exactly on every output time (and on `t1`), so outputs are grid values, never
 //! interpolations.
 //!
+//! ```
+//! use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver};
+//! use pnode_runtime::problems::LotkaVolterra;
+//! use pnode_runtime::{Checkpointing, Solver, Tableau};
+//!
+//! let (u0, p) = (LotkaVolterra::default_u0(), LotkaVolterra::default_params());
+//! let mut model = LotkaVolterra::new();
+//! let options = AdaptiveOptions::with_tolerances(1e-6, 1e-8);
+//! let mode = AdaptiveCheckpointing::Online { slots: 4 };
+//! let mut solver = AdaptiveSolver::explicit(Tableau::dopri5(), &model, 0.0, &[2.0, 5.0], options, mode)?;
+//! let loss = |u: &[f64], dl: &mut [f64]| {
+//!     dl.copy_from_slice(u);
+//!     0.5 * u.iter().map(|x| x * x).sum::<f64>()
+//! };
+//! let (_, grad) = solver.value_and_grad(&mut model, &u0, &p, loss)?;
+//! let stats = solver.stats();
+//! assert!(stats.sweep.peak_slots <= 4);
+//! // The same gradient, bit for bit, from the fixed-grid solver on the accepted grid.
+//! let mut fixed =
+//!     Solver::explicit(Tableau::dopri5(), &model, solver.grid()?, &[2.0, 5.0], Checkpointing::StoreAll)?;
+//! assert_eq!(fixed.value_and_grad(&mut model, &u0, &p, loss)?.1, grad);
+//! # Ok::<(), pnode_runtime::Error>(())
+//! ```
+//!
 //! # What the gradient is
 //!
 //! The run produces an accepted grid `t_0 < t_1 < … < t_N` and the solution

@@ -460,7 +460,7 @@ impl<S> AdaptiveSolver<S> {
                 (t + h, false)
             };
             let h_step = t_new - t;
-            if !(h_step > 0.0) || (h_step < opts.h_min && t_new != target) {
+            if h_step <= 0.0 || (h_step < opts.h_min && t_new != target) {
                 return Err(Error::StepSizeTooSmall {
                     step,
                     t,
@@ -527,7 +527,8 @@ impl<S> AdaptiveSolver<S> {
                 after_reject = true;
                 let mut h_new = h_step * ctl.reject_factor(self.q, err);
                 if h_new < opts.h_min {
-                    if h_step > opts.h_min {
+                    // `h` is the step asked for: `h_step` may round to slightly above `h_min`.
+                    if h > opts.h_min {
                         h_new = opts.h_min;
                     } else {
                         return Err(Error::StepSizeTooSmall {
