@@ -95,6 +95,7 @@
 
 pub mod controller;
 mod pair;
+mod plan;
 mod solver;
 
 pub use controller::{Controller, Tolerance};

@@ -3,6 +3,7 @@
 
 use super::controller::{Controller, initial_step, weighted_rms};
 use super::pair::{EmbeddedErk, EmbeddedStepper};
+use super::plan::{ForwardPlan, check_times};
 use super::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveStats};
 use crate::checkpoint::online::OnlinePlanner;
 use crate::checkpoint::{Action, Phase, Schedule, StageSource, StepCost, Tracker};
@@ -14,71 +15,30 @@ use crate::stepper::{AdjointStepper, StepAt};
 use crate::tableau::Tableau;
 use pnode_checkpoint::Stats;
 
+/// The scalar options the adaptive loop reads.
+struct Limits {
+    h0: Option<f64>,
+    h_min: f64,
+    h_max: Option<f64>,
+    max_steps: usize,
+    max_nonfinite_retries: u32,
+}
+
+impl Limits {
+    fn of(o: &AdaptiveOptions) -> Self {
+        Self {
+            h0: o.h0,
+            h_min: o.h_min,
+            h_max: o.h_max,
+            max_steps: o.max_steps,
+            max_nonfinite_retries: o.max_nonfinite_retries,
+        }
+    }
+}
+
 /// Bytes of one `f64` state vector of length `n`.
 fn vector_bytes(n: usize) -> u64 {
     (n * std::mem::size_of::<f64>()) as u64
-}
-
-/// What to keep, decided as each step is accepted.
-enum ForwardPlan {
-    StoreAll(usize),
-    SolutionOnly(usize),
-    Online(OnlinePlanner),
-}
-
-impl ForwardPlan {
-    fn new(mode: AdaptiveCheckpointing) -> Result<Self> {
-        Ok(match mode {
-            AdaptiveCheckpointing::StoreAll => Self::StoreAll(0),
-            AdaptiveCheckpointing::SolutionOnly => Self::SolutionOnly(0),
-            AdaptiveCheckpointing::Online { slots } => Self::Online(OnlinePlanner::new(slots)?),
-        })
-    }
-
-    /// The actions of the next step (`last`: it ends the run), appended to `out`.
-    fn step(&mut self, last: bool, out: &mut Vec<Action>) -> Result<()> {
-        match self {
-            Self::StoreAll(n) => {
-                let step = *n;
-                out.push(if last {
-                    Action::Tape { step }
-                } else {
-                    Action::StepKeepingStages { slot: step, step }
-                });
-                *n += 1;
-            }
-            Self::SolutionOnly(n) => {
-                let step = *n;
-                if last {
-                    out.push(Action::Tape { step });
-                } else {
-                    out.push(Action::Store { slot: step, step });
-                    out.push(Action::Advance {
-                        from: step,
-                        to: step + 1,
-                    });
-                }
-                *n += 1;
-            }
-            Self::Online(planner) => out.extend_from_slice(planner.step(last)?),
-        }
-        Ok(())
-    }
-
-    fn spacing(&self) -> Option<usize> {
-        match self {
-            Self::Online(planner) => Some(planner.spacing()),
-            _ => None,
-        }
-    }
-
-    fn finish(self) -> Result<Schedule> {
-        Ok(match self {
-            Self::StoreAll(n) => Schedule::store_all(n),
-            Self::SolutionOnly(n) => Schedule::solution_only(n),
-            Self::Online(planner) => planner.finish()?,
-        })
-    }
 }
 
 /// Adaptive solver with exact discrete-adjoint gradients on the accepted grid (see the module
@@ -302,10 +262,11 @@ impl<S> AdaptiveSolver<S> {
         // The ledger replays what the sweep did: it validates the actions and counts the
         // steps and the peak memory the sweep held.
         let mut ledger = Tracker::for_schedule(&schedule, &self.cost, vector_bytes(self.n));
-        for (index, action) in schedule.forward().iter().enumerate() {
+        for action in schedule.forward() {
+            let position = ledger.applied();
             ledger
                 .apply(action, Phase::Forward)
-                .map_err(|reason| reason.at(index, action))?;
+                .map_err(|reason| reason.at(position, action))?;
         }
         ledger.end_forward()?;
         self.ledger = Some(ledger);
@@ -400,9 +361,13 @@ impl<S> AdaptiveSolver<S> {
             });
         }
         let n = self.n;
-        let opts = self.options.clone();
-        let ctl: Controller = opts.controller;
-        let t1 = *self.output_times.last().expect("checked non-empty");
+        let opts = Limits::of(&self.options);
+        let ctl: Controller = self.options.controller;
+        let Some(&t1) = self.output_times.last() else {
+            return Err(Error::InvalidTimeGrid {
+                reason: "at least one output time is needed".into(),
+            });
+        };
         let h_max = opts.h_max.unwrap_or(t1 - self.t0).min(t1 - self.t0);
         self.stepper.reset();
         self.measured = Stats::default();
@@ -776,42 +741,4 @@ enum Keep {
     Nothing,
     Tape,
     Slot(usize),
-}
-
-/// `t0` finite; output times finite, strictly increasing, the first `≥ t0`, the last `> t0`.
-fn check_times(t0: f64, output_times: &[f64]) -> Result<()> {
-    let invalid = |reason: String| Err(Error::InvalidTimeGrid { reason });
-    if !t0.is_finite() {
-        return invalid(format!("t0 must be finite, got {t0}"));
-    }
-    let Some(&t1) = output_times.last() else {
-        return invalid("at least one output time is needed".into());
-    };
-    if let Some((k, t)) = output_times
-        .iter()
-        .enumerate()
-        .find(|(_, t)| !t.is_finite())
-    {
-        return invalid(format!("output time {k} is {t}"));
-    }
-    if let Some(k) = (1..output_times.len()).find(|&k| output_times[k] <= output_times[k - 1]) {
-        return invalid(format!(
-            "output times must increase strictly: output {k} (t = {}) does not come after output {} (t = {})",
-            output_times[k],
-            k - 1,
-            output_times[k - 1]
-        ));
-    }
-    if output_times[0] < t0 {
-        return invalid(format!(
-            "output time 0 (t = {}) comes before t0 = {t0}",
-            output_times[0]
-        ));
-    }
-    if t1 <= t0 {
-        return invalid(format!(
-            "the last output time {t1} must come after t0 = {t0}"
-        ));
-    }
-    Ok(())
 }
