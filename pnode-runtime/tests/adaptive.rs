@@ -551,3 +551,86 @@ fn bad_set_ups_are_typed_errors() {
         Err(Error::Usage(_))
     ));
 }
+
+/// A time-dependent RHS (stage times matter bit for bit, FSAL reuse included): every pair's
+/// gradient is still bitwise the fixed-grid one on the accepted grid.
+#[test]
+fn time_dependent_rhs_matches_the_fixed_grid_bitwise() {
+    let outputs = [0.3, 2.0, 7.5];
+    let loss = |out: &[f64], dl: &mut [f64]| {
+        dl.copy_from_slice(out);
+        0.5 * out.iter().map(|x| x * x).sum::<f64>()
+    };
+    for pair in PAIRS {
+        let mut m = scalar_model();
+        let mut solver = AdaptiveSolver::explicit(
+            pair(),
+            &m,
+            0.1,
+            &outputs,
+            AdaptiveOptions::with_tolerances(1e-7, 1e-9),
+            AdaptiveCheckpointing::Online { slots: 4 },
+        )
+        .unwrap();
+        let (value, grad) = solver
+            .value_and_grad(&mut m, &[1.0], &[0.3, 2.0], loss)
+            .unwrap();
+        let mut fixed = pnode_runtime::Solver::explicit(
+            pair(),
+            &m,
+            solver.grid().unwrap(),
+            &outputs,
+            Checkpointing::StoreAll,
+        )
+        .unwrap();
+        let (fixed_value, fixed_grad) = fixed
+            .value_and_grad(&mut m, &[1.0], &[0.3, 2.0], loss)
+            .unwrap();
+        assert_eq!(value.to_bits(), fixed_value.to_bits(), "{}", pair().name());
+        assert!(same_bits(&grad, &fixed_grad), "{}", pair().name());
+    }
+}
+
+/// A model failure stops the run with the model's error, in the forward sweep.
+#[test]
+fn a_model_failure_stops_the_run() {
+    struct Failing;
+    impl pnode_runtime::Rhs for Failing {
+        fn state_len(&self) -> usize {
+            1
+        }
+        fn param_len(&self) -> usize {
+            0
+        }
+        fn rhs(&mut self, _t: f64, u: &[f64], _p: &[f64], f: &mut [f64]) {
+            f[0] = -u[0];
+        }
+        fn try_rhs(
+            &mut self,
+            t: f64,
+            u: &[f64],
+            p: &[f64],
+            f: &mut [f64],
+        ) -> Result<(), pnode_runtime::ModelError> {
+            if t > 0.5 {
+                return Err(pnode_runtime::ModelError::Other("past t = 0.5".into()));
+            }
+            self.rhs(t, u, p, f);
+            Ok(())
+        }
+    }
+    let mut solver = AdaptiveSolver::explicit(
+        Tableau::bosh3(),
+        &Failing,
+        0.0,
+        &[1.0],
+        AdaptiveOptions::default(),
+        AdaptiveCheckpointing::StoreAll,
+    )
+    .unwrap();
+    let err = solver.solve(&mut Failing, &[1.0], &[]).unwrap_err();
+    assert!(
+        matches!(err, Error::Model { phase: pnode_runtime::Phase::Forward, t, .. } if t > 0.5),
+        "{err}"
+    );
+}
