@@ -84,9 +84,46 @@ impl ErkStepper {
         self.s
     }
 
+    /// [`ForwardStepper::step`] with the first stage derivative `K_1 = f(t_n, u_n)` given
+    /// (`first`, evaluated by the caller at exactly this `t_n` and `u_n`, so the step is bitwise
+    /// the one `step` takes), or evaluated here when `None`. The adaptive driver passes the FSAL
+    /// stage of the previous step or the `K_1` of a rejected attempt from the same point.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn step_with_first_stage<M: Rhs + ?Sized>(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        u: &[f64],
+        u_next: &mut [f64],
+        stages: Option<&mut [f64]>,
+        first: Option<&[f64]>,
+        stats: &mut Stats,
+    ) -> Result<()> {
+        self.run_stages(
+            model,
+            at,
+            p,
+            u,
+            stages,
+            self.s - 1,
+            first,
+            Phase::Forward,
+            stats,
+        )?;
+        rk_combination(u, at.h, &self.b, &self.k, u_next);
+        Ok(())
+    }
+
+    /// The live stage derivatives `K_i` of the last forward step (`s × n`, row `i` is live
+    /// stage `i`).
+    pub(crate) fn stage_derivatives(&self) -> &[f64] {
+        &self.k
+    }
+
     /// Compute stage values for stages `0 … upto` (inclusive), evaluating `K_i` for
-    /// `i ≤ last_k`; stage inputs go to `stages` when given, else to scratch. A model failure
-    /// is reported as part of `phase`.
+    /// `i ≤ last_k` (`K_1` copied from `first` when given); stage inputs go to `stages` when
+    /// given, else to scratch. A model failure is reported as part of `phase`.
     #[allow(clippy::too_many_arguments)]
     fn run_stages<M: Rhs + ?Sized>(
         &mut self,
@@ -96,6 +133,7 @@ impl ErkStepper {
         u: &[f64],
         mut stages: Option<&mut [f64]>,
         last_k: usize,
+        first: Option<&[f64]>,
         phase: Phase,
         stats: &mut Stats,
     ) -> Result<()> {
@@ -107,7 +145,9 @@ impl ErkStepper {
                 if let Some(st) = stages.as_deref_mut() {
                     st[..n].copy_from_slice(u);
                 }
-                if i <= last_k {
+                if let Some(k1) = first {
+                    self.k[..n].copy_from_slice(k1);
+                } else if i <= last_k {
                     model
                         .try_rhs(t_i, u, p, &mut self.k[..n])
                         .map_err(|e| failed(t_i, e))?;
@@ -158,7 +198,17 @@ impl<M: Rhs + ?Sized> ForwardStepper<M> for ErkStepper {
         stages: Option<&mut [f64]>,
         stats: &mut Stats,
     ) -> Result<()> {
-        self.run_stages(model, at, p, u, stages, self.s - 1, Phase::Forward, stats)?;
+        self.run_stages(
+            model,
+            at,
+            p,
+            u,
+            stages,
+            self.s - 1,
+            None,
+            Phase::Forward,
+            stats,
+        )?;
         rk_combination(u, at.h, &self.b, &self.k, u_next);
         Ok(())
     }
@@ -185,6 +235,7 @@ impl<M: Rhs + ?Sized> ForwardStepper<M> for ErkStepper {
             u,
             Some(stages),
             last_k,
+            None,
             Phase::Recompute,
             stats,
         )

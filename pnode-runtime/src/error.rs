@@ -166,12 +166,118 @@ pub enum Error {
         /// The model's own cause.
         cause: ModelError,
     },
+    /// An adaptive run's step size fell below `h_min` (or below what moves `t` in floating
+    /// point) while its error estimate still exceeded the tolerance: the solution changes too
+    /// fast here for the tolerance (a singularity, a discontinuity, or stiffness).
+    #[error(
+        "adaptive step size fell below h_min = {h_min:e} in step {step} at t = {t} (h = {h:e}): \
+         component {component} has the largest weighted error, {weighted_error:.3e} (1 is the \
+         tolerance); loosen rtol/atol, lower h_min, or use an implicit method if the problem is \
+         stiff"
+    )]
+    StepSizeTooSmall {
+        /// Index of the step being attempted (the number of steps accepted so far).
+        step: usize,
+        /// Its start time.
+        t: f64,
+        /// The step size the controller asked for.
+        h: f64,
+        /// The smallest step size allowed.
+        h_min: f64,
+        /// The state component with the largest weighted error in the last attempt.
+        component: usize,
+        /// That component's weighted error `|e_i| / (atol_i + rtol_i max(|u_n,i|, |u_n+1,i|))`.
+        weighted_error: f64,
+    },
+    /// An adaptive run used its `max_steps` step attempts (accepted and rejected) before
+    /// reaching the last output time.
+    #[error(
+        "adaptive run reached max_steps = {max_steps} step attempts ({accepted} accepted, \
+         {rejected} rejected) at t = {t} of t1 = {t1} (h = {h:e}); component {component} had the \
+         largest weighted error, {weighted_error:.3e}; raise max_steps or loosen rtol/atol"
+    )]
+    MaxStepsReached {
+        /// The cap on step attempts.
+        max_steps: usize,
+        /// Steps accepted.
+        accepted: usize,
+        /// Steps rejected.
+        rejected: usize,
+        /// Time reached.
+        t: f64,
+        /// The last output time.
+        t1: f64,
+        /// The step size the controller asked for next.
+        h: f64,
+        /// The state component with the largest weighted error in the last attempt.
+        component: usize,
+        /// That component's weighted error (1 is the tolerance).
+        weighted_error: f64,
+    },
+    /// The right-hand side kept producing a non-finite value in an adaptive run: the step was
+    /// rejected and retried with smaller steps until the retry limit or `h_min`.
+    #[error(
+        "the RHS produced a non-finite value in step {step} at t = {t}: component {component} \
+         is {value}, and still was after {retries} retries with smaller steps (last h = {h:e}); \
+         check the model for overflow or a domain error (log, sqrt, division) near this state"
+    )]
+    NonFiniteRhs {
+        /// Index of the step being attempted (the number of steps accepted so far).
+        step: usize,
+        /// Its start time.
+        t: f64,
+        /// The last step size tried.
+        h: f64,
+        /// First non-finite component (of the trial solution or of the error estimate).
+        component: usize,
+        /// Its value.
+        value: f64,
+        /// Retries done.
+        retries: u32,
+    },
+    /// An adaptive option is out of range.
+    #[error("invalid adaptive option `{option}`{}: {value} ({expected})", component_suffix(*.component))]
+    InvalidAdaptiveOption {
+        /// The option (`"rtol"`, `"atol"`, `"h0"`, `"safety"`, …).
+        option: &'static str,
+        /// For a per-component tolerance, the offending component.
+        component: Option<usize>,
+        /// The value given.
+        value: f64,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// Adaptive stepping was asked of a method without embedded weights.
+    #[error(
+        "method `{method}` has no embedded error estimate: adaptive stepping needs a pair such as \
+         bosh3, dopri5, tsit5 or fehlberg45 (or a tableau built with `with_embedded`)"
+    )]
+    NoErrorEstimate {
+        /// The method's name.
+        method: String,
+    },
+    /// A checkpointing mode that needs the number of steps in advance was asked of an adaptive
+    /// run.
+    #[error(
+        "checkpointing `{mode}` needs the number of steps before the run, which an adaptive run \
+         does not know; use store-all, solution-only or online(c) (a budget becomes online with \
+         as many solution slots as it holds vectors)"
+    )]
+    AdaptiveCheckpointing {
+        /// The mode asked for.
+        mode: String,
+    },
     /// An operation was called out of order (for example a reverse sweep before a forward one).
     #[error("{0}")]
     Usage(String),
     /// An optimizer or other configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+}
+
+/// ` (component i)` for a per-component option, nothing otherwise.
+fn component_suffix(component: Option<usize>) -> String {
+    component.map_or_else(String::new, |i| format!(" (component {i})"))
 }
 
 /// The message of [`Error::AdjointSolveFailed`].

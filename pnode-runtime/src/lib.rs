@@ -1,5 +1,6 @@
 //! pnode runtime: explicit Runge–Kutta integrators with exact discrete adjoints, checkpoint
-//! execution, reference problems and optimizers.
+//! execution, adaptive stepping with error control ([`adaptive`]), reference problems and
+//! optimizers.
 //!
 //! The gradient computed here is the derivative of the *computed* discrete solution (the
 //! discrete adjoint), not an approximation of the continuous adjoint: it matches central finite
@@ -16,6 +17,7 @@ pub use error::{Error, Phase, Result};
 pub use model::{ClosureModel, Eval, ModelError, Rhs, RhsJvp, RhsVjp};
 pub use opaque::{LayerSet, LayerSpec, OpaqueLayer};
 pub use tableau::Tableau;
+pub mod adaptive;
 mod disk;
 pub mod erk;
 pub mod grid;
@@ -23,6 +25,7 @@ pub mod implicit;
 pub mod solver;
 pub mod stepper;
 
+pub use adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, AdaptiveStats};
 pub use erk::ErkStepper;
 pub use grid::TimeGrid;
 pub use implicit::{DirkStepper, DirkTableau, NewtonConfig, ThetaStepper};
