@@ -1,12 +1,13 @@
-//! pnode-runtime's tests, one binary (one link): convergence orders (`convergence`), the disk
-//! tier of checkpointing (`disk_tier`), bad input (`errors`), discrete-adjoint gradients
-//! (`gradient`, `step_adjoint`), θ-methods and DIRKs (`implicit`), failing models
-//! (`model_errors`), the PETSc backend (`petsc`, whose tests switch on the `petsc` feature
-//! with `cfg`) and the statistics snapshots (`statistics`). No test changes process-global
+//! pnode-runtime's tests, one binary (one link): adaptive stepping (`adaptive`), convergence
+//! orders (`convergence`), the disk tier of checkpointing (`disk_tier`), bad input
+//! (`errors`), discrete-adjoint gradients (`gradient`, `step_adjoint`), θ-methods and DIRKs
+//! (`implicit`), failing models (`model_errors`), the PETSc backend (`petsc`, whose tests
+//! switch on the `petsc` feature with `cfg`) and the statistics snapshots (`statistics`). No test changes process-global
 //! state (environment, working directory, global allocator): checkpoint files go to
 //! temporary directories, so the tests share the binary.
 #![allow(missing_docs)]
 
+mod adaptive;
 mod common;
 mod convergence;
 mod disk_tier;

@@ -2,13 +2,12 @@
 //! solver on the accepted grid (and to finite differences on that frozen grid), online
 //! checkpointing over long runs, and the failures that name their cause.
 
-mod common;
-
-use common::{Setup, quadratic_loss, rel_err, same_bits};
+use crate::common::{Setup, quadratic_loss, same_bits};
 use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, Tolerance};
 use pnode_runtime::model::ClosureModel;
 use pnode_runtime::problems::LotkaVolterra;
 use pnode_runtime::{Checkpointing, Error, Gradient, Tableau};
+use pnode_testkit::numeric::rel_max as rel_err;
 
 const PAIRS: [fn() -> Tableau; 4] = [
     Tableau::bosh3,
