@@ -568,7 +568,7 @@ fn const_data_reads_the_file_next_to_the_model() {
     assert_exit(&out, 1);
     let err = text(&out.stderr);
     assert!(
-        err.contains("error[I012]: cannot read constant `k` from \"nowhere.csv\"")
+        err.contains("error[I012]: cannot read constant `k`: cannot read `")
             && err.contains("nowhere.csv")
             && err.contains(":2:14"),
         "{err}"

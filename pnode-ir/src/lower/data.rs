@@ -92,11 +92,12 @@ pub(super) fn const_from_file(
             ));
         }
         Some(Err(e)) => {
+            // The reader's error names the file as it resolved it; the label, as written.
             return Err(cx.report(error_at(
                 codes::INITIALIZER,
-                format!("cannot read constant `{name}` from \"{}\": {e}", src.path),
+                format!("cannot read constant `{name}`: {e}"),
                 span,
-                "file not read",
+                format!("\"{}\" not read", src.path),
             )));
         }
         Some(Ok(t)) => t,

@@ -1023,6 +1023,6 @@ fn const_data_is_read_through_the_reader_and_folds_like_a_literal() {
     );
     expect_err(
         "const c[2] = data(\"missing.csv\")\nstate x[2] = 1.0\nd(x)/dt = c * x",
-        "cannot read constant `c` from \"missing.csv\": no file missing.csv",
+        "cannot read constant `c`: no file missing.csv",
     );
 }
