@@ -91,7 +91,8 @@ impl Checkpointing {
 /// * Otherwise, for a budget in slots, Revolve with that many solution slots (optimal among
 ///   schedules that keep only solutions); for a budget in vectors or bytes, the multistage
 ///   schedule ([`crate::multistage::multistage`]), optimal over solution and stage slots and
-///   never worse than Revolve with as many slots as vectors.
+///   never worse than Revolve with as many slots as vectors — unless its tables would be too
+///   large ([`Error::PlanTooLarge`]), in which case Revolve with as many slots as vectors.
 ///
 /// The smallest budget that works is one vector (`u_0`) for `N ≥ 2` and nothing for `N = 1`.
 pub fn plan_for_budget(
@@ -118,15 +119,22 @@ pub fn plan_for_budget(
             },
         });
     }
-    let store_all = Schedule::store_all(n_steps);
-    if !matches!(budget, Budget::Slots(_))
-        && store_all.predict(cost, vector_bytes)?.peak_stored_vectors <= vectors
-    {
-        return Ok(store_all);
+    // Store-all holds (N−1)·s vectors at its peak.
+    let store_all = (n_steps as u64 - 1).saturating_mul(cost.stage_vectors);
+    if !matches!(budget, Budget::Slots(_)) && store_all <= vectors {
+        return Ok(Schedule::store_all(n_steps));
     }
     match budget {
         Budget::Slots(c) => revolve(n_steps, c.max(1)),
-        Budget::Vectors(_) | Budget::Bytes(_) => multistage(n_steps, vectors.max(1), cost),
+        Budget::Vectors(_) | Budget::Bytes(_) => match multistage(n_steps, vectors.max(1), cost) {
+            // Too many steps and vectors for the dynamic program: Revolve with as many
+            // solution slots as the budget holds vectors (within the budget, optimal among
+            // solution-only schedules), planned in O(1).
+            Err(Error::PlanTooLarge { .. }) => {
+                revolve(n_steps, usize::try_from(vectors).unwrap_or(usize::MAX).max(1))
+            }
+            planned => planned,
+        },
     }
 }
 

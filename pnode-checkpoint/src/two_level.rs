@@ -38,7 +38,7 @@ use std::collections::BTreeSet;
 
 use crate::action::Action;
 use crate::error::{Error, Result};
-use crate::revolve::{Planner, optimal_advances};
+use crate::revolve::{Binomial, optimal_advances};
 use crate::schedule::Schedule;
 
 /// Interval length `d = ⌈N / c_d⌉` and the RAM slots worth using, `min(c_r, d − 1)`, after
@@ -94,40 +94,44 @@ pub fn two_level(n_steps: usize, ram_slots: usize, disk_slots: usize) -> Result<
     let last = starts[k];
     let n_last = n_steps - last;
     let disk = |i: usize| ram + i;
-    let mut planner = Planner::new((0..ram).rev().collect());
+    let mut planner = Binomial::new(d, ram, (0..ram).rev().collect());
+    let mut forward = Vec::new();
     for (i, &a) in starts[..k].iter().enumerate() {
-        planner.forward.push(Action::Store {
+        forward.push(Action::Store {
             slot: disk(i),
             step: a,
         });
-        planner.forward.push(Action::Advance { from: a, to: a + d });
+        forward.push(Action::Advance { from: a, to: a + d });
     }
     // A last interval of one step is taped and needs no base checkpoint.
     let stored = if n_last > 1 { k + 1 } else { k };
     if n_last > 1 {
-        planner.forward.push(Action::Store {
+        forward.push(Action::Store {
             slot: disk(k),
             step: last,
         });
     }
-    planner.right_chain(last, n_last, disk(k), ram);
-    if n_last > 1 {
-        planner.reverse.push(Action::Free { slot: disk(k) });
-    }
-    for (i, &a) in starts[..k].iter().enumerate().rev() {
-        planner.reverse.push(Action::Restore {
+    // The generator yields what is queued last first: queue the first interval's reversal
+    // first and the last interval's chain last.
+    for (i, &a) in starts[..k].iter().enumerate() {
+        planner.then_emit(Action::Free { slot: disk(i) });
+        planner.then_left(a, d, disk(i), Some(ram));
+        planner.then_emit(Action::Restore {
             slot: disk(i),
             step: a,
         });
-        planner.left(a, d, disk(i), ram);
-        planner.reverse.push(Action::Free { slot: disk(i) });
     }
+    if n_last > 1 {
+        planner.then_emit(Action::Free { slot: disk(k) });
+    }
+    planner.right_chain(last, n_last, disk(k), ram, |a| forward.push(a));
+    let reverse: Vec<Action> = planner.collect();
     let disk_slots: BTreeSet<usize> = (ram..ram + stored).collect();
     Ok(Schedule::new_unchecked(
         format!("two-level(ram {ram}, disk {stored})"),
         n_steps,
-        planner.forward,
-        planner.reverse,
+        forward,
+        reverse,
     )
     .with_disk_slots(disk_slots))
 }
@@ -221,7 +225,6 @@ reverse:
         let restores_of_u0 = crate::revolve::revolve(10, 3)
             .unwrap()
             .reverse()
-            .iter()
             .filter(|a| matches!(a, Action::Restore { step: 0, .. }))
             .count();
         assert_eq!(p.disk_reads, restores_of_u0 as u64);

@@ -12,8 +12,8 @@ use proptest::prelude::*;
 fn live_slots(schedule: &pnode_checkpoint::Schedule) -> (usize, usize) {
     let mut live = vec![false; schedule.n_slots()];
     let (mut ram, mut disk) = (0, 0);
-    for action in schedule.forward().iter().chain(schedule.reverse()) {
-        match *action {
+    for action in schedule.forward().chain(schedule.reverse()) {
+        match action {
             Action::Store { slot, .. } | Action::StepKeepingStages { slot, .. } => {
                 live[slot] = true
             }
@@ -65,9 +65,8 @@ fn check_two_level(n: usize, ram: usize, disk: usize) {
     );
     let reversed: Vec<usize> = schedule
         .reverse()
-        .iter()
         .filter_map(|a| match a {
-            Action::Reverse { step, .. } => Some(*step),
+            Action::Reverse { step, .. } => Some(step),
             _ => None,
         })
         .collect();
