@@ -31,6 +31,7 @@
 
 pub mod data;
 mod error;
+pub mod memory;
 pub mod resolve;
 pub mod run;
 pub mod setup;

@@ -170,6 +170,9 @@ pub fn resolve(
     let seed = seed_override
         .or(program.train.as_ref().and_then(|t| t.seed))
         .unwrap_or(0);
+    // The grid and output sizes against the memory the run may use, before anything of
+    // their size is allocated.
+    crate::memory::Preflight::current().program(program)?;
     let (u0, theta0) = initial_values(program, data, seed)?;
     let (times, outs, checkpointing, m) = match &program.solve {
         None => {
