@@ -130,9 +130,10 @@ pub fn plan_for_budget(
             // Too many steps and vectors for the dynamic program: Revolve with as many
             // solution slots as the budget holds vectors (within the budget, optimal among
             // solution-only schedules), planned in O(1).
-            Err(Error::PlanTooLarge { .. }) => {
-                revolve(n_steps, usize::try_from(vectors).unwrap_or(usize::MAX).max(1))
-            }
+            Err(Error::PlanTooLarge { .. }) => revolve(
+                n_steps,
+                usize::try_from(vectors).unwrap_or(usize::MAX).max(1),
+            ),
             planned => planned,
         },
     }

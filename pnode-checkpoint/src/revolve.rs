@@ -187,7 +187,9 @@ impl Binomial {
     }
 
     fn take_slot(&mut self) -> usize {
-        self.free.pop().expect("the recursion never uses more slots than it was given")
+        self.free
+            .pop()
+            .expect("the recursion never uses more slots than it was given")
     }
 
     /// Queue `action`: it is yielded before anything queued earlier.
@@ -252,7 +254,10 @@ impl Binomial {
         }
         if n > 1 {
             self.then_left(a, n - 1, base, Some(0));
-            self.then_emit(Action::Restore { slot: base, step: a });
+            self.then_emit(Action::Restore {
+                slot: base,
+                step: a,
+            });
         }
         self.then_emit(Action::Reverse {
             step: a + n - 1,
@@ -294,7 +299,10 @@ impl Iterator for Binomial {
                     let m = self.splitter.best_split(n, free + 1);
                     let slot = self.take_slot();
                     self.then_left(a, m, base, Some(free));
-                    self.then_emit(Action::Restore { slot: base, step: a });
+                    self.then_emit(Action::Restore {
+                        slot: base,
+                        step: a,
+                    });
                     self.then_release(slot);
                     self.then_left(a + m, n - m, slot, Some(free - 1));
                     self.then_emit(Action::Store { slot, step: a + m });
@@ -317,7 +325,10 @@ impl Iterator for Binomial {
                         self.then_emit(Action::Advance { from: a, to: a + k });
                     }
                     if k + 1 < n {
-                        return Some(Action::Restore { slot: base, step: a });
+                        return Some(Action::Restore {
+                            slot: base,
+                            step: a,
+                        });
                     }
                 }
             }

@@ -119,7 +119,10 @@ impl Eq for Schedule {}
 struct PhaseActions<'a>(&'a Schedule, Phase);
 
 impl Serialize for PhaseActions<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         match self.1 {
             Phase::Forward => serializer.collect_seq(self.0.forward()),
             Phase::Reverse => serializer.collect_seq(self.0.reverse()),
@@ -130,7 +133,10 @@ impl Serialize for PhaseActions<'_> {
 /// `{"name", "n_steps", "forward": [Action], "reverse": [Action], "disk_slots": [slot]}`
 /// (`disk_slots` only when there are some).
 impl Serialize for Schedule {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let fields = if self.disk_slots.is_empty() { 4 } else { 5 };
         let mut st = serializer.serialize_struct("Schedule", fields)?;

@@ -254,7 +254,12 @@ impl Preflight {
 
 /// Bytes counted for `outputs` output times of states of `state_len` values.
 pub fn output_bytes(outputs: u64, state_len: u64) -> u64 {
-    outputs.saturating_mul(state_len.saturating_mul(3).saturating_add(1).saturating_mul(8))
+    outputs.saturating_mul(
+        state_len
+            .saturating_mul(3)
+            .saturating_add(1)
+            .saturating_mul(8),
+    )
 }
 
 /// The message of [`Error::Memory`].
@@ -282,7 +287,14 @@ mod tests {
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert_eq!(parse_size("1.5 gb"), Ok(1_500_000_000));
         assert_eq!(parse_size("64kib"), Ok(65_536));
-        for bad in ["", "MB", "12 parsecs", "-1", "1e3", "99999999999999999999TB"] {
+        for bad in [
+            "",
+            "MB",
+            "12 parsecs",
+            "-1",
+            "1e3",
+            "99999999999999999999TB",
+        ] {
             let err = parse_size(bad).unwrap_err();
             assert!(err.to_string().contains("is not a size"), "{bad}: {err}");
         }
@@ -308,6 +320,8 @@ mod tests {
              ...)`, or raise --max-memory"
         );
         assert_eq!(p.total(), 600);
-        Preflight::new(None).add(MemoryUse::Steps, u64::MAX).unwrap();
+        Preflight::new(None)
+            .add(MemoryUse::Steps, u64::MAX)
+            .unwrap();
     }
 }

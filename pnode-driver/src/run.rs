@@ -135,7 +135,8 @@ impl Evaluator {
     }
 }
 
-/// A [`Setup`] ready to run: the solver (all buffers allocated) and the loss evaluators.
+/// A [`Setup`] ready to run: the solver (its buffers allocated; the checkpoint store by the
+/// first gradient, after a memory check) and the loss evaluators.
 ///
 /// `E` is the stepper of explicit methods (the runtime's [`ErkStepper`] unless one is supplied
 /// with [`Run::with_explicit_stepper`]; see the [module docs](self#the-explicit-stepper-hook)).
@@ -359,7 +360,10 @@ impl<E> Run<E> {
         let mut preflight = Preflight::new(limit);
         if let Some(Limit::Given(_)) = limit {
             let points = self.setup.grid.n_steps() as u64 + 1;
-            preflight.add(MemoryUse::Steps, points.saturating_mul(GRID_BYTES_PER_POINT))?;
+            preflight.add(
+                MemoryUse::Steps,
+                points.saturating_mul(GRID_BYTES_PER_POINT),
+            )?;
             let n = self.setup.program.state_len() as u64;
             preflight.add(
                 MemoryUse::Outputs,

@@ -1,9 +1,13 @@
 //! The schedule executor: forward solves, checkpointed forward sweeps and discrete-adjoint
 //! reverse sweeps, for any one-step method and any valid [`Schedule`].
 //!
-//! A [`Solver`] is built once per (method, grid, output times, checkpointing) and reused: all
-//! buffers, checkpoint slots included, are allocated at construction, so neither the step loop
-//! nor repeated gradient calls allocate.
+//! A [`Solver`] is built once per (method, grid, output times, checkpointing) and reused: its
+//! buffers are allocated at construction, except the checkpoint store, which the first
+//! checkpointed sweep ([`Solver::forward`]) allocates in one fallible buffer
+//! ([`Error::OutOfMemory`] instead of an abort; [`Solver::checkpoint_bytes`] says its size
+//! beforehand) and a forward-only [`Solver::solve`] never does. The step loop never allocates;
+//! a sweep of a generated schedule (store-all, Revolve, …), read action by action and never
+//! listed, allocates only its generator (`O(slots)`).
 //!
 //! The loss `L(u(t_1), …, u(t_K))` enters only through its gradient `g_k = ∂L/∂u(t_k)`: the
 //! reverse sweep starts from `λ_N = g_N` (zero if `t_N` is not an output), adds `g_k` to `λ_k`
@@ -65,7 +69,8 @@ impl SlotStore {
         let stage_slots = schedule.stage_slots();
         let any_disk = schedule.disk_slots().next().is_some();
         let len = |slot: usize| if stage_slots[slot] { stage_len } else { n };
-        let uniform = n_slots == 0 || (!any_disk && stage_slots.iter().all(|&s| s == stage_slots[0]));
+        let uniform =
+            n_slots == 0 || (!any_disk && stage_slots.iter().all(|&s| s == stage_slots[0]));
         if uniform {
             let len = if n_slots == 0 { 0 } else { len(0) };
             return (SlotLayout::Uniform { len }, len.saturating_mul(n_slots));
@@ -452,7 +457,8 @@ impl<S> Solver<S> {
         if self.disk.on_disk(slot) {
             self.disk.read(slot, &mut self.current)?;
         } else {
-            self.current.copy_from_slice(&self.slots.slot(slot)[..self.n]);
+            self.current
+                .copy_from_slice(&self.slots.slot(slot)[..self.n]);
         }
         Ok(())
     }

@@ -343,7 +343,10 @@ fn revolve_over_ten_million_steps_is_generated_on_demand() {
     assert_eq!(s.n_slots(), 10);
     let forward: Vec<_> = s.forward().collect();
     assert!(forward.len() <= 2 * 10 + 2, "{}", forward.len());
-    assert_eq!(forward.last(), Some(&pnode_checkpoint::Action::Tape { step: n - 1 }));
+    assert_eq!(
+        forward.last(),
+        Some(&pnode_checkpoint::Action::Tape { step: n - 1 })
+    );
     let first: Vec<_> = s.reverse().take(3).collect();
     assert_eq!(
         first[0],
