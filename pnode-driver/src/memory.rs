@@ -8,8 +8,9 @@
 //! ([`pnode_runtime::Error::OutOfMemory`]) still turn a failed allocation into an error.
 //!
 //! What is counted, in bytes:
-//! * `steps`: [`GRID_BYTES_PER_POINT`] per grid point (the resolver's peak: the points while
-//!   the grid is built, the grid's points and step sizes, and the solver's copy);
+//! * `steps`: [`GRID_BYTES_PER_POINT`] per grid point (the resolver's peak: the points read or
+//!   computed, the same points with output times inserted, and the grid's points and step
+//!   sizes, which the setup and the solver share);
 //! * `outputs`: per output time, the time and three copies of the state (the solver's outputs,
 //!   the loss gradient there, the trajectory handed back);
 //! * `checkpoint`: the RAM checkpoint store a gradient allocates
@@ -28,7 +29,7 @@ use pnode_ir::lower::{Outputs, Program, Steps};
 use crate::error::{Error, Result};
 
 /// Bytes counted per grid point (see the module docs).
-pub const GRID_BYTES_PER_POINT: u64 = 48;
+pub const GRID_BYTES_PER_POINT: u64 = 32;
 
 /// What a memory check is about: the option that decides the buffer's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -544,7 +544,7 @@ fn a_grid_past_the_memory_limit_is_refused_before_allocation() {
         let err = text(&r.stderr);
         assert!(
             err.contains(&format!(
-                "not enough memory for `steps`: it needs 48000000048 bytes, more than the \
+                "not enough memory for `steps`: it needs 32000000032 bytes, more than the \
                  {limit} bytes allowed by --max-memory; use fewer `steps`"
             )),
             "{args:?}: {err}"
