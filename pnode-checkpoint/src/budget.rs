@@ -54,6 +54,32 @@ pub enum Checkpointing {
     Custom(Schedule),
 }
 
+/// The mode as a `.pode` model writes it: `store_all`, `solution_only`, `revolve(slots = 10)`,
+/// `online(slots = 8)`, `budget(bytes = 1000000)`, `budget(vectors = 200)`,
+/// `budget(slots = 5)`, `two_level(ram_slots = 4, disk_slots = 8)`, or `custom schedule
+/// \`name\``.
+impl std::fmt::Display for Checkpointing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Checkpointing::StoreAll => f.write_str("store_all"),
+            Checkpointing::SolutionOnly => f.write_str("solution_only"),
+            Checkpointing::Revolve { slots } => write!(f, "revolve(slots = {slots})"),
+            Checkpointing::Online { slots } => write!(f, "online(slots = {slots})"),
+            Checkpointing::Budget(Budget::Bytes(b)) => write!(f, "budget(bytes = {b})"),
+            Checkpointing::Budget(Budget::Vectors(v)) => write!(f, "budget(vectors = {v})"),
+            Checkpointing::Budget(Budget::Slots(c)) => write!(f, "budget(slots = {c})"),
+            Checkpointing::TwoLevel {
+                ram_slots,
+                disk_slots,
+            } => write!(
+                f,
+                "two_level(ram_slots = {ram_slots}, disk_slots = {disk_slots})"
+            ),
+            Checkpointing::Custom(s) => write!(f, "custom schedule `{}`", s.name()),
+        }
+    }
+}
+
 impl Checkpointing {
     /// The schedule for `n_steps` steps of a method costing `cost`, with state vectors of
     /// `vector_bytes` bytes (state length × bytes per value of the dtype).
@@ -183,6 +209,33 @@ mod tests {
         assert_eq!(s.name(), "store-all");
         let s = plan_for_budget(20, Budget::Bytes(76 * 12), &RK4, 24).unwrap();
         assert_eq!(s.name(), "multistage(38 vectors)");
+    }
+
+    #[test]
+    fn modes_print_as_a_model_writes_them() {
+        let printed: Vec<String> = [
+            Checkpointing::StoreAll,
+            Checkpointing::Revolve { slots: 10 },
+            Checkpointing::Budget(Budget::Bytes(1_000_000)),
+            Checkpointing::TwoLevel {
+                ram_slots: 4,
+                disk_slots: 8,
+            },
+            Checkpointing::Custom(Schedule::store_all(3)),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            printed,
+            [
+                "store_all",
+                "revolve(slots = 10)",
+                "budget(bytes = 1000000)",
+                "two_level(ram_slots = 4, disk_slots = 8)",
+                "custom schedule `store-all`"
+            ]
+        );
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub fn schedule_summary(program: &Program, path: &Path) -> Result<String, crate:
         .plan(setup.grid.n_steps(), &cost, bytes)
         .map_err(|e| run_err(e.into()))?;
     let mut text = format!(
-        "model `{}`: {} states, {} steps, {} output times, checkpointing {:?}\n",
+        "model `{}`: {} states, {} steps, {} output times, checkpointing {}\n",
         program.name,
         n,
         setup.grid.n_steps(),
