@@ -23,6 +23,7 @@ use crate::ledger::{LedgerError, Phase, Tracker};
 use crate::online::{online_forward, online_reverse};
 use crate::revolve::{revolve_phases, revolve_slots};
 use crate::stats::Stats;
+use crate::two_level::two_level_phases;
 
 /// What one step of an integrator costs: the input of the cost model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,13 +58,20 @@ enum Body {
     Revolve { slots: usize },
     /// [`crate::online::OnlinePlanner::plan`] with this many slots.
     Online { slots: usize },
+    /// [`crate::two_level::two_level`] with these RAM and disk slots (as requested), and the
+    /// number of slots it addresses.
+    TwoLevel {
+        ram_slots: usize,
+        disk_slots: usize,
+        n_slots: usize,
+    },
 }
 
 /// A checkpoint schedule: forward actions, then reverse actions, and which slots live on disk.
 /// See the module docs.
 ///
-/// The planners of store-all, solution-only, Revolve and online checkpointing do not list
-/// their actions: [`Schedule::forward`] and [`Schedule::reverse`] generate them as they are
+/// The planners of store-all, solution-only, Revolve, online and two-level checkpointing do
+/// not list their actions: [`Schedule::forward`] and [`Schedule::reverse`] generate them as they are
 /// read, so planning costs nothing and reading costs `O(1)` per action in `O(slots)` memory.
 /// Two schedules are equal when their names, steps, disk slots and action sequences are.
 #[derive(Debug, Clone)]
@@ -221,6 +229,25 @@ impl Schedule {
         Self::generated(format!("online({slots})"), n_steps, Body::Online { slots })
     }
 
+    /// The two-level schedule, generated on demand (for [`crate::two_level::two_level`], which
+    /// checks the request and sets the disk slots).
+    pub(crate) fn two_level_generated(
+        name: String,
+        n_steps: usize,
+        (ram_slots, disk_slots): (usize, usize),
+        n_slots: usize,
+    ) -> Self {
+        Self::generated(
+            name,
+            n_steps,
+            Body::TwoLevel {
+                ram_slots,
+                disk_slots,
+                n_slots,
+            },
+        )
+    }
+
     /// The same schedule with `disk_slots` on disk (for planners of this crate).
     pub(crate) fn with_disk_slots(mut self, disk_slots: BTreeSet<usize>) -> Self {
         self.disk_slots = disk_slots;
@@ -246,7 +273,7 @@ impl Schedule {
     }
 
     /// Whether the actions are generated on demand by one of this crate's planners
-    /// (store-all, solution-only, forward-only, Revolve, online), which are valid by
+    /// (store-all, solution-only, forward-only, Revolve, online, two-level), which are valid by
     /// construction, rather than listed.
     pub fn is_generated(&self) -> bool {
         !matches!(self.body, Body::Listed { .. })
@@ -286,6 +313,11 @@ impl Schedule {
             Body::ForwardOnly => Actions::new(std::iter::once(Action::Advance { from: 0, to: n })),
             Body::Revolve { slots } => Actions::new(revolve_phases(n, *slots).0.into_iter()),
             Body::Online { slots } => Actions::new(online_forward(n, *slots)),
+            Body::TwoLevel {
+                ram_slots,
+                disk_slots,
+                ..
+            } => Actions::new(two_level_phases(n, *ram_slots, *disk_slots).0.into_iter()),
         }
     }
 
@@ -321,6 +353,11 @@ impl Schedule {
             Body::ForwardOnly => Actions::new(std::iter::empty()),
             Body::Revolve { slots } => Actions::new(revolve_phases(n, *slots).1),
             Body::Online { slots } => Actions::new(online_reverse(n, *slots)),
+            Body::TwoLevel {
+                ram_slots,
+                disk_slots,
+                ..
+            } => Actions::new(two_level_phases(n, *ram_slots, *disk_slots).1),
         }
     }
 
@@ -353,6 +390,7 @@ impl Schedule {
             Body::ForwardOnly => 0,
             Body::Revolve { slots } => revolve_slots(self.n_steps, *slots),
             Body::Online { slots } => (*slots).min(self.n_steps.saturating_sub(1)),
+            Body::TwoLevel { n_slots, .. } => *n_slots,
         }
     }
 
