@@ -54,6 +54,32 @@ pub enum Checkpointing {
     Custom(Schedule),
 }
 
+/// The mode as a `.pode` model writes it: `store_all`, `solution_only`, `revolve(slots = 10)`,
+/// `online(slots = 8)`, `budget(bytes = 1000000)`, `budget(vectors = 200)`,
+/// `budget(slots = 5)`, `two_level(ram_slots = 4, disk_slots = 8)`, or `custom schedule
+/// \`name\``.
+impl std::fmt::Display for Checkpointing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Checkpointing::StoreAll => f.write_str("store_all"),
+            Checkpointing::SolutionOnly => f.write_str("solution_only"),
+            Checkpointing::Revolve { slots } => write!(f, "revolve(slots = {slots})"),
+            Checkpointing::Online { slots } => write!(f, "online(slots = {slots})"),
+            Checkpointing::Budget(Budget::Bytes(b)) => write!(f, "budget(bytes = {b})"),
+            Checkpointing::Budget(Budget::Vectors(v)) => write!(f, "budget(vectors = {v})"),
+            Checkpointing::Budget(Budget::Slots(c)) => write!(f, "budget(slots = {c})"),
+            Checkpointing::TwoLevel {
+                ram_slots,
+                disk_slots,
+            } => write!(
+                f,
+                "two_level(ram_slots = {ram_slots}, disk_slots = {disk_slots})"
+            ),
+            Checkpointing::Custom(s) => write!(f, "custom schedule `{}`", s.name()),
+        }
+    }
+}
+
 impl Checkpointing {
     /// The schedule for `n_steps` steps of a method costing `cost`, with state vectors of
     /// `vector_bytes` bytes (state length × bytes per value of the dtype).
@@ -91,7 +117,8 @@ impl Checkpointing {
 /// * Otherwise, for a budget in slots, Revolve with that many solution slots (optimal among
 ///   schedules that keep only solutions); for a budget in vectors or bytes, the multistage
 ///   schedule ([`crate::multistage::multistage`]), optimal over solution and stage slots and
-///   never worse than Revolve with as many slots as vectors.
+///   never worse than Revolve with as many slots as vectors — unless its tables would be too
+///   large ([`Error::PlanTooLarge`]), in which case Revolve with as many slots as vectors.
 ///
 /// The smallest budget that works is one vector (`u_0`) for `N ≥ 2` and nothing for `N = 1`.
 pub fn plan_for_budget(
@@ -118,15 +145,23 @@ pub fn plan_for_budget(
             },
         });
     }
-    let store_all = Schedule::store_all(n_steps);
-    if !matches!(budget, Budget::Slots(_))
-        && store_all.predict(cost, vector_bytes)?.peak_stored_vectors <= vectors
-    {
-        return Ok(store_all);
+    // Store-all holds (N−1)·s vectors at its peak.
+    let store_all = (n_steps as u64 - 1).saturating_mul(cost.stage_vectors);
+    if !matches!(budget, Budget::Slots(_)) && store_all <= vectors {
+        return Ok(Schedule::store_all(n_steps));
     }
     match budget {
         Budget::Slots(c) => revolve(n_steps, c.max(1)),
-        Budget::Vectors(_) | Budget::Bytes(_) => multistage(n_steps, vectors.max(1), cost),
+        Budget::Vectors(_) | Budget::Bytes(_) => match multistage(n_steps, vectors.max(1), cost) {
+            // Too many steps and vectors for the dynamic program: Revolve with as many
+            // solution slots as the budget holds vectors (within the budget, optimal among
+            // solution-only schedules), planned in O(1).
+            Err(Error::PlanTooLarge { .. }) => revolve(
+                n_steps,
+                usize::try_from(vectors).unwrap_or(usize::MAX).max(1),
+            ),
+            planned => planned,
+        },
     }
 }
 
@@ -174,6 +209,33 @@ mod tests {
         assert_eq!(s.name(), "store-all");
         let s = plan_for_budget(20, Budget::Bytes(76 * 12), &RK4, 24).unwrap();
         assert_eq!(s.name(), "multistage(38 vectors)");
+    }
+
+    #[test]
+    fn modes_print_as_a_model_writes_them() {
+        let printed: Vec<String> = [
+            Checkpointing::StoreAll,
+            Checkpointing::Revolve { slots: 10 },
+            Checkpointing::Budget(Budget::Bytes(1_000_000)),
+            Checkpointing::TwoLevel {
+                ram_slots: 4,
+                disk_slots: 8,
+            },
+            Checkpointing::Custom(Schedule::store_all(3)),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            printed,
+            [
+                "store_all",
+                "revolve(slots = 10)",
+                "budget(bytes = 1000000)",
+                "two_level(ram_slots = 4, disk_slots = 8)",
+                "custom schedule `store-all`"
+            ]
+        );
     }
 
     #[test]

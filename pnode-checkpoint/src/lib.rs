@@ -43,5 +43,5 @@ pub use action::{Action, StageSource};
 pub use budget::{Budget, Checkpointing};
 pub use error::{Error, Result};
 pub use ledger::{LedgerError, Phase, SlotContent, Tracker};
-pub use schedule::{Schedule, StepCost};
+pub use schedule::{Actions, Schedule, StepCost};
 pub use stats::Stats;

@@ -28,7 +28,8 @@
 //! Restricted to solution slots this is Revolve's recursion, so the result never costs more than
 //! Revolve with `B` slots; tests check it against an exhaustive search of all schedules.
 //!
-//! Cost: `O(N²·B)` time and `O(N·B)` memory for the tables.
+//! Cost: `O(N²·B)` time and `O(N·B)` memory for the tables, both bounded
+//! ([`MAX_TABLE_WORK`], [`MAX_TABLE_ENTRIES`]): a larger request is [`Error::PlanTooLarge`].
 //!
 //! # References
 //! * H. Zhang, E. M. Constantinescu, "Optimal checkpointing for adjoint multistage time-stepping
@@ -419,8 +420,37 @@ impl Emitter<'_> {
     }
 }
 
+/// The most table entries ([`multistage`]'s four tables together) the planner fills: 2²³
+/// (64 MiB).
+pub const MAX_TABLE_ENTRIES: u128 = 1 << 23;
+
+/// The most split evaluations (`N²·B / 2`) the planner does: 2³⁰ (about a second).
+pub const MAX_TABLE_WORK: u128 = 1 << 30;
+
+/// Check the dynamic program's size for `n_steps` steps and `b_max` vectors against
+/// [`MAX_TABLE_ENTRIES`] and [`MAX_TABLE_WORK`] before anything is allocated.
+fn check_size(n_steps: usize, b_max: usize) -> Result<()> {
+    let (n, b) = (n_steps as u128, b_max as u128);
+    let entries = 4 * (n + 1) * (b + 1);
+    let work = n * n * (b + 1) / 2;
+    if entries > MAX_TABLE_ENTRIES || work > MAX_TABLE_WORK {
+        return Err(Error::PlanTooLarge {
+            n_steps,
+            budget_vectors: b_max as u64,
+            entries,
+            work,
+            max_entries: MAX_TABLE_ENTRIES,
+            max_work: MAX_TABLE_WORK,
+        });
+    }
+    Ok(())
+}
+
 /// The cheapest schedule (fewest RHS evaluations) for `n_steps` steps of a method costing
 /// `cost` that never holds more than `budget_vectors` state vectors in checkpoint slots.
+///
+/// The budget is capped at store-all's `N·s` vectors (more never helps); a plan whose tables
+/// would pass [`MAX_TABLE_ENTRIES`] or [`MAX_TABLE_WORK`] is [`Error::PlanTooLarge`].
 pub fn multistage(n_steps: usize, budget_vectors: u64, cost: &StepCost) -> Result<Schedule> {
     if n_steps == 0 {
         return Err(Error::InvalidRequest(
@@ -441,6 +471,7 @@ pub fn multistage(n_steps: usize, budget_vectors: u64, cost: &StepCost) -> Resul
     // Budget beyond store-all's (N−1)·S + S never helps.
     let cap = (n_steps as u64) * cost.stage_vectors;
     let b_max = usize::try_from(budget_vectors.min(cap)).unwrap_or(usize::MAX);
+    check_size(n_steps, b_max)?;
     let tables = Tables::fill(*cost, n_steps, b_max);
     let mut emitter = Emitter {
         tables: &tables,
@@ -502,6 +533,7 @@ pub fn optimal_cost(n_steps: usize, budget_vectors: u64, cost: &StepCost) -> Res
     }
     let cap = (n_steps as u64) * cost.stage_vectors;
     let b_max = usize::try_from(budget_vectors.min(cap)).unwrap_or(usize::MAX);
+    check_size(n_steps, b_max)?;
     let tables = Tables::fill(*cost, n_steps, b_max);
     let s = cost.stage_vectors as usize;
     let via_solution = if b_max >= 1 {

@@ -27,20 +27,149 @@
 
 use crate::action::{Action, StageSource};
 use crate::error::{Error, Result};
-use crate::revolve::Planner;
+use crate::revolve::Binomial;
 use crate::schedule::Schedule;
 
-/// Decides checkpoints step by step for a run of unknown length (see the module docs).
+/// The forward decisions: spacing, kept checkpoints and free slots (`O(c)` memory).
 #[derive(Debug, Clone)]
-pub struct OnlinePlanner {
+struct Decider {
     slots: usize,
     spacing: usize,
     /// Kept checkpoints `(step, slot)`, steps increasing.
     kept: Vec<(usize, usize)>,
     free: Vec<usize>,
-    forward: Vec<Action>,
     steps_taken: usize,
     finished: bool,
+}
+
+impl Decider {
+    fn new(slots: usize) -> Self {
+        Self {
+            slots,
+            spacing: 1,
+            kept: Vec::with_capacity(slots),
+            free: (0..slots).rev().collect(),
+            steps_taken: 0,
+            finished: false,
+        }
+    }
+
+    /// Decide step `n = steps_taken` (the last one when `last`), passing its actions to `out`
+    /// in order: frees and a store, then the step.
+    fn step(&mut self, last: bool, mut out: impl FnMut(Action)) {
+        let n = self.steps_taken;
+        if !last && n.is_multiple_of(self.spacing) {
+            if self.free.is_empty() && self.slots > 1 {
+                // Thin out: keep multiples of 2d only.
+                self.spacing *= 2;
+                let spacing = self.spacing;
+                let free = &mut self.free;
+                self.kept.retain(|&(step, slot)| {
+                    let keep = step.is_multiple_of(spacing);
+                    if !keep {
+                        out(Action::Free { slot });
+                        free.push(slot);
+                    }
+                    keep
+                });
+            }
+            if n.is_multiple_of(self.spacing)
+                && let Some(slot) = self.free.pop()
+            {
+                out(Action::Store { slot, step: n });
+                self.kept.push((n, slot));
+            }
+        }
+        if last {
+            out(Action::Tape { step: n });
+            self.finished = true;
+        } else {
+            out(Action::Advance { from: n, to: n + 1 });
+        }
+        self.steps_taken += 1;
+    }
+
+    /// The reverse sweep once the run ended: the intervals between kept checkpoints from last
+    /// to first, each reversed by the binomial recursion from its start with every slot free
+    /// at that moment.
+    fn reverse(self) -> Binomial {
+        let n_steps = self.steps_taken;
+        let mut planner = Binomial::new(n_steps, self.slots, self.free);
+        // Queued so that the first kept interval runs last.
+        let mut end = n_steps - 1;
+        let mut intervals = Vec::with_capacity(self.kept.len());
+        for &(start, slot) in self.kept.iter().rev() {
+            intervals.push((start, end, slot));
+            end = start;
+        }
+        for &(start, end, slot) in intervals.iter().rev() {
+            planner.then_release(slot);
+            if end > start {
+                planner.then_left(start, end - start, slot, None);
+                planner.then_emit(Action::Restore { slot, step: start });
+            }
+        }
+        planner.then_emit(Action::Reverse {
+            step: n_steps - 1,
+            stages: StageSource::Tape,
+        });
+        planner
+    }
+}
+
+/// The decisions of a run of `n_steps ≥ 1` steps with `slots ≥ 1`, made without yielding any.
+fn decided(n_steps: usize, slots: usize) -> Decider {
+    let mut decider = Decider::new(slots);
+    for n in 0..n_steps {
+        decider.step(n + 1 == n_steps, |_| {});
+    }
+    decider
+}
+
+/// The forward actions of an online run of `n_steps ≥ 1` steps with `slots ≥ 1`, generated
+/// one step at a time, consecutive one-step advances merged.
+pub(crate) fn online_forward(n_steps: usize, slots: usize) -> impl Iterator<Item = Action> {
+    let mut decider = Decider::new(slots);
+    let mut queue: std::collections::VecDeque<Action> = std::collections::VecDeque::new();
+    // An advance being extended by the following steps.
+    let mut open: Option<(usize, usize)> = None;
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(action) = queue.pop_front() {
+                return Some(action);
+            }
+            if decider.steps_taken == n_steps {
+                return open.take().map(|(from, to)| Action::Advance { from, to });
+            }
+            let last = decider.steps_taken + 1 == n_steps;
+            decider.step(last, |action| match (action, &mut open) {
+                (Action::Advance { from, to }, Some((_, open_to))) if *open_to == from => {
+                    *open_to = to;
+                }
+                (Action::Advance { from, to }, open @ None) => *open = Some((from, to)),
+                (action, open) => {
+                    if let Some((from, to)) = open.take() {
+                        queue.push_back(Action::Advance { from, to });
+                    }
+                    queue.push_back(action);
+                }
+            });
+        }
+    })
+}
+
+/// The reverse actions of an online run of `n_steps ≥ 1` steps with `slots ≥ 1`, generated
+/// lazily (the forward decisions are replayed first, in `O(N)` time and `O(c)` memory).
+pub(crate) fn online_reverse(n_steps: usize, slots: usize) -> Binomial {
+    decided(n_steps, slots).reverse()
+}
+
+/// Decides checkpoints step by step for a run of unknown length (see the module docs).
+#[derive(Debug, Clone)]
+pub struct OnlinePlanner {
+    decider: Decider,
+    /// The actions of the last step decided.
+    last_step: Vec<Action>,
 }
 
 impl OnlinePlanner {
@@ -53,133 +182,62 @@ impl OnlinePlanner {
             });
         }
         Ok(Self {
-            slots,
-            spacing: 1,
-            kept: Vec::with_capacity(slots),
-            free: (0..slots).rev().collect(),
-            forward: Vec::new(),
-            steps_taken: 0,
-            finished: false,
+            decider: Decider::new(slots),
+            last_step: Vec::new(),
         })
     }
 
     /// The current checkpoint spacing `d`.
     pub fn spacing(&self) -> usize {
-        self.spacing
+        self.decider.spacing
     }
 
     /// Steps taken so far.
     pub fn steps_taken(&self) -> usize {
-        self.steps_taken
+        self.decider.steps_taken
     }
 
     /// Plan the next step `n` (from the current solution `u_n`); `last` says whether it ends the
     /// run. Returns the actions to execute for it, in order (frees and a store, then the step).
     pub fn step(&mut self, last: bool) -> Result<&[Action]> {
-        if self.finished {
+        if self.decider.finished {
             return Err(Error::InvalidRequest(
                 "the run already ended with its last step".into(),
             ));
         }
-        let n = self.steps_taken;
-        let begin = self.forward.len();
-        if !last && n.is_multiple_of(self.spacing) {
-            if self.free.is_empty() && self.slots > 1 {
-                // Thin out: keep multiples of 2d only.
-                self.spacing *= 2;
-                let spacing = self.spacing;
-                let (keep, drop): (Vec<_>, Vec<_>) = self
-                    .kept
-                    .iter()
-                    .partition(|(step, _)| step.is_multiple_of(spacing));
-                for &(_, slot) in &drop {
-                    self.forward.push(Action::Free { slot });
-                    self.free.push(slot);
-                }
-                self.kept = keep;
-            }
-            if n.is_multiple_of(self.spacing)
-                && let Some(slot) = self.free.pop()
-            {
-                self.forward.push(Action::Store { slot, step: n });
-                self.kept.push((n, slot));
-            }
-        }
-        if last {
-            self.forward.push(Action::Tape { step: n });
-            self.finished = true;
-        } else {
-            self.forward.push(Action::Advance { from: n, to: n + 1 });
-        }
-        self.steps_taken += 1;
-        Ok(&self.forward[begin..])
+        self.last_step.clear();
+        let actions = &mut self.last_step;
+        self.decider.step(last, |a| actions.push(a));
+        Ok(&self.last_step)
     }
 
-    /// The whole schedule once the last step is taken: the forward actions as decided, and the
-    /// reverse sweep over the kept checkpoints.
+    /// The whole schedule once the last step is taken: the forward actions as decided (they
+    /// depend only on the number of steps, so the schedule regenerates them), and the reverse
+    /// sweep over the kept checkpoints.
     pub fn finish(self) -> Result<Schedule> {
-        if !self.finished {
+        if !self.decider.finished {
             return Err(Error::InvalidRequest(
                 "the run has not ended: mark its last step".into(),
             ));
         }
-        let n_steps = self.steps_taken;
-        let mut planner = Planner::new(self.free.clone());
-        planner.reverse.push(Action::Reverse {
-            step: n_steps - 1,
-            stages: StageSource::Tape,
-        });
-        let mut end = n_steps - 1;
-        for &(start, slot) in self.kept.iter().rev() {
-            if end > start {
-                planner.reverse.push(Action::Restore { slot, step: start });
-                let free = planner.free_count();
-                planner.left(start, end - start, slot, free);
-            }
-            planner.reverse.push(Action::Free { slot });
-            planner.give_slot(slot);
-            end = start;
-        }
-        let mut forward = self.forward;
-        merge_advances(&mut forward);
-        Ok(Schedule::new_unchecked(
-            format!("online({})", self.slots),
-            n_steps,
-            forward,
-            planner.reverse,
+        Ok(Schedule::online_generated(
+            self.decider.steps_taken,
+            self.decider.slots,
         ))
     }
 
     /// The online schedule for a run that turns out to have `n_steps` steps (what an adaptive
-    /// run of that length would decide), for fixed grids and tests.
+    /// run of that length would decide), for fixed grids and tests. Planning is `O(1)`: the
+    /// actions are generated as they are read.
     pub fn plan(n_steps: usize, slots: usize) -> Result<Schedule> {
         if n_steps == 0 {
             return Err(Error::InvalidRequest(
                 "a schedule needs at least one step".into(),
             ));
         }
-        let mut planner = Self::new(slots)?;
-        for n in 0..n_steps {
-            planner.step(n + 1 == n_steps)?;
-        }
-        planner.finish()
+        Self::new(slots)?;
+        Ok(Schedule::online_generated(n_steps, slots))
     }
-}
-
-/// Merge consecutive one-step advances (`u_a → u_b`, `u_b → u_c` becomes `u_a → u_c`).
-fn merge_advances(actions: &mut Vec<Action>) {
-    let mut merged: Vec<Action> = Vec::with_capacity(actions.len());
-    for &action in actions.iter() {
-        if let (Some(Action::Advance { to: prev_to, .. }), Action::Advance { from, to }) =
-            (merged.last_mut(), action)
-            && *prev_to == from
-        {
-            *prev_to = to;
-            continue;
-        }
-        merged.push(action);
-    }
-    *actions = merged;
 }
 
 #[cfg(test)]

@@ -20,7 +20,10 @@ use serde::Serialize;
 use crate::action::{Action, StageSource};
 use crate::error::{Error, Result};
 use crate::ledger::{LedgerError, Phase, Tracker};
+use crate::online::{online_forward, online_reverse};
+use crate::revolve::{revolve_phases, revolve_slots};
 use crate::stats::Stats;
+use crate::two_level::two_level_phases;
 
 /// What one step of an integrator costs: the input of the cost model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,17 +38,125 @@ pub struct StepCost {
     pub stage_vectors: u64,
 }
 
+/// How a schedule's actions are held: listed, or generated on demand by a planner of this
+/// crate from a few numbers (valid by construction, `O(1)` to plan, and read in `O(slots)`
+/// memory however many steps there are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Body {
+    /// Explicit action lists.
+    Listed {
+        forward: Vec<Action>,
+        reverse: Vec<Action>,
+    },
+    /// [`Schedule::store_all`].
+    StoreAll,
+    /// [`Schedule::solution_only`].
+    SolutionOnly,
+    /// [`Schedule::forward_only`].
+    ForwardOnly,
+    /// [`crate::revolve::revolve`] with this many slots (already capped at `N − 1`).
+    Revolve { slots: usize },
+    /// [`crate::online::OnlinePlanner::plan`] with this many slots.
+    Online { slots: usize },
+    /// [`crate::two_level::two_level`] with these RAM and disk slots (as requested), and the
+    /// number of slots it addresses.
+    TwoLevel {
+        ram_slots: usize,
+        disk_slots: usize,
+        n_slots: usize,
+    },
+}
+
 /// A checkpoint schedule: forward actions, then reverse actions, and which slots live on disk.
 /// See the module docs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// The planners of store-all, solution-only, Revolve, online and two-level checkpointing do
+/// not list their actions: [`Schedule::forward`] and [`Schedule::reverse`] generate them as they are
+/// read, so planning costs nothing and reading costs `O(1)` per action in `O(slots)` memory.
+/// Two schedules are equal when their names, steps, disk slots and action sequences are.
+#[derive(Debug, Clone)]
 pub struct Schedule {
     name: String,
     n_steps: usize,
-    forward: Vec<Action>,
-    reverse: Vec<Action>,
+    body: Body,
     /// Slots kept on disk rather than in RAM.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     disk_slots: BTreeSet<usize>,
+}
+
+/// The actions of one phase of a [`Schedule`], in order (generated on demand for the
+/// planners that do not list them).
+pub struct Actions<'a> {
+    inner: Box<dyn Iterator<Item = Action> + 'a>,
+}
+
+impl<'a> Actions<'a> {
+    fn new(inner: impl Iterator<Item = Action> + 'a) -> Self {
+        Self {
+            inner: Box::new(inner),
+        }
+    }
+}
+
+impl Iterator for Actions<'_> {
+    type Item = Action;
+
+    fn next(&mut self) -> Option<Action> {
+        self.inner.next()
+    }
+}
+
+impl fmt::Debug for Actions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Actions(..)")
+    }
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.n_steps == other.n_steps
+            && self.disk_slots == other.disk_slots
+            && (self.body == other.body
+                || (self.forward().eq(other.forward()) && self.reverse().eq(other.reverse())))
+    }
+}
+
+impl Eq for Schedule {}
+
+/// One phase's actions, serialized as a sequence without collecting them first.
+struct PhaseActions<'a>(&'a Schedule, Phase);
+
+impl Serialize for PhaseActions<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self.1 {
+            Phase::Forward => serializer.collect_seq(self.0.forward()),
+            Phase::Reverse => serializer.collect_seq(self.0.reverse()),
+        }
+    }
+}
+
+/// `{"name", "n_steps", "forward": [Action], "reverse": [Action], "disk_slots": [slot]}`
+/// (`disk_slots` only when there are some).
+impl Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = if self.disk_slots.is_empty() { 4 } else { 5 };
+        let mut st = serializer.serialize_struct("Schedule", fields)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("n_steps", &self.n_steps)?;
+        st.serialize_field("forward", &PhaseActions(self, Phase::Forward))?;
+        st.serialize_field("reverse", &PhaseActions(self, Phase::Reverse))?;
+        if !self.disk_slots.is_empty() {
+            st.serialize_field("disk_slots", &self.disk_slots)?;
+        }
+        st.end()
+    }
 }
 
 impl Schedule {
@@ -88,13 +199,53 @@ impl Schedule {
         forward: Vec<Action>,
         reverse: Vec<Action>,
     ) -> Self {
+        Self::generated(name, n_steps, Body::Listed { forward, reverse })
+    }
+
+    fn generated(name: String, n_steps: usize, body: Body) -> Self {
         Self {
             name,
             n_steps,
-            forward,
-            reverse,
+            body,
             disk_slots: BTreeSet::new(),
         }
+    }
+
+    /// The Revolve schedule, generated on demand (for [`crate::revolve::revolve`], which
+    /// checks the request).
+    pub(crate) fn revolve_generated(n_steps: usize, slots: usize) -> Self {
+        // More slots than steps cannot help: N − 1 slots already avoid all recomputation.
+        let slots = slots.min(n_steps.max(2) - 1);
+        Self::generated(
+            format!("revolve({slots})"),
+            n_steps,
+            Body::Revolve { slots },
+        )
+    }
+
+    /// The online schedule, generated on demand (for [`crate::online::OnlinePlanner`], which
+    /// checks the request).
+    pub(crate) fn online_generated(n_steps: usize, slots: usize) -> Self {
+        Self::generated(format!("online({slots})"), n_steps, Body::Online { slots })
+    }
+
+    /// The two-level schedule, generated on demand (for [`crate::two_level::two_level`], which
+    /// checks the request and sets the disk slots).
+    pub(crate) fn two_level_generated(
+        name: String,
+        n_steps: usize,
+        (ram_slots, disk_slots): (usize, usize),
+        n_slots: usize,
+    ) -> Self {
+        Self::generated(
+            name,
+            n_steps,
+            Body::TwoLevel {
+                ram_slots,
+                disk_slots,
+                n_slots,
+            },
+        )
     }
 
     /// The same schedule with `disk_slots` on disk (for planners of this crate).
@@ -106,62 +257,26 @@ impl Schedule {
     /// Store-all: every step but the last keeps its stage values in a slot, the last keeps them
     /// on the tape; the reverse sweep does no recomputation. Holds `(N−1)·s` vectors.
     pub fn store_all(n_steps: usize) -> Self {
-        let last = n_steps.saturating_sub(1);
-        let mut forward: Vec<Action> = (0..last)
-            .map(|n| Action::StepKeepingStages { slot: n, step: n })
-            .collect();
-        forward.push(Action::Tape { step: last });
-        let mut reverse = vec![Action::Reverse {
-            step: last,
-            stages: StageSource::Tape,
-        }];
-        for n in (0..last).rev() {
-            reverse.push(Action::Reverse {
-                step: n,
-                stages: StageSource::Slot(n),
-            });
-            reverse.push(Action::Free { slot: n });
-        }
-        Self::new_unchecked("store-all".into(), n_steps, forward, reverse)
+        Self::generated("store-all".into(), n_steps, Body::StoreAll)
     }
 
     /// Solution-only: every solution `u_n`, `n < N−1`, is kept; the last step keeps its stages
     /// on the tape, every other reversed step recomputes its stage values from `u_n` (all live
     /// stages but the last: the adjoint needs the stage inputs `Y_i` only). Holds `N−1` vectors.
     pub fn solution_only(n_steps: usize) -> Self {
-        let last = n_steps.saturating_sub(1);
-        let mut forward = Vec::with_capacity(2 * n_steps);
-        for n in 0..last {
-            forward.push(Action::Store { slot: n, step: n });
-            forward.push(Action::Advance { from: n, to: n + 1 });
-        }
-        forward.push(Action::Tape { step: last });
-        let mut reverse = vec![Action::Reverse {
-            step: last,
-            stages: StageSource::Tape,
-        }];
-        for n in (0..last).rev() {
-            reverse.push(Action::Restore { slot: n, step: n });
-            reverse.push(Action::Free { slot: n });
-            reverse.push(Action::Reverse {
-                step: n,
-                stages: StageSource::Recompute,
-            });
-        }
-        Self::new_unchecked("solution-only".into(), n_steps, forward, reverse)
+        Self::generated("solution-only".into(), n_steps, Body::SolutionOnly)
     }
 
     /// A forward-only schedule (no checkpoints); it cannot be reversed.
     pub fn forward_only(n_steps: usize) -> Self {
-        Self::new_unchecked(
-            "forward-only".into(),
-            n_steps,
-            vec![Action::Advance {
-                from: 0,
-                to: n_steps,
-            }],
-            Vec::new(),
-        )
+        Self::generated("forward-only".into(), n_steps, Body::ForwardOnly)
+    }
+
+    /// Whether the actions are generated on demand by one of this crate's planners
+    /// (store-all, solution-only, forward-only, Revolve, online, two-level), which are valid by
+    /// construction, rather than listed.
+    pub fn is_generated(&self) -> bool {
+        !matches!(self.body, Body::Listed { .. })
     }
 
     /// The schedule's name.
@@ -174,35 +289,109 @@ impl Schedule {
         self.n_steps
     }
 
-    /// Forward-phase actions.
-    pub fn forward(&self) -> &[Action] {
-        &self.forward
+    /// Forward-phase actions, in order.
+    pub fn forward(&self) -> Actions<'_> {
+        let n = self.n_steps;
+        let last = n.saturating_sub(1);
+        match &self.body {
+            Body::Listed { forward, .. } => Actions::new(forward.iter().copied()),
+            Body::StoreAll => Actions::new(
+                (0..last)
+                    .map(|n| Action::StepKeepingStages { slot: n, step: n })
+                    .chain(std::iter::once(Action::Tape { step: last })),
+            ),
+            Body::SolutionOnly => Actions::new(
+                (0..last)
+                    .flat_map(|n| {
+                        [
+                            Action::Store { slot: n, step: n },
+                            Action::Advance { from: n, to: n + 1 },
+                        ]
+                    })
+                    .chain(std::iter::once(Action::Tape { step: last })),
+            ),
+            Body::ForwardOnly => Actions::new(std::iter::once(Action::Advance { from: 0, to: n })),
+            Body::Revolve { slots } => Actions::new(revolve_phases(n, *slots).0.into_iter()),
+            Body::Online { slots } => Actions::new(online_forward(n, *slots)),
+            Body::TwoLevel {
+                ram_slots,
+                disk_slots,
+                ..
+            } => Actions::new(two_level_phases(n, *ram_slots, *disk_slots).0.into_iter()),
+        }
     }
 
-    /// Reverse-phase actions.
-    pub fn reverse(&self) -> &[Action] {
-        &self.reverse
+    /// Reverse-phase actions, in order.
+    pub fn reverse(&self) -> Actions<'_> {
+        let n = self.n_steps;
+        let last = n.saturating_sub(1);
+        let tape = std::iter::once(Action::Reverse {
+            step: last,
+            stages: StageSource::Tape,
+        });
+        match &self.body {
+            Body::Listed { reverse, .. } => Actions::new(reverse.iter().copied()),
+            Body::StoreAll => Actions::new(tape.chain((0..last).rev().flat_map(|n| {
+                [
+                    Action::Reverse {
+                        step: n,
+                        stages: StageSource::Slot(n),
+                    },
+                    Action::Free { slot: n },
+                ]
+            }))),
+            Body::SolutionOnly => Actions::new(tape.chain((0..last).rev().flat_map(|n| {
+                [
+                    Action::Restore { slot: n, step: n },
+                    Action::Free { slot: n },
+                    Action::Reverse {
+                        step: n,
+                        stages: StageSource::Recompute,
+                    },
+                ]
+            }))),
+            Body::ForwardOnly => Actions::new(std::iter::empty()),
+            Body::Revolve { slots } => Actions::new(revolve_phases(n, *slots).1),
+            Body::Online { slots } => Actions::new(online_reverse(n, *slots)),
+            Body::TwoLevel {
+                ram_slots,
+                disk_slots,
+                ..
+            } => Actions::new(two_level_phases(n, *ram_slots, *disk_slots).1),
+        }
     }
 
     /// Whether the schedule has a reverse phase (it can produce a gradient).
     pub fn is_reversible(&self) -> bool {
-        !self.reverse.is_empty()
+        match &self.body {
+            Body::Listed { reverse, .. } => !reverse.is_empty(),
+            Body::ForwardOnly => false,
+            _ => true,
+        }
     }
 
-    /// Number of slots the schedule addresses (largest slot index + 1).
+    /// Number of slots the schedule addresses (largest slot index + 1; for Revolve and online
+    /// schedules, the slots their planner may use).
     pub fn n_slots(&self) -> usize {
-        self.forward
-            .iter()
-            .chain(&self.reverse)
-            .filter_map(|a| match *a {
-                Action::Store { slot, .. }
-                | Action::StepKeepingStages { slot, .. }
-                | Action::Restore { slot, .. }
-                | Action::Free { slot } => Some(slot + 1),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0)
+        match &self.body {
+            Body::Listed { forward, reverse } => forward
+                .iter()
+                .chain(reverse)
+                .filter_map(|a| match *a {
+                    Action::Store { slot, .. }
+                    | Action::StepKeepingStages { slot, .. }
+                    | Action::Restore { slot, .. }
+                    | Action::Free { slot } => Some(slot + 1),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0),
+            Body::StoreAll | Body::SolutionOnly => self.n_steps.saturating_sub(1),
+            Body::ForwardOnly => 0,
+            Body::Revolve { slots } => revolve_slots(self.n_steps, *slots),
+            Body::Online { slots } => (*slots).min(self.n_steps.saturating_sub(1)),
+            Body::TwoLevel { n_slots, .. } => *n_slots,
+        }
     }
 
     /// Whether slot `slot` lives on disk (otherwise in RAM).
@@ -217,22 +406,32 @@ impl Schedule {
 
     /// Whether slot `slot` is ever filled with stage values (so it needs room for them).
     pub fn slot_holds_stages(&self, slot: usize) -> bool {
-        self.forward
-            .iter()
-            .chain(&self.reverse)
-            .any(|a| matches!(*a, Action::StepKeepingStages { slot: s, .. } if s == slot))
+        match &self.body {
+            Body::Listed { forward, reverse } => forward
+                .iter()
+                .chain(reverse)
+                .any(|a| matches!(*a, Action::StepKeepingStages { slot: s, .. } if s == slot)),
+            Body::StoreAll => slot < self.n_slots(),
+            _ => false,
+        }
     }
 
     /// [`Schedule::slot_holds_stages`] for every slot at once (`n_slots()` entries), in one
-    /// pass over the actions.
+    /// pass over listed actions.
     pub fn stage_slots(&self) -> Vec<bool> {
-        let mut stages = vec![false; self.n_slots()];
-        for a in self.forward.iter().chain(&self.reverse) {
-            if let Action::StepKeepingStages { slot, .. } = *a {
-                stages[slot] = true;
+        match &self.body {
+            Body::Listed { forward, reverse } => {
+                let mut stages = vec![false; self.n_slots()];
+                for a in forward.iter().chain(reverse) {
+                    if let Action::StepKeepingStages { slot, .. } = *a {
+                        stages[slot] = true;
+                    }
+                }
+                stages
             }
+            Body::StoreAll => vec![true; self.n_slots()],
+            _ => vec![false; self.n_slots()],
         }
-        stages
     }
 
     /// Validate the schedule: every action can run, the forward phase ends at `u_N`, and a
@@ -271,14 +470,16 @@ impl Schedule {
                 .apply(action, phase)
                 .map_err(|reason| reason.at(index, action))
         };
-        for action in &self.forward {
-            apply(&mut tracker, action, Phase::Forward)?;
+        for action in self.forward() {
+            apply(&mut tracker, &action, Phase::Forward)?;
         }
         tracker.end_forward()?;
-        for action in &self.reverse {
-            apply(&mut tracker, action, Phase::Reverse)?;
+        let mut reversed_any = false;
+        for action in self.reverse() {
+            reversed_any = true;
+            apply(&mut tracker, &action, Phase::Reverse)?;
         }
-        if !self.reverse.is_empty() {
+        if reversed_any {
             tracker.end_reverse()?;
         }
         Ok(tracker.stats())
@@ -328,8 +529,8 @@ impl Schedule {
             n_slots: usize,
             disk_slots: Vec<usize>,
             predicted: Stats,
-            forward: &'a [Action],
-            reverse: &'a [Action],
+            forward: PhaseActions<'a>,
+            reverse: PhaseActions<'a>,
         }
         let printed = Printed {
             name: &self.name,
@@ -337,8 +538,8 @@ impl Schedule {
             n_slots: self.n_slots(),
             disk_slots: self.disk_slots().collect(),
             predicted: self.predict(cost, vector_bytes)?,
-            forward: &self.forward,
-            reverse: &self.reverse,
+            forward: PhaseActions(self, Phase::Forward),
+            reverse: PhaseActions(self, Phase::Reverse),
         };
         serde_json::to_string_pretty(&printed)
             .map_err(|e| Error::InvalidRequest(format!("cannot print schedule as JSON: {e}")))
@@ -353,11 +554,11 @@ impl fmt::Display for Schedule {
             writeln!(f, "disk slots: {}", slots.join(", "))?;
         }
         writeln!(f, "forward:")?;
-        for a in &self.forward {
+        for a in self.forward() {
             writeln!(f, "  {a}")?;
         }
         writeln!(f, "reverse:")?;
-        for a in &self.reverse {
+        for a in self.reverse() {
             writeln!(f, "  {a}")?;
         }
         Ok(())

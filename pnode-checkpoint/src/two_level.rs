@@ -38,7 +38,7 @@ use std::collections::BTreeSet;
 
 use crate::action::Action;
 use crate::error::{Error, Result};
-use crate::revolve::{Planner, optimal_advances};
+use crate::revolve::{Binomial, optimal_advances};
 use crate::schedule::Schedule;
 
 /// Interval length `d = ⌈N / c_d⌉` and the RAM slots worth using, `min(c_r, d − 1)`, after
@@ -89,47 +89,73 @@ pub fn two_level_advances(n_steps: usize, ram_slots: usize, disk_slots: usize) -
 /// step (`c_d ≥ N`); anything less is [`Error::BudgetTooSmall`].
 pub fn two_level(n_steps: usize, ram_slots: usize, disk_slots: usize) -> Result<Schedule> {
     let (d, ram) = layout(n_steps, ram_slots, disk_slots)?;
-    let starts: Vec<usize> = (0..n_steps).step_by(d).collect();
-    let k = starts.len() - 1; // index of the last interval
-    let last = starts[k];
+    let stored = stored_disk_slots(n_steps, d);
+    let disk: BTreeSet<usize> = (ram..ram + stored).collect();
+    Ok(Schedule::two_level_generated(
+        format!("two-level(ram {ram}, disk {stored})"),
+        n_steps,
+        (ram_slots, disk_slots),
+        ram + stored,
+    )
+    .with_disk_slots(disk))
+}
+
+/// Disk slots the schedule fills: one per interval, but a last interval of a single step is
+/// taped and needs none.
+fn stored_disk_slots(n_steps: usize, d: usize) -> usize {
+    let k = (n_steps - 1) / d; // index of the last interval
+    let n_last = n_steps - k * d;
+    if n_last > 1 { k + 1 } else { k }
+}
+
+/// The two phases of [`two_level`] for a request it accepted: the forward actions (`O(c_d)` of
+/// them plus Revolve's first sweep of the last interval) and the generator of the reverse
+/// ones, which never lists them.
+pub(crate) fn two_level_phases(
+    n_steps: usize,
+    ram_slots: usize,
+    disk_slots: usize,
+) -> (Vec<Action>, Binomial) {
+    let Ok((d, ram)) = layout(n_steps, ram_slots, disk_slots) else {
+        return (Vec::new(), Binomial::new(1, 0, Vec::new()));
+    };
+    let k = (n_steps - 1) / d; // index of the last interval
+    let last = k * d;
     let n_last = n_steps - last;
     let disk = |i: usize| ram + i;
-    let mut planner = Planner::new((0..ram).rev().collect());
-    for (i, &a) in starts[..k].iter().enumerate() {
-        planner.forward.push(Action::Store {
+    let mut planner = Binomial::new(d, ram, (0..ram).rev().collect());
+    let mut forward = Vec::with_capacity(2 * k + 2 * ram + 3);
+    for i in 0..k {
+        let a = i * d;
+        forward.push(Action::Store {
             slot: disk(i),
             step: a,
         });
-        planner.forward.push(Action::Advance { from: a, to: a + d });
+        forward.push(Action::Advance { from: a, to: a + d });
     }
     // A last interval of one step is taped and needs no base checkpoint.
-    let stored = if n_last > 1 { k + 1 } else { k };
     if n_last > 1 {
-        planner.forward.push(Action::Store {
+        forward.push(Action::Store {
             slot: disk(k),
             step: last,
         });
     }
-    planner.right_chain(last, n_last, disk(k), ram);
-    if n_last > 1 {
-        planner.reverse.push(Action::Free { slot: disk(k) });
-    }
-    for (i, &a) in starts[..k].iter().enumerate().rev() {
-        planner.reverse.push(Action::Restore {
+    // The generator yields what is queued last first: queue the first interval's reversal
+    // first and the last interval's chain last.
+    for i in 0..k {
+        let a = i * d;
+        planner.then_emit(Action::Free { slot: disk(i) });
+        planner.then_left(a, d, disk(i), Some(ram));
+        planner.then_emit(Action::Restore {
             slot: disk(i),
             step: a,
         });
-        planner.left(a, d, disk(i), ram);
-        planner.reverse.push(Action::Free { slot: disk(i) });
     }
-    let disk_slots: BTreeSet<usize> = (ram..ram + stored).collect();
-    Ok(Schedule::new_unchecked(
-        format!("two-level(ram {ram}, disk {stored})"),
-        n_steps,
-        planner.forward,
-        planner.reverse,
-    )
-    .with_disk_slots(disk_slots))
+    if n_last > 1 {
+        planner.then_emit(Action::Free { slot: disk(k) });
+    }
+    planner.right_chain(last, n_last, disk(k), ram, |a| forward.push(a));
+    (forward, planner)
 }
 
 #[cfg(test)]
@@ -221,7 +247,6 @@ reverse:
         let restores_of_u0 = crate::revolve::revolve(10, 3)
             .unwrap()
             .reverse()
-            .iter()
             .filter(|a| matches!(a, Action::Restore { step: 0, .. }))
             .count();
         assert_eq!(p.disk_reads, restores_of_u0 as u64);

@@ -50,6 +50,19 @@ pub enum Error {
         /// The size the file has.
         found: String,
     },
+    /// A run would need more memory than it may use (see [`crate::memory`]): checked before
+    /// the buffer is allocated.
+    #[error("{}", crate::memory::message(*.what, *.bytes, *.total, .limit))]
+    Memory {
+        /// The option deciding the buffer's size (`steps`, `outputs` or `checkpoint`).
+        what: crate::memory::MemoryUse,
+        /// Bytes the buffer needs.
+        bytes: u64,
+        /// Bytes needed with what was counted before it.
+        total: u64,
+        /// The limit it passes.
+        limit: crate::memory::Limit,
+    },
     /// A setting of the program cannot be used (an option out of range, a grid that does not
     /// work out, a model whose sizes differ from the program's).
     #[error("invalid `{option}`: {reason}")]

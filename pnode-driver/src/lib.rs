@@ -32,6 +32,7 @@
 
 pub mod data;
 mod error;
+pub mod memory;
 pub mod resolve;
 pub mod run;
 pub mod setup;

@@ -197,6 +197,9 @@ pub fn resolve(
     let seed = seed_override
         .or(program.train.as_ref().and_then(|t| t.seed))
         .unwrap_or(0);
+    // The grid and output sizes against the memory the run may use, before anything of
+    // their size is allocated.
+    crate::memory::Preflight::current().program(program)?;
     let (u0, theta0) = initial_values(program, data, seed)?;
     let (times, outs, checkpointing, m) = match &program.solve {
         None => {
@@ -226,7 +229,7 @@ pub fn resolve(
             (times, outs, ck, s.method.clone())
         }
     };
-    let (grid, output_times, inserted) = merge(&times, &outs)?;
+    let (grid, output_times, inserted) = merge(times, &outs)?;
     if inserted > 0 {
         notes.push(format!(
             "{inserted} output times are not grid points and were inserted into the grid ({} \
@@ -410,9 +413,7 @@ fn init(
 /// The grid points of `steps` over `t0 .. t1` (see the [module docs](self)).
 pub fn grid_times(steps: &Steps, t0: f64, t1: f64, data: &dyn DataReader) -> Result<Vec<f64>> {
     Ok(match steps {
-        Steps::Uniform(n) => TimeGrid::uniform(t0, t1, count("steps", *n)?)?
-            .times()
-            .to_vec(),
+        Steps::Uniform(n) => TimeGrid::uniform(t0, t1, count("steps", *n)?)?.into_times(),
         Steps::Logspace { start, end, count } => {
             let c = self::count("steps", *count)?;
             if c < 2 || !(*start > 0.0 && *start > t0 && start < end) {
@@ -520,12 +521,13 @@ fn output_times(o: &Outputs, t0: f64, t1: f64, data: &dyn DataReader) -> Result<
 /// The grid of `times` with every output time a grid point: output times within
 /// `1e-10 · span` of a point snap to it, the others are inserted. Returns the grid (always
 /// [`TimeGrid::from_times`]), the snapped output times and how many were inserted.
-fn merge(times: &[f64], outputs: &[f64]) -> Result<(TimeGrid, Vec<f64>, usize)> {
-    let grid = TimeGrid::from_times(times)?;
+fn merge(times: Vec<f64>, outputs: &[f64]) -> Result<(TimeGrid, Vec<f64>, usize)> {
+    let grid = TimeGrid::from_points(times)?;
+    let times = grid.times();
     let span = times[times.len() - 1] - times[0];
     let tol = 1e-10 * span;
-    let mut all = times.to_vec();
-    let mut inserted = 0;
+    // The points to insert (the grid is rebuilt with them only if there are any).
+    let mut extra = Vec::new();
     for &t in outputs {
         let i = times.partition_point(|&x| x < t);
         let near = [i.checked_sub(1), Some(i)]
@@ -534,15 +536,17 @@ fn merge(times: &[f64], outputs: &[f64]) -> Result<(TimeGrid, Vec<f64>, usize)> 
             .filter_map(|j| times.get(j))
             .any(|&g| (g - t).abs() <= tol);
         if !near {
-            all.push(t);
-            inserted += 1;
+            extra.push(t);
         }
     }
+    let inserted = extra.len();
     let grid = if inserted == 0 {
         grid
     } else {
+        let mut all = grid.into_times();
+        all.extend_from_slice(&extra);
         all.sort_by(f64::total_cmp);
-        TimeGrid::from_times(&all)?
+        TimeGrid::from_points(all)?
     };
     let snapped = grid
         .output_indices(outputs)?

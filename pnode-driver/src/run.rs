@@ -135,7 +135,8 @@ impl Evaluator {
     }
 }
 
-/// A [`Setup`] ready to run: the solver (all buffers allocated) and the loss evaluators.
+/// A [`Setup`] ready to run: the solver (its buffers allocated; the checkpoint store by the
+/// first gradient, after a memory check) and the loss evaluators.
 ///
 /// `E` is the stepper of explicit methods (the runtime's [`ErkStepper`] unless one is supplied
 /// with [`Run::with_explicit_stepper`]; see the [module docs](self#the-explicit-stepper-hook)).
@@ -147,6 +148,9 @@ pub struct Run<E = ErkStepper> {
     expr: Option<Evaluator>,
     dl_du: Vec<f64>,
     dl_dp: Vec<f64>,
+    /// Whether the checkpoint store was checked against the memory limit (before the first
+    /// gradient allocates it).
+    memory_checked: bool,
 }
 
 impl Run<ErkStepper> {
@@ -230,6 +234,7 @@ impl<E> Run<E> {
             expr,
             dl_du: vec![0.0; k * n],
             dl_dp: vec![0.0; np],
+            memory_checked: false,
             setup,
         })
     }
@@ -323,6 +328,10 @@ impl<E> Run<E> {
         E: AdjointStepper<M>,
     {
         self.require_loss("a gradient")?;
+        if !self.memory_checked {
+            self.check_checkpoint_memory(crate::memory::limit())?;
+            self.memory_checked = true;
+        }
         let u0 = &self.setup.u0;
         dispatch!(&mut self.solver, s => { s.forward(model, u0, theta)?; });
         let value = self.assemble(theta, batch, true)?;
@@ -334,6 +343,34 @@ impl<E> Run<E> {
             *d += e;
         }
         Ok((value, g))
+    }
+
+    /// Bytes the checkpoint store of a gradient takes (allocated by the first gradient; the
+    /// schedule's predicted peak for store-all, solution-only and Revolve).
+    pub fn checkpoint_bytes(&self) -> u64 {
+        dispatch!(&self.solver, s => s.checkpoint_bytes())
+    }
+
+    /// Check that the checkpoint store fits `limit` (`None`: nothing is checked), counting the
+    /// grid and the outputs too when the limit was given (an available-memory figure already
+    /// excludes them): [`Error::Memory`] naming `checkpoint` otherwise. The first gradient
+    /// runs this with [`crate::memory::limit`].
+    pub fn check_checkpoint_memory(&self, limit: Option<crate::memory::Limit>) -> Result<()> {
+        use crate::memory::{GRID_BYTES_PER_POINT, Limit, MemoryUse, Preflight, output_bytes};
+        let mut preflight = Preflight::new(limit);
+        if let Some(Limit::Given(_)) = limit {
+            let points = self.setup.grid.n_steps() as u64 + 1;
+            preflight.add(
+                MemoryUse::Steps,
+                points.saturating_mul(GRID_BYTES_PER_POINT),
+            )?;
+            let n = self.setup.program.state_len() as u64;
+            preflight.add(
+                MemoryUse::Outputs,
+                output_bytes(self.setup.n_outputs() as u64, n),
+            )?;
+        }
+        preflight.add(MemoryUse::Checkpoint, self.checkpoint_bytes())
     }
 
     fn require_loss(&self, what: &'static str) -> Result<()> {

@@ -270,8 +270,8 @@ pub fn module_items(
     // as the driver (bitwise the same grid).
     let grid_times = floats(plan.grid.times());
     let grid_len = usize_lit(plan.grid.times().len());
-    let fwd = plan.schedule.forward().iter().map(|a| action(a, rt));
-    let rev = plan.schedule.reverse().iter().map(|a| action(a, rt));
+    let fwd = plan.schedule.forward().map(|a| action(&a, rt));
+    let rev = plan.schedule.reverse().map(|a| action(&a, rt));
     let sched_name = plan.schedule.name();
     let predicted = stats(&plan.predicted, rt);
     let summary = &plan.summary;

@@ -267,6 +267,18 @@ pub enum Error {
         /// The mode asked for.
         mode: String,
     },
+    /// A large buffer (the checkpoint store, the outputs) could not be allocated: the run needs
+    /// more memory than the system gives.
+    #[error(
+        "cannot allocate {bytes} bytes for {what}: not enough memory (use fewer steps or \
+         outputs, or a checkpointing that keeps less, such as `revolve(slots = 10)`)"
+    )]
+    OutOfMemory {
+        /// The buffer.
+        what: Buffer,
+        /// Its size in bytes.
+        bytes: u64,
+    },
     /// An operation was called out of order (for example a reverse sweep before a forward one).
     #[error("{0}")]
     Usage(String),
@@ -278,6 +290,35 @@ pub enum Error {
 /// ` (component i)` for a per-component option, nothing otherwise.
 fn component_suffix(component: Option<usize>) -> String {
     component.map_or_else(String::new, |i| format!(" (component {i})"))
+}
+
+/// The large buffers a solver allocates, named in [`Error::OutOfMemory`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffer {
+    /// The RAM checkpoint slots of the schedule.
+    Checkpoints,
+    /// The solution at the output times (and the loss gradient there).
+    Outputs,
+}
+
+impl std::fmt::Display for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Buffer::Checkpoints => "the checkpoint store",
+            Buffer::Outputs => "the outputs",
+        })
+    }
+}
+
+/// A zeroed buffer of `len` values, or [`Error::OutOfMemory`] naming `what` when the
+/// allocation fails (instead of aborting the process).
+pub fn try_zeroed(what: Buffer, len: usize) -> Result<Vec<f64>> {
+    let bytes = (len as u64).saturating_mul(8);
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { what, bytes })?;
+    v.resize(len, 0.0);
+    Ok(v)
 }
 
 /// The message of [`Error::AdjointSolveFailed`].

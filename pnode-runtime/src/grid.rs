@@ -5,13 +5,16 @@
 //! solution is reported exactly at grid points, never interpolated, so the gradient of a loss on
 //! the outputs is the exact derivative of what was computed.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 
 /// A fixed time grid `t_0 < t_1 < … < t_N` with its step sizes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeGrid {
-    times: Vec<f64>,
-    steps: Vec<f64>,
+    /// Shared, so clones of a grid (the setup's and its solver's) cost nothing.
+    times: Arc<Vec<f64>>,
+    steps: Arc<Vec<f64>>,
 }
 
 impl TimeGrid {
@@ -31,8 +34,8 @@ impl TimeGrid {
         let mut times: Vec<f64> = (0..n_steps).map(|n| t0 + n as f64 * h).collect();
         times.push(t1);
         Ok(Self {
-            times,
-            steps: vec![h; n_steps],
+            times: Arc::new(times),
+            steps: Arc::new(vec![h; n_steps]),
         })
     }
 
@@ -67,13 +70,18 @@ impl TimeGrid {
             times.push(t);
         }
         Ok(Self {
-            times,
-            steps: steps.to_vec(),
+            times: Arc::new(times),
+            steps: Arc::new(steps.to_vec()),
         })
     }
 
     /// A grid from its strictly increasing points `t_0 < … < t_N` (at least two).
     pub fn from_times(times: &[f64]) -> Result<Self> {
+        Self::from_points(times.to_vec())
+    }
+
+    /// [`TimeGrid::from_times`] taking the points by value (no copy of them).
+    pub fn from_points(times: Vec<f64>) -> Result<Self> {
         if times.len() < 2 {
             return Err(invalid("a grid needs at least two time points".into()));
         }
@@ -91,9 +99,14 @@ impl TimeGrid {
         }
         let steps = times.windows(2).map(|w| w[1] - w[0]).collect();
         Ok(Self {
-            times: times.to_vec(),
-            steps,
+            times: Arc::new(times),
+            steps: Arc::new(steps),
         })
+    }
+
+    /// The grid points, taken out of the grid (copied only when a clone shares them).
+    pub fn into_times(self) -> Vec<f64> {
+        Arc::try_unwrap(self.times).unwrap_or_else(|shared| shared.as_ref().clone())
     }
 
     /// Number of steps `N`.

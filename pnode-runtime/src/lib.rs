@@ -13,7 +13,7 @@ pub mod optim;
 pub mod problems;
 pub mod tableau;
 
-pub use error::{Error, Phase, Result};
+pub use error::{Buffer, Error, Phase, Result};
 pub use model::{ClosureModel, Eval, ModelError, Rhs, RhsJvp, RhsVjp};
 pub use opaque::{LayerSet, LayerSpec, OpaqueLayer};
 pub use tableau::Tableau;

@@ -1,9 +1,13 @@
 //! The schedule executor: forward solves, checkpointed forward sweeps and discrete-adjoint
 //! reverse sweeps, for any one-step method and any valid [`Schedule`].
 //!
-//! A [`Solver`] is built once per (method, grid, output times, checkpointing) and reused: all
-//! buffers, checkpoint slots included, are allocated at construction, so neither the step loop
-//! nor repeated gradient calls allocate.
+//! A [`Solver`] is built once per (method, grid, output times, checkpointing) and reused: its
+//! buffers are allocated at construction, except the checkpoint store, which the first
+//! checkpointed sweep ([`Solver::forward`]) allocates in one fallible buffer
+//! ([`Error::OutOfMemory`] instead of an abort; [`Solver::checkpoint_bytes`] says its size
+//! beforehand) and a forward-only [`Solver::solve`] never does. The step loop never allocates;
+//! a sweep of a generated schedule (store-all, Revolve, …), read action by action and never
+//! listed, allocates only its generator (`O(slots)`).
 //!
 //! The loss `L(u(t_1), …, u(t_K))` enters only through its gradient `g_k = ∂L/∂u(t_k)`: the
 //! reverse sweep starts from `λ_N = g_N` (zero if `t_N` is not an output), adds `g_k` to `λ_k`
@@ -19,7 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint::{Action, Checkpointing, Phase, Schedule, StageSource, StepCost, Tracker};
 use crate::disk::DiskSlots;
 use crate::erk::ErkStepper;
-use crate::error::{Error, Result, check_len, first_non_finite};
+use crate::error::{Buffer, Error, Result, check_len, first_non_finite, try_zeroed};
 use crate::grid::TimeGrid;
 use crate::model::{Rhs, RhsVjp};
 use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
@@ -38,6 +42,66 @@ pub struct Gradient {
 /// Bytes of one `f64` state vector of length `n`.
 fn vector_bytes(n: usize) -> u64 {
     (n * std::mem::size_of::<f64>()) as u64
+}
+
+/// The RAM checkpoint slots in one buffer, allocated by the first checkpointed sweep (a solver
+/// that only solves never allocates them). Slot `k` is `data[start(k)..start(k) + len(k)]`.
+#[derive(Debug, Clone)]
+struct SlotStore {
+    data: Vec<f64>,
+    layout: SlotLayout,
+}
+
+/// Where each slot lives in [`SlotStore::data`].
+#[derive(Debug, Clone)]
+enum SlotLayout {
+    /// Every slot has `len` values (no disk slots).
+    Uniform { len: usize },
+    /// Slot `k` is `starts[k]..starts[k + 1]` (disk slots are empty here).
+    Listed { starts: Vec<usize> },
+}
+
+impl SlotStore {
+    /// The layout for `schedule` with states of `n` values and stage slots of `stage_len`, and
+    /// the values it needs (saturating).
+    fn layout(schedule: &Schedule, n: usize, stage_len: usize) -> (SlotLayout, usize) {
+        let n_slots = schedule.n_slots();
+        let stage_slots = schedule.stage_slots();
+        let any_disk = schedule.disk_slots().next().is_some();
+        let len = |slot: usize| if stage_slots[slot] { stage_len } else { n };
+        let uniform =
+            n_slots == 0 || (!any_disk && stage_slots.iter().all(|&s| s == stage_slots[0]));
+        if uniform {
+            let len = if n_slots == 0 { 0 } else { len(0) };
+            return (SlotLayout::Uniform { len }, len.saturating_mul(n_slots));
+        }
+        let mut starts = Vec::with_capacity(n_slots + 1);
+        let mut total = 0usize;
+        for slot in 0..n_slots {
+            starts.push(total);
+            if !schedule.slot_on_disk(slot) {
+                total = total.saturating_add(len(slot));
+            }
+        }
+        starts.push(total);
+        (SlotLayout::Listed { starts }, total)
+    }
+
+    fn range(&self, slot: usize) -> std::ops::Range<usize> {
+        match &self.layout {
+            SlotLayout::Uniform { len } => slot * len..(slot + 1) * len,
+            SlotLayout::Listed { starts } => starts[slot]..starts[slot + 1],
+        }
+    }
+
+    fn slot(&self, slot: usize) -> &[f64] {
+        &self.data[self.range(slot)]
+    }
+
+    fn slot_mut(&mut self, slot: usize) -> &mut [f64] {
+        let range = self.range(slot);
+        &mut self.data[range]
+    }
 }
 
 /// Where a step's stage values go.
@@ -70,8 +134,10 @@ pub struct Solver<S> {
     cost: StepCost,
     n: usize,
     n_params: usize,
-    /// RAM slots (disk slots have an empty buffer here).
-    slots: Vec<Vec<f64>>,
+    /// RAM slots (disk slots have no room here), allocated by the first checkpointed sweep.
+    slots: SlotStore,
+    /// Values the RAM slots need.
+    slot_values: usize,
     /// The schedule's ledger: validates each action before it runs and counts the statistics
     /// the cost model predicts (steps, recomputations, memory, disk traffic).
     ledger: Tracker,
@@ -125,35 +191,39 @@ impl<S> Solver<S> {
         let n_steps = grid.n_steps();
         let cost = stepper.cost();
         let schedule = checkpointing.plan(n_steps, &cost, vector_bytes(n))?;
-        // Validates the schedule (errors name the offending action).
-        schedule.predict(&cost, vector_bytes(n))?;
+        // Validates a listed schedule (errors name the offending action); generated ones are
+        // valid by construction, and the ledger checks every action as it runs anyway.
+        if !schedule.is_generated() {
+            schedule.predict(&cost, vector_bytes(n))?;
+        }
         let stage_len = stepper.stage_vectors() * n;
-        let stage_slots = schedule.stage_slots();
+        let (layout, slot_values) = SlotStore::layout(&schedule, n, stage_len);
+        // Only disk slots need the stage flags: scan up to the last one.
+        let disk_end = schedule.disk_slots().last().map_or(0, |s| s + 1);
+        let stage_slots = if disk_end > 0 {
+            schedule.stage_slots()
+        } else {
+            Vec::new()
+        };
         let slot_len = |slot: usize| {
             if stage_slots[slot] { stage_len } else { n }
         };
-        let slots = (0..schedule.n_slots())
-            .map(|slot| {
-                if schedule.slot_on_disk(slot) {
-                    Vec::new()
-                } else {
-                    vec![0.0; slot_len(slot)]
-                }
-            })
-            .collect::<Vec<_>>();
-        let on_disk: Vec<bool> = (0..slots.len()).map(|s| schedule.slot_on_disk(s)).collect();
-        let disk_len = (0..slots.len())
+        let on_disk: Vec<bool> = (0..disk_end).map(|s| schedule.slot_on_disk(s)).collect();
+        let disk_len = (0..disk_end)
             .filter(|&s| on_disk[s])
             .map(slot_len)
             .max()
             .unwrap_or(0);
-        let disk_holds_stages = (0..slots.len()).any(|s| on_disk[s] && stage_slots[s]);
+        let disk_holds_stages = (0..disk_end).any(|s| on_disk[s] && stage_slots[s]);
         let disk_stages = vec![0.0; if disk_holds_stages { stage_len } else { 0 }];
+        let outputs = try_zeroed(Buffer::Outputs, output_times.len().saturating_mul(n))?;
+        let dl_du = try_zeroed(Buffer::Outputs, output_times.len().saturating_mul(n))?;
         Ok(Self {
             stepper,
             output_idx,
             forward_only: Schedule::forward_only(n_steps),
-            ledger: Tracker::for_schedule(&schedule, &cost, vector_bytes(n)),
+            // Sized for the schedule by the first sweep (a solve needs no slot table).
+            ledger: Tracker::new(n_steps, 0, &cost, vector_bytes(n)),
             measured: Stats::default(),
             schedule,
             cost,
@@ -161,15 +231,19 @@ impl<S> Solver<S> {
             n_params,
             disk: DiskSlots::new(on_disk, n, disk_len),
             disk_stages,
-            slots,
+            slots: SlotStore {
+                data: Vec::new(),
+                layout,
+            },
+            slot_values,
             stage_scratch: vec![0.0; stage_len],
             current: vec![0.0; n],
             next: vec![0.0; n],
-            outputs: vec![0.0; output_times.len() * n],
+            outputs,
             params: vec![0.0; n_params],
             lambda: vec![0.0; n],
             mu: vec![0.0; n_params],
-            dl_du: vec![0.0; output_times.len() * n],
+            dl_du,
             state: State::Idle,
             grid,
         })
@@ -234,6 +308,13 @@ impl<S> Solver<S> {
         self.ledger.stats().with_measured(&self.measured)
     }
 
+    /// Bytes the RAM checkpoint slots take: allocated by the first checkpointed sweep
+    /// ([`Solver::forward`]), never by [`Solver::solve`]. For store-all, solution-only and
+    /// Revolve this is the schedule's predicted peak (`peak_stored_bytes`).
+    pub fn checkpoint_bytes(&self) -> u64 {
+        (self.slot_values as u64).saturating_mul(8)
+    }
+
     /// The statistics the cost model predicts for a forward + reverse run of this schedule.
     pub fn predicted_stats(&self) -> Result<Stats> {
         Ok(self.schedule.predict(&self.cost, vector_bytes(self.n))?)
@@ -266,6 +347,9 @@ impl<S> Solver<S> {
         S: ForwardStepper<M>,
     {
         self.state = State::Idle;
+        if self.slots.data.len() != self.slot_values {
+            self.slots.data = try_zeroed(Buffer::Checkpoints, self.slot_values)?;
+        }
         if self.disk.any() {
             self.disk.open()?;
         }
@@ -363,7 +447,7 @@ impl<S> Solver<S> {
         if self.disk.on_disk(slot) {
             self.disk.write(slot, &self.current)?;
         } else {
-            self.slots[slot][..self.n].copy_from_slice(&self.current);
+            self.slots.slot_mut(slot)[..self.n].copy_from_slice(&self.current);
         }
         Ok(())
     }
@@ -373,7 +457,8 @@ impl<S> Solver<S> {
         if self.disk.on_disk(slot) {
             self.disk.read(slot, &mut self.current)?;
         } else {
-            self.current.copy_from_slice(&self.slots[slot][..self.n]);
+            self.current
+                .copy_from_slice(&self.slots.slot(slot)[..self.n]);
         }
         Ok(())
     }
@@ -405,7 +490,7 @@ impl<S> Solver<S> {
         let at = self.step_at(index);
         let stages = match keep {
             Keep::Nothing => None,
-            Keep::Slot(slot) => Some(self.slots[slot].as_mut_slice()),
+            Keep::Slot(slot) => Some(self.slots.slot_mut(slot)),
             Keep::Disk => Some(self.disk_stages.as_mut_slice()),
             Keep::Tape => Some(self.stage_scratch.as_mut_slice()),
         };
@@ -465,8 +550,8 @@ impl<S> Solver<S> {
         };
         record(self, 0);
         for action in schedule.forward() {
-            self.enter(action, Phase::Forward)?;
-            self.run_action(model, action, &mut record)?;
+            self.enter(&action, Phase::Forward)?;
+            self.run_action(model, &action, &mut record)?;
         }
         Ok(self.ledger.end_forward()?)
     }
@@ -542,8 +627,8 @@ impl<S> Solver<S> {
         };
         add_output(self, n_steps);
         for action in schedule.reverse() {
-            self.enter(action, Phase::Reverse)?;
-            match *action {
+            self.enter(&action, Phase::Reverse)?;
+            match action {
                 Action::Reverse { step, stages } => {
                     let at = self.step_at(step);
                     let stage_values: &[f64] = match stages {
@@ -551,7 +636,7 @@ impl<S> Solver<S> {
                             self.disk.read(slot, &mut self.disk_stages)?;
                             &self.disk_stages
                         }
-                        StageSource::Slot(slot) => &self.slots[slot],
+                        StageSource::Slot(slot) => self.slots.slot(slot),
                         StageSource::Tape => &self.stage_scratch,
                         StageSource::Recompute => {
                             self.stepper.recompute_stages(
@@ -585,7 +670,7 @@ impl<S> Solver<S> {
                     add_output(self, step);
                 }
                 _ => {
-                    self.run_action(model, action, |_, _| {})
+                    self.run_action(model, &action, |_, _| {})
                         .map_err(Error::recomputing)?;
                 }
             }

@@ -72,6 +72,9 @@ enum Command {
     Emit {
         #[command(flatten)]
         what: EmitWhat,
+        /// With `--schedule`: the memory the grid may use (see `solve --max-memory`).
+        #[arg(long, value_name = "BYTES", value_parser = parse_max_memory)]
+        max_memory: Option<u64>,
         /// The `.pode` file (`-` reads standard input).
         file: PathBuf,
     },
@@ -185,6 +188,17 @@ struct Common {
     /// device or FIFO (`/dev/null`) is written to directly.
     #[arg(long)]
     force: bool,
+    /// The memory the run may use, in bytes with an optional unit (512MB, 2GiB); by default
+    /// what the system has available (MemAvailable). The time grid (`steps`), the outputs
+    /// and a gradient's checkpoints are checked against it before they are allocated; a run
+    /// that needs more fails with status 1 naming the option to change.
+    #[arg(long, value_name = "BYTES", value_parser = parse_max_memory)]
+    max_memory: Option<u64>,
+}
+
+/// `--max-memory`: a size such as `512MB` or `2GiB`.
+fn parse_max_memory(text: &str) -> Result<u64, String> {
+    pnode_driver::memory::parse_size(text).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
@@ -253,7 +267,14 @@ fn main() -> anyhow::Result<()> {
             };
             pnodec::fmt::run(files, options, cli.color)
         }
-        Command::Emit { what, file } => pnodec::emit::run(file, what.kind(), cli.color),
+        Command::Emit {
+            what,
+            max_memory,
+            file,
+        } => {
+            pnode_driver::memory::set_max_memory(*max_memory);
+            pnodec::emit::run(file, what.kind(), cli.color)
+        }
         Command::Solve {
             params,
             out,
@@ -261,6 +282,7 @@ fn main() -> anyhow::Result<()> {
             common,
             file,
         } => {
+            pnode_driver::memory::set_max_memory(common.max_memory);
             let opts = SolveOptions {
                 params: params.clone(),
                 out: out.clone(),
@@ -277,6 +299,7 @@ fn main() -> anyhow::Result<()> {
             common,
             file,
         } => {
+            pnode_driver::memory::set_max_memory(common.max_memory);
             let opts = GradOptions {
                 out: out.clone(),
                 force: common.force,
@@ -296,6 +319,7 @@ fn main() -> anyhow::Result<()> {
             common,
             file,
         } => {
+            pnode_driver::memory::set_max_memory(common.max_memory);
             let opts = TrainOptions {
                 save_every: *save_every,
                 iterations: *iterations,

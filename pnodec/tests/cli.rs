@@ -574,3 +574,74 @@ fn const_data_reads_the_file_next_to_the_model() {
         "{err}"
     );
 }
+
+/// A scalar decay model with `steps` RK4 steps and a loss.
+fn decay_model(steps: &str) -> String {
+    format!(
+        "model big\nstate u = 1.0\nparam k = 0.5\nd(u)/dt = -k * u\nsolve {{\n  method = rk4\n  \
+         t = 0 .. 1\n  steps = {steps}\n}}\nloss = u ^ 2\n"
+    )
+}
+
+#[test]
+fn a_grid_past_the_memory_limit_is_refused_before_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = temp_file(&dir, "big.pode", &decay_model("1000000000"));
+    let out = dir.path().join("out.json");
+    let runs: [&[&str]; 3] = [
+        &["emit", "--schedule", "--max-memory", "2GB"],
+        &["solve", "--max-memory", "2GB", "-o", path_str(&out)],
+        &["grad", "--max-memory", "2GiB", "-o", path_str(&out)],
+    ];
+    for (args, limit) in runs.iter().zip(["2000000000", "2000000000", "2147483648"]) {
+        let mut args = args.to_vec();
+        args.push(path_str(&model));
+        let r = pnodec(&args);
+        assert_exit(&r, 1);
+        let err = text(&r.stderr);
+        assert!(
+            err.contains(&format!(
+                "not enough memory for `steps`: it needs 32000000032 bytes, more than the \
+                 {limit} bytes allowed by --max-memory; use fewer `steps`"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!out.exists());
+    }
+    let r = pnodec(&["solve", "--max-memory", "lots", path_str(&model)]);
+    assert_exit(&r, 2);
+    assert!(text(&r.stderr).contains("`lots` is not a size"));
+}
+
+/// A 2²²-element state with store-all over 10⁵ steps needs 13 TB of checkpoints: the
+/// gradient is refused before its first step, naming `checkpoint`, while the schedule's
+/// summary still prints the prediction.
+#[test]
+fn a_checkpoint_store_past_the_memory_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = temp_file(
+        &dir,
+        "wide.pode",
+        "model wide\nstate u[4194304] = ones\nparam k = 0.5\nd(u)/dt = -k * u\nsolve {\n  \
+         method = rk4\n  t = 0 .. 1\n  steps = 100000\n}\nloss = sum(u ^ 2)\n",
+    );
+    let r = pnodec(&["emit", "--schedule", path_str(&model)]);
+    assert_exit(&r, 0);
+    assert!(
+        text(&r.stdout).contains("(13421638582272 bytes)"),
+        "{}",
+        text(&r.stdout)
+    );
+    let out = dir.path().join("g.json");
+    let r = pnodec(&["grad", "-o", path_str(&out), path_str(&model)]);
+    assert_exit(&r, 1);
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("not enough memory for `checkpoint`: it needs 13421638582272 bytes"),
+        "{err}"
+    );
+    // Without --max-memory the limit is the available memory.
+    #[cfg(target_os = "linux")]
+    assert!(err.contains("bytes available (MemAvailable)"), "{err}");
+    assert!(!out.exists());
+}

@@ -284,11 +284,11 @@ fn running_totals_follow_every_action() {
 fn drive(schedule: &Schedule, cost: &StepCost, bytes: u64) -> pnode_checkpoint::Stats {
     let mut t = Tracker::for_schedule(schedule, cost, bytes);
     for a in schedule.forward() {
-        t.apply(a, Phase::Forward).unwrap();
+        t.apply(&a, Phase::Forward).unwrap();
     }
     t.end_forward().unwrap();
     for a in schedule.reverse() {
-        t.apply(a, Phase::Reverse).unwrap();
+        t.apply(&a, Phase::Reverse).unwrap();
     }
     t.end_reverse().unwrap();
     t.stats()

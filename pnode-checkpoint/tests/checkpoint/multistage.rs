@@ -206,3 +206,50 @@ fn stage_slots_pay_off_when_the_budget_allows() {
         .unwrap();
     assert_eq!(all.rhs_evals, 40 * 4);
 }
+
+/// A byte budget over many steps does not fill a giant table: `multistage` refuses with the
+/// table's size, and the budget planner falls back to Revolve within the budget.
+#[test]
+fn budgets_past_the_table_limit_are_refused_or_planned_by_revolve() {
+    use pnode_checkpoint::multistage::{MAX_TABLE_ENTRIES, MAX_TABLE_WORK};
+    use pnode_checkpoint::{Budget, Checkpointing, Error};
+    let rk4 = StepCost {
+        rhs_per_step: 4,
+        rhs_per_stage_recompute: 3,
+        vjp_per_reverse: 4,
+        stage_vectors: 4,
+    };
+    // 1 MB of scalar f64 states: 125 000 vectors, store-all needs 159 996.
+    let vectors = 1_000_000 / 8;
+    let err = multistage(40_000, vectors, &rk4).unwrap_err();
+    let Error::PlanTooLarge {
+        n_steps,
+        budget_vectors,
+        entries,
+        max_entries,
+        max_work,
+        ..
+    } = err.clone()
+    else {
+        panic!("{err}");
+    };
+    assert_eq!((n_steps, budget_vectors), (40_000, vectors));
+    assert_eq!(entries, 4 * 40_001 * (vectors as u128 + 1));
+    assert_eq!((max_entries, max_work), (MAX_TABLE_ENTRIES, MAX_TABLE_WORK));
+    assert!(
+        err.to_string()
+            .starts_with("the multistage plan for 40000 steps and 125000 vectors is too large"),
+        "{err}"
+    );
+    let s = Checkpointing::Budget(Budget::Bytes(1_000_000))
+        .plan(40_000, &rk4, 8)
+        .unwrap();
+    assert_eq!(s.name(), "revolve(39999)");
+    let p = s.predict(&rk4, 8).unwrap();
+    assert!(p.peak_stored_bytes <= 1_000_000, "{p:?}");
+    // Within the limits the dynamic program still plans.
+    let s = Checkpointing::Budget(Budget::Vectors(50))
+        .plan(200, &rk4, 8)
+        .unwrap();
+    assert_eq!(s.name(), "multistage(50 vectors)");
+}

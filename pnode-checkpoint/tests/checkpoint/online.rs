@@ -75,3 +75,32 @@ fn online_costs_compared_with_offline_revolve() {
         eprintln!("N={n} c={c}: online {online} recomputed steps, offline Revolve {offline}");
     }
 }
+
+/// The lazily generated online schedule yields exactly the actions the materialised planner
+/// listed (forward advances merged), and predicts the same statistics; the slot count is the
+/// planner's capacity, never below the slots addressed.
+#[test]
+fn lazy_online_equals_the_materialised_planner() {
+    use crate::revolve::materialised;
+    let cost = pnode_checkpoint::StepCost {
+        rhs_per_step: 4,
+        rhs_per_stage_recompute: 3,
+        vjp_per_reverse: 4,
+        stage_vectors: 4,
+    };
+    for n in (1..=70).chain([100, 129, 300, 1000]) {
+        for c in (1..=10).chain([16, 33]) {
+            let (forward, reverse) = materialised::online(n, c);
+            let lazy = OnlinePlanner::plan(n, c).unwrap();
+            assert_eq!(lazy.forward().collect::<Vec<_>>(), forward, "N={n} c={c}");
+            assert_eq!(lazy.reverse().collect::<Vec<_>>(), reverse, "N={n} c={c}");
+            assert!(lazy.n_slots() >= materialised::n_slots(&forward, &reverse));
+            assert!(lazy.n_slots() <= c);
+            let listed = pnode_checkpoint::Schedule::new(lazy.name(), n, forward, reverse).unwrap();
+            assert_eq!(
+                lazy.predict(&cost, 24).unwrap(),
+                listed.predict(&cost, 24).unwrap()
+            );
+        }
+    }
+}

@@ -12,8 +12,8 @@ use proptest::prelude::*;
 fn live_slots(schedule: &pnode_checkpoint::Schedule) -> (usize, usize) {
     let mut live = vec![false; schedule.n_slots()];
     let (mut ram, mut disk) = (0, 0);
-    for action in schedule.forward().iter().chain(schedule.reverse()) {
-        match *action {
+    for action in schedule.forward().chain(schedule.reverse()) {
+        match action {
             Action::Store { slot, .. } | Action::StepKeepingStages { slot, .. } => {
                 live[slot] = true
             }
@@ -65,9 +65,8 @@ fn check_two_level(n: usize, ram: usize, disk: usize) {
     );
     let reversed: Vec<usize> = schedule
         .reverse()
-        .iter()
         .filter_map(|a| match a {
-            Action::Reverse { step, .. } => Some(*step),
+            Action::Reverse { step, .. } => Some(step),
             _ => None,
         })
         .collect();
@@ -123,4 +122,30 @@ fn cost_is_one_binomial_reversal_per_interval() {
     assert_eq!(p.disk_writes, 10);
     // Revolve with all 14 slots in RAM needs fewer advances, but 14 vectors of RAM.
     assert_eq!(optimal_advances(1000, 14), 3184);
+}
+
+/// Two-level over 10⁷ steps is generated on demand: the forward phase lists one store and one
+/// advance per disk interval plus Revolve's first sweep of the last interval, and the reverse
+/// phase starts at once.
+#[test]
+fn two_level_over_ten_million_steps_is_generated_on_demand() {
+    let n = 10_000_000;
+    let s = two_level(n, 8, 100).unwrap();
+    assert!(s.is_generated());
+    assert_eq!(s.name(), "two-level(ram 8, disk 100)");
+    assert_eq!(s.n_slots(), 108);
+    assert_eq!(
+        s.disk_slots().collect::<Vec<_>>(),
+        (8..108).collect::<Vec<_>>()
+    );
+    let forward: Vec<Action> = s.forward().collect();
+    assert!(forward.len() <= 2 * 100 + 2 * 8 + 2, "{}", forward.len());
+    assert_eq!(forward.last(), Some(&Action::Tape { step: n - 1 }));
+    assert_eq!(
+        s.reverse().next(),
+        Some(Action::Reverse {
+            step: n - 1,
+            stages: pnode_checkpoint::StageSource::Tape
+        })
+    );
 }

@@ -265,8 +265,8 @@ impl<S> AdaptiveSolver<S> {
         for action in schedule.forward() {
             let position = ledger.applied();
             ledger
-                .apply(action, Phase::Forward)
-                .map_err(|reason| reason.at(position, action))?;
+                .apply(&action, Phase::Forward)
+                .map_err(|reason| reason.at(position, &action))?;
         }
         ledger.end_forward()?;
         self.ledger = Some(ledger);
@@ -649,10 +649,10 @@ impl<S> AdaptiveSolver<S> {
             for action in schedule.reverse() {
                 let position = ledger.applied();
                 ledger
-                    .apply(action, Phase::Reverse)
-                    .map_err(|reason| reason.at(position, action))?;
-                self.reverse_action(model, action)?;
-                if let Action::Reverse { step, .. } = *action {
+                    .apply(&action, Phase::Reverse)
+                    .map_err(|reason| reason.at(position, &action))?;
+                self.reverse_action(model, &action)?;
+                if let Action::Reverse { step, .. } = action {
                     add_output(self, step);
                 }
             }

@@ -308,8 +308,8 @@ fn stages_on_disk(n_steps: usize) -> (Schedule, Schedule) {
     let all_on_disk = Schedule::tiered(
         "store-all on disk",
         n_steps,
-        all.forward().to_vec(),
-        all.reverse().to_vec(),
+        all.forward().collect(),
+        all.reverse().collect(),
         0..n_steps - 1,
     )
     .unwrap();

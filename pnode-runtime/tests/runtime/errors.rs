@@ -162,3 +162,49 @@ fn outputs_are_reported_by_index_without_panicking() {
     assert_eq!(s.output(0), Some(&out[..2]));
     assert_eq!(s.output(1), None);
 }
+
+/// A checkpoint store that cannot be allocated is [`Error::OutOfMemory`] from the first
+/// checkpointed sweep (a fallible allocation, not an abort); a forward solve never allocates
+/// it, and its size is known up front.
+#[test]
+fn a_checkpoint_store_too_large_to_allocate_is_an_error() {
+    let n = 1 << 21;
+    let mut model = ClosureModel::new(n, 0, |_t, u: &[f64], _p: &[f64], f: &mut [f64]| {
+        for (fi, ui) in f.iter_mut().zip(u) {
+            *fi = -ui;
+        }
+    });
+    // Store-all over 2.2·10⁶ steps of RK4: (N − 1) · 4 · 2²¹ · 8 bytes ≈ 1.48e14, past the
+    // 2⁴⁷ bytes of a process's address space, so the allocation fails even where the system
+    // overcommits memory.
+    let steps = 2_200_000;
+    let grid = TimeGrid::uniform(0.0, 1.0, steps).unwrap();
+    let mut solver = Solver::explicit(
+        Tableau::rk4(),
+        &model,
+        grid,
+        &[1.0],
+        Checkpointing::StoreAll,
+    )
+    .unwrap();
+    let bytes = (steps as u64 - 1) * 4 * n as u64 * 8;
+    assert_eq!(solver.checkpoint_bytes(), bytes);
+    let u0 = vec![1.0; n];
+    let err = solver.forward(&mut model, &u0, &[]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OutOfMemory {
+                what: pnode_runtime::Buffer::Checkpoints,
+                bytes: b
+            } if b == bytes
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot allocate {bytes} bytes for the checkpoint store"
+        )),
+        "{err}"
+    );
+}
