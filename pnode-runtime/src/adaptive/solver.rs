@@ -266,7 +266,7 @@ impl<S> AdaptiveSolver<S> {
             let position = ledger.applied();
             ledger
                 .apply(&action, Phase::Forward)
-                .map_err(|reason| reason.at(position, &action))?;
+                .map_err(|reason| reason.at(position, action))?;
         }
         ledger.end_forward()?;
         self.ledger = Some(ledger);
@@ -650,7 +650,7 @@ impl<S> AdaptiveSolver<S> {
                 let position = ledger.applied();
                 ledger
                     .apply(&action, Phase::Reverse)
-                    .map_err(|reason| reason.at(position, &action))?;
+                    .map_err(|reason| reason.at(position, action))?;
                 self.reverse_action(model, &action)?;
                 if let Action::Reverse { step, .. } = action {
                     add_output(self, step);
