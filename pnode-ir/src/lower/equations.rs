@@ -39,6 +39,11 @@ pub(super) fn lower_equations(cx: &mut Cx, model: &Model) -> Lr<Vec<NodeId>> {
         }
     }
     let scope = cx.scope;
+    // Each state's blocks, in source order (one pass: linear in states and equations).
+    let mut by_state: Vec<Vec<&Block>> = vec![Vec::new(); scope.states.len()];
+    for b in &blocks {
+        by_state[b.state].push(b);
+    }
     let mut out = Vec::with_capacity(scope.states.len());
     for (i, st) in scope.states.iter().enumerate() {
         let Some(shape) = st.shape.clone() else {
@@ -48,7 +53,7 @@ pub(super) fn lower_equations(cx: &mut Cx, model: &Model) -> Lr<Vec<NodeId>> {
         if broken[i] {
             continue;
         }
-        let mine: Vec<&Block> = blocks.iter().filter(|b| b.state == i).collect();
+        let mine = std::mem::take(&mut by_state[i]);
         if coverage(cx, i, &shape, &mine).is_err() {
             failed = true;
             continue;
