@@ -105,8 +105,8 @@ pub fn too_large_diagnostic(len: u64) -> Diagnostic {
 /// Time and memory are linear in the length of `source`, which is at most
 /// [`MAX_SOURCE_BYTES`] (a longer source gives one error and an empty model).
 ///
-/// Turns on pest's process-wide error detail (`pest::set_error_detail`), which the messages
-/// rely on.
+/// Sets pest's process-wide error detail (`pest::set_error_detail`) before each of its
+/// parses, under a lock: on for a text that failed, whose message relies on it, off otherwise.
 pub fn parse(source: &str) -> Parsed {
     if source.len() > MAX_SOURCE_BYTES {
         return Parsed {
@@ -135,7 +135,6 @@ pub fn parse(source: &str) -> Parsed {
 }
 
 fn parse_file(source: &str) -> Parsed {
-    pest::set_error_detail(true);
     let mut diags = Vec::new();
     let mut entries = Vec::new();
     let chunks = scan::items(source, MAX_NESTING, MAX_EXPR_DEPTH);
@@ -198,28 +197,50 @@ fn parse_file(source: &str) -> Parsed {
     }
 }
 
-/// pest's parse of `text` by `rule`, on the caller's stack; if pest runs short of stack (it
+/// pest's parse of `text` by `rule`, with or without pest's error detail (which the messages
+/// need, but which makes parsing 2–3 times slower and, through its allocations, worse than
+/// linear on large files). The detail is a process-wide flag that pest reads when a parse
+/// starts, so it is set and the parse started under one lock.
+fn pest_parse(
+    rule: Rule,
+    text: &str,
+    detail: bool,
+) -> Result<Pairs<'_, Rule>, pest::error::Error<Rule>> {
+    static PEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = PEST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pest::set_error_detail(detail);
+    PodeParser::parse(rule, text)
+}
+
+/// pest's parse of `text` by `rule`, on the caller's stack, first without error detail; a
+/// text that fails is parsed again with it, for the message. If pest runs short of stack (it
 /// checks, and fails with a custom error), `run` is called again on a thread with a
-/// [`PARSE_STACK`] stack. `run` gets pest's result and does all the work on the pairs
-/// (which cannot leave the thread).
+/// [`PARSE_STACK`] stack. `run` gets pest's result and does all the work on the pairs (which
+/// cannot leave the thread).
 fn with_pest<T: Send>(
     rule: Rule,
     text: &str,
     run: impl Fn(Result<Pairs<'_, Rule>, pest::error::Error<Rule>>) -> T + Sync,
 ) -> Result<T, NoStack> {
     let short_of_stack = |r: &Result<Pairs<'_, Rule>, pest::error::Error<Rule>>| matches!(r, Err(e) if matches!(e.variant, ErrorVariant::CustomError { .. }));
-    let first = PodeParser::parse(rule, text);
-    if !short_of_stack(&first) {
-        return Ok(run(first));
+    let fast = pest_parse(rule, text, false);
+    if fast.is_ok() {
+        return Ok(run(fast));
     }
-    drop(first);
+    drop(fast);
+    let detailed = pest_parse(rule, text, true);
+    if !short_of_stack(&detailed) {
+        return Ok(run(detailed));
+    }
+    drop(detailed);
     std::thread::scope(|s| {
         let worker = std::thread::Builder::new()
             .name("pnode-parse".into())
             .stack_size(PARSE_STACK)
             .spawn_scoped(s, || {
-                pest::set_error_detail(true);
-                let again = PodeParser::parse(rule, text);
+                let again = pest_parse(rule, text, true);
                 (!short_of_stack(&again)).then(|| run(again))
             })
             .map_err(|_| NoStack)?;
@@ -240,7 +261,6 @@ pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
 }
 
 fn parse_expr_text(source: &str) -> Result<Expr, Vec<Diagnostic>> {
-    pest::set_error_detail(true);
     if let Some(deep) = scan::items(source, MAX_NESTING, MAX_EXPR_DEPTH)
         .iter()
         .find_map(|c| c.too_deep)

@@ -45,6 +45,7 @@ pub(super) fn lower_equations(cx: &mut Cx, model: &Model) -> Lr<Vec<NodeId>> {
         by_state[b.state].push(b);
     }
     let mut out = Vec::with_capacity(scope.states.len());
+    let mut coverage_errors = 0;
     for (i, st) in scope.states.iter().enumerate() {
         let Some(shape) = st.shape.clone() else {
             failed = true;
@@ -56,6 +57,12 @@ pub(super) fn lower_equations(cx: &mut Cx, model: &Model) -> Lr<Vec<NodeId>> {
         let mine = std::mem::take(&mut by_state[i]);
         if coverage(cx, i, &shape, &mine).is_err() {
             failed = true;
+            // These errors come in source order: once there are more than the limit, none of
+            // the rest would be among the first `MAX_ERRORS` the lowering keeps.
+            coverage_errors += 1;
+            if coverage_errors > pnode_grammar::MAX_ERRORS {
+                break;
+            }
             continue;
         }
         if failed {
