@@ -32,8 +32,8 @@ pub use checks::{
 };
 pub use diagnostic::{Diagnostic, Label, Severity, is_abort_note, limit_errors, line_col};
 pub use parser::{
-    MAX_ERRORS, MAX_EXPR_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES, PARSE_STACK, Parsed, parse,
-    parse_expr, too_large_diagnostic,
+    MAX_ERRORS, MAX_EXPR_DEPTH, MAX_ITEM_OPERANDS, MAX_NESTING, MAX_SOURCE_BYTES, PARSE_STACK,
+    Parsed, parse, parse_expr, too_large_diagnostic,
 };
 pub use printer::print;
 
@@ -63,6 +63,7 @@ pub mod codes {
     pub const UNKNOWN_LAYER: &str = "P011";
     /// A block whose `{` is never closed.
     pub const UNCLOSED_BLOCK: &str = "P012";
-    /// A file longer than [`MAX_SOURCE_BYTES`](crate::MAX_SOURCE_BYTES).
+    /// A file longer than [`MAX_SOURCE_BYTES`](crate::MAX_SOURCE_BYTES), or an item with more
+    /// than [`MAX_ITEM_OPERANDS`](crate::MAX_ITEM_OPERANDS) operands.
     pub const TOO_LARGE: &str = "P013";
 }

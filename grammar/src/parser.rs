@@ -36,6 +36,12 @@ pub const MAX_NESTING: usize = 256;
 /// The deepest expression tree accepted (a chain `a + b + …` of `n` terms is `n` deep).
 pub const MAX_EXPR_DEPTH: usize = 512;
 
+/// The most operands (names, numbers, strings) of one item: 2^19 (an array literal of half a
+/// million numbers; no constant may have more than 2^20 elements anyway). pest holds a few
+/// hundred bytes per operand while it parses an item, so this bounds its memory (about
+/// 300 MiB); larger arrays belong in data files.
+pub const MAX_ITEM_OPERANDS: usize = 1 << 19;
+
 /// The largest model file accepted: 8 MiB.
 ///
 /// A model is code, not data: the largest models of the corpus and examples are a few KiB, and
@@ -137,7 +143,7 @@ pub fn parse(source: &str) -> Parsed {
 fn parse_file(source: &str) -> Parsed {
     let mut diags = Vec::new();
     let mut entries = Vec::new();
-    let chunks = scan::items(source, MAX_NESTING, MAX_EXPR_DEPTH);
+    let chunks = scan::items(source, MAX_NESTING, MAX_EXPR_DEPTH, MAX_ITEM_OPERANDS);
     let mut errors = 0;
     let mut stopped = false;
     // Chunks up to this index were already tried as the continuation of an earlier one.
@@ -261,7 +267,7 @@ pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
 }
 
 fn parse_expr_text(source: &str) -> Result<Expr, Vec<Diagnostic>> {
-    if let Some(deep) = scan::items(source, MAX_NESTING, MAX_EXPR_DEPTH)
+    if let Some(deep) = scan::items(source, MAX_NESTING, MAX_EXPR_DEPTH, MAX_ITEM_OPERANDS)
         .iter()
         .find_map(|c| c.too_deep)
     {
@@ -293,6 +299,18 @@ fn too_deep_diag(deep: TooDeep) -> Diagnostic {
                 .with_primary(Span::new(at, at + 1), "this bracket is too deep")
                 .with_note("the rest of this item is not parsed; split it with `let` definitions")
         }
+        TooDeep::Long(at) => Diagnostic::error(format!(
+            "an item with more than {MAX_ITEM_OPERANDS} names, numbers and strings"
+        ))
+        .with_code(codes::TOO_LARGE)
+        .with_primary(
+            Span::new(at, at + 1),
+            format!("operand {} of the item", MAX_ITEM_OPERANDS + 1),
+        )
+        .with_note(
+            "the rest of this item is not parsed; keep large arrays in data files \
+             (`data(\"values.csv\")`)",
+        ),
         TooDeep::Expr(at) => {
             Diagnostic::error(format!("expression nested more than {MAX_EXPR_DEPTH} deep"))
                 .with_code(codes::TOO_DEEP)

@@ -22,6 +22,8 @@ pub(crate) enum TooDeep {
     Brackets(usize),
     /// Its expression tree would be deeper than the limit from this operator on.
     Expr(usize),
+    /// It has more operands (names, numbers, strings) than the limit, the first past it here.
+    Long(usize),
 }
 
 /// A piece of the source: `start..end`, and where it first went past a depth limit.
@@ -153,11 +155,13 @@ impl ExprDepth {
 /// Returning `Some(true)` resets the depth to zero; a `Some(false)` boundary right after an
 /// operator or separator (not after a name, number, string or closing bracket) is marked
 /// [`Chunk::may_continue`]. With `max_expr_depth`, a piece whose expression tree would be
-/// deeper is marked [`TooDeep::Expr`].
+/// deeper is marked [`TooDeep::Expr`]; one with more than `max_operands` names, numbers and
+/// strings [`TooDeep::Long`].
 fn split(
     text: &str,
     max_depth: usize,
     max_expr_depth: Option<usize>,
+    max_operands: usize,
     mut boundary: impl FnMut(&[u8], usize, usize) -> Option<bool>,
 ) -> Vec<Chunk> {
     let bytes = text.as_bytes();
@@ -169,6 +173,7 @@ fn split(
     let mut after_operand = false;
     let mut may_continue = false;
     let mut exprs = ExprDepth::new();
+    let mut operands = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -191,9 +196,16 @@ fn split(
                 too_deep = None;
                 may_continue = !reset && !after_operand && i > 0;
                 exprs = ExprDepth::new();
+                operands = 0;
                 if reset {
                     depth = 0;
                 }
+            }
+        }
+        if matches!(b, b'"' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'_') {
+            operands += 1;
+            if operands > max_operands && too_deep.is_none() {
+                too_deep = Some(TooDeep::Long(i));
             }
         }
         // Whether this token ends an operand; operators and separators do not.
@@ -299,17 +311,29 @@ fn split(
 }
 
 /// Splits a file into top-level items (see the module docs), marking items nested deeper than
-/// `max_depth` brackets or with an expression tree deeper than `max_expr_depth`.
-pub(crate) fn items(text: &str, max_depth: usize, max_expr_depth: usize) -> Vec<Chunk> {
-    split(text, max_depth, Some(max_expr_depth), |bytes, i, depth| {
-        if ITEM_KEYWORDS.iter().any(|k| starts_with_word(bytes, i, k)) {
-            Some(true)
-        } else if depth == 0 && starts_equation(bytes, i) {
-            Some(false)
-        } else {
-            None
-        }
-    })
+/// `max_depth` brackets, with an expression tree deeper than `max_expr_depth`, or with more
+/// than `max_operands` operands.
+pub(crate) fn items(
+    text: &str,
+    max_depth: usize,
+    max_expr_depth: usize,
+    max_operands: usize,
+) -> Vec<Chunk> {
+    split(
+        text,
+        max_depth,
+        Some(max_expr_depth),
+        max_operands,
+        |bytes, i, depth| {
+            if ITEM_KEYWORDS.iter().any(|k| starts_with_word(bytes, i, k)) {
+                Some(true)
+            } else if depth == 0 && starts_equation(bytes, i) {
+                Some(false)
+            } else {
+                None
+            }
+        },
+    )
 }
 
 /// Splits the body of a block (the text between its braces) into options: a new option starts
@@ -318,7 +342,7 @@ pub(crate) fn items(text: &str, max_depth: usize, max_expr_depth: usize) -> Vec<
 /// A line starting with a known option name and `=` starts an option even inside brackets
 /// (an unclosed bracket then breaks one option only).
 pub(crate) fn options(body: &str, known: &[&str]) -> Vec<Chunk> {
-    split(body, usize::MAX, None, |bytes, i, depth| {
+    split(body, usize::MAX, None, usize::MAX, |bytes, i, depth| {
         if !(bytes[i].is_ascii_alphabetic() || bytes[i] == b'_') {
             return None;
         }

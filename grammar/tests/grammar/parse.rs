@@ -810,3 +810,36 @@ fn shallow_models_need_little_stack() {
         .join()
         .expect("no overflow");
 }
+
+/// Issue 15, finding 6: an item with more operands than the limit is refused by the pre-scan
+/// (pest's memory for an item grows with its operands); exactly the limit is parsed.
+#[test]
+fn operand_limit_per_item() {
+    let array = |n: usize| {
+        format!(
+            "model m\nconst c = [{}]\nlet y = 1\n",
+            vec!["1"; n].join(",")
+        )
+    };
+    // `const` and `c` count too.
+    let at_limit = array(MAX_ITEM_OPERANDS - 2);
+    let parsed = parse(&at_limit);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let over = array(MAX_ITEM_OPERANDS - 1);
+    let parsed = parse(&over);
+    assert_eq!(parsed.diagnostics.len(), 1, "{:?}", parsed.diagnostics);
+    let d = &parsed.diagnostics[0];
+    assert_eq!(d.code, Some(codes::TOO_LARGE));
+    assert_eq!(
+        d.message,
+        "an item with more than 524288 names, numbers and strings"
+    );
+    // The operand past the limit: the last number.
+    let at = d.primary_span().unwrap().start;
+    assert_eq!(
+        at,
+        "model m\nconst c = [".len() + 2 * (MAX_ITEM_OPERANDS - 2)
+    );
+    // The next item is still parsed.
+    assert_eq!(parsed.model.items.len(), 1);
+}
