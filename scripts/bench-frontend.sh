@@ -51,8 +51,13 @@ gen_lets() {
   }'
 }
 
+# array: one constant `const c = [1,1,…]`.
+gen_array() {
+  awk -v n="$1" 'BEGIN { printf "model m\nconst c = [1"; for (b = 20; b + 2 < n; b += 2) printf ",1"; print "]" }'
+}
+
 printf '| input | bytes | exit | seconds | max RSS (MB) | stderr lines |\n|---|---|---|---|---|---|\n'
-for kind in sum states garbage lets; do
+for kind in sum states garbage lets array; do
   f="$dir/$kind.pode"
   "gen_$kind" "$size" > "$f"
   bytes=$(stat -c %s "$f")
