@@ -122,3 +122,32 @@ fn lowering_stops_reporting_after_the_error_limit() {
     assert_eq!(l.diagnostics.len(), MAX_ERRORS);
     assert!(l.diagnostics.iter().all(|d| d.is_error()));
 }
+
+/// Many equations of one state (more than the 64 the sweep compares) are checked for overlaps
+/// by marking components, linear in the components: each block given twice is one error at
+/// its second equation pointing back at the first.
+#[test]
+fn many_component_equations_find_each_overlap() {
+    let mut body = String::from("state u[2, 100] = zeros\n");
+    for i in 0..2 {
+        for j in 0..100 {
+            body += &format!("d(u[{i}, {j}])/dt = 0\n");
+        }
+    }
+    body += "d(u[1, 7])/dt = 1\nd(u[0, 3:5])/dt = [1, 2]\n";
+    let (src, l) = lowered(&body);
+    let errors: Vec<_> = l.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 2, "{:#?}", l.diagnostics);
+    let text = |s: pnode_grammar::Span| &src[s.start..s.end];
+    let line = |s: pnode_grammar::Span| src[..s.start].matches('\n').count() + 1;
+    for (d, target, first_line) in [(errors[0], "u[1, 7]", 110), (errors[1], "u[0, 3:5]", 6)] {
+        assert_eq!(d.code, Some(codes::COVERAGE));
+        assert_eq!(d.message, "components of `u` are given twice");
+        assert_eq!(text(d.labels[0].span), target);
+        assert_eq!(line(d.labels[1].span), first_line);
+    }
+    // Without the repeats: every component once, a program.
+    let body = body.lines().take(201).collect::<Vec<_>>().join("\n");
+    let (src, l) = lowered(&body);
+    assert!(l.program.is_some(), "{src}\n{:#?}", l.diagnostics);
+}
