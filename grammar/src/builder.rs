@@ -189,6 +189,10 @@ impl<'d> Builder<'d> {
     // arg_list = { (arg ~ ("," ~ arg)* ~ ","?)? }, arg = { kwarg | expr }
     fn args(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Vec<Arg> {
         let mut args: Vec<Arg> = Vec::new();
+        // The keyword arguments so far by name, and the last one (a call may have many
+        // arguments: no scan of the earlier ones per argument).
+        let mut keywords: std::collections::HashMap<String, Span> = Default::default();
+        let mut last_keyword: Option<Span> = None;
         for arg in pair.into_inner() {
             let span = self.span(&arg);
             let inner = arg.into_inner().next().expect("grammar: arg has a child");
@@ -198,11 +202,7 @@ impl<'d> Builder<'d> {
                     let mut kv = inner.into_inner();
                     let name = self.ident(kv.next().expect("grammar: kwarg name"));
                     let value = self.expr(kv.next().expect("grammar: kwarg value"), depth + 1);
-                    if let Some(first) = args
-                        .iter()
-                        .filter_map(|a| a.name.as_ref())
-                        .find(|n| n.name == name.name)
-                    {
+                    if let Some(&first) = keywords.get(&name.name) {
                         self.diags.push(
                             Diagnostic::error(format!(
                                 "keyword argument `{}` given twice",
@@ -210,9 +210,12 @@ impl<'d> Builder<'d> {
                             ))
                             .with_code(codes::DUPLICATE_ARGUMENT)
                             .with_primary(name.span, "given again here")
-                            .with_secondary(first.span, "first given here"),
+                            .with_secondary(first, "first given here"),
                         );
+                    } else {
+                        keywords.insert(name.name.clone(), name.span);
                     }
+                    last_keyword = Some(name.span);
                     Arg {
                         name: Some(name),
                         value,
@@ -222,12 +225,12 @@ impl<'d> Builder<'d> {
                 // expr (a positional argument)
                 _ => {
                     let value = self.expr(inner, depth + 1);
-                    if let Some(kw) = args.iter().rev().find_map(|a| a.name.as_ref()) {
+                    if let Some(kw) = last_keyword {
                         self.diags.push(
                             Diagnostic::error("positional argument after a keyword argument")
                                 .with_code(codes::ARGUMENT_ORDER)
                                 .with_primary(span, "positional argument")
-                                .with_secondary(kw.span, "keyword argument before it")
+                                .with_secondary(kw, "keyword argument before it")
                                 .with_note("put positional arguments first"),
                         );
                     }

@@ -198,16 +198,21 @@ pub(crate) fn check(model: &Model, diags: &mut Vec<Diagnostic>) {
 fn check_options(block: &Block, diags: &mut Vec<Diagnostic>) {
     let known = known_options(block.kind);
     let kw = block.kind.keyword();
-    for (i, option) in block.options.iter().enumerate() {
+    // The first option of each name (a map: a block may hold many options).
+    let mut first_given: HashMap<&str, &Ident> = HashMap::new();
+    for option in &block.options {
         let key = &option.key;
-        if let Some(first) = block.options[..i].iter().find(|o| o.key.name == key.name) {
+        if let Some(first) = first_given.get(key.name.as_str()) {
             diags.push(
                 Diagnostic::error(format!("option `{}` given twice in `{kw}`", key.name))
                     .with_code(codes::DUPLICATE_OPTION)
                     .with_primary(key.span, "given again here")
-                    .with_secondary(first.key.span, "first given here"),
+                    .with_secondary(first.span, "first given here"),
             );
-        } else if !known.contains(&key.name.as_str()) {
+            continue;
+        }
+        first_given.insert(&key.name, key);
+        if !known.contains(&key.name.as_str()) {
             let d = Diagnostic::error(format!("unknown option `{}` in `{kw}`", key.name))
                 .with_code(codes::UNKNOWN_OPTION)
                 .with_primary(key.span, "unknown option");
@@ -228,10 +233,11 @@ fn with_suggestion(d: Diagnostic, name: &str, known: &[&str]) -> Diagnostic {
 /// The known name closest to `name` in edit distance, if it is close enough: at most a third
 /// of the longer name's length (and at least one edit).
 pub fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let name_len = name.chars().count();
     known
         .iter()
         .map(|k| (edit_distance(name, k), *k))
-        .filter(|(d, k)| *d <= (name.chars().count().max(k.len()) / 3).max(1))
+        .filter(|(d, k)| *d <= (name_len.max(k.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }

@@ -197,6 +197,39 @@ impl std::fmt::Display for Diagnostic {
     }
 }
 
+/// Caps a list of diagnostics sorted by position at [`MAX_ERRORS`](crate::MAX_ERRORS) errors,
+/// as rustc does: everything after the last error kept is dropped. When errors were dropped,
+/// or `stopped` says that checking stopped early, a note `aborting after 100 errors` ends the
+/// list. Linear in the length of `diags`; a list already capped stays as it is.
+pub fn limit_errors(diags: &mut Vec<Diagnostic>, stopped: bool) {
+    let limit = crate::MAX_ERRORS;
+    let already = diags.last().is_some_and(is_abort_note);
+    if already {
+        diags.pop();
+    }
+    let mut errors = 0;
+    let cut = diags.iter().position(|d| {
+        errors += usize::from(d.is_error());
+        errors > limit
+    });
+    if let Some(cut) = cut {
+        diags.truncate(cut);
+    }
+    if already || stopped || cut.is_some() {
+        diags.push(
+            Diagnostic::new(Severity::Note, format!("aborting after {limit} errors"))
+                .with_note("the rest is not checked; fix these errors first"),
+        );
+    }
+}
+
+/// Whether `d` is the note [`limit_errors`] ends a capped list with.
+pub fn is_abort_note(d: &Diagnostic) -> bool {
+    d.severity == Severity::Note
+        && d.labels.is_empty()
+        && d.message == format!("aborting after {} errors", crate::MAX_ERRORS)
+}
+
 /// The 1-based line and 1-based column (in characters) of byte `offset` of `source`; offsets
 /// past the end, or inside a character, are moved back to the nearest character boundary.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {

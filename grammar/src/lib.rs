@@ -12,7 +12,8 @@
 //!
 //! The language reference is `grammar/README.md`. Parsing never panics: every problem is a
 //! [`Diagnostic`], and parsing goes on after an error item by item so that each broken item
-//! is reported. The checks made here need no name resolution (duplicate blocks, options and
+//! is reported, up to [`MAX_ERRORS`]. A file is at most [`MAX_SOURCE_BYTES`] long, and parsing
+//! is linear in its length. The checks made here need no name resolution (duplicate blocks, options and
 //! definitions, unknown options and layer kinds); names, shapes and which options fit which
 //! method are checked by the IR.
 
@@ -29,8 +30,11 @@ pub use ast::*;
 pub use checks::{
     LAYER_KINDS, SOLVE_OPTIONS, TRAIN_OPTIONS, did_you_mean, edit_distance, known_options,
 };
-pub use diagnostic::{Diagnostic, Label, Severity, line_col};
-pub use parser::{MAX_EXPR_DEPTH, MAX_NESTING, Parsed, parse, parse_expr};
+pub use diagnostic::{Diagnostic, Label, Severity, is_abort_note, limit_errors, line_col};
+pub use parser::{
+    MAX_ERRORS, MAX_EXPR_DEPTH, MAX_ITEM_OPERANDS, MAX_NESTING, MAX_SOURCE_BYTES, PARSE_STACK,
+    Parsed, parse, parse_expr, too_large_diagnostic,
+};
 pub use printer::print;
 
 /// The stable codes of the diagnostics this crate emits.
@@ -59,4 +63,7 @@ pub mod codes {
     pub const UNKNOWN_LAYER: &str = "P011";
     /// A block whose `{` is never closed.
     pub const UNCLOSED_BLOCK: &str = "P012";
+    /// A file longer than [`MAX_SOURCE_BYTES`](crate::MAX_SOURCE_BYTES), or an item with more
+    /// than [`MAX_ITEM_OPERANDS`](crate::MAX_ITEM_OPERANDS) operands.
+    pub const TOO_LARGE: &str = "P013";
 }

@@ -5,19 +5,36 @@
 //! The scan skips strings and comments and tracks `(`, `[`, `{` nesting. An item starts at the
 //! beginning of a line whose first word is an item keyword (`model`, `state`, `param`,
 //! `const`, `layer`, `let`, `solve`, `train`, `loss`: reserved words that cannot occur inside
-//! an item) or, outside any bracket, `d(` (an equation).
+//! an item) or, outside any bracket, `d(` (an equation; after an operator it may also go on
+//! the expression before it, see [`Chunk::may_continue`]). It also keeps a lower bound of the
+//! expression depth ([`ExprDepth`]), so that a chain too long to build is refused before pest
+//! sees it. It is linear in the length of the text.
 
 /// Item keywords: a line starting with one of these always starts a new item.
 pub(crate) const ITEM_KEYWORDS: [&str; 9] = [
     "model", "state", "param", "const", "layer", "let", "solve", "train", "loss",
 ];
 
-/// A piece of the source: `start..end`, and where its bracket nesting first went past the limit.
+/// Where a piece of the source first went past a depth limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TooDeep {
+    /// Its bracket nesting went past the limit at this `(`, `[` or `{`.
+    Brackets(usize),
+    /// Its expression tree would be deeper than the limit from this operator on.
+    Expr(usize),
+    /// It has more operands (names, numbers, strings) than the limit, the first past it here.
+    Long(usize),
+}
+
+/// A piece of the source: `start..end`, and where it first went past a depth limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Chunk {
     pub start: usize,
     pub end: usize,
-    pub too_deep_at: Option<usize>,
+    pub too_deep: Option<TooDeep>,
+    /// It starts at an equation `d(` right after an operator or separator, so the previous
+    /// piece's expression may go on into it (`2 *⏎d(x)` with a layer `d`).
+    pub may_continue: bool,
 }
 
 fn is_ident_char(b: u8) -> bool {
@@ -44,20 +61,119 @@ fn starts_equation(text: &[u8], i: usize) -> bool {
     text.get(j) == Some(&b'(')
 }
 
+/// The end of the number token that starts at digit `text[i]` (the grammar's `number`:
+/// digits, `.digits`, an exponent with its sign), with any letters glued to it (`64MB`).
+fn number_end(text: &[u8], mut i: usize) -> usize {
+    let digits = |text: &[u8], mut i: usize| {
+        while text.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    i = digits(text, i);
+    if text.get(i) == Some(&b'.') && text.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        i = digits(text, i + 1);
+    }
+    if matches!(text.get(i), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(text.get(i + 1), Some(b'+' | b'-')));
+        if text.get(i + 1 + sign).is_some_and(u8::is_ascii_digit) {
+            i = digits(text, i + 1 + sign);
+        }
+    }
+    while text.get(i).is_some_and(|&b| is_ident_char(b)) {
+        i += 1;
+    }
+    i
+}
+
+/// The running operator counts of one bracket level of an expression (see [`ExprDepth`]).
+#[derive(Clone, Copy, Default)]
+struct Level {
+    /// Binary `+` and `-` so far in this expression.
+    sums: usize,
+    /// `*`, `/` and `@` so far in the current term.
+    products: usize,
+    /// Signs and `^` so far in the current factor.
+    powers: usize,
+}
+
+impl Level {
+    fn total(self) -> usize {
+        self.sums + self.products + self.powers
+    }
+}
+
+/// A lower bound of the depth of the expression tree the builder would make, kept while
+/// scanning, so that a chain too long to build (`u + u + … + u`) is refused before pest parses
+/// it. At a point of the text the bound is, summed over the enclosing brackets, one per
+/// bracket and the operators met so far in that bracket's expression that the point's operand
+/// sits under (all the `+`/`-` of the chain; the `*`, `/`, `@` of its term; the signs and `^`
+/// of its factor). The builder counts at least these (a whole chain at once), so the bound
+/// never exceeds the real depth by more than the `{` of a block and the `(` of `d(u)`, which
+/// are not expression brackets.
+struct ExprDepth {
+    /// Over the enclosing levels: their totals plus one per bracket.
+    outer: usize,
+    current: Level,
+    stack: Vec<Level>,
+}
+
+/// What [`ExprDepth::bound`] may exceed the builder's depth by (see [`ExprDepth`]).
+const EXPR_DEPTH_SLACK: usize = 2;
+
+impl ExprDepth {
+    fn new() -> Self {
+        ExprDepth {
+            outer: 0,
+            current: Level::default(),
+            stack: Vec::new(),
+        }
+    }
+
+    fn bound(&self) -> usize {
+        self.outer + self.current.total()
+    }
+
+    fn open(&mut self) {
+        self.outer += self.current.total() + 1;
+        self.stack.push(self.current);
+        self.current = Level::default();
+    }
+
+    fn close(&mut self) {
+        if let Some(outer) = self.stack.pop() {
+            self.outer -= outer.total() + 1;
+            self.current = outer;
+        } else {
+            self.current = Level::default();
+        }
+    }
+}
+
 /// Splits `text` into pieces. A piece boundary is placed at the start of a line (after its
 /// indentation) when `boundary(text, i, depth)` says so; `depth` is the bracket depth there.
-/// Returning `true` from `reset` at a boundary resets the depth to zero.
+/// Returning `Some(true)` resets the depth to zero; a `Some(false)` boundary right after an
+/// operator or separator (not after a name, number, string or closing bracket) is marked
+/// [`Chunk::may_continue`]. With `max_expr_depth`, a piece whose expression tree would be
+/// deeper is marked [`TooDeep::Expr`]; one with more than `max_operands` names, numbers and
+/// strings [`TooDeep::Long`].
 fn split(
     text: &str,
     max_depth: usize,
+    max_expr_depth: Option<usize>,
+    max_operands: usize,
     mut boundary: impl FnMut(&[u8], usize, usize) -> Option<bool>,
 ) -> Vec<Chunk> {
     let bytes = text.as_bytes();
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut depth = 0usize;
-    let mut too_deep_at = None;
+    let mut too_deep = None;
     let mut at_line_start = true;
+    let mut after_operand = false;
+    let mut may_continue = false;
+    let mut exprs = ExprDepth::new();
+    let mut operands = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -72,18 +188,38 @@ fn split(
                     chunks.push(Chunk {
                         start,
                         end: i,
-                        too_deep_at,
+                        too_deep,
+                        may_continue,
                     });
                 }
                 start = i;
-                too_deep_at = None;
+                too_deep = None;
+                may_continue = !reset && !after_operand && i > 0;
+                exprs = ExprDepth::new();
+                operands = 0;
                 if reset {
                     depth = 0;
                 }
             }
         }
+        if matches!(b, b'"' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'_') {
+            operands += 1;
+            if operands > max_operands && too_deep.is_none() {
+                too_deep = Some(TooDeep::Long(i));
+            }
+        }
+        // Whether this token ends an operand; operators and separators do not.
+        let mut operand = false;
         match b {
-            b'\n' => at_line_start = true,
+            b'\n' => {
+                at_line_start = true;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                continue;
+            }
             b'#' => {
                 while i < bytes.len() && bytes[i] != b'\n' {
                     i += 1;
@@ -102,40 +238,102 @@ fn split(
                 if i < bytes.len() && bytes[i] == b'"' {
                     i += 1;
                 }
+                after_operand = true;
+                continue;
+            }
+            b'0'..=b'9' => {
+                i = number_end(bytes, i);
+                after_operand = true;
+                continue;
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                while i < bytes.len() && is_ident_char(bytes[i]) {
+                    i += 1;
+                }
+                after_operand = true;
                 continue;
             }
             b'(' | b'[' | b'{' => {
                 depth += 1;
-                if depth > max_depth && too_deep_at.is_none() {
-                    too_deep_at = Some(i);
+                if depth > max_depth && too_deep.is_none() {
+                    too_deep = Some(TooDeep::Brackets(i));
+                }
+                if too_deep.is_none() {
+                    exprs.open();
                 }
             }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if too_deep.is_none() {
+                    exprs.close();
+                }
+                operand = true;
+            }
+            b'+' | b'-' if after_operand => {
+                exprs.current = Level {
+                    sums: exprs.current.sums + 1,
+                    ..Level::default()
+                };
+            }
+            b'-' => exprs.current.powers += 1,
+            b'+' => {}
+            b'*' | b'/' | b'@' => {
+                exprs.current.products += 1;
+                exprs.current.powers = 0;
+            }
+            b'^' => exprs.current.powers += 1,
+            b',' | b'=' | b':' => exprs.current = Level::default(),
+            b'.' if bytes.get(i + 1) == Some(&b'.') => {
+                exprs.current = Level::default();
+                i += 1;
+            }
+            // Anything else is not in the grammar: let an equation start after it.
+            _ => operand = true,
         }
+        if let Some(max) = max_expr_depth
+            && too_deep.is_none()
+            && exprs.bound() > max + EXPR_DEPTH_SLACK
+        {
+            too_deep = Some(TooDeep::Expr(i));
+        }
+        after_operand = operand;
         i += 1;
     }
     if start < bytes.len() {
         chunks.push(Chunk {
             start,
             end: bytes.len(),
-            too_deep_at,
+            too_deep,
+            may_continue,
         });
     }
     chunks
 }
 
-/// Splits a file into top-level items (see the module docs).
-pub(crate) fn items(text: &str, max_depth: usize) -> Vec<Chunk> {
-    split(text, max_depth, |bytes, i, depth| {
-        if ITEM_KEYWORDS.iter().any(|k| starts_with_word(bytes, i, k)) {
-            Some(true)
-        } else if depth == 0 && starts_equation(bytes, i) {
-            Some(false)
-        } else {
-            None
-        }
-    })
+/// Splits a file into top-level items (see the module docs), marking items nested deeper than
+/// `max_depth` brackets, with an expression tree deeper than `max_expr_depth`, or with more
+/// than `max_operands` operands.
+pub(crate) fn items(
+    text: &str,
+    max_depth: usize,
+    max_expr_depth: usize,
+    max_operands: usize,
+) -> Vec<Chunk> {
+    split(
+        text,
+        max_depth,
+        Some(max_expr_depth),
+        max_operands,
+        |bytes, i, depth| {
+            if ITEM_KEYWORDS.iter().any(|k| starts_with_word(bytes, i, k)) {
+                Some(true)
+            } else if depth == 0 && starts_equation(bytes, i) {
+                Some(false)
+            } else {
+                None
+            }
+        },
+    )
 }
 
 /// Splits the body of a block (the text between its braces) into options: a new option starts
@@ -144,7 +342,7 @@ pub(crate) fn items(text: &str, max_depth: usize) -> Vec<Chunk> {
 /// A line starting with a known option name and `=` starts an option even inside brackets
 /// (an unclosed bracket then breaks one option only).
 pub(crate) fn options(body: &str, known: &[&str]) -> Vec<Chunk> {
-    split(body, usize::MAX, |bytes, i, depth| {
+    split(body, usize::MAX, None, usize::MAX, |bytes, i, depth| {
         if !(bytes[i].is_ascii_alphabetic() || bytes[i] == b'_') {
             return None;
         }
@@ -194,7 +392,8 @@ fn split_commas(text: &str, chunk: Chunk) -> Vec<Chunk> {
                 pieces.push(Chunk {
                     start,
                     end: i,
-                    too_deep_at: None,
+                    too_deep: None,
+                    may_continue: false,
                 });
                 start = i + 1;
             }
@@ -206,7 +405,8 @@ fn split_commas(text: &str, chunk: Chunk) -> Vec<Chunk> {
         pieces.push(Chunk {
             start,
             end: chunk.end,
-            too_deep_at: None,
+            too_deep: None,
+            may_continue: false,
         });
     }
     pieces

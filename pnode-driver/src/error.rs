@@ -114,6 +114,21 @@ pub enum Error {
         /// The progress so far: losses of the finished iterations and the last good parameters.
         partial: Box<TrainResult>,
     },
+    /// `steps` uniform steps over `t0 .. t1` do not fit 64-bit floats: `t1 - t0` overflows, or
+    /// the step is too small to tell the grid points apart (they would be NaN or repeated).
+    #[error(
+        "the grid of {steps} steps over the time span {t0} .. {t1} cannot be computed in 64-bit \
+         floats (t1 - t0 overflows, or a step is below their precision); shift or rescale the \
+         time, or use fewer steps"
+    )]
+    TimeGrid {
+        /// The start of the time span.
+        t0: f64,
+        /// Its end.
+        t1: f64,
+        /// The number of uniform steps.
+        steps: u64,
+    },
 }
 
 /// Result alias of the crate.

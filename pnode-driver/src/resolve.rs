@@ -413,7 +413,16 @@ fn init(
 /// The grid points of `steps` over `t0 .. t1` (see the [module docs](self)).
 pub fn grid_times(steps: &Steps, t0: f64, t1: f64, data: &dyn DataReader) -> Result<Vec<f64>> {
     Ok(match steps {
-        Steps::Uniform(n) => TimeGrid::uniform(t0, t1, count("steps", *n)?)?.into_times(),
+        Steps::Uniform(n) => {
+            // The lowering's check (pnode-ir, `steps`): a step of more than 4 ulps of the
+            // largest time keeps every grid point finite and distinct.
+            let h = (t1 - t0) / *n as f64;
+            let largest = t0.abs().max(t1.abs());
+            if !(h.is_finite() && h > largest * f64::EPSILON * 4.0) {
+                return Err(Error::TimeGrid { t0, t1, steps: *n });
+            }
+            TimeGrid::uniform(t0, t1, count("steps", *n)?)?.into_times()
+        }
         Steps::Logspace { start, end, count } => {
             let c = self::count("steps", *count)?;
             if c < 2 || !(*start > 0.0 && *start > t0 && start < end) {

@@ -138,7 +138,11 @@ pub fn check_source(
     } else {
         match &analysis.program {
             Some(program) => {
-                let warnings = analysis.diagnostics.len();
+                let warnings = analysis
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == pnode_grammar::Severity::Warning)
+                    .count();
                 let note = match warnings {
                     0 => String::new(),
                     1 => " (1 warning)".to_string(),

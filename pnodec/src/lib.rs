@@ -91,6 +91,20 @@ pub enum Error {
         /// 1-based byte column of the first invalid byte.
         column: usize,
     },
+    /// A model file is longer than [`pnode_grammar::MAX_SOURCE_BYTES`]; it is not read further.
+    #[error(
+        "`{}` is {}; a model file may have at most {} bytes (8 MiB): keep large arrays in data \
+         files (`data(\"values.csv\")`) and split long expressions with `let` definitions",
+        path.display(),
+        size.map_or_else(|| format!("more than {} bytes", pnode_grammar::MAX_SOURCE_BYTES), |n| format!("{n} bytes")),
+        pnode_grammar::MAX_SOURCE_BYTES
+    )]
+    TooLarge {
+        /// The path as given.
+        path: PathBuf,
+        /// Its size, when known (not for standard input).
+        size: Option<u64>,
+    },
     /// Standard output or standard error could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -262,8 +276,9 @@ impl Error {
     /// The exit status this error gives.
     pub fn exit(&self) -> Exit {
         match self {
-            // A file that is not text is a bad model rather than a bad command line.
-            Error::NotUtf8 { .. } => Exit::Failed,
+            // A file that is not text, or too long, is a bad model rather than a bad command
+            // line.
+            Error::NotUtf8 { .. } | Error::TooLarge { .. } => Exit::Failed,
             // A missing or unreadable data file is an I/O error; the rest is about the model.
             Error::Run(pnode_driver::Error::Io { .. }) => Exit::Usage,
             Error::Run(_)
@@ -285,24 +300,36 @@ pub struct SourceFile {
 }
 
 /// Reads a source file, or standard input for `-`; a leading UTF-8 byte-order mark is
-/// dropped.
+/// dropped. A source longer than [`pnode_grammar::MAX_SOURCE_BYTES`] is refused
+/// ([`Error::TooLarge`]) after reading one byte more than that.
 pub fn read_source(path: &Path) -> Result<SourceFile, Error> {
-    let (name, bytes) = if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|source| {
-            Error::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-        ("<stdin>".to_string(), bytes)
-    } else {
-        let bytes = std::fs::read(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        (path.display().to_string(), bytes)
+    use std::io::Read as _;
+    // At most one byte more than a model may have: a larger file is refused unread.
+    let limit = pnode_grammar::MAX_SOURCE_BYTES as u64 + 1;
+    let read_err = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
     };
+    let mut bytes = Vec::new();
+    let (name, size) = if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        ("<stdin>".to_string(), None)
+    } else {
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let size = file.metadata().ok().map(|m| m.len());
+        file.take(limit).read_to_end(&mut bytes).map_err(read_err)?;
+        (path.display().to_string(), size)
+    };
+    if bytes.len() as u64 >= limit {
+        return Err(Error::TooLarge {
+            path: PathBuf::from(&name),
+            size: size.filter(|&n| n >= limit),
+        });
+    }
     match String::from_utf8(bytes) {
         // A byte-order mark is not part of the model (the grammar would reject it); a file
         // that `fmt` rewrites loses it.

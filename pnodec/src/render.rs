@@ -79,6 +79,46 @@ pub fn to_codespan<F: Copy>(diag: &Diagnostic, file_id: F, source: &str) -> CsDi
     out
 }
 
+/// Source lines longer than this many bytes are not quoted under a diagnostic (a one-line
+/// model of megabytes would be printed whole for each label); a note gives the place instead.
+pub const MAX_QUOTED_LINE: usize = 1000;
+
+/// `diag` with each label on a line longer than [`MAX_QUOTED_LINE`] turned into a note
+/// `at NAME:LINE:COLUMN: message`.
+fn without_long_lines(diag: &Diagnostic, file: &SimpleFile<&str, &str>) -> Option<Diagnostic> {
+    use codespan_reporting::files::Files as _;
+    let source = *file.source();
+    let long = |start: usize| {
+        let line = file.line_index((), start).ok()?;
+        let range = file.line_range((), line).ok()?;
+        (range.len() > MAX_QUOTED_LINE).then_some((line, range.start))
+    };
+    let at = |l: &pnode_grammar::Label| floor_char_boundary(source, l.span.start);
+    if !diag.labels.iter().any(|l| long(at(l)).is_some()) {
+        return None;
+    }
+    let mut out = diag.clone();
+    out.labels.clear();
+    out.notes.clear();
+    for label in &diag.labels {
+        match long(at(label)) {
+            Some((line, line_start)) => {
+                let column = source[line_start..at(label)].chars().count() + 1;
+                out.notes.push(format!(
+                    "at {}:{}:{column}{}{} (the line is too long to show)",
+                    file.name(),
+                    line + 1,
+                    if label.message.is_empty() { "" } else { ": " },
+                    label.message
+                ));
+            }
+            None => out.labels.push(label.clone()),
+        }
+    }
+    out.notes.extend(diag.notes.iter().cloned());
+    Some(out)
+}
+
 /// Writes every diagnostic of the file `name` (contents `source`) to `writer`.
 pub fn emit(
     writer: &mut dyn WriteColor,
@@ -89,7 +129,8 @@ pub fn emit(
     let file = SimpleFile::new(name, source);
     let config = Config::default();
     for diag in diagnostics {
-        let cs = to_codespan(diag, (), source);
+        let shortened = without_long_lines(diag, &file);
+        let cs = to_codespan(shortened.as_ref().unwrap_or(diag), (), source);
         term::emit(writer, &config, &file, &cs).map_err(|e| match e {
             codespan_reporting::files::Error::Io(e) => e,
             other => io::Error::other(other.to_string()),

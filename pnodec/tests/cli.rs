@@ -645,3 +645,147 @@ fn a_checkpoint_store_past_the_memory_is_refused_up_front() {
     assert!(err.contains("bytes available (MemAvailable)"), "{err}");
     assert!(!out.exists());
 }
+
+/// `pnodec ARGS` under `ulimit -v KIB` (with `RUST_BACKTRACE=1`, under which a failed stack
+/// mapping used to deadlock), killed after 60 s: `None` if it had to be killed.
+fn pnodec_under_ulimit(kib: u64, args: &[&str]) -> Option<Output> {
+    let script = format!("ulimit -v {kib}; exec \"$0\" \"$@\"");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_pnodec"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+/// Issue 15, finding 5: `check` of a small model needs no new stack mapping. The address space
+/// is limited to what `pnodec --version` needs plus 8 MiB; the parse used to map a fresh
+/// 16 MiB stack every time, which then panicked (or, with `RUST_BACKTRACE=1`, deadlocked).
+#[test]
+fn check_works_in_a_small_address_space() {
+    let baseline = (2..256u64)
+        .map(|mib| mib * 4096)
+        .find(|&kib| {
+            pnodec_under_ulimit(kib, &["--version"]).is_some_and(|out| out.status.success())
+        })
+        .expect("pnodec --version runs with at most 1 GiB of address space");
+    let dir = tempfile::tempdir().unwrap();
+    let model = temp_file(
+        &dir,
+        "small.pode",
+        "model small\nstate u[2] = [1.0, 2.0]\nparam k = 0.5\nlet v = -k * (u + 1)\n\
+         d(u)/dt = v\nsolve { method = rk4, t = 0 .. 1, steps = 10 }\n",
+    );
+    let out = pnodec_under_ulimit(baseline + 8192, &["check", path_str(&model)])
+        .expect("check finished (no deadlock)");
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).starts_with("model `small`: 2 states (u[2]), 1 parameter"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Issue 15, finding 6: a file over the size limit is refused unread with one error (exit 1),
+/// from a path or from standard input.
+#[test]
+fn a_file_over_the_size_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = pnode_grammar::MAX_SOURCE_BYTES;
+    let body = format!("model m\n{}", "#".repeat(limit + 1 - "model m\n".len()));
+    let big = temp_file(&dir, "big.pode", &body);
+    let out = pnodec(&["check", "--color", "never", path_str(&big)]);
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("big.pode` is 8388609 bytes; a model file may have at most 8388608 bytes"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error").count(), 1, "{err}");
+    let out = pnodec_stdin(&["check", "--color", "never", "-"], Some(&body));
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("`<stdin>` is more than 8388608 bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+    // At the limit it is read and checked.
+    let at_limit = temp_file(&dir, "at.pode", &body[..limit]);
+    let out = pnodec(&["check", path_str(&at_limit)]);
+    assert_exit(&out, 0);
+}
+
+/// Issue 15, finding 6: garbage gets at most 100 errors and the note that checking stopped;
+/// a line too long to quote is located by a note instead of being printed.
+#[test]
+fn garbage_stops_after_the_error_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage: String = (0..1000).map(|i| format!("let x{i} = ) (\n")).collect();
+    let f = temp_file(&dir, "g.pode", &format!("model g\n{garbage}"));
+    let out = pnodec(&["check", "--color", "never", path_str(&f)]);
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("error[P001]").count(), 100, "{err}");
+    assert!(
+        err.contains(
+            "note: aborting after 100 errors\n = the rest is not checked; fix these errors first"
+        ),
+        "{}",
+        &err[err.len().saturating_sub(400)..]
+    );
+    assert!(
+        err.ends_with("g.pode: 100 errors\n"),
+        "{}",
+        &err[err.len() - 100..]
+    );
+
+    let sum = format!(
+        "model s\nstate u = 1.0\nd(u)/dt = {}\n",
+        vec!["u"; 5000].join(" + ")
+    );
+    let f = temp_file(&dir, "s.pode", &sum);
+    let out = pnodec(&["check", "--color", "never", path_str(&f)]);
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    assert!(err.len() < 1000, "{err}");
+    assert!(
+        err.contains("s.pode:3:2069: the expression is more than 512 operators deep here (the line is too long to show)"),
+        "{err}"
+    );
+}
+
+/// Issue 15, finding 7: `check` rejects a time span whose grid points overflow (the run used to
+/// fail with "time point 0 is NaN" after `check` said ok).
+#[test]
+fn check_rejects_a_time_span_that_overflows() {
+    let out = pnodec_stdin(
+        &["check", "--color", "never", "-"],
+        Some(
+            "model m\nstate u = 1.0\nd(u)/dt = -u\n\
+             solve { method = rk4, t = -1e308 .. 1e308, steps = 10 }\n",
+        ),
+    );
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "error[I017]: the time span -1e308 .. 1e308 is too long: t1 - t0 overflows a 64-bit float"
+        ),
+        "{err}"
+    );
+}

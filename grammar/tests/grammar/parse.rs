@@ -647,3 +647,199 @@ fn equation_hint_only_for_equation_like_lines() {
     let d = &parse("model m\ndelta = 3\nd(u)/dt = 1\n").diagnostics[0];
     assert!(d.notes.is_empty(), "{:?}", d.notes);
 }
+
+/// Issue 15, finding 6: a file longer than the limit is refused whole with one error (no
+/// label: it is about the file), a file of exactly the limit is parsed.
+#[test]
+fn size_limit() {
+    let mut at_limit = String::from("model m\nstate u = 1.0\nd(u)/dt = -u\n");
+    let line = format!("# {}\n", "x".repeat(77));
+    while at_limit.len() + line.len() <= MAX_SOURCE_BYTES {
+        at_limit += &line;
+    }
+    at_limit += &"#".repeat(MAX_SOURCE_BYTES - at_limit.len());
+    assert_eq!(at_limit.len(), MAX_SOURCE_BYTES);
+    let parsed = parse(&at_limit);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    assert_eq!(parsed.model.items.len(), 2);
+
+    let over = at_limit + "\n";
+    let parsed = parse(&over);
+    assert_eq!(parsed.diagnostics.len(), 1);
+    let d = &parsed.diagnostics[0];
+    assert_eq!(d.code, Some(codes::TOO_LARGE));
+    assert!(d.labels.is_empty());
+    assert_eq!(
+        d.message,
+        format!("the model is 8388609 bytes; a model file may have at most 8388608 bytes (8 MiB)")
+    );
+    assert!(parsed.model.items.is_empty());
+    assert_eq!(
+        parse_expr(&"1+".repeat(MAX_SOURCE_BYTES / 2 + 1)).unwrap_err()[0].code,
+        Some(codes::TOO_LARGE)
+    );
+}
+
+/// Issue 15, finding 6: garbage gets at most `MAX_ERRORS` errors and the note that parsing
+/// stopped; the items after the stop are not parsed at all.
+#[test]
+fn error_limit() {
+    let mut garbage = String::from("model m\n");
+    for i in 0..5 * MAX_ERRORS {
+        garbage += &format!("let x{i} = ) +\n");
+    }
+    let parsed = parse(&garbage);
+    let errors = parsed.diagnostics.iter().filter(|d| d.is_error()).count();
+    assert_eq!(errors, MAX_ERRORS);
+    assert_eq!(parsed.diagnostics.len(), MAX_ERRORS + 1);
+    let last = parsed.diagnostics.last().unwrap();
+    assert_eq!(last.severity, Severity::Note);
+    assert_eq!(last.message, "aborting after 100 errors");
+    assert!(is_abort_note(last));
+    let text = render_all(&garbage, "t.pode");
+    assert!(text.ends_with("note: aborting after 100 errors\n  = note: the rest is not checked; fix these errors first\n"), "{}", &text[text.len() - 200..]);
+    // The last error reported is the one of item 100.
+    let line = |d: &Diagnostic| line_col(&garbage, d.primary_span().unwrap().start).0;
+    assert_eq!(line(&parsed.diagnostics[MAX_ERRORS - 1]), MAX_ERRORS + 1);
+    // Exactly the limit: no note.
+    let mut hundred = String::from("model m\n");
+    for i in 0..MAX_ERRORS {
+        hundred += &format!("let x{i} = ) +\n");
+    }
+    let parsed = parse(&hundred);
+    assert_eq!(parsed.diagnostics.len(), MAX_ERRORS);
+    assert!(parsed.diagnostics.iter().all(Diagnostic::is_error));
+    // Capping twice changes nothing.
+    let mut diags = parse(&garbage).diagnostics;
+    let before = diags.clone();
+    limit_errors(&mut diags, false);
+    assert_eq!(diags, before);
+}
+
+/// Issue 15, finding 6: a chain too long to build is refused by the pre-scan, at the operator
+/// where it gets too deep, before pest sees it (the builder's own check labels the whole
+/// expression instead); the scan never refuses a tree the builder accepts.
+#[test]
+fn long_chains_are_refused_before_parsing() {
+    let long = format!("model m\nlet x = {}\n", vec!["x"; 1_000_000].join(" + "));
+    let parsed = parse(&long);
+    assert_eq!(parsed.diagnostics.len(), 1);
+    let d = &parsed.diagnostics[0];
+    assert_eq!(d.code, Some(codes::TOO_DEEP));
+    assert_eq!(
+        d.labels[0].message,
+        "the expression is more than 512 operators deep here"
+    );
+    let at = d.primary_span().unwrap().start;
+    assert_eq!(&long[at..at + 1], "+");
+    // `x + x + …`: the 515th `+` (the scan's bound has a slack of 2 for the `{` of a block
+    // and the `(` of `d(u)`).
+    assert_eq!(at, "model m\nlet x = ".len() + (MAX_EXPR_DEPTH + 2) * 4 + 2);
+    // The same chain one level down in brackets, and behind products.
+    let nested = format!(
+        "model m\nlet x = f([{}])\n",
+        vec!["x * y"; 100_000].join(" - ")
+    );
+    assert_eq!(
+        parse(&nested).diagnostics[0].labels[0].message,
+        "the expression is more than 512 operators deep here"
+    );
+
+    // Around the limit: accepted exactly when the builder's depth (one for the parentheses,
+    // and `depth(n)` for `n` terms) is at most the limit.
+    type Depth = fn(usize) -> usize;
+    let shapes: [(&str, Depth); 6] = [
+        (" + ", |n| n - 1),
+        (" * ", |n| n - 1),
+        (" ^ ", |n| n - 1),
+        (" ^ -", |n| 2 * (n - 1)),
+        (" * 2 - ", |n| (n - 1) + 1),
+        (" - -", |n| n),
+    ];
+    for (op, depth) in shapes {
+        for n in 2..MAX_EXPR_DEPTH + 8 {
+            if depth(n).abs_diff(MAX_EXPR_DEPTH) > 4 {
+                continue;
+            }
+            let src = format!("model m\nlet x = ({})\n", vec!["x"; n].join(op));
+            let accepted = parse(&src).diagnostics.is_empty();
+            assert_eq!(accepted, depth(n) < MAX_EXPR_DEPTH, "{op:?} × {n}");
+        }
+    }
+    // A sum of many short products is as deep as its terms are many, not its operators.
+    let poly = format!("model m\nlet x = {}\n", vec!["2 * x * x"; 400].join(" + "));
+    assert!(parse(&poly).diagnostics.is_empty());
+}
+
+/// An expression may go on across a line starting with `d(` (a layer called `d`): the
+/// pieces are parsed together, as the whole file would be; a broken item before an equation
+/// still gets its own error and the equation is kept.
+#[test]
+fn an_expression_may_go_on_into_a_line_starting_with_d() {
+    let src = "model m\nlayer d = linear(1, 1)\nlet y = 2 *\nd(y)\nlet z = y -\n  d(y) -\nd(y)\n";
+    let parsed = parse(src);
+    assert!(parsed.diagnostics.is_empty(), "{}", render_all(src, "t"));
+    assert_eq!(parsed.model.items.len(), 3, "{:#?}", parsed.model.items);
+    let broken = "model m\nstate u = 1.0\nlet x = 1 +\nd(u)/dt = -u\n";
+    let parsed = parse(broken);
+    assert_eq!(parsed.diagnostics.len(), 1, "{}", render_all(broken, "t"));
+    assert_eq!(
+        parsed.diagnostics[0].message,
+        "expected expression, found `d`"
+    );
+    assert!(matches!(parsed.model.items.last(), Some(Item::Equation(_))));
+}
+
+/// Issue 15, finding 5: a shallow model is parsed on the caller's stack (no new mapping: it
+/// fits a thread of 512 KiB), a deep one on a parse thread of its own.
+#[test]
+fn shallow_models_need_little_stack() {
+    let small = "model m\nstate u[2] = [1.0, 2.0]\nparam k = 0.5\nd(u)/dt = -k * (u + 1)\n";
+    let deep = format!(
+        "model m\nlet x = {}1{}\n",
+        "(".repeat(MAX_NESTING),
+        ")".repeat(MAX_NESTING)
+    );
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            assert!(parse(small).diagnostics.is_empty());
+            assert!(parse(&deep).diagnostics.is_empty());
+        })
+        .expect("spawn")
+        .join()
+        .expect("no overflow");
+}
+
+/// Issue 15, finding 6: an item with more operands than the limit is refused by the pre-scan
+/// (pest's memory for an item grows with its operands); exactly the limit is parsed.
+#[test]
+fn operand_limit_per_item() {
+    let array = |n: usize| {
+        format!(
+            "model m\nconst c = [{}]\nlet y = 1\n",
+            vec!["1"; n].join(",")
+        )
+    };
+    // `const` and `c` count too.
+    let at_limit = array(MAX_ITEM_OPERANDS - 2);
+    let parsed = parse(&at_limit);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let over = array(MAX_ITEM_OPERANDS - 1);
+    let parsed = parse(&over);
+    assert_eq!(parsed.diagnostics.len(), 1, "{:?}", parsed.diagnostics);
+    let d = &parsed.diagnostics[0];
+    assert_eq!(d.code, Some(codes::TOO_LARGE));
+    assert_eq!(
+        d.message,
+        "an item with more than 524288 names, numbers and strings"
+    );
+    // The operand past the limit: the last number.
+    let at = d.primary_span().unwrap().start;
+    assert_eq!(
+        at,
+        "model m\nconst c = [".len() + 2 * (MAX_ITEM_OPERANDS - 2)
+    );
+    // The next item is still parsed.
+    assert_eq!(parsed.model.items.len(), 1);
+}

@@ -326,3 +326,33 @@ fn options_that_cannot_be_used_are_errors() {
     let e = run.solve(&mut model, &[1.0, 2.0]).unwrap_err();
     assert!(e.to_string().contains("parameters"), "{e}");
 }
+
+/// Issue 15, finding 7: a uniform grid whose points would overflow (`t1 - t0` infinite) or
+/// repeat is a typed error of the resolver, not NaN time points.
+#[test]
+fn a_grid_that_does_not_fit_f64_is_a_typed_error() {
+    use pnode_driver::resolve::grid_times;
+    use pnode_ir::lower::Steps;
+    let data = pnode_driver::FsData::new(Path::new("."));
+    let e = grid_times(&Steps::Uniform(10), -1e308, 1e308, &data).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TimeGrid {
+                t0: -1e308,
+                t1: 1e308,
+                steps: 10
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("t1 - t0 overflows"), "{e}");
+    let e = grid_times(&Steps::Uniform(100_000_000), 1.0, 1.000000000001, &data).unwrap_err();
+    assert!(matches!(e, Error::TimeGrid { .. }), "{e:?}");
+    let ok = grid_times(&Steps::Uniform(4), -8e307, 8e307, &data).unwrap();
+    assert_eq!((ok.len(), ok[0], ok[4]), (5, -8e307, 8e307));
+    assert!(
+        ok.windows(2).all(|w| w[0] < w[1] && w[1].is_finite()),
+        "{ok:?}"
+    );
+}

@@ -4,10 +4,10 @@
 
 use super::codes;
 use super::data::{ConstData, const_from_file};
-use super::exprs::{Cx, check_size, error_at};
+use super::exprs::{Cx, check_size, error_at, number_text};
 use super::options::data_source;
 use super::program::Initializer;
-use super::{Lr, MAX_CONST_ELEMENTS, Reported};
+use super::{Lr, MAX_CONST_ELEMENTS, MAX_VALUE_ELEMENTS, Reported};
 use crate::graph::Tensor;
 use crate::shape::{MAX_RANK, Shape};
 use pnode_grammar::ast::{Decl, DeclKind, Expr, ExprKind};
@@ -45,7 +45,7 @@ fn declared_shape(cx: &mut Cx, d: &Decl) -> Lr<Option<Shape>> {
     Ok(Some(s))
 }
 
-/// One dimension: a positive integer.
+/// One dimension: a positive integer, at most [`MAX_VALUE_ELEMENTS`] (no value is larger).
 fn dimension(cx: &mut Cx, e: &Expr) -> Lr<usize> {
     let bad = |cx: &mut Cx, found: String| {
         cx.report(
@@ -58,6 +58,17 @@ fn dimension(cx: &mut Cx, e: &Expr) -> Lr<usize> {
             .with_note("dimensions are integer literals or integer constants"),
         )
     };
+    let too_large = |cx: &mut Cx, found: String| {
+        cx.report(
+            error_at(
+                codes::TOO_LARGE,
+                format!("a dimension of {found} is too large; the largest is {MAX_VALUE_ELEMENTS}"),
+                e.span,
+                format!("more than {MAX_VALUE_ELEMENTS}"),
+            )
+            .with_note(format!("a value has at most {MAX_VALUE_ELEMENTS} elements")),
+        )
+    };
     if let ExprKind::Float(v) = e.kind {
         return Err(bad(cx, v.to_string()));
     }
@@ -66,10 +77,12 @@ fn dimension(cx: &mut Cx, e: &Expr) -> Lr<usize> {
     match value {
         Some(t) if t.shape().is_scalar() => {
             let v = t.data()[0];
-            if v.fract() == 0.0 && v >= 1.0 && v <= u32::MAX as f64 {
-                Ok(v as usize)
+            if v.fract() != 0.0 || v < 1.0 {
+                Err(bad(cx, number_text(e, v)))
+            } else if v > MAX_VALUE_ELEMENTS as f64 {
+                Err(too_large(cx, number_text(e, v)))
             } else {
-                Err(bad(cx, v.to_string()))
+                Ok(v as usize)
             }
         }
         Some(t) => Err(bad(cx, format!("a value of shape {}", t.shape()))),

@@ -39,7 +39,13 @@ pub(super) fn lower_equations(cx: &mut Cx, model: &Model) -> Lr<Vec<NodeId>> {
         }
     }
     let scope = cx.scope;
+    // Each state's blocks, in source order (one pass: linear in states and equations).
+    let mut by_state: Vec<Vec<&Block>> = vec![Vec::new(); scope.states.len()];
+    for b in &blocks {
+        by_state[b.state].push(b);
+    }
     let mut out = Vec::with_capacity(scope.states.len());
+    let mut coverage_errors = 0;
     for (i, st) in scope.states.iter().enumerate() {
         let Some(shape) = st.shape.clone() else {
             failed = true;
@@ -48,9 +54,15 @@ pub(super) fn lower_equations(cx: &mut Cx, model: &Model) -> Lr<Vec<NodeId>> {
         if broken[i] {
             continue;
         }
-        let mine: Vec<&Block> = blocks.iter().filter(|b| b.state == i).collect();
+        let mine = std::mem::take(&mut by_state[i]);
         if coverage(cx, i, &shape, &mine).is_err() {
             failed = true;
+            // These errors come in source order: once there are more than the limit, none of
+            // the rest would be among the first `MAX_ERRORS` the lowering keeps.
+            coverage_errors += 1;
+            if coverage_errors > pnode_grammar::MAX_ERRORS {
+                break;
+            }
             continue;
         }
         if failed {
@@ -187,35 +199,19 @@ fn coverage(cx: &mut Cx, i: usize, shape: &Shape, blocks: &[&Block]) -> Lr<()> {
             .with_note(format!("add `d({name})/dt = …`")),
         ));
     }
-    // A sweep along axis 0: only blocks whose axis-0 ranges intersect are compared.
-    let mut order: Vec<usize> = (0..blocks.len()).collect();
-    if shape.rank() > 0 {
-        order.sort_by_key(|&k| (blocks[k].ranges[0].0, k));
-    }
-    let mut active: Vec<usize> = Vec::new();
     let mut failed = false;
-    for &k in &order {
-        let b = blocks[k];
-        if shape.rank() > 0 {
-            active.retain(|&a| blocks[a].ranges[0].1 > b.ranges[0].0);
-        }
-        if let Some(&a) = active
-            .iter()
-            .find(|&&a| overlap(&blocks[a].ranges, &b.ranges))
-        {
-            let (first, again) = (blocks[a.min(k)], blocks[a.max(k)]);
-            cx.report(
-                error_at(
-                    codes::COVERAGE,
-                    format!("components of `{name}` are given twice"),
-                    again.target,
-                    "given again here",
-                )
-                .with_secondary(first.target, "first given here"),
-            );
-            failed = true;
-        }
-        active.push(k);
+    for (first, again) in overlaps(shape, blocks) {
+        let (first, again) = (blocks[first], blocks[again]);
+        cx.report(
+            error_at(
+                codes::COVERAGE,
+                format!("components of `{name}` are given twice"),
+                again.target,
+                "given again here",
+            )
+            .with_secondary(first.target, "first given here"),
+        );
+        failed = true;
     }
     if failed {
         return Err(Reported);
@@ -258,6 +254,67 @@ fn coverage(cx: &mut Cx, i: usize, shape: &Shape, blocks: &[&Block]) -> Lr<()> {
         return Err(cx.report(d));
     }
     Ok(())
+}
+
+/// The overlapping blocks, as `(earlier, later)` indices: one pair per block that overlaps
+/// another. Few blocks are compared by a sweep along axis 0 (only blocks whose axis-0 ranges
+/// intersect are compared); many (each a component of a large state, say) by marking each
+/// component with its block, linear in the components and blocks: the sweep keeps every block
+/// of the same axis-0 range active, which made it quadratic.
+fn overlaps(shape: &Shape, blocks: &[&Block]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    if blocks.len() <= 64 {
+        let mut order: Vec<usize> = (0..blocks.len()).collect();
+        if shape.rank() > 0 {
+            order.sort_by_key(|&k| (blocks[k].ranges[0].0, k));
+        }
+        let mut active: Vec<usize> = Vec::new();
+        for &k in &order {
+            let b = blocks[k];
+            if shape.rank() > 0 {
+                active.retain(|&a| blocks[a].ranges[0].1 > b.ranges[0].0);
+            }
+            if let Some(&a) = active
+                .iter()
+                .find(|&&a| overlap(&blocks[a].ranges, &b.ranges))
+            {
+                out.push((a.min(k), a.max(k)));
+            }
+            active.push(k);
+        }
+        out.sort_by_key(|&(_, again)| again);
+        return out;
+    }
+    let strides = shape.strides();
+    let mut owner = vec![usize::MAX; shape.len()];
+    for (k, b) in blocks.iter().enumerate() {
+        if volume(&b.ranges) == 0 {
+            continue;
+        }
+        // Row-major over the block's components until one is taken.
+        let mut ix: Vec<usize> = b.ranges.iter().map(|r| r.0).collect();
+        'components: loop {
+            let flat: usize = ix.iter().zip(&strides).map(|(i, s)| i * s).sum();
+            if owner[flat] != usize::MAX {
+                out.push((owner[flat], k));
+                break;
+            }
+            owner[flat] = k;
+            let mut axis = ix.len();
+            loop {
+                if axis == 0 {
+                    break 'components;
+                }
+                axis -= 1;
+                ix[axis] += 1;
+                if ix[axis] < b.ranges[axis].1 {
+                    break;
+                }
+                ix[axis] = b.ranges[axis].0;
+            }
+        }
+    }
+    out
 }
 
 /// Up to `max` components of `shape` in no block (for states of at most 4096 components).

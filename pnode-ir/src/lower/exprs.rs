@@ -86,6 +86,20 @@ pub(super) fn error_at(
 }
 
 /// A shape that fits the lowering limits, or a diagnostic.
+/// How a number `v` the expression `e` evaluated to is shown in a message: an integer literal
+/// (or its negation) as written, not rounded through `f64` (`18446744073709551615`, not
+/// `18446744073709552000`); anything else as `v`.
+pub(super) fn number_text(e: &Expr, v: f64) -> String {
+    match &e.kind {
+        ExprKind::Int(n) => n.to_string(),
+        ExprKind::Neg(inner) => match inner.kind {
+            ExprKind::Int(n) => format!("-{n}"),
+            _ => v.to_string(),
+        },
+        _ => v.to_string(),
+    }
+}
+
 pub(super) fn check_size(shape: &Shape, span: Span) -> Result<(), Diagnostic> {
     if shape.rank() > MAX_RANK {
         return Err(error_at(

@@ -94,7 +94,8 @@ pub(crate) struct Reported;
 pub(crate) type Lr<T> = Result<T, Reported>;
 
 /// The result of lowering: the program if there was no error, and every diagnostic (errors
-/// and warnings) in source order.
+/// and warnings) in source order, the errors capped at [`pnode_grammar::MAX_ERRORS`] and then
+/// a note.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lowered {
     /// `Some` iff no diagnostic is an error.
@@ -151,6 +152,8 @@ pub fn lower_with(model: &Model, data: &dyn ConstData) -> Lowered {
         ));
     }
     diags.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
+    // The first `MAX_ERRORS` errors, then a note (as the parser does).
+    pnode_grammar::limit_errors(&mut diags, false);
     let ok = !diags.iter().any(Diagnostic::is_error);
     Lowered {
         program: program.filter(|_| ok),

@@ -2,7 +2,7 @@
 //! method. Option values are constant expressions (constants may be used: `steps = n`).
 
 use super::codes;
-use super::exprs::{Cx, check_kwargs, error_at};
+use super::exprs::{Cx, check_kwargs, error_at, number_text};
 use super::program::*;
 use super::{Lr, MAX_COUNT, Reported};
 use pnode_grammar::ast::{Arg, Block, Expr, ExprKind, Ident, OptionEntry, Span};
@@ -58,7 +58,7 @@ fn number_in(cx: &mut Cx, key: &str, e: &Expr, ok: impl Fn(f64) -> bool, what: &
     } else {
         Err(cx.report(error_at(
             codes::OPTION_VALUE,
-            format!("`{key}` must be {what}, found {v}"),
+            format!("`{key}` must be {what}, found {}", number_text(e, v)),
             e.span,
             format!("expected {what}"),
         )))
@@ -76,7 +76,10 @@ pub(super) fn integer(cx: &mut Cx, key: &str, e: &Expr, min: u64) -> Lr<u64> {
         };
         return Err(cx.report(error_at(
             codes::OPTION_VALUE,
-            format!("`{key}` must be {what} (at most {MAX_COUNT}), found {v}"),
+            format!(
+                "`{key}` must be {what} (at most {MAX_COUNT}), found {}",
+                number_text(e, v)
+            ),
             e.span,
             format!("expected {what}"),
         )));
@@ -342,7 +345,57 @@ fn time_span(cx: &mut Cx, e: &Expr) -> Lr<(f64, f64)> {
             "needs t0 < t1",
         )));
     }
+    if !(b - a).is_finite() {
+        return Err(cx.report(
+            error_at(
+                codes::TIMES,
+                format!(
+                    "the time span {} .. {} is too long: t1 - t0 overflows a 64-bit float",
+                    time_text(a),
+                    time_text(b)
+                ),
+                e.span,
+                "t1 - t0 is infinite",
+            )
+            .with_note("shift or rescale the time so that t1 - t0 is at most 1.7e308"),
+        ));
+    }
     Ok((a, b))
+}
+
+/// A time as messages show it: `1e308` rather than its 309 digits.
+fn time_text(t: f64) -> String {
+    if t != 0.0 && !(1e-6..1e16).contains(&t.abs()) {
+        format!("{t:e}")
+    } else {
+        t.to_string()
+    }
+}
+
+/// `n` uniform steps over `t0 .. t1` whose grid points are told apart in `f64`: the step is
+/// more than 4 ulps of the largest time, which is more than the rounding of `t0 + k·h` can
+/// take back (so no point is NaN or equal to the next).
+fn uniform_steps(cx: &mut Cx, e: &Expr, n: u64, t0: f64, t1: f64) -> Lr<Steps> {
+    let h = (t1 - t0) / n as f64;
+    let largest = t0.abs().max(t1.abs());
+    if !(h.is_finite() && h > largest * f64::EPSILON * 4.0) {
+        return Err(cx.report(
+            error_at(
+                codes::TIMES,
+                format!(
+                    "{} steps over {} .. {} are too small to tell the times apart: a step \
+                     of {h:e} is below the precision of 64-bit floats there",
+                    number_text(e, n as f64),
+                    time_text(t0),
+                    time_text(t1)
+                ),
+                e.span,
+                "too many steps for this time span",
+            )
+            .with_note("use fewer steps, or shift the time span nearer to 0"),
+        ));
+    }
+    Ok(Steps::Uniform(n))
 }
 
 /// Strictly increasing times.
@@ -418,7 +471,8 @@ fn steps(cx: &mut Cx, e: &Expr, t0: f64, t1: f64) -> Lr<Steps> {
             })
         }
         ExprKind::Int(_) | ExprKind::Name(_) | ExprKind::Binary { .. } | ExprKind::Neg(_) => {
-            Ok(Steps::Uniform(integer(cx, "steps", e, 1)?))
+            let n = integer(cx, "steps", e, 1)?;
+            uniform_steps(cx, e, n, t0, t1)
         }
         ExprKind::Call { func, .. } if func.name == "data" => Ok(Steps::Data(data_source(cx, e)?)),
         _ => Err(wrong(

@@ -8,6 +8,7 @@ mod ir;
 mod kernels;
 mod lower;
 mod lower_checks;
+mod lower_limits;
 mod lower_props;
 mod lower_reference;
 mod opaque;
