@@ -11,10 +11,11 @@
 //! count; without one, a single column (or `column = k`) is a vector of the rows, a wider
 //! table a `rows × cols` matrix.
 
+use super::Lr;
 use super::codes;
+use super::decls::const_size;
 use super::exprs::{Cx, error_at};
 use super::program::DataSource;
-use super::{Lr, MAX_CONST_ELEMENTS};
 use crate::graph::Tensor;
 use crate::shape::Shape;
 use pnode_grammar::ast::Decl;
@@ -107,16 +108,9 @@ pub(super) fn const_from_file(
         None if table.cols == 1 => Shape(vec![table.rows]),
         None => Shape(vec![table.rows, table.cols]),
     };
-    let n = shape.checked_len();
-    if n.is_none_or(|n| n > MAX_CONST_ELEMENTS) {
-        return Err(cx.report(error_at(
-            codes::TOO_LARGE,
-            format!("constant `{name}` of shape {shape} is too large"),
-            span,
-            format!("more than {MAX_CONST_ELEMENTS} elements"),
-        )));
-    }
-    if n != Some(table.values.len()) {
+    // A constant read from a file is held like a folded one: it spends the same byte budget.
+    const_size(cx, name, &shape, span, true)?;
+    if shape.len() != table.values.len() {
         return Err(cx.report(error_at(
             codes::INITIALIZER,
             format!(
@@ -132,21 +126,5 @@ pub(super) fn const_from_file(
             "wrong number of values",
         )));
     }
-    // A constant read from a file is held like a folded one: it spends the same byte budget.
-    let mut budget = cx.b.fold_budget();
-    let bytes = table.values.len() as u64 * 8;
-    if bytes > budget.bytes {
-        return Err(cx.report(
-            error_at(
-                codes::TOO_LARGE,
-                format!("constant `{name}` of shape {shape} is too large"),
-                span,
-                "over the constant budget",
-            )
-            .with_note(super::budget_note()),
-        ));
-    }
-    budget.bytes -= bytes;
-    cx.b.set_fold_budget(budget);
     Tensor::new(shape, table.values).map_err(|e| cx.shape_error(e, span))
 }

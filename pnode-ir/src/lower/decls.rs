@@ -10,7 +10,7 @@ use super::program::Initializer;
 use super::{Lr, MAX_CONST_ELEMENTS, MAX_VALUE_ELEMENTS, Reported};
 use crate::graph::Tensor;
 use crate::shape::{MAX_RANK, Shape};
-use pnode_grammar::ast::{Decl, DeclKind, Expr, ExprKind};
+use pnode_grammar::ast::{Decl, DeclKind, Expr, ExprKind, Span};
 
 /// The declared shape, if the declaration has one.
 fn declared_shape(cx: &mut Cx, d: &Decl) -> Lr<Option<Shape>> {
@@ -99,6 +99,38 @@ pub(super) fn state_or_param(cx: &mut Cx, d: &Decl) -> Lr<(Shape, Initializer)> 
     Ok((declared.unwrap_or(shape), init))
 }
 
+/// Checks a constant `name` of `shape` against [`MAX_CONST_ELEMENTS`] and, when `held` (its
+/// values are held without being folded by the builder: fills, files), takes its bytes from
+/// the model's constant byte budget; errors (I020) at `span`.
+pub(super) fn const_size(cx: &mut Cx, name: &str, shape: &Shape, span: Span, held: bool) -> Lr<()> {
+    if shape.checked_len().is_none_or(|n| n > MAX_CONST_ELEMENTS) {
+        return Err(cx.report(error_at(
+            codes::TOO_LARGE,
+            format!("constant `{name}` of shape {shape} is too large"),
+            span,
+            format!("more than {MAX_CONST_ELEMENTS} elements"),
+        )));
+    }
+    if held {
+        let mut budget = cx.b.fold_budget();
+        let bytes = shape.len() as u64 * 8;
+        if bytes > budget.bytes {
+            return Err(cx.report(
+                error_at(
+                    codes::TOO_LARGE,
+                    format!("constant `{name}` of shape {shape} is too large"),
+                    span,
+                    "over the constant budget",
+                )
+                .with_note(super::budget_note()),
+            ));
+        }
+        budget.bytes -= bytes;
+        cx.b.set_fold_budget(budget);
+    }
+    Ok(())
+}
+
 /// The value of a `const`; `data(..)` is read through `data`.
 pub(super) fn const_value(cx: &mut Cx, d: &Decl, data: &dyn ConstData) -> Lr<Tensor> {
     let declared = declared_shape(cx, d);
@@ -110,36 +142,12 @@ pub(super) fn const_value(cx: &mut Cx, d: &Decl, data: &dyn ConstData) -> Lr<Ten
         return const_from_file(cx, data, d, src, declared);
     }
     let shape = declared.unwrap_or(shape);
-    let too_large = shape.checked_len().is_none_or(|n| n > MAX_CONST_ELEMENTS);
-    if too_large {
-        return Err(cx.report(error_at(
-            codes::TOO_LARGE,
-            format!("constant `{}` of shape {shape} is too large", d.name.name),
-            d.name.span,
-            format!("more than {MAX_CONST_ELEMENTS} elements"),
-        )));
-    }
-    if matches!(
+    // A filled constant is held like a folded one: it spends the same byte budget.
+    let filled = matches!(
         init,
         Initializer::Fill(_) | Initializer::Zeros | Initializer::Ones
-    ) {
-        // A filled constant is held like a folded one: it spends the same byte budget.
-        let mut budget = cx.b.fold_budget();
-        let bytes = shape.len() as u64 * 8;
-        if bytes > budget.bytes {
-            return Err(cx.report(
-                error_at(
-                    codes::TOO_LARGE,
-                    format!("constant `{}` of shape {shape} is too large", d.name.name),
-                    d.name.span,
-                    "over the constant budget",
-                )
-                .with_note(super::budget_note()),
-            ));
-        }
-        budget.bytes -= bytes;
-        cx.b.set_fold_budget(budget);
-    }
+    );
+    const_size(cx, &d.name.name, &shape, d.name.span, filled)?;
     let t = match init {
         Initializer::Values(v) => Tensor::new(shape, v),
         Initializer::Fill(x) => Tensor::filled(shape, x),
