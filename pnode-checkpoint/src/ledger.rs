@@ -261,6 +261,25 @@ impl Tracker {
         self.stats = Stats::default();
     }
 
+    /// Let a run whose length is found as it goes (adaptive stepping, whose schedule is decided
+    /// step by step) go on to `n_steps` steps with `n_slots` slots, so that its executor enters
+    /// each forward action as it runs it: before each accepted step it raises the bounds to
+    /// that step. Bounds never shrink; added slots are empty and live on disk when
+    /// `on_disk(slot)`. Only before the reverse phase starts (ignored after).
+    pub fn extend(&mut self, n_steps: usize, n_slots: usize, on_disk: impl Fn(usize) -> bool) {
+        if self.next_reverse != self.n_steps {
+            return;
+        }
+        if n_steps > self.n_steps {
+            self.n_steps = n_steps;
+            self.next_reverse = n_steps;
+        }
+        for slot in self.slots.len()..n_slots {
+            self.slots.push(None);
+            self.on_disk.push(on_disk(slot));
+        }
+    }
+
     /// Check `action` against the state, then apply it and count its cost; on an error the
     /// state and the counts are unchanged.
     ///
