@@ -116,21 +116,27 @@ impl SlotStore {
         &mut self.data[range]
     }
 
-    /// Room for slots `0 … n_slots − 1` (their RAM part) in a uniform layout, growing the
-    /// buffer geometrically; [`Error::OutOfMemory`] when that fails.
+    /// Room for slots `0 … n_slots − 1` (their RAM part) in a uniform layout. The buffer
+    /// grows geometrically (amortized `O(1)` per slot) but never beyond the `ram_slots` slots
+    /// the layout allows, so a bounded mode allocates at most what its budget holds;
+    /// [`Error::OutOfMemory`] when growing fails.
     fn grow(&mut self, n_slots: usize) -> Result<()> {
         let SlotLayout::Uniform { len, ram_slots } = self.layout else {
             return Ok(());
         };
         let need = n_slots.min(ram_slots).saturating_mul(len);
-        if need > self.data.len() {
-            let bytes = (need as u64).saturating_mul(8);
+        if need > self.data.capacity() {
+            let limit = ram_slots.saturating_mul(len);
+            let capacity = self.data.capacity().saturating_mul(2).min(limit).max(need);
+            let bytes = (capacity as u64).saturating_mul(8);
             self.data
-                .try_reserve(need - self.data.len())
+                .try_reserve_exact(capacity - self.data.len())
                 .map_err(|_| Error::OutOfMemory {
                     what: Buffer::Checkpoints,
                     bytes,
                 })?;
+        }
+        if need > self.data.len() {
             self.data.resize(need, 0.0);
         }
         Ok(())
@@ -212,8 +218,8 @@ impl Executor {
     }
 
     /// An executor whose slots all hold `slot_len` values and grow as a run of unknown length
-    /// asks for them ([`Executor::extend`]); slots `ram_slots … ram_slots + disk_slots − 1`
-    /// live on disk (solutions only). See [`Executor::for_schedule`] for the other arguments.
+    /// asks for them ([`Executor::extend`]), at most `ram_slots` of them in RAM; slots
+    /// `ram_slots … ram_slots + disk_slots − 1` live on disk (solutions only). See [`Executor::for_schedule`] for the other arguments.
     pub(crate) fn growing(
         slot_len: usize,
         (ram_slots, disk_slots): (usize, usize),
@@ -264,9 +270,10 @@ impl Executor {
         }
     }
 
-    /// Bytes the RAM checkpoint slots of a fixed-size store take.
+    /// Bytes the RAM checkpoint slots take: a fixed store's size (known before its first
+    /// sweep), or what a growing store has allocated so far.
     pub(crate) fn slot_bytes(&self) -> u64 {
-        (self.slot_values as u64).saturating_mul(8)
+        (self.slot_values.max(self.slots.data.capacity()) as u64).saturating_mul(8)
     }
 
     /// See [`crate::Solver::set_checkpoint_dir`].

@@ -121,12 +121,16 @@ impl<S> AdaptiveSolver<S> {
             AdaptiveCheckpointing::StoreAll => stage_vectors * n,
             _ => n,
         };
+        // RAM slots at most, and disk slots.
         let tiers = match checkpointing {
+            AdaptiveCheckpointing::StoreAll | AdaptiveCheckpointing::SolutionOnly => {
+                (usize::MAX, 0)
+            }
+            AdaptiveCheckpointing::Online { slots } => (slots, 0),
             AdaptiveCheckpointing::TwoLevel {
                 ram_slots,
                 disk_slots,
             } => (ram_slots, disk_slots),
-            _ => (usize::MAX, 0),
         };
         let exec = Executor::growing(slot_len, tiers, n, n_params, stage_vectors, &stepper.cost());
         Ok(Self {
@@ -222,6 +226,13 @@ impl<S> AdaptiveSolver<S> {
             sweep: sweep.with_measured(&self.exec.measured),
             ..self.counts
         }
+    }
+
+    /// Bytes the RAM checkpoint slots take now: they are allocated as the runs need them
+    /// (kept for later runs), and never beyond the slots a bounded mode allows (`Online`,
+    /// `TwoLevel`'s RAM slots), so a budget holds for the allocation too.
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.exec.slot_bytes()
     }
 
     /// Keep disk checkpoints (the disk slots of [`AdaptiveCheckpointing::TwoLevel`]) in fresh

@@ -273,6 +273,7 @@ fn online_budget_holds_over_a_hundred_thousand_steps() {
         if let AdaptiveCheckpointing::Online { slots } = mode {
             assert!(stats.sweep.peak_slots <= slots as u64, "{stats:?}");
             assert!(stats.sweep.peak_stored_vectors <= slots as u64, "{stats:?}");
+            assert_eq!(solver.checkpoint_bytes(), slots as u64 * 8);
             let d = solver.online_spacing().unwrap() as u64;
             assert!(d > 1, "spacing {d}");
             // The planner's own prediction for N steps: rejected trials change nothing.
@@ -431,8 +432,8 @@ fn rejected_steps_cost_no_memory_and_no_reverse_work() {
 }
 
 /// A budget in slots, vectors or bytes becomes online checkpointing that holds it at every
-/// step (the ledger's peaks are running maxima over the whole run); a budget holding no state
-/// vector is an error.
+/// step (the ledger's peaks are running maxima over the whole run) and allocates no more; a
+/// budget holding no state vector is an error.
 #[test]
 fn a_memory_budget_holds_at_every_step() {
     let options = AdaptiveOptions::with_tolerances(1e-7, 1e-9);
@@ -454,6 +455,8 @@ fn a_memory_budget_holds_at_every_step() {
                 assert_eq!(sweep.peak_stored_bytes, 64, "{sweep:?}");
             }
         }
+        // The slots allocated hold no more than the budget either.
+        assert_eq!(solver.checkpoint_bytes(), sweep.peak_stored_bytes);
     }
     for budget in [Budget::Slots(0), Budget::Vectors(0), Budget::Bytes(15)] {
         let err =
@@ -501,6 +504,7 @@ fn two_level_keeps_checkpoints_on_disk() {
     assert!((1..=3).contains(&sweep.peak_disk_vectors), "{sweep:?}");
     assert!(sweep.disk_writes >= 3 && sweep.disk_reads >= 1, "{sweep:?}");
     assert_eq!(sweep.peak_slots, 5, "{sweep:?}");
+    assert_eq!(solver.checkpoint_bytes(), 2 * 16);
     // A vanished checkpoint file.
     solver.forward(&mut LotkaVolterra, &u0, &p).unwrap();
     let dir = solver.checkpoint_dir().unwrap().to_path_buf();
