@@ -81,8 +81,22 @@
 //! [`crate::checkpoint::online::OnlinePlanner`] step by step (`step(last)` as each step is
 //! accepted, `finish()` for the reverse sweep), so at most `slots` solutions are held at any
 //! time and the reverse sweep recomputes at most `N(d−1)/2` steps (`d` the final spacing,
-//! [`AdaptiveSolver::online_spacing`]). A rejected step stores nothing and is never reversed or
-//! recomputed. Gradients are bitwise identical across the three modes.
+//! [`AdaptiveSolver::online_spacing`]); `TwoLevel { ram_slots, disk_slots }` is online with
+//! `ram_slots + disk_slots` slots of which the last `disk_slots` are files on disk
+//! ([`AdaptiveSolver::set_checkpoint_dir`]), so RAM holds at most `ram_slots`. A fixed-grid
+//! budget ([`crate::checkpoint::Budget`] in slots, vectors or bytes) becomes online with as
+//! many slots as it holds state vectors ([`AdaptiveCheckpointing::from_checkpointing`]).
+//!
+//! The slots, the working buffers and the code that runs each action are the fixed-grid
+//! [`crate::Solver`]'s own (one executor): as a step is accepted, the actions the plan decides
+//! for it are entered in the schedule's ledger ([`crate::checkpoint::Tracker`], its bounds
+//! raised step by step) and carried out on the step just taken — its stage values are already
+//! on the tape, so nothing is stepped twice — and the reverse sweep runs the finished schedule
+//! on the accepted times. The budget therefore holds at every step, and
+//! [`AdaptiveStats::sweep`] reports the ledger's counts: steps recomputed in the reverse
+//! sweep, peak slots and peak vectors and bytes in RAM and on disk. A rejected step stores
+//! nothing and is never reversed or recomputed: the ledger's counts equal the schedule's
+//! prediction for the `N` accepted steps. Gradients are bitwise identical across all modes.
 //!
 //! # Failures
 //!
@@ -199,32 +213,56 @@ pub enum AdaptiveCheckpointing {
         /// Solution slots (at least 1).
         slots: usize,
     },
+    /// Online checkpointing with `ram_slots + disk_slots` solution slots, the first
+    /// `ram_slots` in RAM (filled first), the others files on disk
+    /// ([`AdaptiveSolver::set_checkpoint_dir`]): RAM never holds more than `ram_slots`
+    /// checkpoints. The decisions, recomputations and gradient are those of
+    /// `Online { slots: ram_slots + disk_slots }`.
+    TwoLevel {
+        /// Solution slots in RAM.
+        ram_slots: usize,
+        /// Solution slots on disk.
+        disk_slots: usize,
+    },
 }
 
 impl AdaptiveCheckpointing {
-    /// The adaptive counterpart of a fixed-grid mode: store-all, solution-only and online map
-    /// to themselves, a budget to online with as many slots as it holds state vectors of
-    /// `vector_bytes`; Revolve, two-level and custom schedules need the number of steps first
-    /// ([`Error::AdaptiveCheckpointing`]).
+    /// The adaptive counterpart of a fixed-grid mode: store-all, solution-only, online and
+    /// two-level map to themselves (two-level as online with disk slots), a budget to online
+    /// with as many slots as it holds state vectors of `vector_bytes` — so the budget holds at
+    /// every step of the run, whatever its length (working memory not counted, as for the
+    /// fixed grid) — or a [`crate::checkpoint::Error::BudgetTooSmall`] when it holds none; Revolve and custom
+    /// schedules need the number of steps first ([`Error::AdaptiveCheckpointing`]).
     pub fn from_checkpointing(mode: &Checkpointing, vector_bytes: u64) -> Result<Self> {
-        let slots = |v: u64| usize::try_from(v.max(1)).unwrap_or(usize::MAX);
+        let online = |vectors: u64, given: String| {
+            if vectors == 0 {
+                return Err(Error::Schedule(crate::checkpoint::Error::BudgetTooSmall {
+                    given,
+                    minimum: "1 state vector (for u0)".into(),
+                }));
+            }
+            let slots = usize::try_from(vectors).unwrap_or(usize::MAX);
+            Ok(Self::Online { slots })
+        };
         match mode {
             Checkpointing::StoreAll => Ok(Self::StoreAll),
             Checkpointing::SolutionOnly => Ok(Self::SolutionOnly),
             Checkpointing::Online { slots } => Ok(Self::Online { slots: *slots }),
-            Checkpointing::Budget(Budget::Slots(c)) => Ok(Self::Online { slots: *c }),
-            Checkpointing::Budget(Budget::Vectors(v)) => Ok(Self::Online { slots: slots(*v) }),
-            Checkpointing::Budget(Budget::Bytes(b)) => Ok(Self::Online {
-                slots: slots(b.checked_div(vector_bytes).unwrap_or(u64::MAX)),
-            }),
+            Checkpointing::Budget(Budget::Slots(c)) => online(*c as u64, format!("{c} slots")),
+            Checkpointing::Budget(Budget::Vectors(v)) => online(*v, format!("{v} vectors")),
+            Checkpointing::Budget(Budget::Bytes(b)) => online(
+                b.checked_div(vector_bytes).unwrap_or(u64::MAX),
+                format!("{b} bytes ({vector_bytes} bytes per state vector)"),
+            ),
             Checkpointing::Revolve { slots } => Err(Error::AdaptiveCheckpointing {
                 mode: format!("revolve({slots})"),
             }),
             Checkpointing::TwoLevel {
                 ram_slots,
                 disk_slots,
-            } => Err(Error::AdaptiveCheckpointing {
-                mode: format!("two-level({ram_slots} RAM, {disk_slots} disk)"),
+            } => Ok(Self::TwoLevel {
+                ram_slots: *ram_slots,
+                disk_slots: *disk_slots,
             }),
             Checkpointing::Custom(s) => Err(Error::AdaptiveCheckpointing {
                 mode: format!("custom schedule `{}`", s.name()),
