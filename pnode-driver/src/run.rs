@@ -299,10 +299,18 @@ impl<E, A> Run<E, A> {
         &self.setup
     }
 
-    /// The explicit stepper, `None` for an implicit method.
+    /// The explicit stepper of a fixed grid, `None` for an implicit method or adaptive steps.
     pub fn explicit_stepper(&self) -> Option<&E> {
         match &self.solver {
             AnySolver::Erk(s) => Some(s.stepper()),
+            _ => None,
+        }
+    }
+
+    /// The embedded pair of adaptive explicit steps, `None` otherwise.
+    pub fn embedded_stepper(&self) -> Option<&A> {
+        match &self.solver {
+            AnySolver::AdaptiveErk(s) => Some(s.stepper()),
             _ => None,
         }
     }
@@ -430,23 +438,23 @@ impl<E, A> Run<E, A> {
     /// Bytes the checkpoint store of a gradient takes (allocated by the first gradient; the
     /// schedule's predicted peak for store-all, solution-only and Revolve).
     ///
-    /// Adaptive steps: an online budget's slots; store-all and solution-only grow with the
-    /// accepted steps, unknown before the run (0 here).
+    /// Adaptive steps: an online budget's (RAM) slots; store-all and solution-only grow with
+    /// the accepted steps, unknown before the run (0 here).
     pub fn checkpoint_bytes(&self) -> u64 {
         match &self.solver {
             AnySolver::Erk(s) => s.checkpoint_bytes(),
             AnySolver::Theta(s) => s.checkpoint_bytes(),
             AnySolver::Dirk(s) => s.checkpoint_bytes(),
-            AnySolver::AdaptiveErk(_) => match AdaptiveCheckpointing::from_checkpointing(
-                &self.setup.checkpointing,
-                8 * self.setup.program.state_len() as u64,
-            ) {
-                Ok(AdaptiveCheckpointing::Online { slots }) => {
-                    let n = self.setup.program.state_len() as u64;
-                    (slots as u64).saturating_mul(8 * n)
+            AnySolver::AdaptiveErk(_) => {
+                let bytes = 8 * self.setup.program.state_len() as u64;
+                match AdaptiveCheckpointing::from_checkpointing(&self.setup.checkpointing, bytes) {
+                    Ok(AdaptiveCheckpointing::Online { slots }) => (slots as u64) * bytes,
+                    Ok(AdaptiveCheckpointing::TwoLevel { ram_slots, .. }) => {
+                        (ram_slots as u64) * bytes
+                    }
+                    _ => 0,
                 }
-                _ => 0,
-            },
+            }
         }
     }
 

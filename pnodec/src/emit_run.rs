@@ -259,6 +259,18 @@ fn adaptive_schedule(
                 ""
             }
         ),
+        AdaptiveCheckpointing::TwoLevel {
+            ram_slots,
+            disk_slots,
+        } => format!(
+            "online over two levels: at most {ram_slots} solution slots in RAM ({} bytes) and \
+             {disk_slots} on disk at every step, whatever the number N of accepted steps; \
+             checkpoints are kept at multiples of a spacing d that doubles when the slots are \
+             full, so d <= max(1, 2(N-1)/{}), and the reverse sweep recomputes at most \
+             N(d-1)/2 steps\n",
+            ram_slots as u64 * bytes,
+            ram_slots + disk_slots
+        ),
     };
     text += "rejected steps hold no memory and are never reversed or recomputed\n";
     Ok(text)

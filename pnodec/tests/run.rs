@@ -155,9 +155,7 @@ fn grad_matches_finite_differences_and_the_interpreter_on_every_example() {
         // the JIT model; the interpreter always the runtime's. The fused step performs the
         // interpreter's operations in the same order, so the results agree bit for bit.
         let explicit = !source.contains("esdirk3");
-        let adaptive = source.contains("rtol");
-        let fused = explicit && !adaptive;
-        assert_eq!(jit["stepper"], if fused { "fused" } else { "runtime" });
+        assert_eq!(jit["stepper"], if explicit { "fused" } else { "runtime" });
         assert_eq!(interp["stepper"], "runtime");
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
@@ -172,7 +170,14 @@ fn grad_matches_finite_differences_and_the_interpreter_on_every_example() {
             "{}: u0 gradient not bitwise",
             program.name
         );
-        assert_eq!(jit["stats"], interp["stats"], "{}", program.name);
+        let mut jit_stats = jit["stats"].clone();
+        if jit.get("grid").is_some() {
+            // The fused trial step evaluates f(t0, u0) itself instead of taking the one the
+            // initial step-size selection made through the model: one RHS evaluation more.
+            let rhs = jit_stats["rhs_evals"].as_u64().unwrap();
+            jit_stats["rhs_evals"] = (rhs - 1).into();
+        }
+        assert_eq!(jit_stats, interp["stats"], "{}", program.name);
         let (lj, li) = (
             jit["loss"].as_f64().unwrap(),
             interp["loss"].as_f64().unwrap(),
