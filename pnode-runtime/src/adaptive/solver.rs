@@ -501,7 +501,7 @@ impl<S> AdaptiveSolver<S> {
                 if nonfinite_retries > opts.max_nonfinite_retries || h_new < opts.h_min {
                     return Err(newton_failure_persists(e, h_step, nonfinite_retries - 1));
                 }
-                worst = (0, f64::INFINITY);
+                // No error estimate: `worst` keeps the last attempt that had one.
                 h = h_new;
                 after_reject = true;
                 continue;
