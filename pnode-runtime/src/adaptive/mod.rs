@@ -2,7 +2,8 @@
 //! accepted.
 //!
 //! [`AdaptiveSolver`] integrates `du/dt = f(t, u; θ)` from `t0` to the last output time with an
-//! embedded pair ([`EmbeddedStepper`]; explicit Runge–Kutta pairs through [`EmbeddedErk`]):
+//! embedded pair ([`EmbeddedStepper`]; explicit Runge–Kutta pairs through [`EmbeddedErk`],
+//! ESDIRK pairs for stiff problems through [`EmbeddedDirk`]):
 //! each trial step is accepted when its weighted RMS error estimate is at most 1, the next step
 //! size comes from a PI controller, the first one from Hairer–Nørsett–Wanner's algorithm or the
 //! user's `h0` ([`controller`] has the formulas and references). Steps are clipped to land
@@ -32,6 +33,48 @@
 //! assert_eq!(fixed.value_and_grad(&mut model, &u0, &p, loss)?.1, grad);
 //! # Ok::<(), pnode_runtime::Error>(())
 //! ```
+//!
+//! # Stiff problems: ESDIRK pairs
+//!
+//! [`EmbeddedDirk`] pairs a [`crate::DirkTableau`] that has embedded weights — Kværnø's
+//! 3(2) [`crate::DirkTableau::esdirk3`] and 5(4) [`crate::DirkTableau::kvaerno5`] (Kværnø
+//! 2004, BIT 44) — with the fixed-grid [`crate::DirkStepper`], whose `step` it calls: the
+//! estimate `e = h Σ (b_i − b̂_i) K_i` is, for these pairs, the difference of two stiffly
+//! accurate, L-stable stage values, so it needs no stiff filtering.
+//!
+//! ```
+//! use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver};
+//! use pnode_runtime::problems::Robertson;
+//! use pnode_runtime::{Checkpointing, DirkTableau, NewtonConfig, Solver};
+//!
+//! let (u0, p) = (Robertson::default_u0(), Robertson::default_params());
+//! let mut model = Robertson::new();
+//! let options = AdaptiveOptions::with_tolerances(1e-6, 1e-10);
+//! let mode = AdaptiveCheckpointing::SolutionOnly;
+//! let mut solver = AdaptiveSolver::dirk(
+//!     DirkTableau::kvaerno5(), NewtonConfig::default(), &model, 0.0, &[1e5], options, mode,
+//! )?;
+//! let loss = |u: &[f64], dl: &mut [f64]| {
+//!     dl.copy_from_slice(&[1.0, 0.0, 0.0]);
+//!     u[0]
+//! };
+//! let (_, grad) = solver.value_and_grad(&mut model, &u0, &p, loss)?;
+//! assert!(solver.stats().accepted_steps < 1000);
+//! // Bitwise the fixed-grid DIRK gradient on the accepted grid, with the pair's own stepper.
+//! let stepper = solver.stepper().dirk().clone();
+//! let mut fixed = Solver::new(stepper, &model, solver.grid()?, &[1e5], Checkpointing::StoreAll)?;
+//! assert_eq!(fixed.value_and_grad(&mut model, &u0, &p, loss)?.1, grad);
+//! # Ok::<(), pnode_runtime::Error>(())
+//! ```
+//!
+//! **Predictor.** Each implicit stage's Newton iteration starts from the previous stage's
+//! converged value within the same step (`u_n` for the first implicit stage): Newton's last
+//! iterate, but only from the step itself, never from an earlier step or a rejected attempt.
+//! That makes the predictor a function of `(t_n, h_n, u_n)`, so the reverse sweep's
+//! recomputation from `u_n` — and the fixed-grid solver on the accepted grid — converge to
+//! bitwise the same stages, and the gradient is bitwise the fixed-grid one. (Carrying the last
+//! iterate across steps would save a Newton iteration now and then but make a recomputed step
+//! differ from the accepted one in the last bits.)
 //!
 //! # What the gradient is
 //!
@@ -104,16 +147,22 @@
 //! ([`crate::Error::MaxStepsReached`]) name the time, the step size and the component with the
 //! largest weighted error. A non-finite value in a trial step rejects it and retries with
 //! `h·min_factor`; after `max_nonfinite_retries` retries (or below `h_min`) the run stops with
-//! [`crate::Error::NonFiniteRhs`] naming the step, the time and the component. A model failure
+//! [`crate::Error::NonFiniteRhs`] naming the step, the time and the component. A Newton stage
+//! solve that does not converge in a trial step (implicit pairs) is handled the same way,
+//! counted in [`AdaptiveStats::newton_rejections`] and sharing the retry budget; if it persists
+//! the run stops with Newton's [`crate::Error::NewtonFailed`] (step, stage time, iterations,
+//! residual, cause) with the retries and the last step size appended. A model failure
 //! ([`crate::Error::Model`]) stops the run at once.
 
 pub mod controller;
 mod pair;
+mod pair_dirk;
 mod plan;
 mod solver;
 
 pub use controller::{Controller, Tolerance};
 pub use pair::{EmbeddedErk, EmbeddedStepper};
+pub use pair_dirk::EmbeddedDirk;
 pub use solver::AdaptiveSolver;
 
 use crate::checkpoint::{Budget, Checkpointing, Stats};
@@ -137,7 +186,8 @@ pub struct AdaptiveOptions {
     pub h_max: Option<f64>,
     /// Most step attempts, accepted and rejected together.
     pub max_steps: usize,
-    /// Most consecutive retries after non-finite values before the run fails.
+    /// Most consecutive retries after non-finite values or failed Newton stage solves
+    /// (implicit pairs) before the run fails.
     pub max_nonfinite_retries: u32,
     /// The step-size controller.
     pub controller: Controller,
@@ -281,6 +331,8 @@ pub struct AdaptiveStats {
     pub rejected_steps: u64,
     /// Of the rejected steps, those rejected for a non-finite value.
     pub nonfinite_rejections: u64,
+    /// Of the rejected steps, those whose implicit stage solve (Newton) did not converge.
+    pub newton_rejections: u64,
     /// The sweep statistics: RHS and VJP evaluations as measured (rejected trials and the
     /// error estimate's extra stages included), and from the schedule's ledger the forward,
     /// recomputed and reversed steps, stage recomputations and peak checkpoint memory.

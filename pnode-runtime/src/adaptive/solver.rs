@@ -478,7 +478,7 @@ impl<S> AdaptiveSolver<S> {
                 t,
                 h: h_step,
             };
-            self.stepper.try_step(
+            let trial = self.stepper.try_step(
                 model,
                 at,
                 &self.exec.params,
@@ -487,7 +487,25 @@ impl<S> AdaptiveSolver<S> {
                 &mut self.exec.tape,
                 &mut self.err,
                 &mut self.exec.measured,
-            )?;
+            );
+            if let Err(e) = trial {
+                // A stage solve that did not converge (implicit pairs) rejects the trial like a
+                // non-finite value: retry smaller, fail with Newton's error if it persists.
+                let Error::NewtonFailed { .. } = e else {
+                    return Err(e);
+                };
+                self.counts.rejected_steps += 1;
+                self.counts.newton_rejections += 1;
+                nonfinite_retries += 1;
+                let h_new = h_step * ctl.min_factor;
+                if nonfinite_retries > opts.max_nonfinite_retries || h_new < opts.h_min {
+                    return Err(newton_failure_persists(e, h_step, nonfinite_retries - 1));
+                }
+                // No error estimate: `worst` keeps the last attempt that had one.
+                h = h_new;
+                after_reject = true;
+                continue;
+            }
             let bad = first_non_finite(&self.exec.next).or_else(|| first_non_finite(&self.err));
             if let Some((component, value)) = bad {
                 self.counts.rejected_steps += 1;
@@ -574,6 +592,30 @@ impl<S> AdaptiveSolver<S> {
             after_reject = false;
             h = h_new.min(h_max).max(opts.h_min);
         }
+    }
+}
+
+/// Newton's error of a trial step that still failed after `retries` retries with smaller
+/// steps, the last of size `h`: the same error, its reason extended with the adaptive context.
+fn newton_failure_persists(e: Error, h: f64, retries: u32) -> Error {
+    match e {
+        Error::NewtonFailed {
+            step,
+            t,
+            iterations,
+            residual,
+            reason,
+        } => Error::NewtonFailed {
+            step,
+            t,
+            iterations,
+            residual,
+            reason: format!(
+                "{reason}; the adaptive step still failed after {retries} retries with smaller \
+                 steps (last h = {h:e})"
+            ),
+        },
+        e => e,
     }
 }
 
