@@ -756,5 +756,6 @@ pub fn method(m: &Method, newton: &NewtonOptions) -> Result<MethodChoice> {
         Method::Sdirk2 => dirk(DirkTableau::sdirk2())?,
         Method::Trbdf2 => dirk(DirkTableau::trbdf2())?,
         Method::Esdirk3 => dirk(DirkTableau::esdirk3())?,
+        Method::Kvaerno5 => dirk(DirkTableau::kvaerno5())?,
     })
 }

@@ -44,7 +44,8 @@
 use pnode_ir::lower::Metric;
 use pnode_ir::{Interpreter, vjp};
 use pnode_runtime::adaptive::{
-    AdaptiveCheckpointing, AdaptiveSolver, AdaptiveStats, EmbeddedErk, EmbeddedStepper,
+    AdaptiveCheckpointing, AdaptiveSolver, AdaptiveStats, EmbeddedDirk, EmbeddedErk,
+    EmbeddedStepper,
 };
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper};
 use pnode_runtime::{
@@ -62,6 +63,7 @@ enum AnySolver<E, A> {
     Theta(Solver<ThetaStepper>),
     Dirk(Solver<DirkStepper>),
     AdaptiveErk(AdaptiveSolver<A>),
+    AdaptiveDirk(Box<AdaptiveSolver<EmbeddedDirk>>),
 }
 
 macro_rules! dispatch {
@@ -71,6 +73,7 @@ macro_rules! dispatch {
             AnySolver::Theta($v) => $e,
             AnySolver::Dirk($v) => $e,
             AnySolver::AdaptiveErk($v) => $e,
+            AnySolver::AdaptiveDirk($v) => $e,
         }
     };
 }
@@ -237,11 +240,22 @@ impl<E, A> Run<E, A> {
                             mode,
                         )?)
                     }
-                    m => {
+                    MethodChoice::Dirk { tableau, newton } => {
+                        let stepper = EmbeddedDirk::new(tableau.clone(), n, np, *newton)?;
+                        AnySolver::AdaptiveDirk(Box::new(AdaptiveSolver::new(
+                            stepper,
+                            model,
+                            *t0,
+                            outs,
+                            options.clone(),
+                            mode,
+                        )?))
+                    }
+                    MethodChoice::Theta { theta, .. } => {
                         return Err(Error::Config {
                             option: "method",
                             reason: format!(
-                                "adaptive steps for an implicit method are not available (the methods with an error estimate are bosh3, dopri5, tsit5 and fehlberg45): {m:?}"
+                                "theta({theta}) has no error estimate for adaptive steps"
                             ),
                         });
                     }
@@ -337,6 +351,7 @@ impl<E, A> Run<E, A> {
             AnySolver::Theta(s) => s.stats(),
             AnySolver::Dirk(s) => s.stats(),
             AnySolver::AdaptiveErk(s) => s.stats().sweep,
+            AnySolver::AdaptiveDirk(s) => s.stats().sweep,
         }
     }
 
@@ -344,6 +359,7 @@ impl<E, A> Run<E, A> {
     pub fn adaptive_stats(&self) -> Option<AdaptiveStats> {
         match &self.solver {
             AnySolver::AdaptiveErk(s) => Some(s.stats()),
+            AnySolver::AdaptiveDirk(s) => Some(s.stats()),
             _ => None,
         }
     }
@@ -353,6 +369,7 @@ impl<E, A> Run<E, A> {
     pub fn accepted_times(&self) -> Option<&[f64]> {
         match &self.solver {
             AnySolver::AdaptiveErk(s) => Some(s.accepted_times()),
+            AnySolver::AdaptiveDirk(s) => Some(s.accepted_times()),
             _ => None,
         }
     }
@@ -445,7 +462,7 @@ impl<E, A> Run<E, A> {
             AnySolver::Erk(s) => s.checkpoint_bytes(),
             AnySolver::Theta(s) => s.checkpoint_bytes(),
             AnySolver::Dirk(s) => s.checkpoint_bytes(),
-            AnySolver::AdaptiveErk(_) => {
+            AnySolver::AdaptiveErk(_) | AnySolver::AdaptiveDirk(_) => {
                 let bytes = 8 * self.setup.program.state_len() as u64;
                 match AdaptiveCheckpointing::from_checkpointing(&self.setup.checkpointing, bytes) {
                     Ok(AdaptiveCheckpointing::Online { slots }) => (slots as u64) * bytes,

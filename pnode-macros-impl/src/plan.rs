@@ -235,6 +235,7 @@ pub fn stepping(method: &MethodChoice) -> Result<Stepping, PlanError> {
                 "sdirk2" => "sdirk2",
                 "trbdf2" => "trbdf2",
                 "esdirk3" => "esdirk3",
+                "kvaerno5" => "kvaerno5",
                 other => {
                     return Err(err(
                         "method",

@@ -203,6 +203,7 @@ pub fn gradient_json(loaded: &mut Loaded, theta: &[f64]) -> Result<Object, Error
         // The accepted grid: the gradient is the fixed-grid gradient on exactly these points.
         o.push("rejected_steps", json!(a.rejected_steps))
             .push("nonfinite_rejections", json!(a.nonfinite_rejections))
+            .push("newton_rejections", json!(a.newton_rejections))
             .push("grid", json!(grid));
     }
     Ok(o)

@@ -670,7 +670,7 @@ fn newton(
                     "implicit-only option",
                 )
                 .with_secondary(mo.value.span, "explicit method")
-                .with_note("the implicit methods are backward_euler, crank_nicolson, theta(x), sdirk2, trbdf2, esdirk3"),
+                .with_note("the implicit methods are backward_euler, crank_nicolson, theta(x), sdirk2, trbdf2, esdirk3, kvaerno5"),
             );
             failed = true;
             continue;

@@ -197,6 +197,8 @@ pub enum Method {
     Trbdf2,
     /// Kværnø's third-order ESDIRK, with an embedded second-order estimate (3(2)).
     Esdirk3,
+    /// Kværnø's fifth-order ESDIRK, with an embedded fourth-order estimate (5(4)).
+    Kvaerno5,
     /// A user explicit tableau, validated: `a` strictly lower triangular `s × s`, `c` the row
     /// sums of `a`, `Σ b = 1`.
     Erk(UserTableau),
@@ -220,12 +222,20 @@ pub const METHOD_NAMES: &[&str] = &[
     "sdirk2",
     "trbdf2",
     "esdirk3",
+    "kvaerno5",
     "erk",
 ];
 
 /// The methods with an embedded error estimate, which take tolerances
 /// (`method = dopri5(rtol = 1e-6)`) for error-controlled steps.
-pub const ADAPTIVE_METHOD_NAMES: &[&str] = &["bosh3", "dopri5", "tsit5", "fehlberg45"];
+pub const ADAPTIVE_METHOD_NAMES: &[&str] = &[
+    "bosh3",
+    "dopri5",
+    "tsit5",
+    "fehlberg45",
+    "esdirk3",
+    "kvaerno5",
+];
 
 impl Method {
     /// Whether each step solves a nonlinear system (θ-methods and DIRKs).
@@ -238,6 +248,7 @@ impl Method {
                 | Method::Sdirk2
                 | Method::Trbdf2
                 | Method::Esdirk3
+                | Method::Kvaerno5
         )
     }
 
@@ -265,6 +276,7 @@ impl Method {
             Method::Sdirk2 => "sdirk2",
             Method::Trbdf2 => "trbdf2",
             Method::Esdirk3 => "esdirk3",
+            Method::Kvaerno5 => "kvaerno5",
             Method::Erk(_) => "erk",
         }
     }
@@ -287,6 +299,7 @@ impl Method {
             "sdirk2" => Method::Sdirk2,
             "trbdf2" => Method::Trbdf2,
             "esdirk3" => Method::Esdirk3,
+            "kvaerno5" => Method::Kvaerno5,
             _ => return None,
         })
     }
