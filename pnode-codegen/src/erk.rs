@@ -120,8 +120,13 @@ pub fn generate_erk_stepper(
 /// [`generate_erk_stepper`] for an embedded pair (bosh3, dopri5, tsit5, fehlberg45): the
 /// stepper also implements the runtime's `adaptive::EmbeddedStepper`, so `AdaptiveSolver`
 /// drives it. Its `trial_step` is `forward_step` (so `u_{n+1}` and the stage values are the
-/// fixed step's) followed by the stages only the estimate needs and the estimate
-/// `err = h Σ_i (b_i − b̂_i) K_i`, with first-stage reuse (see [`crate::erk_pair`]).
+/// fixed step's) followed by the stages only the estimate needs (dopri5's FSAL stage at
+/// `Y_7 = u_{n+1}`, fehlberg45's sixth stage) and the estimate `err = h Σ_i (b_i − b̂_i) K_i`
+/// in the arithmetic of the runtime's `EmbeddedErk` (so the two agree bitwise up to the sign of
+/// zeros), reusing `K_1 = f(t_n, u_n)` cached at bitwise the same point (a retry, the FSAL
+/// stage of the last step, the driver's seed). The extra stages' constants continue the live
+/// numbering (`A71`, `C7`); `E{i}` is `b_i − b̂_i`; `ERROR_ORDER` is `q`. Reference:
+/// Hairer–Nørsett–Wanner I, §II.4.
 pub fn generate_erk_pair_stepper(
     name: &str,
     tableau: &ErkCoefficients,

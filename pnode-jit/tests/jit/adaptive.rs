@@ -120,13 +120,16 @@ fn a_wide_state_in_scratch_equals_embedded_erk() {
     );
 }
 
-/// One trial step from `(t, u)` of `s`, twice: `(u_next, stages, err, stats)`.
+/// What one trial step wrote: `u_next`, the stage values, the error estimate, the counts.
+type Trial = (Vec<f64>, Vec<f64>, Vec<f64>, Stats);
+
+/// One trial step from `(t, u)` of `s`, twice.
 fn trial<S: EmbeddedStepper<JitModel>>(
     s: &mut S,
     model: &mut JitModel,
     at: StepAt,
     m: &Model,
-) -> Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Stats)> {
+) -> Vec<Trial> {
     let n = m.u.len();
     let sv = s.stage_vectors();
     (0..2)
