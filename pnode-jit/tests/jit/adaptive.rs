@@ -120,7 +120,7 @@ fn a_wide_state_in_scratch_equals_embedded_erk() {
     );
 }
 
-/// What one trial step wrote: `u_next`, the stage values, the error estimate, the counts.
+/// What one trial step wrote: `(u_next, stages, err, stats)`.
 type Trial = (Vec<f64>, Vec<f64>, Vec<f64>, Stats);
 
 /// One trial step from `(t, u)` of `s`, twice.
