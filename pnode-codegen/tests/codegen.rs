@@ -133,13 +133,18 @@ fn bosh3_pair_source() {
     let (t, w) = bosh3();
     let o = Options::default();
     let src = to_source(&generate_erk_pair_stepper("Bosh3", &t, &w, &o).unwrap());
-    // The pair is the fixed stepper plus the estimate: its fixed step is the same code.
+    // The pair is the fixed stepper plus the estimate: the same adjoint step, and a forward
+    // step that may be given its first stage.
     let fixed = to_source(&generate_erk_stepper("Bosh3", &t, &o).unwrap());
-    let step = |s: &str| {
-        let at = s.find("pub fn forward_step").unwrap();
+    let body = |s: &str, f: &str| {
+        let at = s.find(f).unwrap();
         s[at..at + s[at..].find("\n    }\n").unwrap()].to_string()
     };
-    assert_eq!(step(&src), step(&fixed));
+    let adjoint = "pub fn adjoint_step";
+    assert_eq!(body(&src, adjoint), body(&fixed, adjoint));
+    let first = "first: ::core::option::Option<&[f64]>";
+    assert!(body(&src, "pub fn forward_step").contains(first));
+    assert!(!fixed.contains(first));
     // The FSAL stage is stage 4 of the estimate, evaluated at u_{n+1}; E4 = 0 − 1/8.
     assert!(src.contains("pub const E4: f64 = -0.125;"), "{src}");
     assert!(
