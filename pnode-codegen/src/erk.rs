@@ -13,6 +13,7 @@
 //! * E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, 1993.
 //! * A. Sandu, "On the properties of Runge–Kutta discrete adjoints", ICCS 2006.
 
+use crate::erk_pair::{EmbeddedWeights, PairCode};
 use crate::index::float;
 use crate::{Error, Options, type_ident};
 use proc_macro2::{Literal, TokenStream};
@@ -35,10 +36,12 @@ pub struct ErkCoefficients {
 
 /// The live-stage coefficients: `(a, b, c)` re-indexed over the stages that influence
 /// `u_{n+1}` (`b_i ≠ 0`, or `a_ji ≠ 0` for a live `j > i`).
-struct Live {
-    a: Vec<Vec<f64>>,
-    b: Vec<f64>,
-    c: Vec<f64>,
+pub(crate) struct Live {
+    pub(crate) a: Vec<Vec<f64>>,
+    pub(crate) b: Vec<f64>,
+    pub(crate) c: Vec<f64>,
+    /// The tableau's index of each live stage.
+    pub(crate) idx: Vec<usize>,
 }
 
 fn live(t: &ErkCoefficients) -> Result<Live, Error> {
@@ -83,11 +86,12 @@ fn live(t: &ErkCoefficients) -> Result<Live, Error> {
             .collect(),
         b: idx.iter().map(|&i| t.b[i]).collect(),
         c: idx.iter().map(|&i| t.c[i]).collect(),
+        idx,
     })
 }
 
 /// `Σ_j coef_j · vec_j[e]` over the non-zero coefficients, left to right, or `None`.
-fn combination(terms: &[(TokenStream, syn::Ident)]) -> Option<TokenStream> {
+pub(crate) fn combination(terms: &[(TokenStream, syn::Ident)]) -> Option<TokenStream> {
     let parts: Vec<TokenStream> = terms
         .iter()
         .map(|(c, v)| quote!(Self::#c * #v[e]))
@@ -110,7 +114,26 @@ pub fn generate_erk_stepper(
     tableau: &ErkCoefficients,
     options: &Options,
 ) -> Result<TokenStream, Error> {
-    generate(name, tableau, None, options)
+    generate(name, tableau, None, None, options)
+}
+
+/// [`generate_erk_stepper`] for an embedded pair (bosh3, dopri5, tsit5, fehlberg45): the
+/// stepper also implements the runtime's `adaptive::EmbeddedStepper`, so `AdaptiveSolver`
+/// drives it. Its `trial_step` is `forward_step` (so `u_{n+1}` and the stage values are the
+/// fixed step's) followed by the stages only the estimate needs (dopri5's FSAL stage at
+/// `Y_7 = u_{n+1}`, fehlberg45's sixth stage) and the estimate `err = h Σ_i (b_i − b̂_i) K_i`
+/// in the arithmetic of the runtime's `EmbeddedErk` (so the two agree bitwise up to the sign of
+/// zeros), reusing `K_1 = f(t_n, u_n)` cached at bitwise the same point (a retry, the FSAL
+/// stage of the last step, the driver's seed). The extra stages' constants continue the live
+/// numbering (`A71`, `C7`); `E{i}` is `b_i − b̂_i`; `ERROR_ORDER` is `q`. Reference:
+/// Hairer–Nørsett–Wanner I, §II.4.
+pub fn generate_erk_pair_stepper(
+    name: &str,
+    tableau: &ErkCoefficients,
+    embedded: &EmbeddedWeights,
+    options: &Options,
+) -> Result<TokenStream, Error> {
+    generate(name, tableau, None, Some(embedded), options)
 }
 
 /// [`generate_erk_stepper`] for a model of `state_len` states and `param_len` parameters
@@ -128,17 +151,24 @@ pub fn generate_erk_stepper_sized(
     param_len: usize,
     options: &Options,
 ) -> Result<TokenStream, Error> {
-    generate(name, tableau, Some((state_len, param_len)), options)
+    generate(name, tableau, Some((state_len, param_len)), None, options)
 }
 
 fn generate(
     name: &str,
     tableau: &ErkCoefficients,
     sizes: Option<(usize, usize)>,
+    embedded: Option<&EmbeddedWeights>,
     options: &Options,
 ) -> Result<TokenStream, Error> {
     let ty = type_ident(name)?;
     let lv = live(tableau)?;
+    let pair = embedded
+        .map(|w| PairCode::new(&ty, tableau, &lv, w, options))
+        .transpose()?
+        .unwrap_or_default();
+    // Only a pair's steps can be given their first stage (`first`, a cached `f(t, u)`).
+    let with_first = embedded.is_some();
     let s = lv.b.len();
     let rt = &options.runtime_path;
     let k: Vec<syn::Ident> = (1..=s).map(|i| format_ident!("k{}", i)).collect();
@@ -206,10 +236,22 @@ fn generate(
                     st[..n].copy_from_slice(u);
                 }
             });
-            stage_code.extend(if s == 1 {
-                quote!(if last_k { model.try_rhs(#ti, u, p, #ki).map_err(|e| failed(#ti, e))?; evals += 1; })
-            } else {
-                quote!(model.try_rhs(#ti, u, p, #ki).map_err(|e| failed(#ti, e))?; evals += 1;)
+            let eval =
+                quote!(model.try_rhs(#ti, u, p, #ki).map_err(|e| failed(#ti, e))?; evals += 1;);
+            let guard = match (with_first, s == 1) {
+                (true, true) => quote!(else if last_k),
+                (true, false) => quote!(else),
+                (false, true) => quote!(if last_k),
+                (false, false) => TokenStream::new(),
+            };
+            stage_code.extend(match (with_first, s == 1) {
+                (true, _) => quote! {
+                    if let ::core::option::Option::Some(k) = first {
+                        #ki.copy_from_slice(k);
+                    } #guard { #eval }
+                },
+                (false, true) => quote!(#guard { #eval }),
+                (false, false) => eval,
             });
             continue;
         }
@@ -269,6 +311,56 @@ fn generate(
          adjoint, generated by pnode-codegen: stages unrolled, coefficients as constants.",
         tableau.name
     );
+    let (first_param, first_arg, no_first) = if with_first {
+        (
+            quote!(first: ::core::option::Option<&[f64]>,),
+            quote!(, first),
+            quote!(, ::core::option::Option::None),
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new(), TokenStream::new())
+    };
+    // Doc lines as `///` comments in `quote!` would give them.
+    let (stages_doc, forward_doc): (&[&str], &[&str]) = if with_first {
+        (
+            &[
+                " The stage inputs `Y_i` of the step `at` from `u` (into `stages`,",
+                " `LIVE_STAGES` vectors, when given) and the stage derivatives `K_i` (the last one",
+                " only when `last_k`; `K_1` copied from `first` instead of evaluated when given,",
+                " which must be `f(t, u)`). Returns the number of RHS evaluations; a model failure",
+                " is the runtime's `Error::Model` of this step in `phase`.",
+            ],
+            &[
+                " `u_next = u + h Σ b_i K_i` for the step `at`, keeping the stage inputs in",
+                " `stages` when given (`K_1` from `first` when given, see `stages`). Returns the",
+                " number of RHS evaluations.",
+            ],
+        )
+    } else {
+        (
+            &[
+                " The stage inputs `Y_i` of the step `at` from `u` (into `stages`,",
+                " `LIVE_STAGES` vectors, when given) and the stage derivatives `K_i` (the last one",
+                " only when `last_k`). Returns the number of RHS evaluations; a model failure is",
+                " the runtime's `Error::Model` of this step in `phase`.",
+            ],
+            &[
+                " `u_next = u + h Σ b_i K_i` for the step `at`, keeping the stage inputs in",
+                " `stages` when given. Returns the number of RHS evaluations.",
+            ],
+        )
+    };
+    let (stages_doc, forward_doc) = (
+        quote!(#(#[doc = #stages_doc])*),
+        quote!(#(#[doc = #forward_doc])*),
+    );
+    let PairCode {
+        consts: pair_consts,
+        fields: pair_fields,
+        init: pair_init,
+        methods: pair_methods,
+        impls: pair_impls,
+    } = pair;
     // Buffers: vectors sized by `new`, or arrays of the known sizes.
     let (bn, bp, zn, zp, len_u, len_l, fix_u, fix_next, fix_l) = match sizes {
         None => (
@@ -308,6 +400,7 @@ fn generate(
             y: #bn,
             w: #bn,
             gp: #bp,
+            #(#pair_fields)*
         }
 
         #[allow(unused, clippy::all)]
@@ -315,6 +408,7 @@ fn generate(
             /// Number of live stages.
             pub const LIVE_STAGES: usize = #s_lit;
             #consts
+            #pair_consts
 
             /// A stepper for `state_len` states and `param_len` parameters.
             pub fn new(state_len: usize, param_len: usize) -> Self {
@@ -324,13 +418,11 @@ fn generate(
                     y: #zn,
                     w: #zn,
                     gp: #zp,
+                    #(#pair_init)*
                 }
             }
 
-            /// The stage inputs `Y_i` of the step `at` from `u` (into `stages`,
-            /// `LIVE_STAGES` vectors, when given) and the stage derivatives `K_i` (the last one
-            /// only when `last_k`). Returns the number of RHS evaluations; a model failure is
-            /// the runtime's `Error::Model` of this step in `phase`.
+            #stages_doc
             pub fn stages<M: #rt::model::Rhs + ?Sized>(
                 &mut self,
                 model: &mut M,
@@ -340,6 +432,7 @@ fn generate(
                 u: &[f64],
                 mut stages: ::core::option::Option<&mut [f64]>,
                 last_k: bool,
+                #first_param
             ) -> #rt::Result<u64> {
                 let (t, h) = (at.t, at.h);
                 let failed = |t: f64, e| {
@@ -353,8 +446,7 @@ fn generate(
                 ::core::result::Result::Ok(evals)
             }
 
-            /// `u_next = u + h Σ b_i K_i` for the step `at`, keeping the stage inputs in
-            /// `stages` when given. Returns the number of RHS evaluations.
+            #forward_doc
             pub fn forward_step<M: #rt::model::Rhs + ?Sized>(
                 &mut self,
                 model: &mut M,
@@ -363,8 +455,9 @@ fn generate(
                 u: &[f64],
                 u_next: &mut [f64],
                 stages: ::core::option::Option<&mut [f64]>,
+                #first_param
             ) -> #rt::Result<u64> {
-                let evals = self.stages(model, at, #rt::Phase::Forward, p, u, stages, true)?;
+                let evals = self.stages(model, at, #rt::Phase::Forward, p, u, stages, true #first_arg)?;
                 let h = at.h;
                 let n = #len_u;
                 #fix_u
@@ -397,6 +490,8 @@ fn generate(
                 for e in 0..n { lambda[e] = lambda[e] #(+ #xi[e])*; }
                 ::core::result::Result::Ok(#s_u64)
             }
+
+            #pair_methods
         }
 
         #[allow(unused, clippy::all)]
@@ -424,7 +519,7 @@ fn generate(
                 stages: ::core::option::Option<&mut [f64]>,
                 stats: &mut #rt::Stats,
             ) -> #rt::Result<()> {
-                stats.rhs_evals += self.forward_step(model, at, p, u, u_next, stages)?;
+                stats.rhs_evals += self.forward_step(model, at, p, u, u_next, stages #no_first)?;
                 ::core::result::Result::Ok(())
             }
 
@@ -444,7 +539,8 @@ fn generate(
                     p,
                     u,
                     ::core::option::Option::Some(stages),
-                    false,
+                    false
+                    #no_first
                 )?;
                 ::core::result::Result::Ok(())
             }
@@ -466,5 +562,7 @@ fn generate(
                 ::core::result::Result::Ok(())
             }
         }
+
+        #pair_impls
     })
 }

@@ -8,7 +8,8 @@
 //! float format, so the compiled code reproduces the interpreter's arithmetic operation by
 //! operation. [`generate_erk_stepper`] emits an explicit Runge–Kutta stepper with its stages
 //! unrolled and its coefficients as constants, implementing the runtime's `ForwardStepper` and
-//! `AdjointStepper`. [`to_source`] formats tokens with prettyplease.
+//! `AdjointStepper`; [`generate_erk_pair_stepper`] adds, for an embedded pair, the error
+//! estimate and the runtime's `EmbeddedStepper` (adaptive stepping). [`to_source`] formats tokens with prettyplease.
 //!
 //! The generated code depends only on the runtime (named through [`Options::runtime_path`]) and,
 //! for the normal CDF and GELU, on `pnode_ir::special` ([`Options::special_path`]). This crate
@@ -32,12 +33,16 @@
 
 mod emit;
 mod erk;
+mod erk_pair;
 mod index;
 mod model;
 #[cfg(feature = "testmodels")]
 pub mod testmodels;
 
-pub use erk::{ErkCoefficients, generate_erk_stepper, generate_erk_stepper_sized};
+pub use erk::{
+    ErkCoefficients, generate_erk_pair_stepper, generate_erk_stepper, generate_erk_stepper_sized,
+};
+pub use erk_pair::EmbeddedWeights;
 pub use model::generate_model;
 
 use proc_macro2::TokenStream;

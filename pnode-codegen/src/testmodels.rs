@@ -4,7 +4,7 @@
 //! corner cases of output writing, and two tableaux as plain data.
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
-use crate::ErkCoefficients;
+use crate::{EmbeddedWeights, ErkCoefficients};
 pub use pnode_ir::testmodels::{
     TestModel, broadcast_pow, lotka_volterra, mlp_mixed, mlp_tanh, overlapping_reads, rand_vec,
     robertson, robertson_const, spiral, structure, unary_zoo, van_der_pol,
@@ -182,4 +182,46 @@ pub fn dopri5() -> ErkCoefficients {
     ];
     let c = vec![0.0, 0.2, 0.3, 0.8, 8.0 / 9.0, 1.0, 1.0];
     ErkCoefficients { name: "dopri5".into(), a, b, c }
+}
+
+/// Dormand–Prince's embedded order-4 weights (those of `pnode_runtime::Tableau::dopri5`; the
+/// estimate has order 4, the pair is FSAL).
+#[rustfmt::skip]
+pub fn dopri5_embedded() -> EmbeddedWeights {
+    EmbeddedWeights {
+        b_hat: vec![5179.0 / 57600.0, 0.0, 7571.0 / 16695.0, 393.0 / 640.0,
+                    -92097.0 / 339200.0, 187.0 / 2100.0, 1.0 / 40.0],
+        error_order: 4,
+        fsal: true,
+    }
+}
+
+/// Runge–Kutta–Fehlberg 4(5) (the coefficients of `pnode_runtime::Tableau::fehlberg45`: order
+/// 4 propagated, so the sixth stage has `b_6 = 0` and only the estimate needs it).
+#[rustfmt::skip]
+pub fn fehlberg45() -> ErkCoefficients {
+    ErkCoefficients {
+        name: "fehlberg45".into(),
+        a: vec![
+            vec![],
+            vec![0.25],
+            vec![3.0 / 32.0, 9.0 / 32.0],
+            vec![1932.0 / 2197.0, -7200.0 / 2197.0, 7296.0 / 2197.0],
+            vec![439.0 / 216.0, -8.0, 3680.0 / 513.0, -845.0 / 4104.0],
+            vec![-8.0 / 27.0, 2.0, -3544.0 / 2565.0, 1859.0 / 4104.0, -11.0 / 40.0],
+        ],
+        b: vec![25.0 / 216.0, 0.0, 1408.0 / 2565.0, 2197.0 / 4104.0, -1.0 / 5.0, 0.0],
+        c: vec![0.0, 0.25, 0.375, 12.0 / 13.0, 1.0, 0.5],
+    }
+}
+
+/// Fehlberg's embedded order-5 weights (estimate of order 4, not FSAL).
+#[rustfmt::skip]
+pub fn fehlberg45_embedded() -> EmbeddedWeights {
+    EmbeddedWeights {
+        b_hat: vec![16.0 / 135.0, 0.0, 6656.0 / 12825.0, 28561.0 / 56430.0, -9.0 / 50.0,
+                    2.0 / 55.0],
+        error_order: 4,
+        fsal: false,
+    }
 }

@@ -1,8 +1,8 @@
 //! The generated source (insta snapshots) and the generator's errors.
 
 use pnode_codegen::{
-    ErkCoefficients, Error, Options, generate_erk_stepper, generate_erk_stepper_sized,
-    generate_model, to_source,
+    EmbeddedWeights, ErkCoefficients, Error, Options, generate_erk_pair_stepper,
+    generate_erk_stepper, generate_erk_stepper_sized, generate_model, to_source,
 };
 use pnode_ir::{Builder, ConvParams, Function, Layout};
 
@@ -108,6 +108,76 @@ fn rk4_source() {
     };
     let src = to_source(&generate_erk_stepper("Rk4", &rk4, &Options::default()).unwrap());
     insta::assert_snapshot!(src);
+}
+
+/// Bogacki–Shampine 3(2) (`pnode_runtime::Tableau::bosh3`): FSAL, its fourth stage dead at
+/// fixed steps and needed by the estimate.
+fn bosh3() -> (ErkCoefficients, EmbeddedWeights) {
+    let b = vec![2.0 / 9.0, 1.0 / 3.0, 4.0 / 9.0, 0.0];
+    let t = ErkCoefficients {
+        name: "bosh3".into(),
+        a: vec![vec![], vec![0.5], vec![0.0, 0.75], b[..3].to_vec()],
+        b,
+        c: vec![0.0, 0.5, 0.75, 1.0],
+    };
+    let w = EmbeddedWeights {
+        b_hat: vec![7.0 / 24.0, 0.25, 1.0 / 3.0, 0.125],
+        error_order: 2,
+        fsal: true,
+    };
+    (t, w)
+}
+
+#[test]
+fn bosh3_pair_source() {
+    let (t, w) = bosh3();
+    let o = Options::default();
+    let src = to_source(&generate_erk_pair_stepper("Bosh3", &t, &w, &o).unwrap());
+    // The pair is the fixed stepper plus the estimate: the same adjoint step, and a forward
+    // step that may be given its first stage.
+    let fixed = to_source(&generate_erk_stepper("Bosh3", &t, &o).unwrap());
+    let body = |s: &str, f: &str| {
+        let at = s.find(f).unwrap();
+        s[at..at + s[at..].find("\n    }\n").unwrap()].to_string()
+    };
+    let adjoint = "pub fn adjoint_step";
+    assert_eq!(body(&src, adjoint), body(&fixed, adjoint));
+    let first = "first: ::core::option::Option<&[f64]>";
+    assert!(body(&src, "pub fn forward_step").contains(first));
+    assert!(!fixed.contains(first));
+    // The FSAL stage is stage 4 of the estimate, evaluated at u_{n+1}; E4 = 0 − 1/8.
+    assert!(src.contains("pub const E4: f64 = -0.125;"), "{src}");
+    assert!(
+        src.contains(".try_rhs(t + Self::C4 * h, &u_next[..], p"),
+        "{src}"
+    );
+    assert!(!fixed.contains("EmbeddedStepper"));
+    insta::assert_snapshot!(src);
+}
+
+#[test]
+fn bad_pairs_are_errors() {
+    let o = Options::default();
+    let (t, w) = bosh3();
+    let mut cases = Vec::new();
+    let mut short = w.clone();
+    short.b_hat.pop();
+    cases.push((t.clone(), short, "3 embedded weights for 4 stages"));
+    let mut nan = w.clone();
+    nan.b_hat[1] = f64::NAN;
+    cases.push((t.clone(), nan, "not finite"));
+    // FSAL needs the last row of A to be b bit for bit, and c_4 = 1.
+    let mut row = t.clone();
+    row.a[3][0] = 0.25;
+    cases.push((row, w.clone(), "FSAL needs row a[3] = b"));
+    let mut node = t.clone();
+    node.c[3] = 0.9;
+    cases.push((node, w, "FSAL needs c[3] = 1"));
+    for (t, w, reason) in cases {
+        let e = generate_erk_pair_stepper("T", &t, &w, &o).unwrap_err();
+        assert!(matches!(e, Error::InvalidTableau { .. }), "{e}");
+        assert!(e.to_string().contains(reason), "{e}");
+    }
 }
 
 /// The fixed-size variant differs only in its buffers, loop bounds and rebound slices.

@@ -20,6 +20,7 @@
 //! | ERK step keeping stages | step | `u_n` | unused | `[Y_1, …, Y_s]`; `u_{n+1}` in `scratch[..n]` |
 //! | ERK stage recomputation | step | `u_n` | unused | `[Y_1, …, Y_s]` |
 //! | ERK adjoint step | step | `[Y_1, …, Y_s]` | `λ_{n+1}` | `[λ_n, μ]`, `μ` read and updated |
+//! | ERK trial step (embedded pair) | step | `u_n` | unused, or `K_1` given | `[Y_1, …, Y_s, u_{n+1}, err, K_1, K_S]` (`K_S`, the last stage, for FSAL pairs only) |
 //!
 //! `p` is always the flat parameter vector `θ`. `scratch` is the kernel's working memory (its
 //! layout table says where each tensor lives); it need not be initialized and nothing in it

@@ -10,7 +10,9 @@
 //! * [`JitErkStepper`]: the point of a compiler — the whole forward step and the whole adjoint
 //!   step of an explicit Runge–Kutta tableau fused with the RHS and VJP code (stages unrolled,
 //!   coefficients as constants), driven by the runtime's schedule executor under every
-//!   checkpoint schedule;
+//!   checkpoint schedule; built with [`JitErkStepper::with_error_estimate`] for an embedded pair
+//!   (dopri5, tsit5, bosh3, fehlberg45) it also implements the runtime's `EmbeddedStepper`, each
+//!   trial step of `AdaptiveSolver` one kernel computing the step and its error estimate;
 //! * [`clif`]: the Cranelift IR of those kernels as text (`pnodec emit --clif`).
 //!
 //! Results agree with the reference interpreter to round-off (the same operations in the same

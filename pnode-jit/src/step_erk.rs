@@ -527,10 +527,14 @@ impl JitErkStepper {
     }
 
     /// [`JitErkStepper::new`] plus the trial-step kernels of the tableau's embedded pair, for
-    /// the runtime's `AdaptiveSolver` (see [`crate::step_pair`]): the stepper then implements
-    /// `EmbeddedStepper`, each trial step one call computing `u_{n+1}` (bitwise the fused
-    /// step's), the stage values and the estimate `h Σ (b_i − b̂_i) K_i`. A tableau without
-    /// embedded weights is [`crate::Error::NoErrorEstimate`].
+    /// the runtime's `AdaptiveSolver`: the stepper then implements `EmbeddedStepper`, each
+    /// trial step one call computing `u_{n+1}` (bitwise the fused step's: the same emitter),
+    /// the stage values, the stages only the estimate needs and
+    /// `err = h Σ_i (b_i − b̂_i) K_i` in the runtime `EmbeddedErk`'s arithmetic; a second kernel
+    /// takes `K_1` cached at bitwise the same `(t, u)` (a retry, the FSAL stage). The driver's
+    /// seeded `f(t_0, u_0)` is not used (the model's RHS need not be bitwise the fused one), so
+    /// a run makes one RHS evaluation more than `EmbeddedErk`. A tableau without embedded
+    /// weights is [`crate::Error::NoErrorEstimate`].
     pub fn with_error_estimate(tableau: Tableau, rhs: &Function) -> Result<Self> {
         Self::build(tableau, rhs, true)
     }

@@ -1,8 +1,11 @@
-//! Generates the corpus models and two fused steppers with pnode-codegen into `OUT_DIR`, and
+//! Generates the corpus models and three fused steppers (RK4, and the Dopri5 and Fehlberg45
+//! pairs) with pnode-codegen into `OUT_DIR`, and
 //! every valid `.pode` file of `tests/corpus/ok` that pnode-codegen supports, lowered from its
 //! source (`Corpus…` types, listed by `corpus_models()`).
 
-use pnode_codegen::{Options, generate_erk_stepper, generate_model, testmodels, to_source};
+use pnode_codegen::{
+    Options, generate_erk_pair_stepper, generate_erk_stepper, generate_model, testmodels, to_source,
+};
 
 /// Number of random models (seeds `0..RANDOM_MODELS`).
 const RANDOM_MODELS: u64 = 40;
@@ -29,7 +32,12 @@ fn main() {
     };
     tokens.extend(generate_model("MlpTanhBudget", &mlp.f, &budget).expect("mlp"));
     tokens.extend(generate_erk_stepper("Rk4", &testmodels::rk4(), &opts).expect("rk4"));
-    tokens.extend(generate_erk_stepper("Dopri5", &testmodels::dopri5(), &opts).expect("dopri5"));
+    // The pairs also implement `EmbeddedStepper` (the fixed step is the same code).
+    let (dopri5, dopri5_hat) = (testmodels::dopri5(), testmodels::dopri5_embedded());
+    tokens
+        .extend(generate_erk_pair_stepper("Dopri5", &dopri5, &dopri5_hat, &opts).expect("dopri5"));
+    let (rkf, rkf_hat) = (testmodels::fehlberg45(), testmodels::fehlberg45_embedded());
+    tokens.extend(generate_erk_pair_stepper("Fehlberg45", &rkf, &rkf_hat, &opts).expect("rkf45"));
     // The random corpus, and a table of it.
     let mut table = Vec::new();
     for seed in 0..RANDOM_MODELS {

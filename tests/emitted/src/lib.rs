@@ -2,7 +2,8 @@
 //! [`pnode_codegen::testmodels`], compiled: one struct per model (`LotkaVolterra`, `MlpTanh`,
 //! …; `MlpTanhScratch`, the MLP with every tensor in scratch buffers; `MlpTanhBudget`, with a
 //! small stack budget; `Random0`, … and `Edge0`, … with their tables), and the fused steppers
-//! `Rk4` and `Dopri5`. `build.rs` writes the source into `OUT_DIR` (`generated.rs`).
+//! `Rk4`, `Dopri5` and `Fehlberg45` (the last two pairs, implementing `EmbeddedStepper` too).
+//! `build.rs` writes the source into `OUT_DIR` (`generated.rs`).
 
 #![deny(warnings)]
 

@@ -5,6 +5,7 @@ use pnode_codegen::testmodels::{self, rand_vec};
 use pnode_emitted_tests::Model;
 use pnode_emitted_tests::generated::{self, Dopri5, Rk4};
 use pnode_runtime::Stats;
+use pnode_runtime::adaptive::EmbeddedStepper;
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use pnode_testkit::alloc::CountingAlloc;
 
@@ -28,6 +29,7 @@ fn generated_code_does_not_allocate() {
         let sv = 7 * n;
         let (mut next, mut stages) = (vec![0.0; n], vec![0.0; sv]);
         let (mut lambda, mut mu) = (vec![1.0; n], vec![0.0; np]);
+        let mut err = vec![0.0; n];
         let (mut rk4, mut dopri5) = (Rk4::new(n, np), Dopri5::new(n, np));
         let mut stats = Stats::default();
         let at = StepAt {
@@ -55,6 +57,10 @@ fn generated_code_does_not_allocate() {
                 .unwrap();
             dopri5
                 .reverse(g, at, &m.p, st, &mut lambda, &mut mu, &mut stats)
+                .unwrap();
+            // A trial step with its error estimate (the retries reuse the cached K_1).
+            dopri5
+                .try_step(g, at, &m.p, &m.u, &mut next, st, &mut err, &mut stats)
                 .unwrap();
         }
         let after = GLOBAL.count();

@@ -1,11 +1,16 @@
 //! The generated fused RK4 and Dopri5 steppers against the runtime's `ErkStepper`: the
 //! coefficients, one forward step (with and without kept stages), stage recomputation and one
 //! adjoint step, ≤ 1e-12 relative (in practice bitwise); and whole gradients, schedules and
-//! statistics through `Solver` with the generated stepper.
+//! statistics through `Solver` with the generated stepper. The generated pairs (Dopri5,
+//! Fehlberg45) against the runtime's `EmbeddedErk`: trial steps and error estimates, and whole
+//! adaptive runs through `AdaptiveSolver` (the same accepted grid, statistics and gradient).
 
 use pnode_codegen::testmodels::{self, rand_vec};
-use pnode_emitted_tests::generated::{self, Dopri5, Rk4};
-use pnode_runtime::model::RhsVjp;
+use pnode_emitted_tests::generated::{self, Dopri5, Fehlberg45, Rk4};
+use pnode_runtime::adaptive::{
+    AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, EmbeddedErk, EmbeddedStepper,
+};
+use pnode_runtime::model::{Rhs, RhsVjp};
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use pnode_runtime::{Checkpointing, ErkStepper, Solver, Stats, Tableau, TimeGrid};
 use pnode_testkit::numeric::rel_err;
@@ -178,4 +183,185 @@ fn solver_with_generated_stepper_equals_erk_stepper() {
         assert_eq!(a.stats(), b.stats(), "{mode:?}");
         assert_eq!(a.stats(), a.predicted_stats().unwrap(), "{mode:?}");
     }
+}
+
+#[test]
+fn pair_coefficients_equal_the_runtime_tableaux() {
+    for (t, c, w) in [
+        (
+            Tableau::dopri5(),
+            testmodels::dopri5(),
+            testmodels::dopri5_embedded(),
+        ),
+        (
+            Tableau::fehlberg45(),
+            testmodels::fehlberg45(),
+            testmodels::fehlberg45_embedded(),
+        ),
+    ] {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&c.b), bits(t.b()), "{}", t.name());
+        assert_eq!(bits(&c.c), bits(t.c()), "{}", t.name());
+        for i in 0..t.stages() {
+            for j in 0..i {
+                assert_eq!(c.a[i][j].to_bits(), t.a(i, j).to_bits(), "{}", t.name());
+            }
+        }
+        assert_eq!(
+            bits(&w.b_hat),
+            bits(t.b_embedded().unwrap()),
+            "{}",
+            t.name()
+        );
+        let q = t.order().min(t.embedded_order().unwrap());
+        assert_eq!((w.error_order, w.fsal), (q, t.is_fsal()), "{}", t.name());
+    }
+    assert_eq!((Dopri5::ERROR_ORDER, Fehlberg45::ERROR_ORDER), (4, 4));
+    // The stages only the estimate needs continue the live numbering: dopri5's FSAL stage 7
+    // (b_7 − b̂_7 = −1/40), fehlberg45's stage 6 (0 − 2/55).
+    assert_eq!(Dopri5::E7, -1.0 / 40.0);
+    assert_eq!((Fehlberg45::E6, Fehlberg45::C6), (-2.0 / 55.0, 0.5));
+}
+
+/// What one trial step wrote: `u_next`, the stage values, the error estimate, the counts.
+type Trial = (Vec<f64>, Vec<f64>, Vec<f64>, Stats);
+
+/// One trial step of `s` at `at` from `u`.
+fn attempt<S: EmbeddedStepper<M>, M: Rhs>(
+    s: &mut S,
+    model: &mut M,
+    at: StepAt,
+    p: &[f64],
+    u: &[f64],
+) -> Trial {
+    let n = u.len();
+    let sv = s.stage_vectors();
+    let (mut next, mut st, mut err) = (vec![0.0; n], vec![0.0; sv * n], vec![0.0; n]);
+    let mut stats = Stats::default();
+    s.try_step(model, at, p, u, &mut next, &mut st, &mut err, &mut stats)
+        .unwrap();
+    (next, st, err, stats)
+}
+
+/// Two trial steps from one point of the generated pair `gen_st` and of `EmbeddedErk`: the
+/// worst relative difference of `u_{n+1}`, stages and error estimate, and whether they are
+/// equal (`==`: bitwise up to the sign of zeros); the statistics must match.
+fn trial_steps<S, M>(
+    mut gen_st: S,
+    tableau: Tableau,
+    mut model: M,
+    u: &[f64],
+    p: &[f64],
+) -> (f64, bool)
+where
+    S: EmbeddedStepper<M>,
+    M: Rhs,
+{
+    let (n, np) = (model.state_len(), model.param_len());
+    let mut rt = EmbeddedErk::new(tableau, n, np).unwrap();
+    assert_eq!(
+        EmbeddedStepper::<M>::error_order(&gen_st),
+        EmbeddedStepper::<M>::error_order(&rt)
+    );
+    let at = StepAt {
+        index: 2,
+        t: 0.3,
+        h: 0.07,
+    };
+    let (mut worst, mut equal) = (0.0f64, true);
+    let mut evals = Vec::new();
+    for k in 0..2 {
+        let a = attempt(&mut gen_st, &mut model, at, p, u);
+        let b = attempt(&mut rt, &mut model, at, p, u);
+        assert_eq!(a.3, b.3, "statistics, attempt {k}");
+        evals.push(a.3.rhs_evals);
+        for (x, y) in [(&a.0, &b.0), (&a.1, &b.1), (&a.2, &b.2)] {
+            worst = worst.max(rel_err(x, y));
+            equal &= x == y;
+        }
+        assert!(a.2.iter().any(|&e| e != 0.0));
+    }
+    // The retry from the same point reuses K_1: one RHS evaluation less.
+    assert_eq!(evals[1] + 1, evals[0]);
+    (worst, equal)
+}
+
+#[test]
+fn trial_steps_and_error_estimates_equal_embedded_erk() {
+    let m = testmodels::van_der_pol();
+    let vdp = generated::VanDerPol::new();
+    let (e, eq) = trial_steps(Dopri5::new(2, 1), Tableau::dopri5(), vdp, &m.u, &m.p);
+    eprintln!("dopri5 / Van der Pol trial steps: {e:.2e}, equal {eq}");
+    assert!(e <= 1e-12 && eq, "{e:e}");
+    let m = testmodels::mlp_mixed();
+    let np = m.p.len();
+    let mlp = generated::MlpMixed::new();
+    let (e, eq) = trial_steps(Dopri5::new(6, np), Tableau::dopri5(), mlp, &m.u, &m.p);
+    eprintln!("dopri5 / GELU MLP trial steps: {e:.2e}, equal {eq}");
+    assert!(e <= 1e-12 && eq, "{e:e}");
+    let m = testmodels::mlp_tanh();
+    let np = m.p.len();
+    let mlp = generated::MlpTanh::new();
+    let (e, eq) = trial_steps(
+        Fehlberg45::new(8, np),
+        Tableau::fehlberg45(),
+        mlp,
+        &m.u,
+        &m.p,
+    );
+    eprintln!("fehlberg45 / MLP trial steps: {e:.2e}, equal {eq}");
+    assert!(e <= 1e-12 && eq, "{e:e}");
+}
+
+/// An adaptive Lotka–Volterra run with the generated pair `gen_st` and with `EmbeddedErk`:
+/// the same accepted grid, statistics, loss and gradient, which is also the fixed-grid
+/// gradient of the generated stepper on that grid.
+fn adaptive_run<S>(gen_st: S, fixed: S, tableau: Tableau, mode: AdaptiveCheckpointing)
+where
+    S: EmbeddedStepper<generated::LotkaVolterra> + AdjointStepper<generated::LotkaVolterra>,
+{
+    let outs = [2.0, 5.0];
+    let (u0, p) = ([1.0, 1.0], [1.5, 1.0, 3.0, 1.0]);
+    let loss = |y: &[f64], g: &mut [f64]| {
+        g.copy_from_slice(y);
+        0.5 * y.iter().map(|x| x * x).sum::<f64>()
+    };
+    let opts = AdaptiveOptions::with_tolerances(1e-6, 1e-8);
+    let mut model = generated::LotkaVolterra::new();
+    let mut a = AdaptiveSolver::new(gen_st, &model, 0.0, &outs, opts.clone(), mode).unwrap();
+    let mut b = AdaptiveSolver::explicit(tableau.clone(), &model, 0.0, &outs, opts, mode).unwrap();
+    let (la, ga) = a.value_and_grad(&mut model, &u0, &p, loss).unwrap();
+    let (lb, gb) = b.value_and_grad(&mut model, &u0, &p, loss).unwrap();
+    let what = format!("{} {mode:?}", tableau.name());
+    assert_eq!(a.accepted_times(), b.accepted_times(), "{what}");
+    assert_eq!(a.stats(), b.stats(), "{what}");
+    assert!(a.stats().accepted_steps > 10, "{what}: {:?}", a.stats());
+    assert_eq!(la, lb, "{what}");
+    assert_eq!((&ga.du0, &ga.dp), (&gb.du0, &gb.dp), "{what}");
+    let grid = a.grid().unwrap();
+    let mut f = Solver::new(fixed, &model, grid, &outs, Checkpointing::StoreAll).unwrap();
+    let (lf, gf) = f.value_and_grad(&mut model, &u0, &p, loss).unwrap();
+    assert_eq!(la, lf, "{what}");
+    assert_eq!((&ga.du0, &ga.dp), (&gf.du0, &gf.dp), "{what}");
+    eprintln!(
+        "{what}: {} accepted, {} rejected, equal to EmbeddedErk and the fixed grid",
+        a.stats().accepted_steps,
+        a.stats().rejected_steps
+    );
+}
+
+#[test]
+fn adaptive_solver_with_generated_pairs_equals_embedded_erk() {
+    adaptive_run(
+        Dopri5::new(2, 4),
+        Dopri5::new(2, 4),
+        Tableau::dopri5(),
+        AdaptiveCheckpointing::StoreAll,
+    );
+    adaptive_run(
+        Fehlberg45::new(2, 4),
+        Fehlberg45::new(2, 4),
+        Tableau::fehlberg45(),
+        AdaptiveCheckpointing::Online { slots: 3 },
+    );
 }
