@@ -4,10 +4,13 @@
 //! its predicted cost).
 
 use crate::load::model_dir;
-use pnode_codegen::{ErkCoefficients, Options, generate_erk_stepper, generate_model, to_source};
+use pnode_codegen::{
+    EmbeddedWeights, ErkCoefficients, Options, generate_erk_pair_stepper, generate_erk_stepper,
+    generate_model, to_source,
+};
 use pnode_driver::resolve::Grid;
 use pnode_driver::{FsData, MethodChoice, Resolved, resolve};
-use pnode_ir::lower::{Method, Program};
+use pnode_ir::lower::{Method, Program, Steps};
 use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions};
 use pnode_runtime::{Budget, Checkpointing, Tableau};
 use std::path::Path;
@@ -86,11 +89,35 @@ pub fn rust_source(program: &Program) -> Result<String, EmitError> {
                 b: t.b().to_vec(),
                 c: t.c().to_vec(),
             };
-            let stepper = generate_erk_stepper(&format!("{ty}Stepper"), &coeffs, &opts)?;
-            text += &format!(
-                "\n// The fused forward and adjoint steps of `{}`.\n",
-                t.name()
-            );
+            let adaptive = program
+                .solve
+                .as_ref()
+                .is_some_and(|s| matches!(s.steps, Steps::Adaptive(_)));
+            let pair = match (adaptive, t.b_embedded(), t.embedded_order()) {
+                (true, Some(b_hat), Some(q)) => Some(EmbeddedWeights {
+                    b_hat: b_hat.to_vec(),
+                    error_order: t.order().min(q),
+                    fsal: t.is_fsal(),
+                }),
+                _ => None,
+            };
+            let name = format!("{ty}Stepper");
+            let stepper = match &pair {
+                Some(w) => generate_erk_pair_stepper(&name, &coeffs, w, &opts)?,
+                None => generate_erk_stepper(&name, &coeffs, &opts)?,
+            };
+            text += &if pair.is_some() {
+                format!(
+                    "\n// The fused trial step (with its error estimate), forward and adjoint \
+                     steps of the pair `{}`.\n",
+                    t.name()
+                )
+            } else {
+                format!(
+                    "\n// The fused forward and adjoint steps of `{}`.\n",
+                    t.name()
+                )
+            };
             text += &to_source(&stepper);
         }
         None => {
