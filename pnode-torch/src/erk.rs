@@ -49,18 +49,86 @@ pub(crate) struct TensorErk {
     b: Vec<f64>,
     c: Vec<f64>,
     s: usize,
+    /// The embedded pair, when the tableau has embedded weights.
+    embedded: Option<Embedded>,
+}
+
+/// What the error estimate `e = h Σ_i (b_i − b̂_i) K_i` needs beyond the live stages: the
+/// tableau over all its stages and the dead stages the estimate weighs (the FSAL stage of
+/// dopri5, tsit5 and bosh3, the sixth stage of fehlberg45), as in the runtime's `EmbeddedErk`.
+#[derive(Debug, Clone)]
+struct Embedded {
+    /// All stages of the tableau.
+    s: usize,
+    /// `a[i][j]` over all stages, row-major `s × s`.
+    a: Vec<f64>,
+    c: Vec<f64>,
+    /// `b − b̂` over all stages.
+    d: Vec<f64>,
+    /// Live index of each stage (`None` for dead stages).
+    live_of: Vec<Option<usize>>,
+    /// Dead stages the estimate needs, increasing.
+    dead: Vec<usize>,
+    fsal: bool,
+    /// Order `q` of the estimate (the lower of the pair's two orders).
+    q: u32,
+}
+
+impl Embedded {
+    fn of(tableau: &Tableau) -> Option<Self> {
+        let b_hat = tableau.b_embedded()?;
+        let q = tableau.order().min(tableau.embedded_order()?);
+        let s = tableau.stages();
+        let a: Vec<f64> = (0..s * s).map(|k| tableau.a(k / s, k % s)).collect();
+        let d: Vec<f64> = tableau
+            .b()
+            .iter()
+            .zip(b_hat)
+            .map(|(b, bh)| b - bh)
+            .collect();
+        let mut live_of = vec![None; s];
+        let mut next = 0;
+        for (i, slot) in live_of.iter_mut().enumerate() {
+            if tableau.is_live(i) {
+                *slot = Some(next);
+                next += 1;
+            }
+        }
+        // A dead stage is needed when the estimate weighs it or a needed dead stage uses it.
+        let mut needed = vec![false; s];
+        for i in (0..s).rev() {
+            needed[i] = live_of[i].is_none()
+                && (d[i] != 0.0 || (i + 1..s).any(|j| needed[j] && a[j * s + i] != 0.0));
+        }
+        Some(Self {
+            s,
+            c: tableau.c().to_vec(),
+            d,
+            dead: (0..s).filter(|&i| needed[i]).collect(),
+            live_of,
+            fsal: tableau.is_fsal(),
+            q,
+            a,
+        })
+    }
 }
 
 impl TensorErk {
     pub fn new(tableau: Tableau) -> Self {
         let pnode_runtime::tableau::LiveCoefficients { a, b, c, s } = tableau.live_coefficients();
         Self {
+            embedded: Embedded::of(&tableau),
             tableau,
             a,
             b,
             c,
             s,
         }
+    }
+
+    /// The order `q` of the embedded error estimate; `None` without embedded weights.
+    pub fn error_order(&self) -> Option<u32> {
+        self.embedded.as_ref().map(|e| e.q)
     }
 
     pub fn tableau(&self) -> &Tableau {
@@ -77,7 +145,7 @@ impl TensorErk {
         }
     }
 
-    fn rhs(
+    pub fn rhs(
         model: &mut dyn TensorRhs,
         at: StepAt,
         t: f64,
@@ -130,6 +198,66 @@ impl TensorErk {
         let (ys, ks) = self.stages(model, at, u, self.s - 1, stats)?;
         let next = combination(u, at.h, &self.b, &ks)?;
         Ok((next, if keep { ys } else { Vec::new() }))
+    }
+
+    /// A trial step of the embedded pair from `u`: `(u_{n+1}, stage inputs, e)` with
+    /// `u_{n+1}` and the stage inputs bitwise those of [`TensorErk::step`] with `keep` (the same
+    /// code path), and the error estimate `e = h Σ_i (b_i − b̂_i) K_i` over all stages of the
+    /// tableau from the stage derivatives the step computed, plus the dead stages the estimate
+    /// needs (`K_s = f(t_n + h, u_{n+1})` for an FSAL pair, whose last row of `a` is `b`).
+    pub fn try_step(
+        &self,
+        model: &mut dyn TensorRhs,
+        at: StepAt,
+        u: &Tensor,
+        stats: &mut Stats,
+    ) -> Result<(Tensor, Vec<Tensor>, Tensor)> {
+        let Some(emb) = &self.embedded else {
+            return Err(pnode_runtime::Error::NoErrorEstimate {
+                method: self.tableau.name().to_string(),
+            }
+            .into());
+        };
+        let (ys, ks) = self.stages(model, at, u, self.s - 1, stats)?;
+        let next = combination(u, at.h, &self.b, &ks)?;
+        let mut kf: Vec<Option<Tensor>> = emb
+            .live_of
+            .iter()
+            .map(|live| live.map(|li| ks[li].shallow_clone()))
+            .collect();
+        for &i in &emb.dead {
+            let t_i = at.t + emb.c[i] * at.h;
+            let y = if emb.fsal && i + 1 == emb.s {
+                next.shallow_clone()
+            } else {
+                let row = &emb.a[i * emb.s..i * emb.s + i];
+                // Stages the estimate does not need carry a zero weight here.
+                combination_of(
+                    u,
+                    at.h,
+                    row.iter()
+                        .zip(&kf)
+                        .filter_map(|(&w, k)| Some((w, k.as_ref()?))),
+                )?
+            };
+            kf[i] = Some(Self::rhs(model, at, t_i, &y, stats)?);
+        }
+        let mut e: Option<Tensor> = None;
+        for (&d_i, k_i) in emb.d.iter().zip(&kf) {
+            if d_i == 0.0 {
+                continue;
+            }
+            let k_i = k_i.as_ref().expect("every weighted stage is evaluated");
+            match &e {
+                None => e = Some(k_i * d_i),
+                Some(e) => ffi::add_scaled_(e, k_i, d_i)?,
+            }
+        }
+        let e = match e {
+            Some(e) => e * at.h,
+            None => u.zeros_like(),
+        };
+        Ok((next, ys, e))
     }
 
     /// The stage inputs of the step from `u`, without the last stage's derivative.
@@ -193,8 +321,17 @@ impl TensorErk {
 /// `u + h Σ_j w_j K_j` over the nonzero weights: the one routine forming stage inputs and step
 /// updates, so kept and recomputed stages are bitwise identical.
 fn combination(u: &Tensor, h: f64, w: &[f64], ks: &[Tensor]) -> Result<Tensor> {
+    combination_of(u, h, w.iter().copied().zip(ks))
+}
+
+/// `u + h Σ_j w_j K_j` over `(w_j, K_j)` pairs, skipping zero weights.
+fn combination_of<'a>(
+    u: &Tensor,
+    h: f64,
+    terms: impl Iterator<Item = (f64, &'a Tensor)>,
+) -> Result<Tensor> {
     let mut out: Option<Tensor> = None;
-    for (&w_j, k_j) in w.iter().zip(ks) {
+    for (w_j, k_j) in terms {
         if w_j == 0.0 {
             continue;
         }
