@@ -1,9 +1,10 @@
 //! Adaptive `TensorSolver` and `OdeBlock`: the gradient is bitwise the fixed-grid gradient on
-//! the accepted grid in every checkpointing mode, the accepted grid is the runtime
+//! the accepted grid in every checkpointing mode; the accepted grid is the runtime
 //! `AdaptiveSolver`'s for the same closure (as a `FlatTorchModel`) up to round-off amplified by
-//! the estimate's cancellation (same step counts, times within 1e-8), the block's
-//! gradient through tch autograd matches central finite differences on the frozen grid, and
-//! failures name t and h.
+//! the estimate's cancellation (same step counts; step sizes within 1e-7 relative and times
+//! within 1e-8, observed ≤ 4e-9 and ≤ 1.1e-9 over random weights); the block's gradient
+//! through tch autograd matches central finite differences on the frozen grid; failures name
+//! t and h.
 
 use crate::common::{Mlp, f64_store, randn, rel_err};
 use pnode_torch::pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions};
@@ -23,7 +24,9 @@ fn gradient_is_the_fixed_grid_gradient_on_the_accepted_grid_bitwise() {
     let vs = f64_store();
     let net = Mlp::new(&vs, 3, 8);
     let u0 = randn(&[4, 3], 5);
-    let w: Vec<Tensor> = (0..2).map(|k| randn(&[4, 3], 30 + k)).collect();
+    // An output at t0 too: its cotangent enters after the last reversed step.
+    let outputs_at = [0.0, 0.7, 1.5];
+    let w: Vec<Tensor> = (0..3).map(|k| randn(&[4, 3], 30 + k)).collect();
     for tableau in [
         Tableau::dopri5(),
         Tableau::tsit5(),
@@ -38,9 +41,9 @@ fn gradient_is_the_fixed_grid_gradient_on_the_accepted_grid_bitwise() {
             AdaptiveCheckpointing::Online { slots: 2 },
         ] {
             let mut model = ModuleRhs::new(&vs, net.f());
-            let options = AdaptiveOptions::with_tolerances(1e-6, 1e-8);
+            let options = AdaptiveOptions::with_tolerances(1e-5, 1e-7);
             let mut solver =
-                TensorSolver::adaptive(tableau.clone(), 0.0, &OUTPUTS, options, mode).unwrap();
+                TensorSolver::adaptive(tableau.clone(), 0.0, &outputs_at, options, mode).unwrap();
             let outputs: Vec<Tensor> = solver
                 .forward(&mut model, &u0)
                 .unwrap()
@@ -58,14 +61,14 @@ fn gradient_is_the_fixed_grid_gradient_on_the_accepted_grid_bitwise() {
                 assert!(counts.sweep.peak_slots <= slots as u64, "{name} {counts:?}");
             }
             assert!(
-                OUTPUTS.iter().all(|t| times.contains(t)),
+                outputs_at.iter().all(|t| times.contains(t)),
                 "{name}: {times:?}"
             );
 
             // The fixed-grid solver on the accepted grid.
             let grid = TimeGrid::from_times(&times).unwrap();
             let mut fixed =
-                TensorSolver::new(tableau.clone(), grid, &OUTPUTS, Checkpointing::StoreAll)
+                TensorSolver::new(tableau.clone(), grid, &outputs_at, Checkpointing::StoreAll)
                     .unwrap();
             let fixed_out: Vec<Tensor> = fixed
                 .forward(&mut model, &u0)
@@ -109,7 +112,7 @@ fn accepted_grid_is_the_runtime_grid() {
     let u0_flat: Vec<f64> = Vec::try_from(&u0.flatten(0, -1)).unwrap();
     for tableau in [Tableau::dopri5(), Tableau::bosh3(), Tableau::fehlberg45()] {
         let name = tableau.name().to_string();
-        let options = AdaptiveOptions::with_tolerances(1e-7, 1e-9);
+        let options = AdaptiveOptions::with_tolerances(1e-6, 1e-6);
         let mut model = ModuleRhs::new(&vs, net.f());
         let mut solver = TensorSolver::adaptive(
             tableau.clone(),
@@ -138,20 +141,31 @@ fn accepted_grid_is_the_runtime_grid() {
         let theirs = runtime.accepted_times();
         assert_eq!(ours.len(), theirs.len(), "{name}: {ours:?} vs {theirs:?}");
         assert_eq!(rejected, runtime.stats().rejected_steps, "{name}");
-        let dt = ours
-            .iter()
-            .zip(theirs)
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
         // Not bitwise: the runtime forms stage inputs with its own f64 loops and sums the
-        // norm sequentially, libtorch with vectorised kernels, so states differ in the last
-        // bits; the estimate e = h Σ (b_i − b̂_i) K_i cancels to ~tol, which amplifies that
-        // round-off to a relative ~ε/tol in err and so in each step size. Observed: ≤ 1e-9;
-        // a different norm or controller would move the grid by O(h) ~ 1e-2.
+        // norm sequentially, libtorch with vectorised kernels, so the states differ in the
+        // last bits. The estimate e = h Σ (b_i − b̂_i) K_i cancels down to ~atol where a
+        // component is near 0, which turns that round-off (ε h|K|) into a relative ~ε/atol
+        // in err and so in the next step size; the first step (HNW's, from the norms alone)
+        // agrees to ε. A different norm or controller would change the steps by O(1e-2).
         assert!(
             (ours[1] - theirs[1]).abs() <= 1e-14 * theirs[1],
             "{name}: first step"
         );
-        assert!(dt <= 1e-8, "{name}: grids differ by {dt:e}");
+        // Steps clipped to an output time are remainders (their relative difference is the
+        // absolute one over a possibly tiny step): compared by the times instead.
+        let dh = ours
+            .windows(2)
+            .zip(theirs.windows(2))
+            .filter(|(a, _)| !OUTPUTS.contains(&a[1]))
+            .fold(0.0f64, |m, (a, b)| {
+                m.max(((a[1] - a[0]) / (b[1] - b[0]) - 1.0).abs())
+            });
+        let dt = ours
+            .iter()
+            .zip(theirs)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(dh <= 1e-7, "{name}: step sizes differ by {dh:e} (relative)");
+        assert!(dt <= 1e-8, "{name}: times differ by {dt:e}");
         let theirs_last = Tensor::from_slice(runtime.output(1).unwrap()).view([4, 3]);
         let e = rel_err(&last, &theirs_last);
         assert!(e <= 1e-10, "{name}: u(t1) rel err {e:e}");
