@@ -124,6 +124,15 @@ impl ForwardPlan {
             AdaptiveCheckpointing::Online { slots } => {
                 Self::Online(OnlinePlanner::new(slots).map_err(pnode_runtime::Error::from)?)
             }
+            // Modes with slots on disk (a two-level mode): the tensor backend keeps its
+            // checkpoints in memory, as for fixed grids.
+            #[allow(unreachable_patterns)]
+            mode => {
+                return Err(Error::Usage(format!(
+                    "adaptive checkpointing {mode:?} keeps slots on disk; the tensor backend \
+                     keeps checkpoints in memory (use store-all, solution-only or online)"
+                )));
+            }
         })
     }
 
@@ -228,6 +237,8 @@ impl TensorSolver {
             options.clone(),
             checkpointing,
         )?;
+        // The mode is checked here, not first at the forward sweep.
+        ForwardPlan::new(checkpointing)?;
         let erk = TensorErk::new(tableau);
         let q = erk.error_order().expect("the runtime checked the pair");
         let t_end = *output_times.last().expect("the runtime checked the times");
