@@ -40,6 +40,22 @@ pub(crate) struct StepAt {
     pub h: f64,
 }
 
+/// A trial step of an embedded pair ([`TensorErk::try_step`]).
+#[derive(Debug)]
+pub(crate) struct Trial {
+    /// `u_{n+1}`, bitwise the fixed-grid step's.
+    pub next: Tensor,
+    /// The stage inputs, as [`TensorErk::step`] keeps them.
+    pub stages: Vec<Tensor>,
+    /// The error estimate `e = h Σ_i (b_i − b̂_i) K_i`.
+    pub err: Tensor,
+    /// `K_1 = f(t_n, u_n)`, for a retry from the same point.
+    pub first: Option<Tensor>,
+    /// `(t_n + c_s h, K_s)` of an FSAL pair: `f(t_n + h, u_{n+1})`, the next step's `K_1`
+    /// when it starts at bitwise that time.
+    pub fsal: Option<(f64, Tensor)>,
+}
+
 /// The live stages of an explicit tableau.
 #[derive(Debug, Clone)]
 pub(crate) struct TensorErk {
@@ -161,13 +177,15 @@ impl TensorErk {
         })
     }
 
-    /// Stage inputs (and derivatives `K_i` for `i ≤ last_k`) from `u`.
+    /// Stage inputs (and derivatives `K_i` for `i ≤ last_k`) from `u`; `first`, when given,
+    /// is `K_1 = f(t_n, u_n)`, already evaluated.
     fn stages(
         &self,
         model: &mut dyn TensorRhs,
         at: StepAt,
         u: &Tensor,
         last_k: usize,
+        mut first: Option<Tensor>,
         stats: &mut Stats,
     ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
         let mut ys = Vec::with_capacity(self.s);
@@ -179,7 +197,10 @@ impl TensorErk {
                 combination(u, at.h, &self.a[i * self.s..i * self.s + i], &ks)?
             };
             if i <= last_k {
-                ks.push(Self::rhs(model, at, at.t + self.c[i] * at.h, &y, stats)?);
+                ks.push(match first.take().filter(|_| i == 0) {
+                    Some(k1) => k1,
+                    None => Self::rhs(model, at, at.t + self.c[i] * at.h, &y, stats)?,
+                });
             }
             ys.push(y);
         }
@@ -195,7 +216,7 @@ impl TensorErk {
         keep: bool,
         stats: &mut Stats,
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        let (ys, ks) = self.stages(model, at, u, self.s - 1, stats)?;
+        let (ys, ks) = self.stages(model, at, u, self.s - 1, None, stats)?;
         let next = combination(u, at.h, &self.b, &ks)?;
         Ok((next, if keep { ys } else { Vec::new() }))
     }
@@ -205,20 +226,28 @@ impl TensorErk {
     /// code path), and the error estimate `e = h Σ_i (b_i − b̂_i) K_i` over all stages of the
     /// tableau from the stage derivatives the step computed, plus the dead stages the estimate
     /// needs (`K_s = f(t_n + h, u_{n+1})` for an FSAL pair, whose last row of `a` is `b`).
+    ///
+    /// `first` is `K_1 = f(t_n, u_n)` when the caller has it (a retry from the same point, the
+    /// FSAL stage of the step that ended there, the initial step's `f(t0, u0)`): the same values
+    /// `f` would return, one evaluation fewer.
     pub fn try_step(
         &self,
         model: &mut dyn TensorRhs,
         at: StepAt,
         u: &Tensor,
+        first: Option<Tensor>,
         stats: &mut Stats,
-    ) -> Result<(Tensor, Vec<Tensor>, Tensor)> {
+    ) -> Result<Trial> {
         let Some(emb) = &self.embedded else {
             return Err(pnode_runtime::Error::NoErrorEstimate {
                 method: self.tableau.name().to_string(),
             }
             .into());
         };
-        let (ys, ks) = self.stages(model, at, u, self.s - 1, stats)?;
+        // K_1 is handed in only when live stage 0 is the tableau's stage 0 (always, for an
+        // explicit tableau whose first stage is used).
+        let first = first.filter(|_| emb.live_of[0] == Some(0));
+        let (ys, ks) = self.stages(model, at, u, self.s - 1, first, stats)?;
         let next = combination(u, at.h, &self.b, &ks)?;
         let mut kf: Vec<Option<Tensor>> = emb
             .live_of
@@ -257,7 +286,22 @@ impl TensorErk {
             Some(e) => e * at.h,
             None => u.zeros_like(),
         };
-        Ok((next, ys, e))
+        let first = (emb.live_of[0] == Some(0)).then(|| kf[0].as_ref().map(Tensor::shallow_clone));
+        let fsal = if emb.fsal {
+            let last = emb.s - 1;
+            kf[last]
+                .as_ref()
+                .map(|k| (at.t + emb.c[last] * at.h, k.shallow_clone()))
+        } else {
+            None
+        };
+        Ok(Trial {
+            next,
+            stages: ys,
+            err: e,
+            first: first.flatten(),
+            fsal,
+        })
     }
 
     /// The stage inputs of the step from `u`, without the last stage's derivative.
@@ -268,7 +312,7 @@ impl TensorErk {
         u: &Tensor,
         stats: &mut Stats,
     ) -> Result<Vec<Tensor>> {
-        let (ys, _) = self.stages(model, at, u, self.s.saturating_sub(2), stats)?;
+        let (ys, _) = self.stages(model, at, u, self.s.saturating_sub(2), None, stats)?;
         Ok(ys)
     }
 

@@ -31,8 +31,12 @@
 //! `TimeGrid::from_times(accepted_times)`, in every checkpointing mode (see the runtime's
 //! `adaptive` module docs for why the grid's own dependence on `θ` is not differentiated).
 //!
-//! Tolerances are scalars. The first stage of a step is evaluated afresh for every trial (no
-//! FSAL reuse), so a run costs one RHS evaluation per attempt more than the runtime's.
+//! Tolerances are scalars. `K_1 = f(t_n, u_n)` is evaluated once per point, as in the runtime:
+//! a retry after a rejection reuses the rejected trial's, the step after an accepted FSAL step
+//! uses that step's last stage `f(t_n + c_s h, u_{n+1})` when `t_n + c_s h` is bitwise the
+//! new `t_n`, and the first step uses the initial step's `f(t0, u0)` — the values `f` would
+//! return, so every accepted step stays bitwise the fixed-grid step, and a run costs the
+//! runtime's number of RHS evaluations.
 //!
 //! Failures name the step, `t` and `h`: `StepSizeTooSmall` and `MaxStepsReached` with the flat
 //! index of the element with the largest weighted error `r_i` of the last attempt (read only
@@ -256,13 +260,14 @@ impl TensorSolver {
         Ok(solver)
     }
 
-    /// HNW's automatic initial step over tensors (two RHS evaluations, counted).
+    /// HNW's automatic initial step over tensors (two RHS evaluations, counted); also returns
+    /// `f(t0, u0)`, the first step's `K_1`.
     fn initial_step(
         &mut self,
         model: &mut dyn TensorRhs,
         config: &AdaptiveConfig,
         h_max: f64,
-    ) -> Result<f64> {
+    ) -> Result<(f64, Tensor)> {
         let (t0, u0) = (config.t0, self.current().shallow_clone());
         let at = StepAt {
             index: 0,
@@ -284,7 +289,7 @@ impl TensorSolver {
         let u1 = ffi::add_scaled(&u0, &f0, h0)?;
         let f1 = TensorErk::rhs(model, at, t0 + h0, &u1, &mut self.measured)?;
         let d2 = norm(&(f1 - &f0)) / h0;
-        Ok(initial_step_choice(h0, d1, d2, config.q, h_max))
+        Ok((initial_step_choice(h0, d1, d2, config.q, h_max), f0))
     }
 
     /// The adaptive forward sweep (see the [module docs](self)); `keep`: checkpoint as the
@@ -375,9 +380,15 @@ impl TensorSolver {
             output_idx.push(0);
             next_out = 1;
         }
+        // `K_1 = f(t, u)` known for the current point: (t, the state tensor it was taken at, K_1).
+        let mut first: Option<(f64, Tensor, Tensor)> = None;
         let mut h = match opts.h0 {
             Some(h0) => h0.min(h_max),
-            None => self.initial_step(model, config, h_max)?,
+            None => {
+                let (h, f0) = self.initial_step(model, config, h_max)?;
+                first = Some((t0, self.current().shallow_clone(), f0));
+                h
+            }
         }
         .max(opts.h_min)
         .min(h_max);
@@ -429,7 +440,16 @@ impl TensorSolver {
                 h: h_step,
             };
             let u = self.current().shallow_clone();
-            let (next, stages, e) = self.erk.try_step(model, at, &u, &mut self.measured)?;
+            // Reused only at bitwise the same time and for the very tensor it was taken at.
+            let k1 = first
+                .as_ref()
+                .filter(|(t_k, u_k, _)| {
+                    t_k.to_bits() == t.to_bits() && u_k.data_ptr() == u.data_ptr()
+                })
+                .map(|(_, _, k)| k.shallow_clone());
+            let trial = self.erk.try_step(model, at, &u, k1, &mut self.measured)?;
+            first = trial.first.map(|k| (t, u.shallow_clone(), k));
+            let (next, stages, e) = (trial.next, trial.stages, trial.err);
             let r = weighted_errors(&e, &u, &next, config.rtol, config.atol);
             // One transfer per trial step: (err, Σ u_{n+1}).
             let host = Tensor::stack(
@@ -493,6 +513,7 @@ impl TensorSolver {
             // where its actions take the step.
             nonfinite_retries = 0;
             let last = t_new == t1;
+            first = trial.fsal.map(|(t_k, k)| (t_k, next.shallow_clone(), k));
             self.pending = Some(PendingStep {
                 index: step,
                 next,

@@ -124,7 +124,8 @@ fn accepted_grid_is_the_runtime_grid() {
         .unwrap();
         let last = solver.solve(&mut model, &u0).unwrap()[1].shallow_clone();
         let ours = solver.accepted_times().to_vec();
-        let rejected = solver.adaptive_stats().unwrap().rejected_steps;
+        let counts = solver.adaptive_stats().unwrap();
+        let (rejected, rhs_evals) = (counts.rejected_steps, counts.sweep.rhs_evals);
 
         let mut flat = FlatTorchModel::new(&vs, &[4, 3], net.f()).unwrap();
         let p = flat.parameters().to_vec();
@@ -141,6 +142,13 @@ fn accepted_grid_is_the_runtime_grid() {
         let theirs = runtime.accepted_times();
         assert_eq!(ours.len(), theirs.len(), "{name}: {ours:?} vs {theirs:?}");
         assert_eq!(rejected, runtime.stats().rejected_steps, "{name}");
+        // K_1 evaluated once per point (FSAL, retries, the initial step's f(t0, u0)), as the
+        // runtime does.
+        assert_eq!(
+            rhs_evals,
+            runtime.stats().sweep.rhs_evals,
+            "{name}: RHS evaluations"
+        );
         // Not bitwise: the runtime forms stage inputs with its own f64 loops and sums the
         // norm sequentially, libtorch with vectorised kernels, so the states differ in the
         // last bits. The estimate e = h Σ (b_i − b̂_i) K_i cancels down to ~atol where a
