@@ -20,8 +20,9 @@ use std::ffi::{c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
+use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions};
 use pnode_runtime::checkpoint::{Checkpointing, Stats};
-use pnode_runtime::{Tableau, TimeGrid};
+use pnode_runtime::{AdaptiveStats, Tableau, TimeGrid};
 use tch::Tensor;
 use torch_sys::C_tensor;
 
@@ -34,6 +35,8 @@ struct Shared {
     model: Box<dyn TensorRhs + Send>,
     template: TensorSolver,
     last_stats: Stats,
+    /// The accepted grid and controller counts of the last forward call of an adaptive block.
+    last_adaptive: Option<(Vec<f64>, AdaptiveStats)>,
 }
 
 /// A neural-ODE block: a tensor right-hand side, an explicit tableau, a grid and a checkpoint
@@ -72,13 +75,34 @@ impl OdeBlock {
             ));
         }
         let template = TensorSolver::new(tableau, grid, output_times, checkpointing)?;
-        Ok(Self {
+        Ok(Self::with_template(model, template))
+    }
+
+    /// A block with adaptive steps (the embedded pair `tableau`, error control as `options`
+    /// say, see [`crate::solver::adaptive`]) from `t0` to the last of `output_times`,
+    /// checkpointing the accepted steps as `checkpointing` says. Each forward call chooses its
+    /// own grid; its backward is the discrete adjoint on that grid.
+    pub fn adaptive(
+        model: impl TensorRhs + Send + 'static,
+        tableau: Tableau,
+        t0: f64,
+        output_times: &[f64],
+        options: AdaptiveOptions,
+        checkpointing: AdaptiveCheckpointing,
+    ) -> Result<Self> {
+        let template = TensorSolver::adaptive(tableau, t0, output_times, options, checkpointing)?;
+        Ok(Self::with_template(model, template))
+    }
+
+    fn with_template(model: impl TensorRhs + Send + 'static, template: TensorSolver) -> Self {
+        Self {
             shared: Arc::new(Mutex::new(Shared {
                 model: Box::new(model),
                 template,
                 last_stats: Stats::default(),
+                last_adaptive: None,
             })),
-        })
+        }
     }
 
     /// A block returning only the final state `u(t_N)`.
@@ -109,6 +133,17 @@ impl OdeBlock {
         Ok(self.lock()?.last_stats)
     }
 
+    /// The accepted grid of the last forward call of an adaptive block (`None` for a
+    /// fixed-grid block or before the first call).
+    pub fn accepted_times(&self) -> Result<Option<Vec<f64>>> {
+        Ok(self.lock()?.last_adaptive.as_ref().map(|(t, _)| t.clone()))
+    }
+
+    /// The step controller's counts of the last forward call of an adaptive block.
+    pub fn adaptive_stats(&self) -> Result<Option<AdaptiveStats>> {
+        Ok(self.lock()?.last_adaptive.as_ref().map(|(_, s)| *s))
+    }
+
     /// The statistics the cost model predicts for one forward + backward with input like `x`.
     pub fn predicted_stats(&self, x: &Tensor) -> Result<Stats> {
         self.lock()?.template.predicted_stats(x)
@@ -128,9 +163,10 @@ impl OdeBlock {
                 model,
                 template,
                 last_stats,
+                last_adaptive,
             } = &mut *shared;
             // Plans once per state size, on the template, so later calls reuse the schedule.
-            template.predicted_stats(x)?;
+            template.prepare(x)?;
             let mut solver = template.spawn();
             let outputs: Vec<Tensor> = solver
                 .forward(model.as_mut(), x)?
@@ -138,6 +174,9 @@ impl OdeBlock {
                 .map(Tensor::shallow_clone)
                 .collect();
             *last_stats = solver.stats();
+            *last_adaptive = solver
+                .adaptive_stats()
+                .map(|counts| (solver.accepted_times().to_vec(), counts));
             // The node will own the solver; its kept outputs must not share the returned
             // tensors' autograd metadata (whose grad_fn is the node): that cycle would keep
             // every graph, checkpoints included, alive forever.

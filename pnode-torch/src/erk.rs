@@ -40,6 +40,22 @@ pub(crate) struct StepAt {
     pub h: f64,
 }
 
+/// A trial step of an embedded pair ([`TensorErk::try_step`]).
+#[derive(Debug)]
+pub(crate) struct Trial {
+    /// `u_{n+1}`, bitwise the fixed-grid step's.
+    pub next: Tensor,
+    /// The stage inputs, as [`TensorErk::step`] keeps them.
+    pub stages: Vec<Tensor>,
+    /// The error estimate `e = h Σ_i (b_i − b̂_i) K_i`.
+    pub err: Tensor,
+    /// `K_1 = f(t_n, u_n)`, for a retry from the same point.
+    pub first: Option<Tensor>,
+    /// `(t_n + c_s h, K_s)` of an FSAL pair: `f(t_n + h, u_{n+1})`, the next step's `K_1`
+    /// when it starts at bitwise that time.
+    pub fsal: Option<(f64, Tensor)>,
+}
+
 /// The live stages of an explicit tableau.
 #[derive(Debug, Clone)]
 pub(crate) struct TensorErk {
@@ -49,18 +65,86 @@ pub(crate) struct TensorErk {
     b: Vec<f64>,
     c: Vec<f64>,
     s: usize,
+    /// The embedded pair, when the tableau has embedded weights.
+    embedded: Option<Embedded>,
+}
+
+/// What the error estimate `e = h Σ_i (b_i − b̂_i) K_i` needs beyond the live stages: the
+/// tableau over all its stages and the dead stages the estimate weighs (the FSAL stage of
+/// dopri5, tsit5 and bosh3, the sixth stage of fehlberg45), as in the runtime's `EmbeddedErk`.
+#[derive(Debug, Clone)]
+struct Embedded {
+    /// All stages of the tableau.
+    s: usize,
+    /// `a[i][j]` over all stages, row-major `s × s`.
+    a: Vec<f64>,
+    c: Vec<f64>,
+    /// `b − b̂` over all stages.
+    d: Vec<f64>,
+    /// Live index of each stage (`None` for dead stages).
+    live_of: Vec<Option<usize>>,
+    /// Dead stages the estimate needs, increasing.
+    dead: Vec<usize>,
+    fsal: bool,
+    /// Order `q` of the estimate (the lower of the pair's two orders).
+    q: u32,
+}
+
+impl Embedded {
+    fn of(tableau: &Tableau) -> Option<Self> {
+        let b_hat = tableau.b_embedded()?;
+        let q = tableau.order().min(tableau.embedded_order()?);
+        let s = tableau.stages();
+        let a: Vec<f64> = (0..s * s).map(|k| tableau.a(k / s, k % s)).collect();
+        let d: Vec<f64> = tableau
+            .b()
+            .iter()
+            .zip(b_hat)
+            .map(|(b, bh)| b - bh)
+            .collect();
+        let mut live_of = vec![None; s];
+        let mut next = 0;
+        for (i, slot) in live_of.iter_mut().enumerate() {
+            if tableau.is_live(i) {
+                *slot = Some(next);
+                next += 1;
+            }
+        }
+        // A dead stage is needed when the estimate weighs it or a needed dead stage uses it.
+        let mut needed = vec![false; s];
+        for i in (0..s).rev() {
+            needed[i] = live_of[i].is_none()
+                && (d[i] != 0.0 || (i + 1..s).any(|j| needed[j] && a[j * s + i] != 0.0));
+        }
+        Some(Self {
+            s,
+            c: tableau.c().to_vec(),
+            d,
+            dead: (0..s).filter(|&i| needed[i]).collect(),
+            live_of,
+            fsal: tableau.is_fsal(),
+            q,
+            a,
+        })
+    }
 }
 
 impl TensorErk {
     pub fn new(tableau: Tableau) -> Self {
         let pnode_runtime::tableau::LiveCoefficients { a, b, c, s } = tableau.live_coefficients();
         Self {
+            embedded: Embedded::of(&tableau),
             tableau,
             a,
             b,
             c,
             s,
         }
+    }
+
+    /// The order `q` of the embedded error estimate; `None` without embedded weights.
+    pub fn error_order(&self) -> Option<u32> {
+        self.embedded.as_ref().map(|e| e.q)
     }
 
     pub fn tableau(&self) -> &Tableau {
@@ -77,7 +161,7 @@ impl TensorErk {
         }
     }
 
-    fn rhs(
+    pub fn rhs(
         model: &mut dyn TensorRhs,
         at: StepAt,
         t: f64,
@@ -93,13 +177,15 @@ impl TensorErk {
         })
     }
 
-    /// Stage inputs (and derivatives `K_i` for `i ≤ last_k`) from `u`.
+    /// Stage inputs (and derivatives `K_i` for `i ≤ last_k`) from `u`; `first`, when given,
+    /// is `K_1 = f(t_n, u_n)`, already evaluated.
     fn stages(
         &self,
         model: &mut dyn TensorRhs,
         at: StepAt,
         u: &Tensor,
         last_k: usize,
+        mut first: Option<Tensor>,
         stats: &mut Stats,
     ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
         let mut ys = Vec::with_capacity(self.s);
@@ -111,7 +197,10 @@ impl TensorErk {
                 combination(u, at.h, &self.a[i * self.s..i * self.s + i], &ks)?
             };
             if i <= last_k {
-                ks.push(Self::rhs(model, at, at.t + self.c[i] * at.h, &y, stats)?);
+                ks.push(match first.take().filter(|_| i == 0) {
+                    Some(k1) => k1,
+                    None => Self::rhs(model, at, at.t + self.c[i] * at.h, &y, stats)?,
+                });
             }
             ys.push(y);
         }
@@ -127,9 +216,92 @@ impl TensorErk {
         keep: bool,
         stats: &mut Stats,
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        let (ys, ks) = self.stages(model, at, u, self.s - 1, stats)?;
+        let (ys, ks) = self.stages(model, at, u, self.s - 1, None, stats)?;
         let next = combination(u, at.h, &self.b, &ks)?;
         Ok((next, if keep { ys } else { Vec::new() }))
+    }
+
+    /// A trial step of the embedded pair from `u`: `(u_{n+1}, stage inputs, e)` with
+    /// `u_{n+1}` and the stage inputs bitwise those of [`TensorErk::step`] with `keep` (the same
+    /// code path), and the error estimate `e = h Σ_i (b_i − b̂_i) K_i` over all stages of the
+    /// tableau from the stage derivatives the step computed, plus the dead stages the estimate
+    /// needs (`K_s = f(t_n + h, u_{n+1})` for an FSAL pair, whose last row of `a` is `b`).
+    ///
+    /// `first` is `K_1 = f(t_n, u_n)` when the caller has it (a retry from the same point, the
+    /// FSAL stage of the step that ended there, the initial step's `f(t0, u0)`): the same values
+    /// `f` would return, one evaluation fewer.
+    pub fn try_step(
+        &self,
+        model: &mut dyn TensorRhs,
+        at: StepAt,
+        u: &Tensor,
+        first: Option<Tensor>,
+        stats: &mut Stats,
+    ) -> Result<Trial> {
+        let Some(emb) = &self.embedded else {
+            return Err(pnode_runtime::Error::NoErrorEstimate {
+                method: self.tableau.name().to_string(),
+            }
+            .into());
+        };
+        // K_1 is handed in only when live stage 0 is the tableau's stage 0 (always, for an
+        // explicit tableau whose first stage is used).
+        let first = first.filter(|_| emb.live_of[0] == Some(0));
+        let (ys, ks) = self.stages(model, at, u, self.s - 1, first, stats)?;
+        let next = combination(u, at.h, &self.b, &ks)?;
+        let mut kf: Vec<Option<Tensor>> = emb
+            .live_of
+            .iter()
+            .map(|live| live.map(|li| ks[li].shallow_clone()))
+            .collect();
+        for &i in &emb.dead {
+            let t_i = at.t + emb.c[i] * at.h;
+            let y = if emb.fsal && i + 1 == emb.s {
+                next.shallow_clone()
+            } else {
+                let row = &emb.a[i * emb.s..i * emb.s + i];
+                // Stages the estimate does not need carry a zero weight here.
+                combination_of(
+                    u,
+                    at.h,
+                    row.iter()
+                        .zip(&kf)
+                        .filter_map(|(&w, k)| Some((w, k.as_ref()?))),
+                )?
+            };
+            kf[i] = Some(Self::rhs(model, at, t_i, &y, stats)?);
+        }
+        let mut e: Option<Tensor> = None;
+        for (&d_i, k_i) in emb.d.iter().zip(&kf) {
+            if d_i == 0.0 {
+                continue;
+            }
+            let k_i = k_i.as_ref().expect("every weighted stage is evaluated");
+            match &e {
+                None => e = Some(k_i * d_i),
+                Some(e) => ffi::add_scaled_(e, k_i, d_i)?,
+            }
+        }
+        let e = match e {
+            Some(e) => e * at.h,
+            None => u.zeros_like(),
+        };
+        let first = (emb.live_of[0] == Some(0)).then(|| kf[0].as_ref().map(Tensor::shallow_clone));
+        let fsal = if emb.fsal {
+            let last = emb.s - 1;
+            kf[last]
+                .as_ref()
+                .map(|k| (at.t + emb.c[last] * at.h, k.shallow_clone()))
+        } else {
+            None
+        };
+        Ok(Trial {
+            next,
+            stages: ys,
+            err: e,
+            first: first.flatten(),
+            fsal,
+        })
     }
 
     /// The stage inputs of the step from `u`, without the last stage's derivative.
@@ -140,7 +312,7 @@ impl TensorErk {
         u: &Tensor,
         stats: &mut Stats,
     ) -> Result<Vec<Tensor>> {
-        let (ys, _) = self.stages(model, at, u, self.s.saturating_sub(2), stats)?;
+        let (ys, _) = self.stages(model, at, u, self.s.saturating_sub(2), None, stats)?;
         Ok(ys)
     }
 
@@ -193,8 +365,17 @@ impl TensorErk {
 /// `u + h Σ_j w_j K_j` over the nonzero weights: the one routine forming stage inputs and step
 /// updates, so kept and recomputed stages are bitwise identical.
 fn combination(u: &Tensor, h: f64, w: &[f64], ks: &[Tensor]) -> Result<Tensor> {
+    combination_of(u, h, w.iter().copied().zip(ks))
+}
+
+/// `u + h Σ_j w_j K_j` over `(w_j, K_j)` pairs, skipping zero weights.
+fn combination_of<'a>(
+    u: &Tensor,
+    h: f64,
+    terms: impl Iterator<Item = (f64, &'a Tensor)>,
+) -> Result<Tensor> {
     let mut out: Option<Tensor> = None;
-    for (&w_j, k_j) in w.iter().zip(ks) {
+    for (w_j, k_j) in terms {
         if w_j == 0.0 {
             continue;
         }

@@ -8,6 +8,7 @@
 //! ```text
 //! TensorRhs ── ModuleRhs(closure, VarStore)      the model and its stage VJP (one backward)
 //! TensorSolver                                   ERK forward / adjoint over a Schedule
+//!   ::adaptive                                   error-controlled steps, adjoint on the accepted grid
 //! OdeBlock ── csrc/shim.cpp PnodeOdeBackward    the solver as a node of tch's autograd graph
 //! TorchIrModel ── IrExecutor                     a lowered .pode model (pnode-ir) on libtorch
 //! TorchLayer                                     a tch module as an OpaqueLayer (`#[neural_ode]`)

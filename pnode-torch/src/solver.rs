@@ -8,14 +8,21 @@
 //! changes. The loss enters through `g_k = ∂L/∂u(t_k)`: the reverse sweep starts from
 //! `λ_N = g_N`, adds `g_k` as it passes output `k`, and ends with `λ_0 = dL/du_0` and
 //! `μ = dL/dθ`.
+//!
+//! [`TensorSolver::adaptive`] chooses the grid as it goes, with error control ([`adaptive`]);
+//! the same executor then runs the reverse sweep on the accepted grid.
+
+pub mod adaptive;
 
 use std::sync::Arc;
 
 use pnode_runtime::checkpoint::{
     Action, Checkpointing, Phase, Schedule, StageSource, Stats, Tracker,
 };
-use pnode_runtime::{Tableau, TimeGrid};
+use pnode_runtime::{AdaptiveStats, Tableau, TimeGrid};
 use tch::Tensor;
+
+use self::adaptive::{AdaptiveConfig, PendingStep};
 
 use crate::erk::{StepAt, TensorErk};
 use crate::error::{Error, Result};
@@ -55,6 +62,12 @@ pub struct TensorSolver {
     /// What the stepper counted: RHS and VJP evaluations.
     measured: Stats,
     forwarded: bool,
+    /// Error control, for an adaptive solver.
+    adaptive: Option<Arc<AdaptiveConfig>>,
+    /// An accepted adaptive trial step the executor has yet to apply.
+    pending: Option<PendingStep>,
+    /// The step controller's counts of the last adaptive run.
+    counts: Option<AdaptiveStats>,
 }
 
 impl TensorSolver {
@@ -81,6 +94,7 @@ impl TensorSolver {
     pub fn spawn(&self) -> Self {
         Self {
             plan: self.plan.clone(),
+            adaptive: self.adaptive.clone(),
             ..Self::fresh(
                 self.erk.clone(),
                 self.grid.clone(),
@@ -109,6 +123,9 @@ impl TensorSolver {
             outputs: Vec::new(),
             measured: Stats::default(),
             forwarded: false,
+            adaptive: None,
+            pending: None,
+            counts: None,
         }
     }
 
@@ -117,14 +134,41 @@ impl TensorSolver {
         self.erk.tableau()
     }
 
-    /// The time grid.
+    /// The time grid: for an adaptive solver the last run's accepted grid (`[t0, t_end]`
+    /// before the first run).
     pub fn grid(&self) -> &TimeGrid {
         &self.grid
     }
 
+    /// Whether the grid is chosen by error control ([`TensorSolver::adaptive`]).
+    pub fn is_adaptive(&self) -> bool {
+        self.adaptive.is_some()
+    }
+
+    /// The accepted grid `t_0 … t_N` of the last adaptive run (empty before the first; the
+    /// fixed grid's times for a fixed-grid solver).
+    pub fn accepted_times(&self) -> &[f64] {
+        match (&self.adaptive, &self.counts) {
+            (Some(_), None) => &[],
+            _ => self.grid.times(),
+        }
+    }
+
+    /// The step controller's counts of the last adaptive run (accepted and rejected steps)
+    /// with the sweep statistics; `None` for a fixed-grid solver or before the first run.
+    pub fn adaptive_stats(&self) -> Option<AdaptiveStats> {
+        self.counts.map(|counts| AdaptiveStats {
+            sweep: self.stats(),
+            ..counts
+        })
+    }
+
     /// Number of output times.
     pub fn n_outputs(&self) -> usize {
-        self.output_idx.len()
+        match &self.adaptive {
+            Some(config) => config.output_times.len(),
+            None => self.output_idx.len(),
+        }
     }
 
     /// The schedule planned for the last state size (after the first forward sweep).
@@ -142,6 +186,13 @@ impl TensorSolver {
     /// The statistics the cost model predicts for a forward + reverse run with a state like
     /// `u0`.
     pub fn predicted_stats(&mut self, u0: &Tensor) -> Result<Stats> {
+        if self.adaptive.is_some() {
+            return Err(Error::Usage(
+                "an adaptive run's steps are known only after its forward sweep: no \
+                 prediction (see stats() after the run)"
+                    .into(),
+            ));
+        }
         let bytes = tensor_bytes(u0);
         let schedule = self.schedule_for(bytes)?;
         Ok(schedule
@@ -187,6 +238,12 @@ impl TensorSolver {
     /// Solve forward without keeping checkpoints; returns `u(t_k)` for each output time.
     pub fn solve(&mut self, model: &mut dyn TensorRhs, u0: &Tensor) -> Result<&[Tensor]> {
         self.forwarded = false;
+        if self.adaptive.is_some() {
+            let result = self.run_adaptive(model, u0, false);
+            self.release();
+            result?;
+            return Ok(&self.outputs);
+        }
         let schedule = Schedule::forward_only(self.grid.n_steps());
         self.run_forward(model, u0, &schedule)?;
         self.release();
@@ -197,8 +254,13 @@ impl TensorSolver {
     /// [`TensorSolver::backward`]. Runs without gradient tracking.
     pub fn forward(&mut self, model: &mut dyn TensorRhs, u0: &Tensor) -> Result<&[Tensor]> {
         self.forwarded = false;
-        let schedule = self.schedule_for(tensor_bytes(u0))?;
-        if let Err(e) = self.run_forward(model, u0, &schedule) {
+        let result = if self.adaptive.is_some() {
+            self.run_adaptive(model, u0, true)
+        } else {
+            self.schedule_for(tensor_bytes(u0))
+                .and_then(|schedule| self.run_forward(model, u0, &schedule))
+        };
+        if let Err(e) = result {
             self.release();
             return Err(e);
         }
@@ -252,11 +314,28 @@ impl TensorSolver {
         }
     }
 
+    /// Plans the schedule for a state like `x` (fixed grids; an adaptive run plans as it goes).
+    pub(crate) fn prepare(&mut self, x: &Tensor) -> Result<()> {
+        if self.adaptive.is_none() {
+            self.schedule_for(tensor_bytes(x))?;
+        }
+        Ok(())
+    }
+
     /// Frees every checkpoint.
     fn release(&mut self) {
         self.slots.iter_mut().for_each(Vec::clear);
         self.tape.clear();
         self.current = None;
+        self.pending = None;
+    }
+
+    /// Slot `slot`, created when an adaptive run's plan first names it.
+    fn slot_mut(&mut self, slot: usize) -> &mut Vec<Tensor> {
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, Vec::new);
+        }
+        &mut self.slots[slot]
     }
 
     fn step_at(&self, index: usize) -> StepAt {
@@ -283,13 +362,24 @@ impl TensorSolver {
             .expect("the executor holds a current state")
     }
 
-    /// One step from the current state; returns the stage inputs when `keep`.
+    /// One step from the current state; returns the stage inputs when `keep`. An accepted
+    /// adaptive trial step of this index, if pending, is applied instead of recomputed.
     fn take_step(
         &mut self,
         model: &mut dyn TensorRhs,
         index: usize,
         keep: bool,
     ) -> Result<Vec<Tensor>> {
+        if let Some(pending) = self.pending.take() {
+            if pending.index != index {
+                return Err(Error::Usage(format!(
+                    "the adaptive plan asked for step {index} while step {} was pending",
+                    pending.index
+                )));
+            }
+            self.current = Some(pending.next);
+            return Ok(if keep { pending.stages } else { Vec::new() });
+        }
         let at = self.step_at(index);
         let (next, stages) = self.erk.step(
             model,
@@ -366,11 +456,13 @@ impl TensorSolver {
     ) -> Result<()> {
         let (steps, tape) = match *action {
             Action::Store { slot, .. } => {
-                self.slots[slot] = vec![self.current().shallow_clone()];
+                let current = self.current().shallow_clone();
+                *self.slot_mut(slot) = vec![current];
                 return Ok(());
             }
             Action::StepKeepingStages { slot, step } => {
-                self.slots[slot] = self.take_step(model, step, true)?;
+                let stages = self.take_step(model, step, true)?;
+                *self.slot_mut(slot) = stages;
                 after_step(self, step + 1);
                 return Ok(());
             }
@@ -379,7 +471,7 @@ impl TensorSolver {
                 return Ok(());
             }
             Action::Free { slot } => {
-                self.slots[slot].clear();
+                self.slot_mut(slot).clear();
                 return Ok(());
             }
             Action::Reverse { .. } => {

@@ -187,7 +187,7 @@ impl Controller {
     }
 
     /// What is stored as `err_{n−1}` after an accepted step with error `err`.
-    pub(crate) fn stored_error(err: f64) -> f64 {
+    pub fn stored_error(err: f64) -> f64 {
         err.max(1e-4)
     }
 }
@@ -244,12 +244,7 @@ pub(crate) fn initial_step<M: Rhs + ?Sized>(
     *rhs_evals += 1;
     let d0 = scaled_rms(u0, &sc);
     let d1 = scaled_rms(f0, &sc);
-    let mut h0 = if d0 < 1e-5 || d1 < 1e-5 || !(d0 / d1).is_finite() {
-        1e-6
-    } else {
-        0.01 * d0 / d1
-    };
-    h0 = h0.min(h_max);
+    let h0 = initial_step_guess(d0, d1, h_max);
     let u1: Vec<f64> = u0.iter().zip(f0.iter()).map(|(u, f)| u + h0 * f).collect();
     let mut f1 = vec![0.0; n];
     model
@@ -258,6 +253,25 @@ pub(crate) fn initial_step<M: Rhs + ?Sized>(
     *rhs_evals += 1;
     let diff: Vec<f64> = f1.iter().zip(f0.iter()).map(|(a, b)| a - b).collect();
     let d2 = scaled_rms(&diff, &sc) / h0;
+    Ok(initial_step_choice(h0, d1, d2, q, h_max))
+}
+
+/// The first half of the automatic initial step (see the module docs), for backends that
+/// compute the norms themselves: `h0 = 0.01 d0/d1` (10⁻⁶ if `d0` or `d1 < 10⁻⁵`), at most
+/// `h_max`, from `d0 = ‖u0‖` and `d1 = ‖f(t0, u0)‖`.
+pub fn initial_step_guess(d0: f64, d1: f64, h_max: f64) -> f64 {
+    let h0 = if d0 < 1e-5 || d1 < 1e-5 || !(d0 / d1).is_finite() {
+        1e-6
+    } else {
+        0.01 * d0 / d1
+    };
+    h0.min(h_max)
+}
+
+/// The second half of the automatic initial step (see the module docs): from the guess `h0`,
+/// `d1 = ‖f(t0, u0)‖` and `d2 = ‖f(t0 + h0, u0 + h0 f(t0, u0)) − f(t0, u0)‖ / h0`,
+/// `min(100 h0, (0.01 / max(d1, d2))^(1/(q+1)), h_max)`.
+pub fn initial_step_choice(h0: f64, d1: f64, d2: f64, q: u32, h_max: f64) -> f64 {
     let dmax = d1.max(d2);
     let h1 = if !dmax.is_finite() {
         // A non-finite derivative: start small and let the step rejection shrink further.
@@ -267,7 +281,7 @@ pub(crate) fn initial_step<M: Rhs + ?Sized>(
     } else {
         (0.01 / dmax).powf(1.0 / f64::from(q + 1))
     };
-    Ok((100.0 * h0).min(h1).min(h_max))
+    (100.0 * h0).min(h1).min(h_max)
 }
 
 #[cfg(test)]
