@@ -128,13 +128,16 @@ impl ForwardPlan {
             AdaptiveCheckpointing::Online { slots } => {
                 Self::Online(OnlinePlanner::new(slots).map_err(pnode_runtime::Error::from)?)
             }
-            // Modes with slots on disk (a two-level mode): the tensor backend keeps its
-            // checkpoints in memory, as for fixed grids.
-            #[allow(unreachable_patterns)]
-            mode => {
+            // Slots on disk: the tensor backend keeps its checkpoints in memory, as for fixed
+            // grids.
+            AdaptiveCheckpointing::TwoLevel {
+                ram_slots,
+                disk_slots,
+            } => {
                 return Err(Error::Usage(format!(
-                    "adaptive checkpointing {mode:?} keeps slots on disk; the tensor backend \
-                     keeps checkpoints in memory (use store-all, solution-only or online)"
+                    "adaptive checkpointing over two levels ({ram_slots} RAM, {disk_slots} disk \
+                     slots) keeps slots on disk; the tensor backend keeps checkpoints in memory \
+                     (use store-all, solution-only or online)"
                 )));
             }
         })
