@@ -1,0 +1,384 @@
+//! pnode side of the adaptive-stepping benchmark against diffrax and torchdiffeq
+//! (`scripts/bench-adaptive.sh`, issue 16).
+//!
+//! Error-controlled dopri5 (`Tableau::dopri5()`, `AdaptiveSolver`, PI controller, automatic
+//! first step) at `rtol = 1e-6`, `atol = 1e-9`, store-all, exact discrete gradient `dL/du0` and
+//! `dL/dθ` on the accepted grid, f64, one thread:
+//!
+//! * `lv`: Lotka–Volterra `f = [α x − β x y, δ x y − γ y]`, `[α, β, δ, γ] = [1.5, 1, 3, 1]`,
+//!   `u0 = [1, 1]`, to t = 10, loss `L = Σ_i u_i(10)`;
+//! * `mlp`: `f(u) = W2 tanh(W1 u + b1) + b2` (widths 2-50-2, the spiral network's shape) on a
+//!   batch of 64 points (state `u` = 64 × 2 row-major, 252 parameters, layer by layer `W`
+//!   (out × in, row-major) then `b`), Glorot weights from seed 0 scaled by 3 (so the field
+//!   turns the points visibly), small fixed biases, to t = 5, loss `L = ½ Σ_i u_i(5)²`.
+//!
+//! Contestants: the IR compiled by Cranelift (`JitModel`) and the hand-written closure models
+//! (`pnode_runtime::problems::{LotkaVolterra, Mlp}`), both through the runtime's explicit pair
+//! `EmbeddedErk` (`AdaptiveSolver::explicit`) with pnode's default PI controller, and the JIT
+//! model once more with the I controller of diffrax's default `PIDController` gains
+//! (`k_I = 1`, `k_P = 0`), whose step sequence is comparable to diffrax's. Each runs a few warm-up gradients, then `--reps`
+//! timed ones (one `Instant` per gradient; the thread's CPU time over all of them from
+//! `CLOCK_THREAD_CPUTIME_ID`, which on a shared machine leaves out the time spent waiting for
+//! the core).
+//!
+//! The reference gradient is pnode's own at `rtol = atol = 1e-12` (hand-written model, dopri5;
+//! its step sizes are about 16× smaller, so its discretization error is ~10⁶× smaller than the
+//! contestants'). Every contestant's gradient error is `max_i |g_i − g_ref,i| / max_i |g_ref,i|`
+//! over `dL/du0` and `dL/dθ` together; the Python sides read the reference from this line.
+//!
+//! Prints one JSON line per problem: the inputs (`u0`, `p`), the reference loss and gradient,
+//! and per contestant its loss, accepted and rejected steps, RHS and VJP evaluations, times and
+//! gradient error.
+//!
+//! `cargo run --release -p pnode-jit --example adaptive_side_by_side -- [--problem lv|mlp|all]
+//! [--reps-lv N] [--reps-mlp N]`
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use pnode_ir::layers::{Activation, mlp, mlp_param_len};
+use pnode_ir::{Builder, Function, Layout};
+use pnode_jit::JitModel;
+use pnode_runtime::adaptive::{
+    AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, AdaptiveStats, EmbeddedErk,
+};
+use pnode_runtime::model::RhsVjp;
+use pnode_runtime::problems::{LotkaVolterra, Mlp};
+use pnode_runtime::{Gradient, Tableau};
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+/// The benchmark's tolerances (issue 16).
+const RTOL: f64 = 1e-6;
+const ATOL: f64 = 1e-9;
+/// The reference solve's tolerances.
+const REF_TOL: f64 = 1e-12;
+
+/// `f = [α x − β x y, δ x y − γ y]` as IR (the IR of `benches/lotka_volterra.rs`).
+fn lv_ir() -> Res<Function> {
+    let mut b = Builder::new(Layout::new(2, 4));
+    let x = b.state(0, [])?;
+    let y = b.state(1, [])?;
+    let mut k = Vec::with_capacity(4);
+    for i in 0..4 {
+        k.push(b.param(i, [])?);
+    }
+    let xy = b.mul(x, y)?;
+    let ax = b.mul(k[0], x)?;
+    let bxy = b.mul(k[1], xy)?;
+    let f0 = b.sub(ax, bxy)?;
+    let dxy = b.mul(k[2], xy)?;
+    let gy = b.mul(k[3], y)?;
+    let f1 = b.sub(dxy, gy)?;
+    let f = b.stack(&[f0, f1], 0)?;
+    Ok(b.finish_rhs(&[f])?)
+}
+
+/// The tanh MLP with `widths` on `batch` samples as IR (the IR of `benches/mlp.rs`).
+fn mlp_ir(widths: &[usize], batch: usize) -> Res<Function> {
+    let mut b = Builder::new(Layout::new(batch * widths[0], mlp_param_len(widths)));
+    let u = b.state(0, [batch, widths[0]])?;
+    let (y, _) = mlp(&mut b, u, widths, 0, Activation::Tanh)?;
+    let y = b.flatten(y)?;
+    Ok(b.finish_rhs(&[y])?)
+}
+
+/// `L = Σ_i u_i`, `∂L/∂u_i = 1`.
+fn sum_loss(out: &[f64], dl: &mut [f64]) -> f64 {
+    dl.fill(1.0);
+    out.iter().sum()
+}
+
+/// `L = ½ Σ_i u_i²`, `∂L/∂u_i = u_i`.
+fn half_square_loss(out: &[f64], dl: &mut [f64]) -> f64 {
+    dl.copy_from_slice(out);
+    0.5 * out.iter().map(|v| v * v).sum::<f64>()
+}
+
+/// One problem: IR, end time, inputs, loss.
+struct Problem {
+    name: &'static str,
+    f: Function,
+    t1: f64,
+    u0: Vec<f64>,
+    p: Vec<f64>,
+    loss: fn(&[f64], &mut [f64]) -> f64,
+    reps: usize,
+}
+
+/// Loss, gradient, step counts and the times of the timed gradients of one contestant.
+struct Run {
+    name: &'static str,
+    loss: f64,
+    grad: Gradient,
+    stats: AdaptiveStats,
+    /// Wall-clock time of each timed gradient.
+    times: Vec<Duration>,
+    /// CPU time of this thread over all timed gradients, divided by their number (`None`
+    /// where the thread CPU clock is unavailable).
+    cpu_per_rep: Option<Duration>,
+}
+
+/// CPU time this thread has run: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` (POSIX; Linux keeps
+/// it to the nanosecond). On a shared machine it excludes the time the thread waited for the
+/// core, which wall-clock time includes.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[allow(unsafe_code)]
+fn thread_cpu_time() -> Option<Duration> {
+    /// `struct timespec` of 64-bit Linux.
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `struct timespec`; the clock id is Linux's constant.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// No thread CPU clock off 64-bit Linux: CPU times are reported as `null`.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
+}
+
+/// The step-size controller of a contestant.
+#[derive(Clone, Copy)]
+enum Gains {
+    /// pnode's default PI controller (`k_I = 0.3`, `k_P = 0.4`).
+    Pi,
+    /// The I controller `h·0.9·err^(−1/5)` (`k_I = 1`, `k_P = 0`): diffrax's default
+    /// `PIDController` gains, so the step sequences are comparable.
+    I,
+}
+
+/// A store-all adaptive dopri5 solver for `model` from 0 to `t1` at the given tolerances.
+fn dopri5<M: RhsVjp>(
+    model: &M,
+    t1: f64,
+    rtol: f64,
+    atol: f64,
+    gains: Gains,
+) -> Res<AdaptiveSolver<EmbeddedErk>> {
+    let mut options = AdaptiveOptions::with_tolerances(rtol, atol);
+    options.max_steps = 10_000_000;
+    if let Gains::I = gains {
+        options.controller.k_i = 1.0;
+        options.controller.k_p = 0.0;
+    }
+    Ok(AdaptiveSolver::explicit(
+        Tableau::dopri5(),
+        model,
+        0.0,
+        &[t1],
+        options,
+        AdaptiveCheckpointing::StoreAll,
+    )?)
+}
+
+/// Runs `WARMUP` untimed and `reps` timed gradients of `model` through a fresh adaptive solver.
+fn time_gradient<M: RhsVjp>(
+    name: &'static str,
+    model: &mut M,
+    gains: Gains,
+    pb: &Problem,
+) -> Res<Run> {
+    const WARMUP: usize = 3;
+    let mut solver = dopri5(model, pb.t1, RTOL, ATOL, gains)?;
+    let mut last = None;
+    for _ in 0..WARMUP {
+        last = Some(solver.value_and_grad(model, &pb.u0, &pb.p, pb.loss)?);
+    }
+    let mut times = Vec::with_capacity(pb.reps);
+    let cpu_start = thread_cpu_time();
+    for _ in 0..pb.reps {
+        let start = Instant::now();
+        let r = solver.value_and_grad(model, &pb.u0, &pb.p, pb.loss)?;
+        times.push(start.elapsed());
+        last = Some(r);
+    }
+    let cpu_per_rep = match (cpu_start, thread_cpu_time()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a).div_f64(pb.reps as f64)),
+        _ => None,
+    };
+    let (loss, grad) = last.ok_or("no gradient computed")?;
+    Ok(Run {
+        name,
+        loss,
+        grad,
+        stats: solver.stats(),
+        times,
+        cpu_per_rep,
+    })
+}
+
+/// Largest `|a_i − b_i|` over the largest `|b_i|` (both gradients concatenated).
+fn rel_diff(a: &Gradient, b: &Gradient) -> f64 {
+    let xs = a.du0.iter().chain(&a.dp);
+    let ys: Vec<f64> = b.du0.iter().chain(&b.dp).copied().collect();
+    let num = xs.zip(&ys).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let den = ys.iter().map(|y| y.abs()).fold(0.0, f64::max);
+    num / den
+}
+
+fn json_array(v: &[f64]) -> String {
+    let items: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
+    format!("[{}]", items.join(","))
+}
+
+fn secs(v: &[Duration]) -> Vec<f64> {
+    v.iter().map(Duration::as_secs_f64).collect()
+}
+
+/// Times every contestant on `pb` with the hand-written model `hand` and prints the JSON line.
+fn bench<H: RhsVjp + Clone>(pb: &Problem, hand: &H, extra: &str) -> Res<()> {
+    let mut reference_model = hand.clone();
+    let mut reference = dopri5(&reference_model, pb.t1, REF_TOL, REF_TOL, Gains::Pi)?;
+    let (ref_loss, ref_grad) =
+        reference.value_and_grad(&mut reference_model, &pb.u0, &pb.p, pb.loss)?;
+    let ref_steps = reference.stats().accepted_steps;
+
+    let mut jit = JitModel::new(&pb.f)?;
+    let jit_run = time_gradient("jit-model", &mut jit, Gains::Pi, pb)?;
+    let jit_i_run = time_gradient("jit-model, I controller", &mut jit, Gains::I, pb)?;
+    let mut hand = hand.clone();
+    let hand_run = time_gradient("hand-written", &mut hand, Gains::Pi, pb)?;
+
+    let runs = [&jit_run, &jit_i_run, &hand_run];
+    let mut contestants = String::new();
+    for (i, r) in runs.iter().enumerate() {
+        if i > 0 {
+            contestants.push(',');
+        }
+        write!(
+            contestants,
+            "\"{}\":{{\"stepper\":\"runtime EmbeddedErk dopri5\",\"loss\":{:?},\
+             \"accepted\":{},\"rejected\":{},\"rhs_evals\":{},\"vjp_evals\":{},\
+             \"times\":{},\"cpu_s_per_rep\":{},\"grad_rel_err\":{:?}}}",
+            r.name,
+            r.loss,
+            r.stats.accepted_steps,
+            r.stats.rejected_steps,
+            r.stats.sweep.rhs_evals,
+            r.stats.sweep.vjp_evals,
+            json_array(&secs(&r.times)),
+            r.cpu_per_rep
+                .map_or("null".to_string(), |c| format!("{:?}", c.as_secs_f64())),
+            rel_diff(&r.grad, &ref_grad)
+        )?;
+    }
+    println!(
+        "{{\"side\":\"pnode\",\"problem\":\"{}\",\"t1\":{:?},\"rtol\":{RTOL:?},\"atol\":{ATOL:?},\
+         \"reps\":{},{extra}\"u0\":{},\"p\":{},\
+         \"reference\":{{\"by\":\"pnode dopri5, rtol = atol = {REF_TOL:e}\",\"accepted\":{ref_steps},\
+         \"loss\":{ref_loss:?},\"grad_u0\":{},\"grad_p\":{}}},\
+         \"contestants\":{{{contestants}}}}}",
+        pb.name,
+        pb.t1,
+        pb.reps,
+        json_array(&pb.u0),
+        json_array(&pb.p),
+        json_array(&ref_grad.du0),
+        json_array(&ref_grad.dp),
+    );
+    for r in runs {
+        let mut t = r.times.clone();
+        t.sort();
+        eprintln!(
+            "{} {:<23} {} accepted, {} rejected; median {:>9.1} µs  min {:>9.1} µs  \
+             CPU {:>9.1} µs  gradient error {:.1e}",
+            pb.name,
+            r.name,
+            r.stats.accepted_steps,
+            r.stats.rejected_steps,
+            t[t.len() / 2].as_secs_f64() * 1e6,
+            t[0].as_secs_f64() * 1e6,
+            r.cpu_per_rep.map_or(f64::NAN, |c| c.as_secs_f64() * 1e6),
+            rel_diff(&r.grad, &ref_grad)
+        );
+    }
+    Ok(())
+}
+
+fn parse_count(args: &mut impl Iterator<Item = String>, flag: &str) -> Res<usize> {
+    let v = args.next().ok_or(format!("{flag} needs a value"))?;
+    let n: usize = v
+        .parse()
+        .map_err(|_| format!("{flag}: expected a positive integer, got {v:?}"))?;
+    if n == 0 {
+        return Err(format!("{flag} must be positive").into());
+    }
+    Ok(n)
+}
+
+fn main() -> Res<()> {
+    let (mut problem, mut reps_lv, mut reps_mlp) = ("all".to_string(), 500, 50);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--problem" => problem = args.next().ok_or("--problem needs a value")?,
+            "--reps-lv" => reps_lv = parse_count(&mut args, "--reps-lv")?,
+            "--reps-mlp" => reps_mlp = parse_count(&mut args, "--reps-mlp")?,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: adaptive_side_by_side \
+                     [--problem lv|mlp|all] [--reps-lv N] [--reps-mlp N]"
+                )
+                .into());
+            }
+        }
+    }
+    if !matches!(problem.as_str(), "lv" | "mlp" | "all") {
+        return Err(format!("--problem must be lv, mlp or all, got {problem:?}").into());
+    }
+    if problem != "mlp" {
+        let pb = Problem {
+            name: "lv",
+            f: lv_ir()?,
+            t1: 10.0,
+            u0: LotkaVolterra::default_u0(),
+            p: LotkaVolterra::default_params(),
+            loss: sum_loss,
+            reps: reps_lv,
+        };
+        bench(&pb, &LotkaVolterra::new(), "")?;
+    }
+    if problem != "lv" {
+        let (widths, batch) = ([2, 50, 2], 64);
+        let hand = Mlp::new(&widths, batch)?;
+        let mut p: Vec<f64> = hand.init_params(0).iter().map(|w| 3.0 * w).collect();
+        // Small fixed biases (init_params leaves them zero), so their gradients are tested too.
+        let mut off = 0;
+        for w in widths.windows(2) {
+            off += w[1] * w[0];
+            for (j, b) in p[off..off + w[1]].iter_mut().enumerate() {
+                *b = 0.02 * ((j * 7 % 11) as f64 - 5.0);
+            }
+            off += w[1];
+        }
+        let u0: Vec<f64> = (0..batch * widths[0])
+            .map(|i| ((i * 37 % 19) as f64 - 9.0) / 9.0)
+            .collect();
+        let pb = Problem {
+            name: "mlp",
+            f: mlp_ir(&widths, batch)?,
+            t1: 5.0,
+            u0,
+            p,
+            loss: half_square_loss,
+            reps: reps_mlp,
+        };
+        let extra = format!("\"widths\":[2,50,2],\"batch\":{batch},");
+        bench(&pb, &hand, &extra)?;
+    }
+    Ok(())
+}
