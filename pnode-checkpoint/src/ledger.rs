@@ -261,6 +261,25 @@ impl Tracker {
         self.stats = Stats::default();
     }
 
+    /// Let a run whose length is found as it goes (adaptive stepping, whose schedule is decided
+    /// step by step) go on to `n_steps` steps with `n_slots` slots, so that its executor enters
+    /// each forward action as it runs it: before each accepted step it raises the bounds to
+    /// that step. Bounds never shrink; added slots are empty and live on disk when
+    /// `on_disk(slot)`. Only before the reverse phase starts (ignored after).
+    pub fn extend(&mut self, n_steps: usize, n_slots: usize, on_disk: impl Fn(usize) -> bool) {
+        if self.next_reverse != self.n_steps {
+            return;
+        }
+        if n_steps > self.n_steps {
+            self.n_steps = n_steps;
+            self.next_reverse = n_steps;
+        }
+        for slot in self.slots.len()..n_slots {
+            self.slots.push(None);
+            self.on_disk.push(on_disk(slot));
+        }
+    }
+
     /// Check `action` against the state, then apply it and count its cost; on an error the
     /// state and the counts are unchanged.
     ///
@@ -518,5 +537,59 @@ impl Tracker {
             self.stats.peak_stored_vectors = self.stats.peak_stored_vectors.max(self.held.ram);
         }
         self.stats.peak_slots = self.stats.peak_slots.max(self.live_slots);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::online::OnlinePlanner;
+
+    fn unit_cost() -> StepCost {
+        StepCost {
+            rhs_per_step: 1,
+            rhs_per_stage_recompute: 0,
+            vjp_per_reverse: 1,
+            stage_vectors: 2,
+        }
+    }
+
+    /// A tracker raised step by step as an online run of unknown length decides its actions
+    /// ends in the state and with the counts of one made for the finished schedule, refuses a
+    /// step past its bounds, and no longer grows once the reverse phase started.
+    #[test]
+    fn an_extended_tracker_matches_one_made_for_the_finished_schedule() {
+        let (n_steps, slots) = (23, 3);
+        let mut planner = OnlinePlanner::two_level(2, 1).unwrap();
+        let mut grown = Tracker::new(0, 0, &unit_cost(), 8);
+        assert_eq!(
+            grown.apply(&Action::Tape { step: 0 }, Phase::Forward),
+            Err(LedgerError::PastLastStep { step: 0, last: 0 })
+        );
+        for step in 0..n_steps {
+            let actions = planner.step(step + 1 == n_steps).unwrap().to_vec();
+            grown.extend(step + 1, slots, |s| planner.slot_on_disk(s));
+            for action in &actions {
+                grown.apply(action, Phase::Forward).unwrap();
+            }
+        }
+        grown.end_forward().unwrap();
+        let schedule = planner.finish().unwrap();
+        assert_eq!(schedule.disk_slots().collect::<Vec<_>>(), vec![2]);
+        let mut made = Tracker::for_schedule(&schedule, &unit_cost(), 8);
+        for action in schedule.forward() {
+            made.apply(&action, Phase::Forward).unwrap();
+        }
+        assert_eq!(grown.stats(), made.stats());
+        for action in schedule.reverse() {
+            grown.apply(&action, Phase::Reverse).unwrap();
+            made.apply(&action, Phase::Reverse).unwrap();
+        }
+        grown.end_reverse().unwrap();
+        assert_eq!(grown.stats(), made.stats());
+        assert!(grown.stats().disk_writes > 0 && grown.stats().peak_slots == 3);
+        grown.extend(n_steps + 5, slots + 2, |_| false);
+        assert_eq!(grown.n_slots(), slots);
+        assert_eq!(grown.next_reverse(), 0);
     }
 }

@@ -168,6 +168,8 @@ pub(crate) fn online_reverse(n_steps: usize, slots: usize) -> Binomial {
 #[derive(Debug, Clone)]
 pub struct OnlinePlanner {
     decider: Decider,
+    /// Slots `ram_slots..` live on disk.
+    ram_slots: usize,
     /// The actions of the last step decided.
     last_step: Vec<Action>,
 }
@@ -183,8 +185,25 @@ impl OnlinePlanner {
         }
         Ok(Self {
             decider: Decider::new(slots),
+            ram_slots: slots,
             last_step: Vec::new(),
         })
+    }
+
+    /// A planner with `ram_slots` slots in RAM and `disk_slots` on disk, which never holds more
+    /// than `ram_slots + disk_slots` solution checkpoints: slots `0 … ram_slots − 1` live in RAM
+    /// and are filled first, slots `ram_slots …` live on disk
+    /// ([`Schedule::slot_on_disk`]); the decisions are those of [`OnlinePlanner::new`] with
+    /// `ram_slots + disk_slots` slots. At least one slot in all.
+    pub fn two_level(ram_slots: usize, disk_slots: usize) -> Result<Self> {
+        let mut planner = Self::new(ram_slots.saturating_add(disk_slots))?;
+        planner.ram_slots = ram_slots;
+        Ok(planner)
+    }
+
+    /// Whether slot `slot` lives on disk.
+    pub fn slot_on_disk(&self, slot: usize) -> bool {
+        slot >= self.ram_slots && slot < self.decider.slots
     }
 
     /// The current checkpoint spacing `d`.
@@ -220,10 +239,9 @@ impl OnlinePlanner {
                 "the run has not ended: mark its last step".into(),
             ));
         }
-        Ok(Schedule::online_generated(
-            self.decider.steps_taken,
-            self.decider.slots,
-        ))
+        let schedule = Schedule::online_generated(self.decider.steps_taken, self.decider.slots);
+        let disk_slots = (self.ram_slots..schedule.n_slots()).collect();
+        Ok(schedule.with_disk_slots(disk_slots))
     }
 
     /// The online schedule for a run that turns out to have `n_steps` steps (what an adaptive

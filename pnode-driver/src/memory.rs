@@ -234,7 +234,8 @@ impl Preflight {
                     Steps::Uniform(n) => n.saturating_add(1),
                     Steps::Logspace { count, .. } => count.saturating_add(1),
                     Steps::Times(v) => v.len() as u64,
-                    Steps::Data(_) => 0,
+                    // Adaptive steps: the accepted grid grows as the run goes.
+                    Steps::Data(_) | Steps::Adaptive(_) => 0,
                 };
                 let outputs = match &s.outputs {
                     None => 1,

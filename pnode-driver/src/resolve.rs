@@ -37,9 +37,11 @@ use std::path::{Path, PathBuf};
 
 use pnode_ir::lower::{
     Checkpoint, ConstData, ConstDataError, ConstTable, DataSource, Initializer,
-    LinearSolver as IrLinear, Method, NewtonOptions, Outputs, Program, Steps,
+    LinearSolver as IrLinear, Method, NewtonOptions, Outputs, Program, StepControl, Steps,
+    Tolerance as IrTolerance,
 };
 use pnode_ir::runtime::IrModel;
+use pnode_runtime::adaptive::{AdaptiveOptions, Tolerance};
 use pnode_runtime::checkpoint::StepCost;
 use pnode_runtime::implicit::{GmresConfig, LineSearch, LinearSolver};
 use pnode_runtime::stepper::ForwardStepper;
@@ -149,6 +151,70 @@ impl MethodChoice {
     }
 }
 
+/// How the steps are chosen: a fixed grid, or error control by the method's embedded pair.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grid {
+    /// A fixed grid with every output time a grid point.
+    Fixed(TimeGrid),
+    /// Steps chosen as the run goes (`method = dopri5(rtol = …)`), from `t0` to the last
+    /// output time, landing exactly on every output time
+    /// ([`pnode_runtime::adaptive::AdaptiveSolver`]).
+    Adaptive {
+        /// The start of the time span.
+        t0: f64,
+        /// The error control, defaults filled in.
+        options: AdaptiveOptions,
+    },
+}
+
+impl Grid {
+    /// The fixed grid, `None` for adaptive steps.
+    pub fn fixed(&self) -> Option<&TimeGrid> {
+        match self {
+            Grid::Fixed(g) => Some(g),
+            Grid::Adaptive { .. } => None,
+        }
+    }
+
+    /// The number of steps of a fixed grid, `None` for adaptive steps (known only after a run).
+    pub fn n_steps(&self) -> Option<usize> {
+        self.fixed().map(TimeGrid::n_steps)
+    }
+
+    /// The error control of adaptive steps.
+    pub fn adaptive(&self) -> Option<&AdaptiveOptions> {
+        match self {
+            Grid::Fixed(_) => None,
+            Grid::Adaptive { options, .. } => Some(options),
+        }
+    }
+}
+
+/// The runtime's options for the `solve` block's error control: every option left out takes
+/// [`AdaptiveOptions::default`] (the one place the defaults live).
+pub fn adaptive_options(c: &StepControl) -> Result<AdaptiveOptions> {
+    let tol = |t: &IrTolerance| match t {
+        IrTolerance::Scalar(x) => Tolerance::Scalar(*x),
+        IrTolerance::PerComponent(v) => Tolerance::PerComponent(v.clone()),
+    };
+    let mut o = AdaptiveOptions::default();
+    if let Some(t) = &c.rtol {
+        o.rtol = tol(t);
+    }
+    if let Some(t) = &c.atol {
+        o.atol = tol(t);
+    }
+    o.h0 = c.h0;
+    if let Some(h) = c.h_min {
+        o.h_min = h;
+    }
+    o.h_max = c.h_max;
+    if let Some(m) = c.max_steps {
+        o.max_steps = count("max_steps", m)?;
+    }
+    Ok(o)
+}
+
 /// The `solve` block and initial values of a program, resolved.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -158,9 +224,10 @@ pub struct Resolved {
     pub theta0: Vec<f64>,
     /// The seed the random initializers were drawn with.
     pub seed: u64,
-    /// The time grid, output times inserted.
-    pub grid: TimeGrid,
-    /// The output times `t_1 < … < t_K`, all grid points.
+    /// The time grid (output times inserted), or adaptive steps.
+    pub grid: Grid,
+    /// The output times `t_1 < … < t_K`, all grid points (every one is hit exactly by
+    /// adaptive steps too).
     pub output_times: Vec<f64>,
     /// The checkpoint mode.
     pub checkpointing: Checkpointing,
@@ -201,20 +268,24 @@ pub fn resolve(
     // their size is allocated.
     crate::memory::Preflight::current().program(program)?;
     let (u0, theta0) = initial_values(program, data, seed)?;
-    let (times, outs, checkpointing, m) = match &program.solve {
+    let (times, adaptive, outs, checkpointing, m) = match &program.solve {
         None => {
             notes.push(
                 "no `solve` block: rk4, t = 0 .. 1, 100 steps, output at t = 1, store_all".into(),
             );
             (
                 grid_times(&Steps::Uniform(100), 0.0, 1.0, data)?,
+                None,
                 vec![1.0],
                 Checkpointing::StoreAll,
                 Method::Rk4,
             )
         }
         Some(s) => {
-            let times = grid_times(&s.steps, s.t0, s.t1, data)?;
+            let (times, adaptive) = match &s.steps {
+                Steps::Adaptive(c) => (Vec::new(), Some((s.t0, adaptive_options(c)?))),
+                st => (grid_times(st, s.t0, s.t1, data)?, None),
+            };
             let outs = match &s.outputs {
                 None => {
                     notes.push(format!("no `outputs`: the final time t = {}", s.t1));
@@ -226,17 +297,23 @@ pub fn resolve(
                 None => Checkpointing::StoreAll,
                 Some(c) => checkpointing(c)?,
             };
-            (times, outs, ck, s.method.clone())
+            (times, adaptive, outs, ck, s.method.clone())
         }
     };
-    let (grid, output_times, inserted) = merge(times, &outs)?;
-    if inserted > 0 {
-        notes.push(format!(
-            "{inserted} output times are not grid points and were inserted into the grid ({} \
-             steps)",
-            grid.n_steps()
-        ));
-    }
+    let (grid, output_times) = match adaptive {
+        None => {
+            let (grid, output_times, inserted) = merge(times, &outs)?;
+            if inserted > 0 {
+                notes.push(format!(
+                    "{inserted} output times are not grid points and were inserted into the \
+                     grid ({} steps)",
+                    grid.n_steps()
+                ));
+            }
+            (Grid::Fixed(grid), output_times)
+        }
+        Some((t0, options)) => (Grid::Adaptive { t0, options }, outs),
+    };
     if program
         .solve
         .as_ref()
@@ -443,6 +520,12 @@ pub fn grid_times(steps: &Steps, t0: f64, t1: f64, data: &dyn DataReader) -> Res
             v
         }
         Steps::Times(v) => v.clone(),
+        Steps::Adaptive(_) => {
+            return Err(config(
+                "steps",
+                "adaptive steps have no grid before the run (`Grid::Adaptive`)",
+            ));
+        }
         Steps::Data(src) => {
             let t = data.table(src)?;
             let shape = |expected: String| Error::DataShape {

@@ -43,20 +43,25 @@
 
 use pnode_ir::lower::Metric;
 use pnode_ir::{Interpreter, vjp};
+use pnode_runtime::adaptive::{
+    AdaptiveCheckpointing, AdaptiveSolver, AdaptiveStats, EmbeddedErk, EmbeddedStepper,
+};
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper};
 use pnode_runtime::{
     DirkStepper, ErkStepper, Gradient, Rhs, RhsJvp, RhsVjp, Solver, Stats, Tableau, ThetaStepper,
 };
 
 use crate::error::{Error, Result};
-use crate::setup::{MethodChoice, Setup};
+use crate::setup::{Grid, MethodChoice, Setup};
 
-/// The solver of one of the three stepper families (`E`: the explicit stepper).
+/// The solver of one of the stepper families (`E`: the explicit stepper of fixed grids, `A`:
+/// the embedded explicit pair of adaptive steps).
 #[derive(Debug, Clone)]
-enum AnySolver<E> {
+enum AnySolver<E, A> {
     Erk(Solver<E>),
     Theta(Solver<ThetaStepper>),
     Dirk(Solver<DirkStepper>),
+    AdaptiveErk(AdaptiveSolver<A>),
 }
 
 macro_rules! dispatch {
@@ -65,6 +70,7 @@ macro_rules! dispatch {
             AnySolver::Erk($v) => $e,
             AnySolver::Theta($v) => $e,
             AnySolver::Dirk($v) => $e,
+            AnySolver::AdaptiveErk($v) => $e,
         }
     };
 }
@@ -138,12 +144,15 @@ impl Evaluator {
 /// A [`Setup`] ready to run: the solver (its buffers allocated; the checkpoint store by the
 /// first gradient, after a memory check) and the loss evaluators.
 ///
-/// `E` is the stepper of explicit methods (the runtime's [`ErkStepper`] unless one is supplied
-/// with [`Run::with_explicit_stepper`]; see the [module docs](self#the-explicit-stepper-hook)).
+/// `E` is the stepper of explicit methods on a fixed grid (the runtime's [`ErkStepper`] unless
+/// one is supplied with [`Run::with_explicit_stepper`]; see the
+/// [module docs](self#the-explicit-stepper-hook)), `A` the embedded pair of explicit methods
+/// with adaptive steps (the runtime's [`EmbeddedErk`] unless supplied with
+/// [`Run::with_steppers`]).
 #[derive(Debug, Clone)]
-pub struct Run<E = ErkStepper> {
+pub struct Run<E = ErkStepper, A = EmbeddedErk> {
     setup: Setup,
-    solver: AnySolver<E>,
+    solver: AnySolver<E, A>,
     fits: Vec<Evaluator>,
     expr: Option<Evaluator>,
     dl_du: Vec<f64>,
@@ -164,14 +173,40 @@ impl Run<ErkStepper> {
 
 impl<E> Run<E> {
     /// Build the solver for `model` (whose sizes must be the program's); for an explicit
-    /// method the stepper is `make(tableau)` (called only then), for example a JIT-fused
-    /// stepper of that tableau. Its step cost must be the runtime's for the tableau (else
-    /// [`Error::Config`] on `method`); implicit methods use the runtime's steppers.
+    /// method on a fixed grid the stepper is `make(tableau)` (called only then), for example a
+    /// JIT-fused stepper of that tableau. Its step cost must be the runtime's for the tableau
+    /// (else [`Error::Config`] on `method`); implicit methods use the runtime's steppers, and
+    /// adaptive explicit steps the runtime's [`EmbeddedErk`].
     pub fn with_explicit_stepper<M, F>(setup: Setup, model: &M, make: F) -> Result<Run<E>>
     where
         M: Rhs + RhsJvp + RhsVjp,
         E: ForwardStepper<M>,
         F: FnOnce(&Tableau) -> Result<E>,
+    {
+        let (n, np) = (setup.program.state_len(), setup.program.param_len());
+        Run::with_steppers(setup, model, make, |t| {
+            Ok(EmbeddedErk::new(t.clone(), n, np)?)
+        })
+    }
+}
+
+impl<E, A> Run<E, A> {
+    /// [`Run::with_explicit_stepper`], with the embedded pair of adaptive explicit steps
+    /// `make_embedded(tableau)` (called only for them), for example a JIT-fused pair. It must
+    /// compute what [`EmbeddedErk`] computes for the tableau; its step cost is checked like
+    /// `make`'s.
+    pub fn with_steppers<M, F, G>(
+        setup: Setup,
+        model: &M,
+        make: F,
+        make_embedded: G,
+    ) -> Result<Run<E, A>>
+    where
+        M: Rhs + RhsJvp + RhsVjp,
+        E: ForwardStepper<M>,
+        A: EmbeddedStepper<M>,
+        F: FnOnce(&Tableau) -> Result<E>,
+        G: FnOnce(&Tableau) -> Result<A>,
     {
         let (n, np) = (setup.program.state_len(), setup.program.param_len());
         if model.state_len() != n || model.param_len() != np {
@@ -184,26 +219,40 @@ impl<E> Run<E> {
                 ),
             });
         }
-        let (grid, outs, ck) = (
-            setup.grid.clone(),
-            &setup.output_times,
-            setup.checkpointing.clone(),
-        );
+        let (outs, ck) = (&setup.output_times, setup.checkpointing.clone());
+        let grid = match &setup.grid {
+            Grid::Fixed(g) => g.clone(),
+            Grid::Adaptive { t0, options } => {
+                let mode = AdaptiveCheckpointing::from_checkpointing(&ck, 8 * n as u64)?;
+                let solver = match &setup.method {
+                    MethodChoice::Explicit(t) => {
+                        let stepper = make_embedded(t)?;
+                        check_cost(t, model, &stepper, n, np)?;
+                        AnySolver::AdaptiveErk(AdaptiveSolver::new(
+                            stepper,
+                            model,
+                            *t0,
+                            outs,
+                            options.clone(),
+                            mode,
+                        )?)
+                    }
+                    m => {
+                        return Err(Error::Config {
+                            option: "method",
+                            reason: format!(
+                                "adaptive steps for an implicit method are not available (the methods with an error estimate are bosh3, dopri5, tsit5 and fehlberg45): {m:?}"
+                            ),
+                        });
+                    }
+                };
+                return Run::finish(setup, solver);
+            }
+        };
         let solver = match &setup.method {
             MethodChoice::Explicit(t) => {
                 let stepper = make(t)?;
-                let want = ForwardStepper::<M>::cost(&ErkStepper::new(t.clone(), n, np));
-                let got = stepper.cost();
-                if got != want {
-                    return Err(Error::Config {
-                        option: "method",
-                        reason: format!(
-                            "the supplied stepper's step cost {got:?} is not that of `{}` \
-                             ({want:?})",
-                            t.name()
-                        ),
-                    });
-                }
+                check_cost(t, model, &stepper, n, np)?;
                 AnySolver::Erk(Solver::new(stepper, model, grid, outs, ck)?)
             }
             MethodChoice::Theta { theta, newton } => {
@@ -215,6 +264,12 @@ impl<E> Run<E> {
                 AnySolver::Dirk(Solver::new(s, model, grid, outs, ck)?)
             }
         };
+        Run::finish(setup, solver)
+    }
+
+    /// The loss evaluators, and the run.
+    fn finish(setup: Setup, solver: AnySolver<E, A>) -> Result<Run<E, A>> {
+        let (n, np) = (setup.program.state_len(), setup.program.param_len());
         let fits = setup
             .fits
             .iter()
@@ -244,10 +299,18 @@ impl<E> Run<E> {
         &self.setup
     }
 
-    /// The explicit stepper, `None` for an implicit method.
+    /// The explicit stepper of a fixed grid, `None` for an implicit method or adaptive steps.
     pub fn explicit_stepper(&self) -> Option<&E> {
         match &self.solver {
             AnySolver::Erk(s) => Some(s.stepper()),
+            _ => None,
+        }
+    }
+
+    /// The embedded pair of adaptive explicit steps, `None` otherwise.
+    pub fn embedded_stepper(&self) -> Option<&A> {
+        match &self.solver {
+            AnySolver::AdaptiveErk(s) => Some(s.stepper()),
             _ => None,
         }
     }
@@ -266,9 +329,32 @@ impl<E> Run<E> {
         Ok(())
     }
 
-    /// The solver's statistics of the last run.
+    /// The solver's statistics of the last run (of adaptive steps: the sweep's, see
+    /// [`Run::adaptive_stats`]).
     pub fn stats(&self) -> Stats {
-        dispatch!(&self.solver, s => s.stats())
+        match &self.solver {
+            AnySolver::Erk(s) => s.stats(),
+            AnySolver::Theta(s) => s.stats(),
+            AnySolver::Dirk(s) => s.stats(),
+            AnySolver::AdaptiveErk(s) => s.stats().sweep,
+        }
+    }
+
+    /// Accepted and rejected steps of the last adaptive run (`None` on a fixed grid).
+    pub fn adaptive_stats(&self) -> Option<AdaptiveStats> {
+        match &self.solver {
+            AnySolver::AdaptiveErk(s) => Some(s.stats()),
+            _ => None,
+        }
+    }
+
+    /// The grid `t_0 < … < t_N` the last adaptive run accepted (`None` on a fixed grid): the
+    /// gradient is the fixed-grid gradient on exactly these points.
+    pub fn accepted_times(&self) -> Option<&[f64]> {
+        match &self.solver {
+            AnySolver::AdaptiveErk(s) => Some(s.accepted_times()),
+            _ => None,
+        }
     }
 
     /// The states at the output times of the last forward sweep (of [`Run::solve`],
@@ -282,6 +368,7 @@ impl<E> Run<E> {
     where
         M: Rhs + RhsJvp + RhsVjp,
         E: ForwardStepper<M>,
+        A: EmbeddedStepper<M>,
     {
         let u0 = &self.setup.u0;
         let states = dispatch!(&mut self.solver, s => s.solve(model, u0, theta)?.to_vec());
@@ -298,6 +385,7 @@ impl<E> Run<E> {
     where
         M: Rhs + RhsJvp + RhsVjp,
         E: ForwardStepper<M>,
+        A: EmbeddedStepper<M>,
     {
         self.require_loss("a loss value")?;
         let u0 = &self.setup.u0;
@@ -311,6 +399,7 @@ impl<E> Run<E> {
     where
         M: Rhs + RhsJvp + RhsVjp,
         E: AdjointStepper<M>,
+        A: EmbeddedStepper<M> + AdjointStepper<M>,
     {
         self.loss_and_grad_batch(model, theta, None)
     }
@@ -326,6 +415,7 @@ impl<E> Run<E> {
     where
         M: Rhs + RhsJvp + RhsVjp,
         E: AdjointStepper<M>,
+        A: EmbeddedStepper<M> + AdjointStepper<M>,
     {
         self.require_loss("a gradient")?;
         if !self.memory_checked {
@@ -347,8 +437,25 @@ impl<E> Run<E> {
 
     /// Bytes the checkpoint store of a gradient takes (allocated by the first gradient; the
     /// schedule's predicted peak for store-all, solution-only and Revolve).
+    ///
+    /// Adaptive steps: an online budget's (RAM) slots; store-all and solution-only grow with
+    /// the accepted steps, unknown before the run (0 here).
     pub fn checkpoint_bytes(&self) -> u64 {
-        dispatch!(&self.solver, s => s.checkpoint_bytes())
+        match &self.solver {
+            AnySolver::Erk(s) => s.checkpoint_bytes(),
+            AnySolver::Theta(s) => s.checkpoint_bytes(),
+            AnySolver::Dirk(s) => s.checkpoint_bytes(),
+            AnySolver::AdaptiveErk(_) => {
+                let bytes = 8 * self.setup.program.state_len() as u64;
+                match AdaptiveCheckpointing::from_checkpointing(&self.setup.checkpointing, bytes) {
+                    Ok(AdaptiveCheckpointing::Online { slots }) => (slots as u64) * bytes,
+                    Ok(AdaptiveCheckpointing::TwoLevel { ram_slots, .. }) => {
+                        (ram_slots as u64) * bytes
+                    }
+                    _ => 0,
+                }
+            }
+        }
     }
 
     /// Check that the checkpoint store fits `limit` (`None`: nothing is checked), counting the
@@ -359,7 +466,7 @@ impl<E> Run<E> {
         use crate::memory::{GRID_BYTES_PER_POINT, Limit, MemoryUse, Preflight, output_bytes};
         let mut preflight = Preflight::new(limit);
         if let Some(Limit::Given(_)) = limit {
-            let points = self.setup.grid.n_steps() as u64 + 1;
+            let points = self.setup.grid.n_steps().unwrap_or(0) as u64 + 1;
             preflight.add(
                 MemoryUse::Steps,
                 points.saturating_mul(GRID_BYTES_PER_POINT),
@@ -489,6 +596,29 @@ impl<E> Run<E> {
         }
         Ok(total)
     }
+}
+
+/// A supplied explicit stepper must cost what the runtime's [`ErkStepper`] of its tableau
+/// costs ([`Error::Config`] on `method` otherwise).
+fn check_cost<M: Rhs + ?Sized, S: ForwardStepper<M>>(
+    t: &Tableau,
+    _model: &M,
+    stepper: &S,
+    n: usize,
+    np: usize,
+) -> Result<()> {
+    let want = ForwardStepper::<M>::cost(&ErkStepper::new(t.clone(), n, np));
+    let got = stepper.cost();
+    if got != want {
+        return Err(Error::Config {
+            option: "method",
+            reason: format!(
+                "the supplied stepper's step cost {got:?} is not that of `{}` ({want:?})",
+                t.name()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// `(gu, gp)` of one VJP evaluation added to `∂L/∂u_k` and the explicit `∂L/∂θ`.

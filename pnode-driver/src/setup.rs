@@ -43,14 +43,14 @@ use std::path::{Path, PathBuf};
 
 use pnode_ir::Function;
 use pnode_ir::lower::{DataFit, Metric, Optimizer, Program};
+use pnode_runtime::Checkpointing;
 use pnode_runtime::checkpoint::StepCost;
-use pnode_runtime::{Checkpointing, TimeGrid};
 
 use crate::data::Table;
 use crate::error::{Error, Result};
 use crate::resolve::{self, DataReader, FsData, config};
 
-pub use crate::resolve::{LINE_SEARCH_HALVINGS, MethodChoice, newton_config};
+pub use crate::resolve::{Grid, LINE_SEARCH_HALVINGS, MethodChoice, newton_config};
 
 /// Default number of training iterations.
 pub const DEFAULT_ITERATIONS: u64 = 100;
@@ -101,8 +101,8 @@ pub struct Setup {
     pub u0: Vec<f64>,
     /// The initial parameters `θ0`.
     pub theta0: Vec<f64>,
-    /// The time grid (with the output times inserted).
-    pub grid: TimeGrid,
+    /// The time grid (with the output times inserted), or adaptive steps.
+    pub grid: Grid,
     /// The output times `t_1 < … < t_K`, all grid points.
     pub output_times: Vec<f64>,
     /// The checkpoint schedule.

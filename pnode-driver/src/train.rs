@@ -11,6 +11,7 @@
 //! reproducible); the loss of a batch is defined in [`crate::run`]. `B ≥ K` is the full batch.
 
 use pnode_ir::lower::Optimizer as IrOptimizer;
+use pnode_runtime::adaptive::EmbeddedStepper;
 use pnode_runtime::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use pnode_runtime::stepper::AdjointStepper;
 use pnode_runtime::{Rhs, RhsJvp, RhsVjp};
@@ -73,7 +74,7 @@ pub fn optimizer(o: &IrOptimizer) -> Result<Box<dyn Optimizer>> {
     })
 }
 
-impl<E> Run<E> {
+impl<E, A> Run<E, A> {
     /// Train from the setup's `θ0` with the train block's options; `callback` sees every
     /// iteration. On a failure (a Newton failure, a non-finite state, loss or gradient) the
     /// error is [`Error::Training`], naming the iteration and carrying the progress.
@@ -81,6 +82,7 @@ impl<E> Run<E> {
     where
         M: Rhs + RhsJvp + RhsVjp,
         E: AdjointStepper<M>,
+        A: EmbeddedStepper<M> + AdjointStepper<M>,
         F: FnMut(&Progress),
     {
         let theta0 = self.setup().theta0.clone();
@@ -97,6 +99,7 @@ impl<E> Run<E> {
     where
         M: Rhs + RhsJvp + RhsVjp,
         E: AdjointStepper<M>,
+        A: EmbeddedStepper<M> + AdjointStepper<M>,
         F: FnMut(&Progress),
     {
         self.train_steps(model, theta0, |p, _| {
@@ -119,6 +122,7 @@ impl<E> Run<E> {
     where
         M: Rhs + RhsJvp + RhsVjp,
         E: AdjointStepper<M>,
+        A: EmbeddedStepper<M> + AdjointStepper<M>,
         F: FnMut(&Progress, &[f64]) -> ControlFlow<()>,
     {
         let cfg = self.setup().train.clone();

@@ -56,6 +56,11 @@ pub enum KernelRole {
     ErkRecompute,
     /// The fused adjoint step `(Y_1 … Y_s, λ_{n+1}, μ) → (λ_n, μ)`.
     ErkAdjoint,
+    /// The trial step of an embedded pair: the step keeping its stages plus the error estimate
+    /// `h Σ (b_i − b̂_i) K_i` (see `JitErkStepper::with_error_estimate`).
+    ErkTryStep,
+    /// [`KernelRole::ErkTryStep`] with the first stage `K_1` given (FSAL and retry reuse).
+    ErkTryStepFirstGiven,
 }
 
 impl KernelRole {
@@ -69,6 +74,8 @@ impl KernelRole {
             KernelRole::ErkStepKeep => "erk_step_keep",
             KernelRole::ErkRecompute => "erk_recompute",
             KernelRole::ErkAdjoint => "erk_adjoint",
+            KernelRole::ErkTryStep => "erk_try_step",
+            KernelRole::ErkTryStepFirstGiven => "erk_try_step_first_given",
         }
     }
 
@@ -85,6 +92,14 @@ impl KernelRole {
             KernelRole::ErkRecompute => "out = [Y_1 .. Y_s] from u = u_n (stage recomputation)",
             KernelRole::ErkAdjoint => {
                 "out = [lambda_n, mu] from u = [Y_1 .. Y_s], x = lambda_{n+1}, mu read and updated"
+            }
+            KernelRole::ErkTryStep => {
+                "out = [Y_1 .. Y_s, u_{n+1}, err, K_1, K_last (FSAL only)] from u = u_n: the \
+                 trial step with err = h sum_i (b_i - bhat_i) K_i"
+            }
+            KernelRole::ErkTryStepFirstGiven => {
+                "out = [Y_1 .. Y_s, u_{n+1}, err, K_1, K_last (FSAL only)] from u = u_n, \
+                 x = K_1: the trial step reusing its first stage"
             }
         }
     }
@@ -168,18 +183,32 @@ pub fn model_clif(rhs: &Function) -> Result<Vec<ClifKernel>> {
 }
 
 /// The IR of the fused kernels [`crate::JitErkStepper`] compiles for `tableau` over `rhs`: the
-/// step, the step keeping its stages, the stage recomputation and the adjoint step.
+/// step, the step keeping its stages, the stage recomputation and the adjoint step; for a
+/// tableau with embedded weights also the trial-step kernels with the error estimate that
+/// [`crate::JitErkStepper::with_error_estimate`] adds (computing `K_1`, then, when the first
+/// stage is reusable, reading it).
 pub fn erk_clif(tableau: &Tableau, rhs: &Function) -> Result<Vec<ClifKernel>> {
     crate::model::check_rhs(rhs)?;
     let vjp = pnode_ir::vjp(rhs)?;
-    let roles = [
+    let pair = tableau
+        .b_embedded()
+        .is_some()
+        .then(|| crate::step_pair::Pair::of(tableau))
+        .transpose()?;
+    let mut roles = vec![
         KernelRole::ErkStep,
         KernelRole::ErkStepKeep,
         KernelRole::ErkRecompute,
         KernelRole::ErkAdjoint,
     ];
+    if let Some(pair) = &pair {
+        roles.push(KernelRole::ErkTryStep);
+        if pair.first_reusable {
+            roles.push(KernelRole::ErkTryStepFirstGiven);
+        }
+    }
     capture(&roles, |jb| {
-        crate::step_erk::define_kernels(jb, tableau, rhs, &vjp).map(|_| ())
+        crate::step_erk::define_kernels(jb, tableau, rhs, &vjp, pair.as_ref()).map(|_| ())
     })
 }
 
@@ -239,6 +268,35 @@ mod tests {
         // The keeping step writes the 4 stages of 2 states; the adjoint reads them.
         assert_eq!(ks[1].lens.out, 8);
         assert_eq!((ks[3].lens.u, ks[3].lens.x, ks[3].lens.out), (8, 2, 3));
+    }
+
+    #[test]
+    fn a_pair_adds_the_error_estimating_kernels() {
+        let ks = erk_clif(&Tableau::dopri5(), &decay()).unwrap();
+        let names: Vec<_> = ks.iter().map(|k| k.role.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "erk_step",
+                "erk_step_keep",
+                "erk_recompute",
+                "erk_adjoint",
+                "erk_try_step",
+                "erk_try_step_first_given"
+            ]
+        );
+        // 6 live stages of 2 states, then u_{n+1}, err, K_1 and the FSAL stage's K.
+        assert_eq!((ks[4].lens.u, ks[4].lens.x, ks[4].lens.out), (2, 0, 20));
+        assert_eq!((ks[5].lens.u, ks[5].lens.x, ks[5].lens.out), (2, 2, 20));
+        // d_1 = b_1 − b̂_1 = 35/384 − 5179/57600 = 71/57600 weighs K_1 in the estimate.
+        let d1 = 35.0f64 / 384.0 - 5179.0 / 57600.0;
+        let hex = cranelift_codegen::ir::immediates::Ieee64::with_float(d1).to_string();
+        for k in &ks[4..] {
+            assert!(k.text(ClifStage::Generated).contains(&hex), "{hex}");
+        }
+        assert!(!ks[0].text(ClifStage::Generated).contains(&hex));
+        // Without embedded weights: the four kernels only.
+        assert_eq!(erk_clif(&Tableau::rk4(), &decay()).unwrap().len(), 4);
     }
 
     #[test]

@@ -35,6 +35,15 @@ pub enum Error {
         /// Its length in elements.
         len: usize,
     },
+    /// Adaptive stepping (the trial-step kernels of an embedded pair) asked of a tableau
+    /// without embedded weights.
+    #[error(
+        "`{method}` has no embedded error estimate (adaptive stepping needs a pair such as dopri5, tsit5, bosh3 or fehlberg45)"
+    )]
+    NoErrorEstimate {
+        /// The tableau's name.
+        method: String,
+    },
     /// A function that cannot serve as the right-hand side asked for.
     #[error("invalid model: {0}")]
     InvalidModel(String),

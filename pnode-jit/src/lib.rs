@@ -51,6 +51,7 @@ mod maps;
 mod math;
 mod model;
 mod step_erk;
+mod step_pair;
 
 pub use abi::Lens;
 pub use compile::CompiledFn;

@@ -40,6 +40,7 @@ use crate::compile::check_size;
 use crate::emit::{Emit, REG_MAX, Val};
 use crate::error::Result;
 use crate::lower::{Bind, lower};
+use crate::step_pair::{Pair, PairKernels, define_try};
 use cranelift_codegen::ir::{InstBuilder, Value};
 use pnode_checkpoint::Stats;
 use pnode_ir::Function;
@@ -51,12 +52,12 @@ use pnode_runtime::{Error as RtError, Tableau};
 use std::time::{Duration, Instant};
 
 /// The coefficients and sizes one fused kernel is generated for.
-struct Plan<'f> {
-    co: LiveCoefficients,
-    n: usize,
-    np: usize,
-    rhs: &'f Function,
-    vjp: &'f Function,
+pub(crate) struct Plan<'f> {
+    pub(crate) co: LiveCoefficients,
+    pub(crate) n: usize,
+    pub(crate) np: usize,
+    pub(crate) rhs: &'f Function,
+    pub(crate) vjp: &'f Function,
 }
 
 /// A state-sized vector: in registers when short, else in fresh scratch.
@@ -65,14 +66,33 @@ fn load_state(e: &mut Emit<'_, '_, '_>, v: Val) -> Val {
 }
 
 /// `u + h (0 + Σ_j w_j K_j)` over the nonzero `w_j` (the arithmetic of `rk_combination`).
-fn lincomb(e: &mut Emit<'_, '_, '_>, u: &Val, h: Value, w: &[f64], ks: &[Val]) -> Result<Val> {
-    let n = u.len();
+pub(crate) fn lincomb(
+    e: &mut Emit<'_, '_, '_>,
+    u: &Val,
+    h: Value,
+    w: &[f64],
+    ks: &[Val],
+) -> Result<Val> {
     let terms: Vec<(f64, &Val)> = w
         .iter()
         .zip(ks)
         .filter(|(wj, _)| **wj != 0.0)
         .map(|(wj, k)| (*wj, k))
         .collect();
+    combine(e, Some(u), u.len(), h, &terms)
+}
+
+/// Elementwise `acc = 0 + w_1 K_1 + w_2 K_2 + …` (left to right over `terms`), then
+/// `u + h·acc` when `base` is `Some(u)` (a stage input or the step update) or `acc·h` when it
+/// is `None` (the error estimate `h Σ (b_j − b̂_j) K_j`, the arithmetic of the runtime's
+/// `EmbeddedErk`). `n` is the vectors' length.
+pub(crate) fn combine(
+    e: &mut Emit<'_, '_, '_>,
+    base: Option<&Val>,
+    n: usize,
+    h: Value,
+    terms: &[(f64, &Val)],
+) -> Result<Val> {
     if n <= REG_MAX {
         let coef: Vec<Value> = terms.iter().map(|(wj, _)| e.f64c(*wj)).collect();
         let mut r = Vec::with_capacity(n);
@@ -83,13 +103,18 @@ fn lincomb(e: &mut Emit<'_, '_, '_>, u: &Val, h: Value, w: &[f64], ks: &[Val]) -
                 let p = e.fb.ins().fmul(*c, kv);
                 acc = e.fb.ins().fadd(acc, p);
             }
-            let uv = e.get(u, el);
-            let hs = e.fb.ins().fmul(h, acc);
-            r.push(e.fb.ins().fadd(uv, hs));
+            r.push(match base {
+                Some(u) => {
+                    let uv = e.get(u, el);
+                    let hs = e.fb.ins().fmul(h, acc);
+                    e.fb.ins().fadd(uv, hs)
+                }
+                None => e.fb.ins().fmul(acc, h),
+            });
         }
         return Ok(Val::Regs(r));
     }
-    let u = e.mem(u)?;
+    let base = base.map(|u| e.mem(u)).transpose()?;
     let ks: Vec<(f64, Val)> = terms
         .iter()
         .map(|(wj, k)| Ok((*wj, e.mem(k)?)))
@@ -103,9 +128,14 @@ fn lincomb(e: &mut Emit<'_, '_, '_>, u: &Val, h: Value, w: &[f64], ks: &[Val]) -
             let p = e.fb.ins().fmul(c, kv);
             acc = e.fb.ins().fadd(acc, p);
         }
-        let uv = e.get_dyn(&u, i);
-        let hs = e.fb.ins().fmul(h, acc);
-        let r = e.fb.ins().fadd(uv, hs);
+        let r = match &base {
+            Some(u) => {
+                let uv = e.get_dyn(u, i);
+                let hs = e.fb.ins().fmul(h, acc);
+                e.fb.ins().fadd(uv, hs)
+            }
+            None => e.fb.ins().fmul(acc, h),
+        };
         e.put_dyn(&dst, i, r);
         Ok(())
     })?;
@@ -114,7 +144,7 @@ fn lincomb(e: &mut Emit<'_, '_, '_>, u: &Val, h: Value, w: &[f64], ks: &[Val]) -
 
 /// `v` itself when in registers, else copied into `keep` (a buffer allocated before the
 /// scratch region about to be released).
-fn persist(e: &mut Emit<'_, '_, '_>, v: Val, keep: Option<Val>) -> Result<Val> {
+pub(crate) fn persist(e: &mut Emit<'_, '_, '_>, v: Val, keep: Option<Val>) -> Result<Val> {
     match (v, keep) {
         (Val::Regs(r), _) => Ok(Val::Regs(r)),
         (v, Some(keep)) => {
@@ -126,21 +156,23 @@ fn persist(e: &mut Emit<'_, '_, '_>, v: Val, keep: Option<Val>) -> Result<Val> {
 }
 
 /// `t + c h`.
-fn stage_time(e: &mut Emit<'_, '_, '_>, t: Value, h: Value, c: f64) -> Value {
+pub(crate) fn stage_time(e: &mut Emit<'_, '_, '_>, t: Value, h: Value, c: f64) -> Value {
     let c = e.f64c(c);
     let ch = e.fb.ins().fmul(c, h);
     e.fb.ins().fadd(t, ch)
 }
 
 /// The forward stages: `Y_i` for every live stage (written to `sink` at `i·n` when given) and
-/// `K_i` for `i ≤ last_k`.
-fn emit_stages(
+/// `K_i` for `i ≤ last_k`, `K_1` read from `first` instead of evaluated when given. Returns
+/// `u_n` (as loaded), the `K_i` and the parameters (as loaded).
+pub(crate) fn emit_stages(
     e: &mut Emit<'_, '_, '_>,
     plan: &Plan<'_>,
     [t, h, u, p]: [Value; 4],
     last_k: Option<usize>,
     sink: Option<&Val>,
-) -> Result<(Val, Vec<Val>)> {
+    first: Option<Val>,
+) -> Result<(Val, Vec<Val>, Val)> {
     let (n, s) = (plan.n, plan.co.s);
     let u = load_state(
         e,
@@ -167,7 +199,9 @@ fn emit_stages(
         if let Some(sink) = sink {
             e.copy(&sink.slice(i * n, n), &y)?;
         }
-        if last_k.is_some_and(|l| i <= l) {
+        if let (0, Some(k1)) = (i, &first) {
+            ks.push(e.small_to_regs(k1.clone()));
+        } else if last_k.is_some_and(|l| i <= l) {
             let t_i = stage_time(e, t, h, plan.co.c[i]);
             // `K_i` outlives the stage; the RHS's own scratch is reused by the next stage.
             let keep = if n > REG_MAX { Some(e.alloc(n)?) } else { None };
@@ -183,7 +217,7 @@ fn emit_stages(
             ks.push(k);
         }
     }
-    Ok((u, ks))
+    Ok((u, ks, pv))
 }
 
 #[derive(Clone, Copy)]
@@ -220,14 +254,15 @@ fn define_forward(jb: &mut JitBuild, plan: &Plan<'_>, kind: Forward) -> Result<u
         match kind {
             Forward::Step | Forward::Keep => {
                 let sink = matches!(kind, Forward::Keep).then(|| outv.clone());
-                let (uv, ks) = emit_stages(&mut e, plan, [t, h, u, p], Some(s - 1), sink.as_ref())?;
+                let (uv, ks, _) =
+                    emit_stages(&mut e, plan, [t, h, u, p], Some(s - 1), sink.as_ref(), None)?;
                 let next = lincomb(&mut e, &uv, h, &plan.co.b, &ks)?;
                 e.copy(&next_dst, &next)?;
             }
             Forward::Recompute => {
                 // K of the last stage is not needed: the adjoint uses the stage inputs only.
                 let last_k = s.checked_sub(2);
-                emit_stages(&mut e, plan, [t, h, u, p], last_k, Some(&outv))?;
+                emit_stages(&mut e, plan, [t, h, u, p], last_k, Some(&outv), None)?;
             }
         }
         e.fb.ins().return_(&[]);
@@ -419,17 +454,22 @@ fn accumulate(e: &mut Emit<'_, '_, '_>, mu: Val, g: &Val) -> Result<Val> {
 
 /// Define the four fused kernels of `tableau` over `rhs` (with its VJP `vjp`) in `jb`: the
 /// step, the step keeping its stages, the stage recomputation and the adjoint step, in that
-/// order; returns their indices.
+/// order; returns their indices. With `pair` (the tableau's embedded pair, see
+/// [`crate::step_pair`]) the trial-step kernels follow: computing `K_1`, then (when the first
+/// stage can be reused) reading it.
 pub(crate) fn define_kernels(
     jb: &mut JitBuild,
     tableau: &Tableau,
     rhs: &Function,
     vjp: &Function,
-) -> Result<[usize; 4]> {
+    pair: Option<&Pair>,
+) -> Result<Vec<usize>> {
     let l = *rhs.layout();
     let co = tableau.live_coefficients();
     let (n, np, s) = (l.state, l.param, co.s);
-    check_size("stage values", (s + 1).saturating_mul(n))?;
+    // The trial step writes `[Y_1 … Y_s, u_{n+1}, err, K_1, K_fsal]`.
+    let vectors = if pair.is_some() { s + 4 } else { s + 1 };
+    check_size("stage values", vectors.saturating_mul(n))?;
     check_size("parameters", np)?;
     let plan = Plan {
         co,
@@ -438,12 +478,19 @@ pub(crate) fn define_kernels(
         rhs,
         vjp,
     };
-    Ok([
+    let mut kernels = vec![
         define_forward(jb, &plan, Forward::Step)?,
         define_forward(jb, &plan, Forward::Keep)?,
         define_forward(jb, &plan, Forward::Recompute)?,
         define_adjoint(jb, &plan)?,
-    ])
+    ];
+    if let Some(pair) = pair {
+        kernels.push(define_try(jb, &plan, pair, false)?);
+        if pair.first_reusable {
+            kernels.push(define_try(jb, &plan, pair, true)?);
+        }
+    }
+    Ok(kernels)
 }
 
 /// An explicit Runge–Kutta method fused with an IR right-hand side: every forward step, stage
@@ -457,15 +504,17 @@ pub(crate) fn define_kernels(
 /// recomputation, `s` VJPs per adjoint step (`s` live stages).
 #[derive(Debug, Clone)]
 pub struct JitErkStepper {
-    tableau: Tableau,
-    s: usize,
-    n: usize,
+    pub(crate) tableau: Tableau,
+    pub(crate) s: usize,
+    pub(crate) n: usize,
     np: usize,
     step: Kernel,
     keep: Kernel,
     recompute: Kernel,
     adjoint: Kernel,
-    scratch: Vec<f64>,
+    /// The trial-step kernels and stage caches ([`JitErkStepper::with_error_estimate`]).
+    pub(crate) pair: Option<PairKernels>,
+    pub(crate) scratch: Vec<f64>,
     adj_out: Vec<f64>,
     compile_time: Duration,
 }
@@ -474,17 +523,36 @@ impl JitErkStepper {
     /// Compile the fused steps of `tableau` for the RHS function `rhs` (its VJP is derived
     /// here).
     pub fn new(tableau: Tableau, rhs: &Function) -> Result<Self> {
+        Self::build(tableau, rhs, false)
+    }
+
+    /// [`JitErkStepper::new`] plus the trial-step kernels of the tableau's embedded pair, for
+    /// the runtime's `AdaptiveSolver` (see [`crate::step_pair`]): the stepper then implements
+    /// `EmbeddedStepper`, each trial step one call computing `u_{n+1}` (bitwise the fused
+    /// step's), the stage values and the estimate `h Σ (b_i − b̂_i) K_i`. A tableau without
+    /// embedded weights is [`crate::Error::NoErrorEstimate`].
+    pub fn with_error_estimate(tableau: Tableau, rhs: &Function) -> Result<Self> {
+        Self::build(tableau, rhs, true)
+    }
+
+    fn build(tableau: Tableau, rhs: &Function, with_pair: bool) -> Result<Self> {
         let start = Instant::now();
         crate::model::check_rhs(rhs)?;
+        let pair = if with_pair {
+            Some(Pair::of(&tableau)?)
+        } else {
+            None
+        };
         let vjp = pnode_ir::vjp(rhs)?;
         let l = *rhs.layout();
         let (n, np, s) = (l.state, l.param, tableau.live_coefficients().s);
         let mut jb = JitBuild::new()?;
-        let indices = define_kernels(&mut jb, &tableau, rhs, &vjp)?;
+        let indices = define_kernels(&mut jb, &tableau, rhs, &vjp, pair.as_ref())?;
         let code = jb.finish()?;
-        let kernels = indices.map(|i| Kernel::new(&code, i));
+        let kernels: Vec<Kernel> = indices.iter().map(|&i| Kernel::new(&code, i)).collect();
         let scratch = kernels.iter().map(|k| k.lens().scratch).max().unwrap_or(0);
-        let [step, keep, recompute, adjoint] = kernels;
+        let pair = pair.map(|pr| PairKernels::new(pr, &kernels[4..], n, s));
+        let [step, keep, recompute, adjoint] = [0, 1, 2, 3].map(|i| kernels[i].clone());
         Ok(JitErkStepper {
             tableau,
             s,
@@ -494,6 +562,7 @@ impl JitErkStepper {
             keep,
             recompute,
             adjoint,
+            pair,
             scratch: vec![0.0; scratch],
             adj_out: vec![0.0; n + np],
             compile_time: start.elapsed(),
@@ -510,12 +579,18 @@ impl JitErkStepper {
         self.s
     }
 
-    /// Wall time of deriving the VJP and compiling the four kernels.
+    /// Whether the trial-step kernels of the embedded pair were compiled
+    /// ([`JitErkStepper::with_error_estimate`]).
+    pub fn has_error_estimate(&self) -> bool {
+        self.pair.is_some()
+    }
+
+    /// Wall time of deriving the VJP and compiling the kernels.
     pub fn compile_time(&self) -> Duration {
         self.compile_time
     }
 
-    fn check_model<M: Rhs + ?Sized>(&self, model: &M) -> pnode_runtime::Result<()> {
+    pub(crate) fn check_model<M: Rhs + ?Sized>(&self, model: &M) -> pnode_runtime::Result<()> {
         for (what, expected, found) in [
             ("model state", self.n, model.state_len()),
             ("model parameters", self.np, model.param_len()),
@@ -533,7 +608,7 @@ impl JitErkStepper {
 }
 
 /// A JIT error as a runtime error (only length errors can occur once compiled).
-fn rt(e: crate::Error) -> RtError {
+pub(crate) fn rt(e: crate::Error) -> RtError {
     match e {
         crate::Error::Length {
             what,

@@ -170,7 +170,14 @@ pub fn plan(program: &Program, data: &dyn DataReader) -> Result<Plan, PlanError>
     let r = pnode_driver::resolve(program, data, None).map_err(plan_error)?;
     let stepping = stepping(&r.method)?;
     let cost = r.cost;
-    let n_steps = r.grid.n_steps();
+    let pnode_driver::resolve::Grid::Fixed(grid) = r.grid else {
+        return Err(err(
+            "method",
+            "adaptive steps (a method with `rtol`/`atol`) are not supported by #[neural_ode]; \
+             give the method `steps = N` (or run the model with `pnodec`)",
+        ));
+    };
+    let n_steps = grid.n_steps();
     let bytes = 8 * program.state_len() as u64;
     let cperr = |e: pnode_checkpoint::Error| err("checkpoint", e.to_string());
     let schedule = r.checkpointing.plan(n_steps, &cost, bytes).map_err(cperr)?;
@@ -179,7 +186,7 @@ pub fn plan(program: &Program, data: &dyn DataReader) -> Result<Plan, PlanError>
     Ok(Plan {
         stepping,
         method: r.method_name,
-        grid: r.grid,
+        grid,
         n_steps,
         output_times: r.output_times,
         checkpointing: r.checkpointing,

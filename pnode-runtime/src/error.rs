@@ -260,8 +260,8 @@ pub enum Error {
     /// run.
     #[error(
         "checkpointing `{mode}` needs the number of steps before the run, which an adaptive run \
-         does not know; use store-all, solution-only or online(c) (a budget becomes online with \
-         as many solution slots as it holds vectors)"
+         does not know; use store-all, solution-only, online(c) or two-level (online with disk \
+         slots; a budget becomes online with as many solution slots as it holds vectors)"
     )]
     AdaptiveCheckpointing {
         /// The mode asked for.

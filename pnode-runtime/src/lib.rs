@@ -20,6 +20,7 @@ pub use tableau::Tableau;
 pub mod adaptive;
 mod disk;
 pub mod erk;
+mod executor;
 pub mod grid;
 pub mod implicit;
 pub mod solver;

@@ -1,5 +1,6 @@
-//! The schedule executor: forward solves, checkpointed forward sweeps and discrete-adjoint
-//! reverse sweeps, for any one-step method and any valid [`Schedule`].
+//! The fixed-grid solver: forward solves, checkpointed forward sweeps and discrete-adjoint
+//! reverse sweeps, for any one-step method and any valid [`Schedule`], run through the action
+//! executor it shares with [`crate::AdaptiveSolver`] (`executor.rs`).
 //!
 //! A [`Solver`] is built once per (method, grid, output times, checkpointing) and reused: its
 //! buffers are allocated at construction, except the checkpoint store, which the first
@@ -20,13 +21,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{Action, Checkpointing, Phase, Schedule, StageSource, StepCost, Tracker};
-use crate::disk::DiskSlots;
+use crate::checkpoint::{Checkpointing, Phase, Schedule, StepCost};
 use crate::erk::ErkStepper;
 use crate::error::{Buffer, Error, Result, check_len, first_non_finite, try_zeroed};
+use crate::executor::{Executor, vector_bytes};
 use crate::grid::TimeGrid;
 use crate::model::{Rhs, RhsVjp};
-use crate::stepper::{AdjointStepper, ForwardStepper, StepAt};
+use crate::stepper::{AdjointStepper, ForwardStepper};
 use crate::tableau::Tableau;
 use pnode_checkpoint::Stats;
 
@@ -37,81 +38,6 @@ pub struct Gradient {
     pub du0: Vec<f64>,
     /// `dL/dθ`.
     pub dp: Vec<f64>,
-}
-
-/// Bytes of one `f64` state vector of length `n`.
-fn vector_bytes(n: usize) -> u64 {
-    (n * std::mem::size_of::<f64>()) as u64
-}
-
-/// The RAM checkpoint slots in one buffer, allocated by the first checkpointed sweep (a solver
-/// that only solves never allocates them). Slot `k` is `data[start(k)..start(k) + len(k)]`.
-#[derive(Debug, Clone)]
-struct SlotStore {
-    data: Vec<f64>,
-    layout: SlotLayout,
-}
-
-/// Where each slot lives in [`SlotStore::data`].
-#[derive(Debug, Clone)]
-enum SlotLayout {
-    /// Every slot has `len` values (no disk slots).
-    Uniform { len: usize },
-    /// Slot `k` is `starts[k]..starts[k + 1]` (disk slots are empty here).
-    Listed { starts: Vec<usize> },
-}
-
-impl SlotStore {
-    /// The layout for `schedule` with states of `n` values and stage slots of `stage_len`, and
-    /// the values it needs (saturating).
-    fn layout(schedule: &Schedule, n: usize, stage_len: usize) -> (SlotLayout, usize) {
-        let n_slots = schedule.n_slots();
-        let stage_slots = schedule.stage_slots();
-        let any_disk = schedule.disk_slots().next().is_some();
-        let len = |slot: usize| if stage_slots[slot] { stage_len } else { n };
-        let uniform =
-            n_slots == 0 || (!any_disk && stage_slots.iter().all(|&s| s == stage_slots[0]));
-        if uniform {
-            let len = if n_slots == 0 { 0 } else { len(0) };
-            return (SlotLayout::Uniform { len }, len.saturating_mul(n_slots));
-        }
-        let mut starts = Vec::with_capacity(n_slots + 1);
-        let mut total = 0usize;
-        for slot in 0..n_slots {
-            starts.push(total);
-            if !schedule.slot_on_disk(slot) {
-                total = total.saturating_add(len(slot));
-            }
-        }
-        starts.push(total);
-        (SlotLayout::Listed { starts }, total)
-    }
-
-    fn range(&self, slot: usize) -> std::ops::Range<usize> {
-        match &self.layout {
-            SlotLayout::Uniform { len } => slot * len..(slot + 1) * len,
-            SlotLayout::Listed { starts } => starts[slot]..starts[slot + 1],
-        }
-    }
-
-    fn slot(&self, slot: usize) -> &[f64] {
-        &self.data[self.range(slot)]
-    }
-
-    fn slot_mut(&mut self, slot: usize) -> &mut [f64] {
-        let range = self.range(slot);
-        &mut self.data[range]
-    }
-}
-
-/// Where a step's stage values go.
-#[derive(Debug, Clone, Copy)]
-enum Keep {
-    Nothing,
-    Slot(usize),
-    /// The disk staging buffer, to be written to a disk slot.
-    Disk,
-    Tape,
 }
 
 /// Where the solver is between calls.
@@ -134,25 +60,9 @@ pub struct Solver<S> {
     cost: StepCost,
     n: usize,
     n_params: usize,
-    /// RAM slots (disk slots have no room here), allocated by the first checkpointed sweep.
-    slots: SlotStore,
-    /// Values the RAM slots need.
-    slot_values: usize,
-    /// The schedule's ledger: validates each action before it runs and counts the statistics
-    /// the cost model predicts (steps, recomputations, memory, disk traffic).
-    ledger: Tracker,
-    /// What the stepper counted: RHS/JVP/VJP evaluations, Newton and Krylov iterations.
-    measured: Stats,
-    disk: DiskSlots,
-    /// Stage values on their way to or from a disk slot (empty if no disk slot holds stages).
-    disk_stages: Vec<f64>,
-    stage_scratch: Vec<f64>,
-    current: Vec<f64>,
-    next: Vec<f64>,
+    /// Slots (RAM and disk), working buffers and the ledger.
+    exec: Executor,
     outputs: Vec<f64>,
-    params: Vec<f64>,
-    lambda: Vec<f64>,
-    mu: Vec<f64>,
     dl_du: Vec<f64>,
     state: State,
 }
@@ -196,53 +106,19 @@ impl<S> Solver<S> {
         if !schedule.is_generated() {
             schedule.predict(&cost, vector_bytes(n))?;
         }
-        let stage_len = stepper.stage_vectors() * n;
-        let (layout, slot_values) = SlotStore::layout(&schedule, n, stage_len);
-        // Only disk slots need the stage flags: scan up to the last one.
-        let disk_end = schedule.disk_slots().last().map_or(0, |s| s + 1);
-        let stage_slots = if disk_end > 0 {
-            schedule.stage_slots()
-        } else {
-            Vec::new()
-        };
-        let slot_len = |slot: usize| {
-            if stage_slots[slot] { stage_len } else { n }
-        };
-        let on_disk: Vec<bool> = (0..disk_end).map(|s| schedule.slot_on_disk(s)).collect();
-        let disk_len = (0..disk_end)
-            .filter(|&s| on_disk[s])
-            .map(slot_len)
-            .max()
-            .unwrap_or(0);
-        let disk_holds_stages = (0..disk_end).any(|s| on_disk[s] && stage_slots[s]);
-        let disk_stages = vec![0.0; if disk_holds_stages { stage_len } else { 0 }];
+        let exec = Executor::for_schedule(&schedule, n, n_params, stepper.stage_vectors(), &cost);
         let outputs = try_zeroed(Buffer::Outputs, output_times.len().saturating_mul(n))?;
         let dl_du = try_zeroed(Buffer::Outputs, output_times.len().saturating_mul(n))?;
         Ok(Self {
             stepper,
             output_idx,
             forward_only: Schedule::forward_only(n_steps),
-            // Sized for the schedule by the first sweep (a solve needs no slot table).
-            ledger: Tracker::new(n_steps, 0, &cost, vector_bytes(n)),
-            measured: Stats::default(),
             schedule,
             cost,
             n,
             n_params,
-            disk: DiskSlots::new(on_disk, n, disk_len),
-            disk_stages,
-            slots: SlotStore {
-                data: Vec::new(),
-                layout,
-            },
-            slot_values,
-            stage_scratch: vec![0.0; stage_len],
-            current: vec![0.0; n],
-            next: vec![0.0; n],
+            exec,
             outputs,
-            params: vec![0.0; n_params],
-            lambda: vec![0.0; n],
-            mu: vec![0.0; n_params],
             dl_du,
             state: State::Idle,
             grid,
@@ -258,13 +134,13 @@ impl<S> Solver<S> {
     /// dropped. A directory is created and removed here at once, so a missing or unwritable
     /// `parent` is reported now as [`Error::CheckpointIo`] naming it.
     pub fn set_checkpoint_dir(&mut self, parent: impl Into<PathBuf>) -> Result<()> {
-        self.disk.set_parent(parent.into())
+        self.exec.set_checkpoint_dir(parent.into())
     }
 
     /// The directory holding the disk checkpoints of the current forward sweep, while it
     /// exists (from [`Solver::forward`] to the end of [`Solver::backward`]).
     pub fn checkpoint_dir(&self) -> Option<&Path> {
-        self.disk.dir()
+        self.exec.checkpoint_dir()
     }
 
     /// The time grid.
@@ -305,14 +181,14 @@ impl<S> Solver<S> {
     /// Statistics of the last run (forward, plus reverse if one followed): the ledger's counts
     /// with the evaluations and iterations the stepper measured ([`Stats::with_measured`]).
     pub fn stats(&self) -> Stats {
-        self.ledger.stats().with_measured(&self.measured)
+        self.exec.ledger.stats().with_measured(&self.exec.measured)
     }
 
     /// Bytes the RAM checkpoint slots take: allocated by the first checkpointed sweep
     /// ([`Solver::forward`]), never by [`Solver::solve`]. For store-all, solution-only and
     /// Revolve this is the schedule's predicted peak (`peak_stored_bytes`).
     pub fn checkpoint_bytes(&self) -> u64 {
-        (self.slot_values as u64).saturating_mul(8)
+        self.exec.slot_bytes()
     }
 
     /// The statistics the cost model predicts for a forward + reverse run of this schedule.
@@ -330,7 +206,7 @@ impl<S> Solver<S> {
         self.forward_only = schedule;
         // Checkpoints of an earlier forward sweep can no longer be reversed.
         self.state = State::Idle;
-        self.disk.discard();
+        self.exec.discard();
         result?;
         Ok(&self.outputs)
     }
@@ -347,17 +223,12 @@ impl<S> Solver<S> {
         S: ForwardStepper<M>,
     {
         self.state = State::Idle;
-        if self.slots.data.len() != self.slot_values {
-            self.slots.data = try_zeroed(Buffer::Checkpoints, self.slot_values)?;
-        }
-        if self.disk.any() {
-            self.disk.open()?;
-        }
+        self.exec.begin_sweep()?;
         let schedule = std::mem::replace(&mut self.schedule, Schedule::forward_only(0));
         let result = self.run_forward(model, u0, p, &schedule);
         self.schedule = schedule;
         if let Err(e) = result {
-            self.disk.discard();
+            self.exec.discard();
             return Err(e);
         }
         self.state = State::Forwarded;
@@ -383,17 +254,16 @@ impl<S> Solver<S> {
         }
         self.state = State::Idle;
         let schedule = std::mem::replace(&mut self.schedule, Schedule::forward_only(0));
-        let result = self.run_reverse(model, dl_du, &schedule);
+        let result = self.exec.run_reverse(
+            &mut self.stepper,
+            &self.grid,
+            model,
+            dl_du,
+            &self.output_idx,
+            &schedule,
+        );
         self.schedule = schedule;
-        if let Err(e) = result {
-            self.disk.discard();
-            return Err(e);
-        }
-        self.disk.close()?;
-        Ok(Gradient {
-            du0: self.lambda.clone(),
-            dp: self.mu.clone(),
-        })
+        self.exec.gradient(result)
     }
 
     /// Loss and gradient in one call: `loss(outputs, dl_du)` returns `L` and writes
@@ -424,97 +294,6 @@ impl<S> Solver<S> {
         check_len("model parameters", self.n_params, model.param_len())
     }
 
-    fn step_at(&self, index: usize) -> StepAt {
-        StepAt {
-            index,
-            t: self.grid.t(index),
-            h: self.grid.h(index),
-        }
-    }
-
-    /// Enter `action` in the ledger, which refuses it if it cannot run here and counts its
-    /// cost; every action is entered before it runs.
-    fn enter(&mut self, action: &Action, phase: Phase) -> Result<()> {
-        let index = self.ledger.applied();
-        self.ledger
-            .apply(action, phase)
-            .map_err(|reason| reason.at(index, action))?;
-        Ok(())
-    }
-
-    /// `Store`: the current solution into `slot`.
-    fn store(&mut self, slot: usize) -> Result<()> {
-        if self.disk.on_disk(slot) {
-            self.disk.write(slot, &self.current)?;
-        } else {
-            self.slots.slot_mut(slot)[..self.n].copy_from_slice(&self.current);
-        }
-        Ok(())
-    }
-
-    /// `Restore`: the solution `slot` holds (first in a stage slot) becomes current.
-    fn restore(&mut self, slot: usize) -> Result<()> {
-        if self.disk.on_disk(slot) {
-            self.disk.read(slot, &mut self.current)?;
-        } else {
-            self.current
-                .copy_from_slice(&self.slots.slot(slot)[..self.n]);
-        }
-        Ok(())
-    }
-
-    /// `StepKeepingStages`: one step keeping its stage values in `slot`.
-    fn step_keeping_stages<M: Rhs + ?Sized>(
-        &mut self,
-        model: &mut M,
-        slot: usize,
-        step: usize,
-    ) -> Result<()>
-    where
-        S: ForwardStepper<M>,
-    {
-        if self.disk.on_disk(slot) {
-            self.take_step(model, step, Keep::Disk)?;
-            self.disk.write(slot, &self.disk_stages)?;
-        } else {
-            self.take_step(model, step, Keep::Slot(slot))?;
-        }
-        Ok(())
-    }
-
-    /// One step from `current` (at grid index `index`) to `current` at `index + 1`.
-    fn take_step<M: Rhs + ?Sized>(&mut self, model: &mut M, index: usize, keep: Keep) -> Result<()>
-    where
-        S: ForwardStepper<M>,
-    {
-        let at = self.step_at(index);
-        let stages = match keep {
-            Keep::Nothing => None,
-            Keep::Slot(slot) => Some(self.slots.slot_mut(slot)),
-            Keep::Disk => Some(self.disk_stages.as_mut_slice()),
-            Keep::Tape => Some(self.stage_scratch.as_mut_slice()),
-        };
-        self.stepper.step(
-            model,
-            at,
-            &self.params,
-            &self.current,
-            &mut self.next,
-            stages,
-            &mut self.measured,
-        )?;
-        std::mem::swap(&mut self.current, &mut self.next);
-        if let Some((component, value)) = first_non_finite(&self.current) {
-            return Err(Error::NonFiniteState {
-                step: index,
-                t: at.t + at.h,
-                component,
-                value,
-            });
-        }
-        Ok(())
-    }
-
     fn run_forward<M: Rhs + ?Sized>(
         &mut self,
         model: &mut M,
@@ -536,145 +315,24 @@ impl<S> Solver<S> {
                 value,
             });
         }
-        self.ledger.restart(schedule);
-        self.measured = Stats::default();
-        self.params.copy_from_slice(p);
-        self.current.copy_from_slice(u0);
+        let exec = &mut self.exec;
+        exec.ledger.restart(schedule);
+        exec.measured = Stats::default();
+        exec.params.copy_from_slice(p);
+        exec.current.copy_from_slice(u0);
         let mut next_output = 0;
-        let n = self.n;
-        let mut record = |this: &mut Self, index: usize| {
-            if next_output < this.output_idx.len() && this.output_idx[next_output] == index {
-                this.outputs[next_output * n..(next_output + 1) * n].copy_from_slice(&this.current);
+        let (n, output_idx, outputs) = (self.n, &self.output_idx, &mut self.outputs);
+        let mut record = |current: &[f64], index: usize| {
+            if next_output < output_idx.len() && output_idx[next_output] == index {
+                outputs[next_output * n..(next_output + 1) * n].copy_from_slice(current);
                 next_output += 1;
             }
         };
-        record(self, 0);
+        record(&exec.current, 0);
         for action in schedule.forward() {
-            self.enter(&action, Phase::Forward)?;
-            self.run_action(model, &action, &mut record)?;
+            exec.enter(&action, Phase::Forward)?;
+            exec.run_action(&mut self.stepper, &self.grid, model, &action, &mut record)?;
         }
-        Ok(self.ledger.end_forward()?)
-    }
-
-    /// Run one action other than `Reverse`, calling `after_step(self, n)` each time a step
-    /// lands on grid index `n`.
-    fn run_action<M: Rhs + ?Sized>(
-        &mut self,
-        model: &mut M,
-        action: &Action,
-        mut after_step: impl FnMut(&mut Self, usize),
-    ) -> Result<()>
-    where
-        S: ForwardStepper<M>,
-    {
-        let steps = match *action {
-            Action::Store { slot, .. } => {
-                self.store(slot)?;
-                0..0
-            }
-            Action::StepKeepingStages { slot, step } => {
-                self.step_keeping_stages(model, slot, step)?;
-                after_step(self, step + 1);
-                return Ok(());
-            }
-            Action::Tape { step } => step..step + 1,
-            Action::Advance { from, to } => from..to,
-            Action::Restore { slot, .. } => {
-                self.restore(slot)?;
-                0..0
-            }
-            // Slot buffers are kept; the ledger records that the slot is free.
-            Action::Free { .. } => 0..0,
-            Action::Reverse { .. } => {
-                return Err(Error::Usage("reverse action in a forward phase".into()));
-            }
-        };
-        let keep = if matches!(action, Action::Tape { .. }) {
-            Keep::Tape
-        } else {
-            Keep::Nothing
-        };
-        for step in steps {
-            self.take_step(model, step, keep)?;
-            after_step(self, step + 1);
-        }
-        Ok(())
-    }
-
-    fn run_reverse<M: RhsVjp + ?Sized>(
-        &mut self,
-        model: &mut M,
-        dl_du: &[f64],
-        schedule: &Schedule,
-    ) -> Result<()>
-    where
-        S: AdjointStepper<M>,
-    {
-        let n = self.n;
-        let n_steps = self.grid.n_steps();
-        self.lambda.fill(0.0);
-        self.mu.fill(0.0);
-        // Outputs are visited from the last to the first.
-        let mut next_output = self.output_idx.len();
-        let mut add_output = |this: &mut Self, index: usize| {
-            if next_output > 0 && this.output_idx[next_output - 1] == index {
-                let g = &dl_du[(next_output - 1) * n..next_output * n];
-                for (l, &gv) in this.lambda.iter_mut().zip(g) {
-                    *l += gv;
-                }
-                next_output -= 1;
-            }
-        };
-        add_output(self, n_steps);
-        for action in schedule.reverse() {
-            self.enter(&action, Phase::Reverse)?;
-            match action {
-                Action::Reverse { step, stages } => {
-                    let at = self.step_at(step);
-                    let stage_values: &[f64] = match stages {
-                        StageSource::Slot(slot) if self.disk.on_disk(slot) => {
-                            self.disk.read(slot, &mut self.disk_stages)?;
-                            &self.disk_stages
-                        }
-                        StageSource::Slot(slot) => self.slots.slot(slot),
-                        StageSource::Tape => &self.stage_scratch,
-                        StageSource::Recompute => {
-                            self.stepper.recompute_stages(
-                                model,
-                                at,
-                                &self.params,
-                                &self.current,
-                                &mut self.stage_scratch,
-                                &mut self.measured,
-                            )?;
-                            &self.stage_scratch
-                        }
-                    };
-                    self.stepper.reverse(
-                        model,
-                        at,
-                        &self.params,
-                        stage_values,
-                        &mut self.lambda,
-                        &mut self.mu,
-                        &mut self.measured,
-                    )?;
-                    if let Some((component, value)) = first_non_finite(&self.lambda) {
-                        return Err(Error::NonFiniteAdjoint {
-                            step,
-                            t: at.t,
-                            component,
-                            value,
-                        });
-                    }
-                    add_output(self, step);
-                }
-                _ => {
-                    self.run_action(model, &action, |_, _| {})
-                        .map_err(Error::recomputing)?;
-                }
-            }
-        }
-        Ok(self.ledger.end_reverse()?)
+        Ok(exec.ledger.end_forward()?)
     }
 }

@@ -379,7 +379,7 @@ where
     let mut s = Solver::new(
         stepper,
         model,
-        r.grid.clone(),
+        r.grid.fixed().unwrap().clone(),
         &r.output_times,
         r.checkpointing.clone(),
     )
@@ -474,9 +474,17 @@ fn agree_with_driver(rel: &str, mac: MacroSide) -> bool {
         assert_eq!(setup.theta0, r.theta0, "{rel}: Setup's θ0");
     }
     let b = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(b(mac.grid_times), b(r.grid.times()), "{rel}: grid points");
-    assert_eq!(b(mac.grid.steps()), b(r.grid.steps()), "{rel}: step sizes");
-    assert_eq!(mac.n_steps, r.grid.n_steps(), "{rel}: steps");
+    assert_eq!(
+        b(mac.grid_times),
+        b(r.grid.fixed().unwrap().times()),
+        "{rel}: grid points"
+    );
+    assert_eq!(
+        b(mac.grid.steps()),
+        b(r.grid.fixed().unwrap().steps()),
+        "{rel}: step sizes"
+    );
+    assert_eq!(mac.n_steps, r.grid.n_steps().unwrap(), "{rel}: steps");
     assert_eq!(
         b(mac.output_times),
         b(&r.output_times),
@@ -582,6 +590,8 @@ const REFUSED: &[(&str, &str)] = &[
     ),
     // `linear_solver = petsc`: the facade's runtime is built without PETSc.
     ("../tests/corpus/ok/theta_method.pode", "petsc"),
+    // Adaptive steps: the macro plans a fixed grid at compile time.
+    ("../examples/spiral/spiral_adaptive.pode", "adaptive steps"),
     // Its data paths are deliberately odd (spaces, quotes, a Windows path) and the files do
     // not exist: the expansion is the typed read error naming the file.
     ("../tests/corpus/ok/strings.pode", "dir with spaces"),
@@ -623,7 +633,7 @@ fn every_example_and_corpus_model_agrees_bitwise() {
         .collect();
     listed.sort();
     assert_eq!(files, listed, "every example and corpus model is covered");
-    assert_eq!((COMPILED.len(), REFUSED.len()), (35, 4));
+    assert_eq!((COMPILED.len(), REFUSED.len()), (35, 5));
 
     for (path, why) in REFUSED {
         let out = pnode_macros_impl::model_file(
@@ -728,8 +738,11 @@ fn data_files_reproduce_inline_lists_bitwise() {
     let data = pnode_driver::FsData::new(&dir);
     let rf = pnode_driver::resolve(&program(FROM_FILES), &data, None).unwrap();
     let ri = pnode_driver::resolve(&program(INLINE_LISTS), &data, None).unwrap();
-    assert_eq!(b(rf.grid.times()), b(&F::GRID_TIMES));
-    assert_eq!(b(rf.grid.steps()), b(ri.grid.steps()));
+    assert_eq!(b(rf.grid.fixed().unwrap().times()), b(&F::GRID_TIMES));
+    assert_eq!(
+        b(rf.grid.fixed().unwrap().steps()),
+        b(ri.grid.fixed().unwrap().steps())
+    );
     assert_eq!(b(&rf.theta0), b(&F::THETA0));
     assert_eq!(b(&rf.u0), b(&F::U0));
     let (driver, jit) = driver_gradients(&program(FROM_FILES), &rf);

@@ -194,6 +194,7 @@ pub fn report_json(setup: &Setup, reps: usize, timings: &[Timing]) -> crate::gra
         .push("states", json!(setup.program.state_len()))
         .push("params", json!(setup.program.param_len()))
         .push("steps", json!(setup.grid.n_steps()))
+        .push("adaptive", json!(setup.grid.adaptive().is_some()))
         .push("reps", json!(reps))
         .push("timings", rows);
     o
@@ -216,11 +217,14 @@ pub fn bench_file(
     let theta =
         crate::params::theta_or_default(opts.params.as_deref(), &program, &setup.theta0, err)?;
     let header = format!(
-        "model `{}`: {} states, {} parameters, {} steps; median of {} runs",
+        "model `{}`: {} states, {} parameters, {}; median of {} runs",
         program.name,
         program.state_len(),
         program.param_len(),
-        setup.grid.n_steps(),
+        match setup.grid.n_steps() {
+            Some(n) => format!("{n} steps"),
+            None => "adaptive steps".into(),
+        },
         opts.reps
     );
     let mut timings = Vec::new();

@@ -96,11 +96,30 @@ pub fn summary(program: &Program) -> String {
                 }
                 Steps::Times(times) => count(times.len().saturating_sub(1), "step", "steps"),
                 Steps::Data(_) => "steps from a file".into(),
+                Steps::Adaptive(c) => adaptive_summary(c),
             };
         }
         None => out += ", no solve block",
     }
     out
+}
+
+/// Adaptive steps as the summary prints them: `adaptive steps (rtol 1e-6, atol 1e-9)`, with
+/// the runtime's defaults (filled in by the driver's resolver) for what the model leaves out.
+fn adaptive_summary(c: &pnode_ir::lower::StepControl) -> String {
+    use pnode_runtime::adaptive::Tolerance;
+    let tol = |t: &Tolerance| match t {
+        Tolerance::Scalar(x) => format!("{x:e}"),
+        Tolerance::PerComponent(v) => format!("{} values", v.len()),
+    };
+    match pnode_driver::resolve::adaptive_options(c) {
+        Ok(o) => format!(
+            "adaptive steps (rtol {}, atol {})",
+            tol(&o.rtol),
+            tol(&o.atol)
+        ),
+        Err(_) => "adaptive steps".into(),
+    }
 }
 
 /// The integrator's name as reports print it: `rk4`, `theta(0.75)`, `erk (4 stages)`.

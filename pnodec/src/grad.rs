@@ -179,10 +179,15 @@ pub fn gradient_json(loaded: &mut Loaded, theta: &[f64]) -> Result<Object, Error
     } else {
         loaded.run.outputs().chunks(n).collect()
     };
+    let adaptive = loaded.run.adaptive_stats();
+    let steps = match adaptive {
+        Some(a) => a.accepted_steps as usize,
+        None => loaded.setup().grid.n_steps().unwrap_or(0),
+    };
     let mut o = Object::new();
     o.push("model", json!(loaded.program().name))
         .push("method", json!(method_of(loaded)))
-        .push("steps", json!(loaded.setup().grid.n_steps()))
+        .push("steps", json!(steps))
         .push("backend", json!(loaded.backend.name()))
         .push("stepper", json!(loaded.stepper_name()))
         .push("compile_ms", json!(loaded.compile_ms))
@@ -194,6 +199,12 @@ pub fn gradient_json(loaded: &mut Loaded, theta: &[f64]) -> Result<Object, Error
         .push("t", json!(loaded.setup().output_times))
         .push("u", json!(u))
         .push("stats", stats_json(&loaded.run.stats()));
+    if let (Some(a), Some(grid)) = (adaptive, loaded.run.accepted_times()) {
+        // The accepted grid: the gradient is the fixed-grid gradient on exactly these points.
+        o.push("rejected_steps", json!(a.rejected_steps))
+            .push("nonfinite_rejections", json!(a.nonfinite_rejections))
+            .push("grid", json!(grid));
+    }
     Ok(o)
 }
 

@@ -22,6 +22,7 @@ use pnode_driver::{MethodChoice, Run, Setup};
 use pnode_ir::lower::Program;
 use pnode_ir::runtime::IrModel;
 use pnode_jit::{JitErkStepper, JitModel};
+use pnode_runtime::adaptive::{EmbeddedErk, EmbeddedStepper};
 use pnode_runtime::checkpoint::StepCost;
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper, StepAt};
 use pnode_runtime::{ErkStepper, ModelError, Rhs, RhsJvp, RhsVjp, Stats};
@@ -219,22 +220,32 @@ impl RhsVjp for Model {
 }
 
 /// The stepper of an explicit method: the JIT's fused step or the runtime's Runge–Kutta
-/// stepper over the model.
+/// stepper over the model (`R`: [`ErkStepper`] on a fixed grid, [`EmbeddedErk`] — the pair
+/// with its error estimate — for adaptive steps; [`Pair`]).
 #[derive(Debug, Clone)]
-pub enum Stepper {
-    /// `pnode_jit::JitErkStepper`: one native call per forward step, stage recomputation and
-    /// adjoint step, the RHS and VJP code inlined (its model argument is only size-checked).
-    Fused(JitErkStepper),
-    /// `pnode_runtime::ErkStepper`, calling the model once per stage.
-    Runtime(ErkStepper),
+pub enum Stepper<R = ErkStepper> {
+    /// `pnode_jit::JitErkStepper`: one native call per forward step (or trial step with its
+    /// error estimate), stage recomputation and adjoint step, the RHS and VJP code inlined (its
+    /// model argument is only size-checked).
+    Fused(Box<JitErkStepper>),
+    /// The runtime's stepper, calling the model once per stage.
+    Runtime(R),
 }
 
+/// The embedded pair of adaptive explicit steps: the JIT's fused trial step
+/// (`JitErkStepper::with_error_estimate`) or the runtime's [`EmbeddedErk`].
+pub type Pair = Stepper<EmbeddedErk>;
+
+/// The run of a loaded model.
+pub type LoadedRun = Run<Stepper, Pair>;
+
 impl Stepper {
-    /// Which stepper runs `setup`'s method: `fused` (the JIT's fused explicit step) or
-    /// `runtime` (the runtime's stepper: every implicit method, and `--backend interp`).
-    pub fn name_for(run: &Run<Stepper>) -> &'static str {
-        match run.explicit_stepper() {
-            Some(Stepper::Fused(_)) => "fused",
+    /// Which stepper runs `setup`'s method: `fused` (the JIT's fused explicit step, or trial
+    /// step of adaptive steps) or `runtime` (the runtime's stepper: every implicit method, and
+    /// `--backend interp`).
+    pub fn name_for(run: &LoadedRun) -> &'static str {
+        match (run.explicit_stepper(), run.embedded_stepper()) {
+            (Some(Stepper::Fused(_)), _) | (_, Some(Stepper::Fused(_))) => "fused",
             _ => "runtime",
         }
     }
@@ -249,16 +260,16 @@ macro_rules! step_each {
     };
 }
 
-impl<M: Rhs + ?Sized> ForwardStepper<M> for Stepper {
+impl<M: Rhs + ?Sized, R: ForwardStepper<M>> ForwardStepper<M> for Stepper<R> {
     fn cost(&self) -> StepCost {
         match self {
-            Stepper::Fused(s) => ForwardStepper::<M>::cost(s),
+            Stepper::Fused(s) => ForwardStepper::<M>::cost(s.as_ref()),
             Stepper::Runtime(s) => ForwardStepper::<M>::cost(s),
         }
     }
     fn stage_vectors(&self) -> usize {
         match self {
-            Stepper::Fused(s) => ForwardStepper::<M>::stage_vectors(s),
+            Stepper::Fused(s) => ForwardStepper::<M>::stage_vectors(s.as_ref()),
             Stepper::Runtime(s) => ForwardStepper::<M>::stage_vectors(s),
         }
     }
@@ -287,7 +298,7 @@ impl<M: Rhs + ?Sized> ForwardStepper<M> for Stepper {
     }
 }
 
-impl<M: RhsVjp + ?Sized> AdjointStepper<M> for Stepper {
+impl<M: RhsVjp + ?Sized, R: AdjointStepper<M>> AdjointStepper<M> for Stepper<R> {
     fn reverse(
         &mut self,
         model: &mut M,
@@ -299,6 +310,40 @@ impl<M: RhsVjp + ?Sized> AdjointStepper<M> for Stepper {
         stats: &mut Stats,
     ) -> pnode_runtime::Result<()> {
         step_each!(self, s => s.reverse(model, at, p, stages, lambda, mu, stats))
+    }
+}
+
+impl<M: Rhs + ?Sized> EmbeddedStepper<M> for Pair {
+    fn error_order(&self) -> u32 {
+        match self {
+            Stepper::Fused(s) => EmbeddedStepper::<M>::error_order(s.as_ref()),
+            Stepper::Runtime(s) => EmbeddedStepper::<M>::error_order(s),
+        }
+    }
+    fn try_step(
+        &mut self,
+        model: &mut M,
+        at: StepAt,
+        p: &[f64],
+        u: &[f64],
+        u_next: &mut [f64],
+        stages: &mut [f64],
+        err: &mut [f64],
+        stats: &mut Stats,
+    ) -> pnode_runtime::Result<()> {
+        step_each!(self, s => s.try_step(model, at, p, u, u_next, stages, err, stats))
+    }
+    fn seed_first_stage(&mut self, t: f64, u: &[f64], k1: &[f64]) {
+        match self {
+            Stepper::Fused(s) => EmbeddedStepper::<M>::seed_first_stage(s.as_mut(), t, u, k1),
+            Stepper::Runtime(s) => EmbeddedStepper::<M>::seed_first_stage(s, t, u, k1),
+        }
+    }
+    fn reset(&mut self) {
+        match self {
+            Stepper::Fused(s) => EmbeddedStepper::<M>::reset(s.as_mut()),
+            Stepper::Runtime(s) => EmbeddedStepper::<M>::reset(s),
+        }
     }
 }
 
@@ -319,27 +364,48 @@ pub fn build_run(
     setup: Setup,
     model: &Model,
     choice: StepperChoice,
-) -> Result<(Run<Stepper>, f64), Error> {
+) -> Result<(LoadedRun, f64), Error> {
     let (n, np) = (setup.program.state_len(), setup.program.param_len());
+    let adaptive = setup.grid.adaptive().is_some();
     let mut compile_ms = 0.0;
+    // The fused kernels of the method (with the trial step of its pair for adaptive steps).
     let fused = match (&setup.method, model) {
         (MethodChoice::Explicit(t), Model::Jit(_)) if choice == StepperChoice::Auto => {
             let start = Instant::now();
-            let s = JitErkStepper::new(t.clone(), &setup.program.rhs).map_err(|source| {
-                BackendError::JitCompile {
-                    model: setup.program.name.clone(),
-                    what: "the fused steps of model",
-                    source,
-                }
+            let s = if adaptive {
+                JitErkStepper::with_error_estimate(t.clone(), &setup.program.rhs)
+            } else {
+                JitErkStepper::new(t.clone(), &setup.program.rhs)
+            }
+            .map_err(|source| BackendError::JitCompile {
+                model: setup.program.name.clone(),
+                what: "the fused steps of model",
+                source,
             })?;
             compile_ms = start.elapsed().as_secs_f64() * 1e3;
-            Some(Stepper::Fused(s))
+            Some(s)
         }
         _ => None,
     };
-    let run = Run::with_explicit_stepper(setup, model, |t| {
-        Ok(fused.unwrap_or_else(|| Stepper::Runtime(ErkStepper::new(t.clone(), n, np))))
-    })?;
+    let (fixed, pair) = if adaptive {
+        (None, fused)
+    } else {
+        (fused, None)
+    };
+    let run = Run::with_steppers(
+        setup,
+        model,
+        |t| {
+            Ok(fixed.map_or_else(
+                || Stepper::Runtime(ErkStepper::new(t.clone(), n, np)),
+                |s| Stepper::Fused(Box::new(s)),
+            ))
+        },
+        |t| match pair {
+            Some(s) => Ok(Stepper::Fused(Box::new(s))),
+            None => Ok(Stepper::Runtime(EmbeddedErk::new(t.clone(), n, np)?)),
+        },
+    )?;
     Ok((run, compile_ms))
 }
 
@@ -363,7 +429,7 @@ pub struct Loaded {
     /// explicit method, the fused steps).
     pub compile_ms: f64,
     /// The run (setup and solver).
-    pub run: Run<Stepper>,
+    pub run: LoadedRun,
 }
 
 impl Loaded {

@@ -93,6 +93,10 @@ enum Command {
         /// Draw the states against t as an SVG plot (log10 t for a `logspace` grid).
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Write the grid the solve stepped on as CSV (a column `t`: t_0 … t_N): the steps an
+        /// adaptive method accepted, or the fixed grid.
+        #[arg(long)]
+        grid: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
         /// The `.pode` file.
@@ -279,6 +283,7 @@ fn main() -> anyhow::Result<()> {
             params,
             out,
             plot,
+            grid,
             common,
             file,
         } => {
@@ -287,6 +292,7 @@ fn main() -> anyhow::Result<()> {
                 params: params.clone(),
                 out: out.clone(),
                 plot: plot.clone(),
+                grid: grid.clone(),
                 force: common.force,
                 backend: common.backend,
                 seed: common.seed,

@@ -7,7 +7,8 @@
 //! ([`pnode_driver::data::write_npy`]); any other path (or standard output, the default) gets
 //! CSV with a header. `--plot FILE.svg` draws the states against t (against log10 t when the
 //! grid is `logspace`). Outputs are checked before the solve and written atomically; existing
-//! files are replaced only with `--force` ([`crate::output`]).
+//! files are replaced only with `--force` ([`crate::output`]). `--grid FILE` writes the grid
+//! the solve stepped on (for adaptive steps, the accepted grid) as a CSV column `t`.
 
 use crate::load::{Backend, Loaded, load};
 use crate::output::{probe, write_new, write_with};
@@ -27,6 +28,8 @@ pub struct SolveOptions {
     pub out: Option<PathBuf>,
     /// Where to draw the SVG plot.
     pub plot: Option<PathBuf>,
+    /// Where to write the grid the solve stepped on (CSV, a column `t`).
+    pub grid: Option<PathBuf>,
     /// Solve with the parameters of this file (what `pnodec train` writes) instead of θ0.
     pub params: Option<PathBuf>,
     /// Replace existing files.
@@ -77,6 +80,7 @@ pub fn solve_file(
         .map(|p| ("--out", p))
         .into_iter()
         .chain(opts.plot.as_deref().map(|p| ("--plot", p)))
+        .chain(opts.grid.as_deref().map(|p| ("--grid", p)))
         .collect();
     probe(&outputs, opts.force)?;
     let Some(mut loaded) = load(path, opts.backend, opts.seed, err)? else {
@@ -117,7 +121,34 @@ pub fn solve_file(
         write_new(p, svg.as_bytes(), opts.force)?;
         let _ = writeln!(err, "wrote {}", p.display());
     }
+    if let Some(p) = opts.grid.as_deref() {
+        let (csv, n) = grid_csv(&loaded);
+        write_new(p, csv.as_bytes(), opts.force)?;
+        let _ = writeln!(err, "wrote {} ({n} steps)", p.display());
+    }
     Ok(Exit::Ok)
+}
+
+/// The grid of the last solve as CSV (`t`, then `t_0 … t_N` in shortest round-trip form) and
+/// its number of steps: the accepted grid of adaptive steps, else the fixed grid.
+pub fn grid_csv(loaded: &Loaded) -> (String, usize) {
+    let mut s = String::from("t\n");
+    let mut push = |t: f64| {
+        s.push_str(&t.to_string());
+        s.push('\n');
+    };
+    let n = match (loaded.run.accepted_times(), loaded.setup().grid.fixed()) {
+        (Some(times), _) => {
+            times.iter().for_each(|&t| push(t));
+            times.len().saturating_sub(1)
+        }
+        (None, Some(g)) => {
+            (0..=g.n_steps()).for_each(|i| push(g.t(i)));
+            g.n_steps()
+        }
+        (None, None) => 0,
+    };
+    (s, n)
 }
 
 /// `pnodec solve FILE`.

@@ -268,7 +268,7 @@ fn a_non_finite_state_names_the_step_and_time() {
             panic!("{e:?}")
         };
         assert!(step > 100 && step < 200, "{step}");
-        assert_eq!(t, run.setup().grid.t(step + 1));
+        assert_eq!(t, run.setup().grid.fixed().unwrap().t(step + 1));
         assert!(
             e.to_string()
                 .contains(&format!("after step {step} (t = {t})"))

@@ -37,6 +37,7 @@
 
 mod calls;
 pub mod codes;
+mod control;
 mod data;
 mod decls;
 mod equations;
@@ -48,6 +49,7 @@ mod print;
 mod program;
 mod scope;
 
+pub use control::STEP_CONTROL_KEYWORDS;
 pub use data::{ConstData, ConstDataError, ConstTable, NoFiles};
 pub use program::*;
 
@@ -271,7 +273,7 @@ fn lower_inner(
         diags,
         mode: Mode::Const,
     };
-    let solve = model.solve().map(|blk| options::solve(&mut cx, blk));
+    let solve = model.solve().map(|blk| options::solve(&mut cx, blk, u_len));
     let train = model.train().map(|blk| options::train(&mut cx, blk));
     if let Some(t) = model.train() {
         let head = Span::new(t.span.start, t.span.start + "train".len());

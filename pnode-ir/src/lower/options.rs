@@ -51,7 +51,13 @@ pub(super) fn number(cx: &mut Cx, key: &str, e: &Expr) -> Lr<f64> {
 }
 
 /// A number in `range` (described as `what`).
-fn number_in(cx: &mut Cx, key: &str, e: &Expr, ok: impl Fn(f64) -> bool, what: &str) -> Lr<f64> {
+pub(super) fn number_in(
+    cx: &mut Cx,
+    key: &str,
+    e: &Expr,
+    ok: impl Fn(f64) -> bool,
+    what: &str,
+) -> Lr<f64> {
     let v = number(cx, key, e)?;
     if ok(v) {
         Ok(v)
@@ -147,21 +153,45 @@ fn missing(cx: &mut Cx, block: &Block, key: &str, example: &str) -> Reported {
 }
 
 /// The `solve { }` block.
-pub(super) fn solve(cx: &mut Cx, block: &Block) -> Lr<SolveSpec> {
+pub(super) fn solve(cx: &mut Cx, block: &Block, state_len: usize) -> Lr<SolveSpec> {
     let get = |k: &str| block.get(k);
     let method = match get("method") {
-        Some(o) => method(cx, &o.value),
+        Some(o) => method(cx, &o.value, state_len),
         None => Err(missing(cx, block, "method", "rk4")),
+    };
+    let (method, control) = match method {
+        Ok((m, c)) => (Ok(m), c),
+        Err(e) => (Err(e), None),
     };
     let span = match get("t") {
         Some(o) => time_span(cx, &o.value),
         None => Err(missing(cx, block, "t", "0 .. 1")),
     };
     let (t0, t1) = span.unwrap_or((f64::NAN, f64::NAN));
-    let steps = match get("steps") {
-        Some(o) if span.is_ok() => steps(cx, &o.value, t0, t1),
-        Some(_) => Err(Reported),
-        None => Err(missing(cx, block, "steps", "100")),
+    let steps = match (get("steps"), control) {
+        (Some(o), Some(_)) => Err(cx.report(
+            error_at(
+                codes::OPTION_METHOD,
+                "`steps` and tolerances on the method conflict: an adaptive method chooses its own steps",
+                o.key.span,
+                "fixed steps",
+            )
+            .with_secondary(get("method").map_or(o.key.span, |m| m.value.span), "adaptive method")
+            .with_note("remove `steps`, or the method's tolerances"),
+        )),
+        (None, Some(c)) => Ok(Steps::Adaptive(c)),
+        (Some(o), None) if span.is_ok() => steps(cx, &o.value, t0, t1),
+        (Some(_), None) => Err(Reported),
+        (None, None) if method.is_err() => Err(Reported),
+        (None, None) => Err(cx.report(
+            error_at(
+                codes::MISSING,
+                "the `solve` block needs `steps`",
+                head(block),
+                "no `steps`",
+            )
+            .with_note("for example `steps = 100`, or tolerances on a method with an error estimate for adaptive steps: `method = dopri5(rtol = 1e-6, atol = 1e-9)`"),
+        )),
     };
     let outputs = match get("outputs") {
         Some(o) if span.is_ok() => outputs(cx, &o.value, t0, t1).map(Some),
@@ -184,7 +214,8 @@ pub(super) fn solve(cx: &mut Cx, block: &Block) -> Lr<SolveSpec> {
     })
 }
 
-fn method(cx: &mut Cx, e: &Expr) -> Lr<Method> {
+/// The method, and its error control when it was given tolerances (see [`super::control`]).
+fn method(cx: &mut Cx, e: &Expr, state_len: usize) -> Lr<(Method, Option<StepControl>)> {
     let unknown = |cx: &mut Cx, n: &str, span: Span| {
         let mut d = error_at(
             codes::OPTION_VALUE,
@@ -199,7 +230,7 @@ fn method(cx: &mut Cx, e: &Expr) -> Lr<Method> {
     };
     match &e.kind {
         ExprKind::Name(n) => match Method::by_name(n) {
-            Some(m) => Ok(m),
+            Some(m) => Ok((m, None)),
             None if n == "theta" || n == "erk" => Err(cx.report(error_at(
                 codes::OPTION_VALUE,
                 format!("`{n}` needs arguments"),
@@ -215,16 +246,14 @@ fn method(cx: &mut Cx, e: &Expr) -> Lr<Method> {
         ExprKind::Call { func, args } if func.name == "theta" => {
             let [x] = cx.positional::<1>(func, args, &[])?;
             let th = number_in(cx, "theta", x, |v| v > 0.0 && v <= 1.0, "in (0, 1]")?;
-            Ok(Method::Theta(th))
+            Ok((Method::Theta(th), None))
         }
-        ExprKind::Call { func, args } if func.name == "erk" => tableau(cx, func, args),
-        ExprKind::Call { func, .. } => match Method::by_name(&func.name) {
-            Some(_) => Err(cx.report(error_at(
-                codes::OPTION_VALUE,
-                format!("`{}` takes no arguments", func.name),
-                e.span,
-                format!("write `method = {}`", func.name),
-            ))),
+        ExprKind::Call { func, args } if func.name == "erk" => Ok((tableau(cx, func, args)?, None)),
+        ExprKind::Call { func, args } => match Method::by_name(&func.name) {
+            Some(m) => {
+                let c = super::control::step_control(cx, &m, func, args, state_len)?;
+                Ok((m, Some(c)))
+            }
             None => Err(unknown(cx, &func.name, func.span)),
         },
         _ => Err(wrong(cx, "method", e, "a method name")),
@@ -232,7 +261,7 @@ fn method(cx: &mut Cx, e: &Expr) -> Lr<Method> {
 }
 
 /// A list of numbers (`[0.5, 1.0]`), each constant.
-fn numbers(cx: &mut Cx, key: &str, e: &Expr) -> Lr<Vec<f64>> {
+pub(super) fn numbers(cx: &mut Cx, key: &str, e: &Expr) -> Lr<Vec<f64>> {
     let ExprKind::Array(items) = &e.kind else {
         return Err(wrong(cx, key, e, "a list of numbers"));
     };

@@ -61,6 +61,7 @@ impl fmt::Display for SolveSpec {
             }
             Steps::Times(v) => s += &list(v),
             Steps::Data(d) => s += &data(d),
+            Steps::Adaptive(c) => write!(s, "adaptive {c:?}")?,
         }
         match &self.outputs {
             None => {}

@@ -195,7 +195,7 @@ pub enum Method {
     Sdirk2,
     /// TR-BDF2.
     Trbdf2,
-    /// Third-order ESDIRK.
+    /// Kværnø's third-order ESDIRK, with an embedded second-order estimate (3(2)).
     Esdirk3,
     /// A user explicit tableau, validated: `a` strictly lower triangular `s × s`, `c` the row
     /// sums of `a`, `Σ b = 1`.
@@ -223,6 +223,10 @@ pub const METHOD_NAMES: &[&str] = &[
     "erk",
 ];
 
+/// The methods with an embedded error estimate, which take tolerances
+/// (`method = dopri5(rtol = 1e-6)`) for error-controlled steps.
+pub const ADAPTIVE_METHOD_NAMES: &[&str] = &["bosh3", "dopri5", "tsit5", "fehlberg45"];
+
 impl Method {
     /// Whether each step solves a nonlinear system (θ-methods and DIRKs).
     pub fn is_implicit(&self) -> bool {
@@ -235,6 +239,11 @@ impl Method {
                 | Method::Trbdf2
                 | Method::Esdirk3
         )
+    }
+
+    /// Whether the method carries an embedded error estimate, so it can choose its own steps.
+    pub fn has_error_estimate(&self) -> bool {
+        ADAPTIVE_METHOD_NAMES.contains(&self.name())
     }
 
     /// The name as written in a `.pode` file.
@@ -314,6 +323,39 @@ pub enum Steps {
     /// `steps = data("t.csv")`: the grid points from a file (one column, strictly increasing,
     /// from `t0` to `t1`; checked when the file is read).
     Data(DataSource),
+    /// No `steps`, and tolerances on the method (`method = dopri5(rtol = 1e-6, atol = 1e-9)`):
+    /// the method's embedded error estimate chooses the steps as it goes.
+    Adaptive(StepControl),
+}
+
+/// Error control: what `method = NAME(rtol = …, atol = …, h0 = …, h_min = …, h_max = …,
+/// max_steps = …)` sets. An option left out takes the runtime's default
+/// (`pnode_runtime::adaptive::AdaptiveOptions::default()`: `rtol = 1e-6`, `atol = 1e-9`,
+/// automatic `h0`, no `h_min`/`h_max`, 100 000 step attempts).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepControl {
+    /// Relative tolerance.
+    pub rtol: Option<Tolerance>,
+    /// Absolute tolerance.
+    pub atol: Option<Tolerance>,
+    /// The first step size (automatic when `None`).
+    pub h0: Option<f64>,
+    /// The smallest step size before the run fails.
+    pub h_min: Option<f64>,
+    /// The largest step size.
+    pub h_max: Option<f64>,
+    /// The most step attempts, accepted and rejected together.
+    pub max_steps: Option<u64>,
+}
+
+/// A tolerance: one number for every state component, or one per component of the flat
+/// state `u` (in layout order).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tolerance {
+    /// The same for every component.
+    Scalar(f64),
+    /// One per component of `u`.
+    PerComponent(Vec<f64>),
 }
 
 /// The output times.

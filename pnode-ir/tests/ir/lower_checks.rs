@@ -388,6 +388,124 @@ fn layouts() {
 }
 
 #[test]
+fn adaptive_methods_take_tolerances_instead_of_steps() {
+    let solve = |opts: &str| format!("state u[2] = [1.0, 2.0]\nd(u)/dt = -u\nsolve {{\n{opts}\n}}");
+    let p = program(&solve(
+        "method = dopri5(rtol = 1e-6, atol = [1e-9, 1e-8], h0 = 1e-3, h_min = 1e-12, \
+         h_max = 0.5, max_steps = 5000), t = 0 .. 2, outputs = [1, 2]",
+    ));
+    let s = p.solve.expect("a solve block");
+    assert_eq!(s.method, Method::Dopri5);
+    assert_eq!(
+        s.steps,
+        Steps::Adaptive(StepControl {
+            rtol: Some(Tolerance::Scalar(1e-6)),
+            atol: Some(Tolerance::PerComponent(vec![1e-9, 1e-8])),
+            h0: Some(1e-3),
+            h_min: Some(1e-12),
+            h_max: Some(0.5),
+            max_steps: Some(5000),
+        })
+    );
+    // Every pair, explicit and implicit; options left out stay unset (the runtime's defaults).
+    for m in ADAPTIVE_METHOD_NAMES {
+        let p = program(&solve(&format!("method = {m}(rtol = 1e-4), t = 0 .. 1")));
+        let s = p.solve.expect("a solve block");
+        assert!(s.method.has_error_estimate(), "{m}");
+        assert_eq!(
+            s.steps,
+            Steps::Adaptive(StepControl {
+                rtol: Some(Tolerance::Scalar(1e-4)),
+                ..StepControl::default()
+            })
+        );
+    }
+    // A method without arguments is still a fixed-step method.
+    let p = program(&solve("method = dopri5, t = 0 .. 1, steps = 4"));
+    assert_eq!(p.solve.expect("a solve block").steps, Steps::Uniform(4));
+    let cases = [
+        (
+            "method = dopri5(rtol = 1e-6), t = 0 .. 1, steps = 10",
+            codes::OPTION_METHOD,
+            "`steps` and tolerances on the method conflict",
+        ),
+        (
+            "method = dopri5, t = 0 .. 1",
+            codes::MISSING,
+            "needs `steps`",
+        ),
+        (
+            "method = rk4(rtol = 1e-6), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "`rk4` has no error estimate",
+        ),
+        (
+            "method = sdirk2(rtol = 1e-6), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "`sdirk2` has no error estimate",
+        ),
+        (
+            "method = dopri5(rtl = 1e-6), t = 0 .. 1",
+            codes::ARGUMENTS,
+            "no keyword argument `rtl`",
+        ),
+        (
+            "method = dopri5(1e-6), t = 0 .. 1",
+            codes::ARGUMENTS,
+            "only keyword arguments",
+        ),
+        (
+            "method = dopri5(rtol = 2), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "`rtol` must be a number in [0, 1)",
+        ),
+        (
+            "method = dopri5(atol = -1), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "`atol` must be a number ≥ 0",
+        ),
+        (
+            "method = dopri5(atol = [1e-9]), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "`atol` has 1 components, the state has 2",
+        ),
+        (
+            "method = dopri5(atol = [1e-9, -1]), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "`atol` component 1 must be",
+        ),
+        (
+            "method = dopri5(rtol = 0, atol = 0), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "both 0",
+        ),
+        (
+            "method = dopri5(h0 = 0), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "`h0` must be a step size > 0",
+        ),
+        (
+            "method = dopri5(h_min = 1, h_max = 0.5), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "below `h_min`",
+        ),
+        (
+            "method = dopri5(max_steps = 0.5), t = 0 .. 1",
+            codes::OPTION_VALUE,
+            "`max_steps` must be a positive integer",
+        ),
+        (
+            "method = dopri5(rtol = 1e-6), t = 0 .. 1, max_iters = 3",
+            codes::OPTION_METHOD,
+            "only applies to implicit methods",
+        ),
+    ];
+    for (opts, code, message) in cases {
+        check_err(&solve(opts), code, message);
+    }
+}
+
+#[test]
 fn solve_options() {
     let solve = |opts: &str| format!("state u = 1.0\nd(u)/dt = -u\nsolve {{\n{opts}\n}}");
     check_err(
@@ -408,7 +526,7 @@ fn solve_options() {
     check_err(
         &solve("method = rk4(1), t = 0 .. 1, steps = 10"),
         codes::OPTION_VALUE,
-        "takes no arguments",
+        "`rk4` has no error estimate",
     );
     check_err(
         &solve("method = crank_nicolson, t = 0 .. 1, steps = 10, linear_solver = lu"),

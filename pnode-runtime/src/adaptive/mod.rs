@@ -2,7 +2,8 @@
 //! accepted.
 //!
 //! [`AdaptiveSolver`] integrates `du/dt = f(t, u; θ)` from `t0` to the last output time with an
-//! embedded pair ([`EmbeddedStepper`]; explicit Runge–Kutta pairs through [`EmbeddedErk`]):
+//! embedded pair ([`EmbeddedStepper`]; explicit Runge–Kutta pairs through [`EmbeddedErk`],
+//! ESDIRK pairs for stiff problems through [`EmbeddedDirk`]):
 //! each trial step is accepted when its weighted RMS error estimate is at most 1, the next step
 //! size comes from a PI controller, the first one from Hairer–Nørsett–Wanner's algorithm or the
 //! user's `h0` ([`controller`] has the formulas and references). Steps are clipped to land
@@ -32,6 +33,48 @@
 //! assert_eq!(fixed.value_and_grad(&mut model, &u0, &p, loss)?.1, grad);
 //! # Ok::<(), pnode_runtime::Error>(())
 //! ```
+//!
+//! # Stiff problems: ESDIRK pairs
+//!
+//! [`EmbeddedDirk`] pairs a [`crate::DirkTableau`] that has embedded weights — Kværnø's
+//! 3(2) [`crate::DirkTableau::esdirk3`] and 5(4) [`crate::DirkTableau::kvaerno5`] (Kværnø
+//! 2004, BIT 44) — with the fixed-grid [`crate::DirkStepper`], whose `step` it calls: the
+//! estimate `e = h Σ (b_i − b̂_i) K_i` is, for these pairs, the difference of two stiffly
+//! accurate, L-stable stage values, so it needs no stiff filtering.
+//!
+//! ```
+//! use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver};
+//! use pnode_runtime::problems::Robertson;
+//! use pnode_runtime::{Checkpointing, DirkTableau, NewtonConfig, Solver};
+//!
+//! let (u0, p) = (Robertson::default_u0(), Robertson::default_params());
+//! let mut model = Robertson::new();
+//! let options = AdaptiveOptions::with_tolerances(1e-6, 1e-10);
+//! let mode = AdaptiveCheckpointing::SolutionOnly;
+//! let mut solver = AdaptiveSolver::dirk(
+//!     DirkTableau::kvaerno5(), NewtonConfig::default(), &model, 0.0, &[1e5], options, mode,
+//! )?;
+//! let loss = |u: &[f64], dl: &mut [f64]| {
+//!     dl.copy_from_slice(&[1.0, 0.0, 0.0]);
+//!     u[0]
+//! };
+//! let (_, grad) = solver.value_and_grad(&mut model, &u0, &p, loss)?;
+//! assert!(solver.stats().accepted_steps < 1000);
+//! // Bitwise the fixed-grid DIRK gradient on the accepted grid, with the pair's own stepper.
+//! let stepper = solver.stepper().dirk().clone();
+//! let mut fixed = Solver::new(stepper, &model, solver.grid()?, &[1e5], Checkpointing::StoreAll)?;
+//! assert_eq!(fixed.value_and_grad(&mut model, &u0, &p, loss)?.1, grad);
+//! # Ok::<(), pnode_runtime::Error>(())
+//! ```
+//!
+//! **Predictor.** Each implicit stage's Newton iteration starts from the previous stage's
+//! converged value within the same step (`u_n` for the first implicit stage): Newton's last
+//! iterate, but only from the step itself, never from an earlier step or a rejected attempt.
+//! That makes the predictor a function of `(t_n, h_n, u_n)`, so the reverse sweep's
+//! recomputation from `u_n` — and the fixed-grid solver on the accepted grid — converge to
+//! bitwise the same stages, and the gradient is bitwise the fixed-grid one. (Carrying the last
+//! iterate across steps would save a Newton iteration now and then but make a recomputed step
+//! differ from the accepted one in the last bits.)
 //!
 //! # What the gradient is
 //!
@@ -81,8 +124,22 @@
 //! [`crate::checkpoint::online::OnlinePlanner`] step by step (`step(last)` as each step is
 //! accepted, `finish()` for the reverse sweep), so at most `slots` solutions are held at any
 //! time and the reverse sweep recomputes at most `N(d−1)/2` steps (`d` the final spacing,
-//! [`AdaptiveSolver::online_spacing`]). A rejected step stores nothing and is never reversed or
-//! recomputed. Gradients are bitwise identical across the three modes.
+//! [`AdaptiveSolver::online_spacing`]); `TwoLevel { ram_slots, disk_slots }` is online with
+//! `ram_slots + disk_slots` slots of which the last `disk_slots` are files on disk
+//! ([`AdaptiveSolver::set_checkpoint_dir`]), so RAM holds at most `ram_slots`. A fixed-grid
+//! budget ([`crate::checkpoint::Budget`] in slots, vectors or bytes) becomes online with as
+//! many slots as it holds state vectors ([`AdaptiveCheckpointing::from_checkpointing`]).
+//!
+//! The slots, the working buffers and the code that runs each action are the fixed-grid
+//! [`crate::Solver`]'s own (one executor): as a step is accepted, the actions the plan decides
+//! for it are entered in the schedule's ledger ([`crate::checkpoint::Tracker`], its bounds
+//! raised step by step) and carried out on the step just taken — its stage values are already
+//! on the tape, so nothing is stepped twice — and the reverse sweep runs the finished schedule
+//! on the accepted times. The budget therefore holds at every step, and
+//! [`AdaptiveStats::sweep`] reports the ledger's counts: steps recomputed in the reverse
+//! sweep, peak slots and peak vectors and bytes in RAM and on disk. A rejected step stores
+//! nothing and is never reversed or recomputed: the ledger's counts equal the schedule's
+//! prediction for the `N` accepted steps. Gradients are bitwise identical across all modes.
 //!
 //! # Failures
 //!
@@ -90,16 +147,22 @@
 //! ([`crate::Error::MaxStepsReached`]) name the time, the step size and the component with the
 //! largest weighted error. A non-finite value in a trial step rejects it and retries with
 //! `h·min_factor`; after `max_nonfinite_retries` retries (or below `h_min`) the run stops with
-//! [`crate::Error::NonFiniteRhs`] naming the step, the time and the component. A model failure
+//! [`crate::Error::NonFiniteRhs`] naming the step, the time and the component. A Newton stage
+//! solve that does not converge in a trial step (implicit pairs) is handled the same way,
+//! counted in [`AdaptiveStats::newton_rejections`] and sharing the retry budget; if it persists
+//! the run stops with Newton's [`crate::Error::NewtonFailed`] (step, stage time, iterations,
+//! residual, cause) with the retries and the last step size appended. A model failure
 //! ([`crate::Error::Model`]) stops the run at once.
 
 pub mod controller;
 mod pair;
+mod pair_dirk;
 mod plan;
 mod solver;
 
 pub use controller::{Controller, Tolerance};
 pub use pair::{EmbeddedErk, EmbeddedStepper};
+pub use pair_dirk::EmbeddedDirk;
 pub use solver::AdaptiveSolver;
 
 use crate::checkpoint::{Budget, Checkpointing, Stats};
@@ -123,7 +186,8 @@ pub struct AdaptiveOptions {
     pub h_max: Option<f64>,
     /// Most step attempts, accepted and rejected together.
     pub max_steps: usize,
-    /// Most consecutive retries after non-finite values before the run fails.
+    /// Most consecutive retries after non-finite values or failed Newton stage solves
+    /// (implicit pairs) before the run fails.
     pub max_nonfinite_retries: u32,
     /// The step-size controller.
     pub controller: Controller,
@@ -199,32 +263,56 @@ pub enum AdaptiveCheckpointing {
         /// Solution slots (at least 1).
         slots: usize,
     },
+    /// Online checkpointing with `ram_slots + disk_slots` solution slots, the first
+    /// `ram_slots` in RAM (filled first), the others files on disk
+    /// ([`AdaptiveSolver::set_checkpoint_dir`]): RAM never holds more than `ram_slots`
+    /// checkpoints. The decisions, recomputations and gradient are those of
+    /// `Online { slots: ram_slots + disk_slots }`.
+    TwoLevel {
+        /// Solution slots in RAM.
+        ram_slots: usize,
+        /// Solution slots on disk.
+        disk_slots: usize,
+    },
 }
 
 impl AdaptiveCheckpointing {
-    /// The adaptive counterpart of a fixed-grid mode: store-all, solution-only and online map
-    /// to themselves, a budget to online with as many slots as it holds state vectors of
-    /// `vector_bytes`; Revolve, two-level and custom schedules need the number of steps first
-    /// ([`Error::AdaptiveCheckpointing`]).
+    /// The adaptive counterpart of a fixed-grid mode: store-all, solution-only, online and
+    /// two-level map to themselves (two-level as online with disk slots), a budget to online
+    /// with as many slots as it holds state vectors of `vector_bytes` — so the budget holds at
+    /// every step of the run, whatever its length (working memory not counted, as for the
+    /// fixed grid) — or a [`crate::checkpoint::Error::BudgetTooSmall`] when it holds none; Revolve and custom
+    /// schedules need the number of steps first ([`Error::AdaptiveCheckpointing`]).
     pub fn from_checkpointing(mode: &Checkpointing, vector_bytes: u64) -> Result<Self> {
-        let slots = |v: u64| usize::try_from(v.max(1)).unwrap_or(usize::MAX);
+        let online = |vectors: u64, given: String| {
+            if vectors == 0 {
+                return Err(Error::Schedule(crate::checkpoint::Error::BudgetTooSmall {
+                    given,
+                    minimum: "1 state vector (for u0)".into(),
+                }));
+            }
+            let slots = usize::try_from(vectors).unwrap_or(usize::MAX);
+            Ok(Self::Online { slots })
+        };
         match mode {
             Checkpointing::StoreAll => Ok(Self::StoreAll),
             Checkpointing::SolutionOnly => Ok(Self::SolutionOnly),
             Checkpointing::Online { slots } => Ok(Self::Online { slots: *slots }),
-            Checkpointing::Budget(Budget::Slots(c)) => Ok(Self::Online { slots: *c }),
-            Checkpointing::Budget(Budget::Vectors(v)) => Ok(Self::Online { slots: slots(*v) }),
-            Checkpointing::Budget(Budget::Bytes(b)) => Ok(Self::Online {
-                slots: slots(b.checked_div(vector_bytes).unwrap_or(u64::MAX)),
-            }),
+            Checkpointing::Budget(Budget::Slots(c)) => online(*c as u64, format!("{c} slots")),
+            Checkpointing::Budget(Budget::Vectors(v)) => online(*v, format!("{v} vectors")),
+            Checkpointing::Budget(Budget::Bytes(b)) => online(
+                b.checked_div(vector_bytes).unwrap_or(u64::MAX),
+                format!("{b} bytes ({vector_bytes} bytes per state vector)"),
+            ),
             Checkpointing::Revolve { slots } => Err(Error::AdaptiveCheckpointing {
                 mode: format!("revolve({slots})"),
             }),
             Checkpointing::TwoLevel {
                 ram_slots,
                 disk_slots,
-            } => Err(Error::AdaptiveCheckpointing {
-                mode: format!("two-level({ram_slots} RAM, {disk_slots} disk)"),
+            } => Ok(Self::TwoLevel {
+                ram_slots: *ram_slots,
+                disk_slots: *disk_slots,
             }),
             Checkpointing::Custom(s) => Err(Error::AdaptiveCheckpointing {
                 mode: format!("custom schedule `{}`", s.name()),
@@ -243,6 +331,8 @@ pub struct AdaptiveStats {
     pub rejected_steps: u64,
     /// Of the rejected steps, those rejected for a non-finite value.
     pub nonfinite_rejections: u64,
+    /// Of the rejected steps, those whose implicit stage solve (Newton) did not converge.
+    pub newton_rejections: u64,
     /// The sweep statistics: RHS and VJP evaluations as measured (rejected trials and the
     /// error estimate's extra stages included), and from the schedule's ledger the forward,
     /// recomputed and reversed steps, stage recomputations and peak checkpoint memory.

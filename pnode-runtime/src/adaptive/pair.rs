@@ -23,8 +23,9 @@ use pnode_checkpoint::Stats;
 
 /// A one-step method with an embedded error estimate, for [`super::AdaptiveSolver`].
 ///
-/// Implementations for other pairs (ESDIRK pairs, a JIT's fused ERK step) must keep the one
-/// property the adaptive gradient rests on: [`EmbeddedStepper::try_step`] computes `u_{n+1}`
+/// Implementations for other pairs (ESDIRK pairs: [`super::EmbeddedDirk`]; a JIT's fused ERK
+/// step) must keep the one property the adaptive gradient rests on:
+/// [`EmbeddedStepper::try_step`] computes `u_{n+1}`
 /// and the stage values bitwise as [`ForwardStepper::step`] does for the same `(t_n, h_n)`, so
 /// the reverse sweep (which recomputes with `step` and `recompute_stages`) differentiates the
 /// very solution the forward sweep accepted.

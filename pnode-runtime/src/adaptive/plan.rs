@@ -19,6 +19,10 @@ impl ForwardPlan {
             AdaptiveCheckpointing::StoreAll => Self::StoreAll(0),
             AdaptiveCheckpointing::SolutionOnly => Self::SolutionOnly(0),
             AdaptiveCheckpointing::Online { slots } => Self::Online(OnlinePlanner::new(slots)?),
+            AdaptiveCheckpointing::TwoLevel {
+                ram_slots,
+                disk_slots,
+            } => Self::Online(OnlinePlanner::two_level(ram_slots, disk_slots)?),
         })
     }
 

@@ -5,9 +5,11 @@ use super::controller::{Controller, initial_step, weighted_rms};
 use super::pair::{EmbeddedErk, EmbeddedStepper};
 use super::plan::{ForwardPlan, check_times};
 use super::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveStats};
-use crate::checkpoint::online::OnlinePlanner;
-use crate::checkpoint::{Action, Phase, Schedule, StageSource, StepCost, Tracker};
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{Action, Phase, Schedule};
 use crate::error::{Error, Result, check_len, first_non_finite};
+use crate::executor::Executor;
 use crate::grid::TimeGrid;
 use crate::model::{Rhs, RhsVjp};
 use crate::solver::Gradient;
@@ -36,11 +38,6 @@ impl Limits {
     }
 }
 
-/// Bytes of one `f64` state vector of length `n`.
-fn vector_bytes(n: usize) -> u64 {
-    (n * std::mem::size_of::<f64>()) as u64
-}
-
 /// Adaptive solver with exact discrete-adjoint gradients on the accepted grid (see the module
 /// docs of [`crate::adaptive`]).
 ///
@@ -56,7 +53,6 @@ pub struct AdaptiveSolver<S> {
     n: usize,
     n_params: usize,
     q: u32,
-    cost: StepCost,
     rtol: Vec<f64>,
     atol: Vec<f64>,
     /// Accepted grid `t_0 … t_N` of the last run.
@@ -65,18 +61,13 @@ pub struct AdaptiveSolver<S> {
     outputs: Vec<f64>,
     schedule: Option<Schedule>,
     spacing: Option<usize>,
-    slots: Vec<Vec<f64>>,
-    /// Stage values of the last trial step (the tape), and of recomputed steps in reverse.
-    tape: Vec<f64>,
-    current: Vec<f64>,
-    next: Vec<f64>,
+    /// Slots (RAM and disk), working buffers (`exec.tape` holds the last trial step's stage
+    /// values) and the ledger, shared with the fixed-grid solver.
+    exec: Executor,
     err: Vec<f64>,
-    params: Vec<f64>,
-    lambda: Vec<f64>,
-    mu: Vec<f64>,
     dl_du: Vec<f64>,
-    ledger: Option<Tracker>,
-    measured: Stats,
+    /// Whether `exec.ledger` counts the last run (a checkpointed sweep).
+    ledger_live: bool,
     counts: AdaptiveStats,
     forwarded: bool,
 }
@@ -114,9 +105,7 @@ impl<S> AdaptiveSolver<S> {
         let (n, n_params) = (model.state_len(), model.param_len());
         check_times(t0, output_times)?;
         options.validate()?;
-        if let AdaptiveCheckpointing::Online { slots: 0 } = checkpointing {
-            OnlinePlanner::new(0)?;
-        }
+        ForwardPlan::new(checkpointing)?;
         let rtol = options.rtol.expand("rtol", n)?;
         let atol = options.atol.expand("atol", n)?;
         if let Some(i) = (0..n).find(|&i| rtol[i] == 0.0 && atol[i] == 0.0) {
@@ -127,10 +116,25 @@ impl<S> AdaptiveSolver<S> {
                 expected: "rtol and atol may not both be 0 for a component",
             });
         }
-        let stage_len = stepper.stage_vectors() * n;
+        let stage_vectors = stepper.stage_vectors();
+        let slot_len = match checkpointing {
+            AdaptiveCheckpointing::StoreAll => stage_vectors * n,
+            _ => n,
+        };
+        // RAM slots at most, and disk slots.
+        let tiers = match checkpointing {
+            AdaptiveCheckpointing::StoreAll | AdaptiveCheckpointing::SolutionOnly => {
+                (usize::MAX, 0)
+            }
+            AdaptiveCheckpointing::Online { slots } => (slots, 0),
+            AdaptiveCheckpointing::TwoLevel {
+                ram_slots,
+                disk_slots,
+            } => (ram_slots, disk_slots),
+        };
+        let exec = Executor::growing(slot_len, tiers, n, n_params, stage_vectors, &stepper.cost());
         Ok(Self {
             q: stepper.error_order(),
-            cost: stepper.cost(),
             stepper,
             options,
             checkpointing,
@@ -145,17 +149,10 @@ impl<S> AdaptiveSolver<S> {
             outputs: vec![0.0; output_times.len() * n],
             schedule: None,
             spacing: None,
-            slots: Vec::new(),
-            tape: vec![0.0; stage_len],
-            current: vec![0.0; n],
-            next: vec![0.0; n],
+            exec,
             err: vec![0.0; n],
-            params: vec![0.0; n_params],
-            lambda: vec![0.0; n],
-            mu: vec![0.0; n_params],
             dl_du: vec![0.0; output_times.len() * n],
-            ledger: None,
-            measured: Stats::default(),
+            ledger_live: false,
             counts: AdaptiveStats::default(),
             forwarded: false,
         })
@@ -212,20 +209,43 @@ impl<S> AdaptiveSolver<S> {
         self.outputs.get(k * self.n..(k + 1) * self.n)
     }
 
-    /// Statistics of the last run (forward, plus reverse if one followed).
+    /// Statistics of the last run (forward, plus reverse if one followed): the controller's
+    /// counts, and from the ledger the accepted steps taken, the steps recomputed in the
+    /// reverse sweep and the peak checkpoint memory (slots, vectors and bytes, RAM and disk),
+    /// with the evaluations the stepper measured.
     pub fn stats(&self) -> AdaptiveStats {
-        let sweep = match &self.ledger {
-            Some(ledger) => ledger.stats().with_measured(&self.measured),
-            None => Stats {
+        let sweep = if self.ledger_live {
+            self.exec.ledger.stats()
+        } else {
+            Stats {
                 forward_steps: self.counts.accepted_steps,
                 ..Stats::default()
             }
-            .with_measured(&self.measured),
         };
         AdaptiveStats {
-            sweep,
+            sweep: sweep.with_measured(&self.exec.measured),
             ..self.counts
         }
+    }
+
+    /// Bytes the RAM checkpoint slots take now: they are allocated as the runs need them
+    /// (kept for later runs), and never beyond the slots a bounded mode allows (`Online`,
+    /// `TwoLevel`'s RAM slots), so a budget holds for the allocation too.
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.exec.slot_bytes()
+    }
+
+    /// Keep disk checkpoints (the disk slots of [`AdaptiveCheckpointing::TwoLevel`]) in fresh
+    /// directories under `parent` instead of the system's temporary directory; see
+    /// [`crate::Solver::set_checkpoint_dir`], whose rules apply unchanged.
+    pub fn set_checkpoint_dir(&mut self, parent: impl Into<PathBuf>) -> Result<()> {
+        self.exec.set_checkpoint_dir(parent.into())
+    }
+
+    /// The directory holding the disk checkpoints of the current forward sweep, while it
+    /// exists (from [`AdaptiveSolver::forward`] to the end of [`AdaptiveSolver::backward`]).
+    pub fn checkpoint_dir(&self) -> Option<&Path> {
+        self.exec.checkpoint_dir()
     }
 
     /// Solve forward without keeping checkpoints; returns the outputs (`K × n`).
@@ -235,14 +255,19 @@ impl<S> AdaptiveSolver<S> {
     {
         self.forwarded = false;
         self.schedule = None;
-        self.ledger = None;
+        self.ledger_live = false;
         self.spacing = None;
+        // Checkpoints of an earlier forward sweep can no longer be reversed.
+        self.exec.discard();
         self.run_forward(model, u0, p, None)?;
         Ok(&self.outputs)
     }
 
     /// Solve forward keeping checkpoints as the checkpointing mode says; returns the outputs
     /// (`K × n`). Follow with [`AdaptiveSolver::backward`].
+    ///
+    /// Each accepted step's actions are entered in the ledger as they run, so the memory it
+    /// reports ([`AdaptiveStats::sweep`]) is the peak over every step of the sweep.
     pub fn forward<M: Rhs + ?Sized>(
         &mut self,
         model: &mut M,
@@ -254,30 +279,36 @@ impl<S> AdaptiveSolver<S> {
     {
         self.forwarded = false;
         self.schedule = None;
-        self.ledger = None;
         let mut plan = ForwardPlan::new(self.checkpointing)?;
-        self.run_forward(model, u0, p, Some(&mut plan))?;
-        self.spacing = plan.spacing();
-        let schedule = plan.finish()?;
-        // The ledger replays what the sweep did: it validates the actions and counts the
-        // steps and the peak memory the sweep held.
-        let mut ledger = Tracker::for_schedule(&schedule, &self.cost, vector_bytes(self.n));
-        for action in schedule.forward() {
-            let position = ledger.applied();
-            ledger
-                .apply(&action, Phase::Forward)
-                .map_err(|reason| reason.at(position, action))?;
+        self.exec.ledger.restart(&Schedule::forward_only(0));
+        self.ledger_live = true;
+        self.exec.begin_sweep()?;
+        let result = self
+            .run_forward(model, u0, p, Some(&mut plan))
+            .and_then(|()| {
+                self.spacing = plan.spacing();
+                let schedule = plan.finish()?;
+                // The reverse sweep may use slots the forward sweep left unused.
+                self.exec.extend(schedule.n_steps(), schedule.n_slots())?;
+                self.exec.ledger.end_forward()?;
+                Ok(schedule)
+            });
+        match result {
+            Ok(schedule) => self.schedule = Some(schedule),
+            Err(e) => {
+                self.exec.discard();
+                return Err(e);
+            }
         }
-        ledger.end_forward()?;
-        self.ledger = Some(ledger);
-        self.schedule = Some(schedule);
         self.forwarded = true;
         Ok(&self.outputs)
     }
 
     /// The discrete adjoint of the last [`AdaptiveSolver::forward`] on its accepted grid: given
     /// `dl_du = ∂L/∂u(t_k)` (`K × n`), returns `dL/du_0` and `dL/dθ`. Runs once per forward
-    /// sweep, with the same model.
+    /// sweep, with the same model; the reverse sweep is the fixed-grid solver's own executor
+    /// on the accepted times. Disk checkpoints are removed when it ends, whether it succeeds
+    /// or fails.
     pub fn backward<M: RhsVjp + ?Sized>(&mut self, model: &mut M, dl_du: &[f64]) -> Result<Gradient>
     where
         S: EmbeddedStepper<M> + AdjointStepper<M>,
@@ -293,16 +324,19 @@ impl<S> AdaptiveSolver<S> {
             ));
         }
         self.forwarded = false;
-        let (Some(schedule), Some(ledger)) = (self.schedule.take(), self.ledger.take()) else {
+        let Some(schedule) = self.schedule.take() else {
             return Err(Error::Usage("the forward sweep kept no schedule".into()));
         };
-        let result = self.run_reverse(model, dl_du, &schedule, ledger);
+        let result = self.exec.run_reverse(
+            &mut self.stepper,
+            self.times.as_slice(),
+            model,
+            dl_du,
+            &self.output_idx,
+            &schedule,
+        );
         self.schedule = Some(schedule);
-        result?;
-        Ok(Gradient {
-            du0: self.lambda.clone(),
-            dp: self.mu.clone(),
-        })
+        self.exec.gradient(result)
     }
 
     /// Loss and gradient in one call: `loss(outputs, dl_du)` returns `L` and writes
@@ -326,15 +360,6 @@ impl<S> AdaptiveSolver<S> {
         let grad = self.backward(model, &dl_du);
         self.dl_du = dl_du;
         Ok((value, grad?))
-    }
-
-    fn step_at(&self, index: usize) -> StepAt {
-        let t = self.times[index];
-        StepAt {
-            index,
-            t,
-            h: self.times[index + 1] - t,
-        }
     }
 
     /// The adaptive loop (see the module docs of [`crate::adaptive`] and [`super::controller`]).
@@ -370,10 +395,10 @@ impl<S> AdaptiveSolver<S> {
         };
         let h_max = opts.h_max.unwrap_or(t1 - self.t0).min(t1 - self.t0);
         self.stepper.reset();
-        self.measured = Stats::default();
+        self.exec.measured = Stats::default();
         self.counts = AdaptiveStats::default();
-        self.params.copy_from_slice(p);
-        self.current.copy_from_slice(u0);
+        self.exec.params.copy_from_slice(p);
+        self.exec.current.copy_from_slice(u0);
         self.times.clear();
         self.times.push(self.t0);
         self.output_idx.clear();
@@ -386,7 +411,7 @@ impl<S> AdaptiveSolver<S> {
         let mut h = match opts.h0 {
             Some(h0) => h0.min(h_max),
             None => {
-                let mut f0 = std::mem::take(&mut self.next);
+                let mut f0 = std::mem::take(&mut self.exec.next);
                 let h = initial_step(
                     model,
                     self.t0,
@@ -397,12 +422,12 @@ impl<S> AdaptiveSolver<S> {
                     &self.atol,
                     h_max,
                     &mut f0,
-                    &mut self.measured.rhs_evals,
+                    &mut self.exec.measured.rhs_evals,
                 );
                 if h.is_ok() {
                     self.stepper.seed_first_stage(self.t0, u0, &f0);
                 }
-                self.next = f0;
+                self.exec.next = f0;
                 h?
             }
         }
@@ -453,17 +478,35 @@ impl<S> AdaptiveSolver<S> {
                 t,
                 h: h_step,
             };
-            self.stepper.try_step(
+            let trial = self.stepper.try_step(
                 model,
                 at,
-                &self.params,
-                &self.current,
-                &mut self.next,
-                &mut self.tape,
+                &self.exec.params,
+                &self.exec.current,
+                &mut self.exec.next,
+                &mut self.exec.tape,
                 &mut self.err,
-                &mut self.measured,
-            )?;
-            let bad = first_non_finite(&self.next).or_else(|| first_non_finite(&self.err));
+                &mut self.exec.measured,
+            );
+            if let Err(e) = trial {
+                // A stage solve that did not converge (implicit pairs) rejects the trial like a
+                // non-finite value: retry smaller, fail with Newton's error if it persists.
+                let Error::NewtonFailed { .. } = e else {
+                    return Err(e);
+                };
+                self.counts.rejected_steps += 1;
+                self.counts.newton_rejections += 1;
+                nonfinite_retries += 1;
+                let h_new = h_step * ctl.min_factor;
+                if nonfinite_retries > opts.max_nonfinite_retries || h_new < opts.h_min {
+                    return Err(newton_failure_persists(e, h_step, nonfinite_retries - 1));
+                }
+                // No error estimate: `worst` keeps the last attempt that had one.
+                h = h_new;
+                after_reject = true;
+                continue;
+            }
+            let bad = first_non_finite(&self.exec.next).or_else(|| first_non_finite(&self.err));
             if let Some((component, value)) = bad {
                 self.counts.rejected_steps += 1;
                 self.counts.nonfinite_rejections += 1;
@@ -484,8 +527,13 @@ impl<S> AdaptiveSolver<S> {
                 after_reject = true;
                 continue;
             }
-            let (err, component, r) =
-                weighted_rms(&self.err, &self.current, &self.next, &self.rtol, &self.atol);
+            let (err, component, r) = weighted_rms(
+                &self.err,
+                &self.exec.current,
+                &self.exec.next,
+                &self.rtol,
+                &self.atol,
+            );
             worst = (component, r);
             if err > 1.0 {
                 self.counts.rejected_steps += 1;
@@ -515,16 +563,20 @@ impl<S> AdaptiveSolver<S> {
             if let Some(plan) = plan.as_deref_mut() {
                 actions.clear();
                 plan.step(last, &mut actions)?;
+                // The ledger admits the step and the slots it uses, then each action.
+                let n_slots = actions.iter().filter_map(slot_used).max().unwrap_or(0);
+                self.exec.extend(step + 1, n_slots)?;
                 for action in &actions {
-                    self.keep(action)?;
+                    self.exec.enter(action, Phase::Forward)?;
+                    self.exec.keep_taken(action)?;
                 }
             }
-            std::mem::swap(&mut self.current, &mut self.next);
+            std::mem::swap(&mut self.exec.current, &mut self.exec.next);
             self.times.push(t_new);
             self.counts.accepted_steps += 1;
             t = t_new;
             if t_new == target {
-                self.outputs[next_out * n..(next_out + 1) * n].copy_from_slice(&self.current);
+                self.outputs[next_out * n..(next_out + 1) * n].copy_from_slice(&self.exec.current);
                 self.output_idx.push(step + 1);
                 next_out += 1;
             }
@@ -541,204 +593,39 @@ impl<S> AdaptiveSolver<S> {
             h = h_new.min(h_max).max(opts.h_min);
         }
     }
+}
 
-    /// Carry out a forward action for the step just accepted (its stage values are on the
-    /// tape, its starting solution is `current`).
-    fn keep(&mut self, action: &Action) -> Result<()> {
-        match *action {
-            Action::Store { slot, .. } => {
-                let n = self.n;
-                let buf = self.slot_mut(slot);
-                if buf.len() < n {
-                    buf.resize(n, 0.0);
-                }
-                let current = &self.current;
-                self.slots[slot][..n].copy_from_slice(current);
-            }
-            Action::StepKeepingStages { slot, .. } => {
-                let len = self.tape.len();
-                let buf = self.slot_mut(slot);
-                if buf.len() != len {
-                    buf.resize(len, 0.0);
-                }
-                let tape = &self.tape;
-                self.slots[slot].copy_from_slice(tape);
-            }
-            // The step is taken already; its stages stay on the tape for a `Tape`.
-            Action::Advance { .. } | Action::Tape { .. } | Action::Free { .. } => {}
-            Action::Restore { .. } | Action::Reverse { .. } => {
-                return Err(Error::Usage(format!(
-                    "`{action}` cannot run in an adaptive forward sweep"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    fn slot_mut(&mut self, slot: usize) -> &mut Vec<f64> {
-        if self.slots.len() <= slot {
-            self.slots.resize_with(slot + 1, Vec::new);
-        }
-        &mut self.slots[slot]
-    }
-
-    /// One step from `current` (grid index `index`), keeping its stages on the tape when
-    /// `tape`; used by the reverse sweep's recomputations.
-    fn retake_step<M: Rhs + ?Sized>(
-        &mut self,
-        model: &mut M,
-        index: usize,
-        keep: Keep,
-    ) -> Result<()>
-    where
-        S: EmbeddedStepper<M>,
-    {
-        let at = self.step_at(index);
-        let stages = match keep {
-            Keep::Nothing => None,
-            Keep::Tape => Some(self.tape.as_mut_slice()),
-            Keep::Slot(slot) => {
-                let len = self.tape.len();
-                let buf = self.slot_mut(slot);
-                if buf.len() != len {
-                    buf.resize(len, 0.0);
-                }
-                Some(self.slots[slot].as_mut_slice())
-            }
-        };
-        self.stepper.step(
-            model,
-            at,
-            &self.params,
-            &self.current,
-            &mut self.next,
-            stages,
-            &mut self.measured,
-        )?;
-        std::mem::swap(&mut self.current, &mut self.next);
-        Ok(())
-    }
-
-    fn run_reverse<M: RhsVjp + ?Sized>(
-        &mut self,
-        model: &mut M,
-        dl_du: &[f64],
-        schedule: &Schedule,
-        mut ledger: Tracker,
-    ) -> Result<()>
-    where
-        S: EmbeddedStepper<M> + AdjointStepper<M>,
-    {
-        let n = self.n;
-        let n_steps = self.times.len() - 1;
-        self.lambda.fill(0.0);
-        self.mu.fill(0.0);
-        let mut next_output = self.output_idx.len();
-        let output_idx = std::mem::take(&mut self.output_idx);
-        let mut add_output = |this: &mut Self, index: usize| {
-            if next_output > 0 && output_idx[next_output - 1] == index {
-                let g = &dl_du[(next_output - 1) * n..next_output * n];
-                for (l, &gv) in this.lambda.iter_mut().zip(g) {
-                    *l += gv;
-                }
-                next_output -= 1;
-            }
-        };
-        let result = (|| -> Result<()> {
-            add_output(self, n_steps);
-            for action in schedule.reverse() {
-                let position = ledger.applied();
-                ledger
-                    .apply(&action, Phase::Reverse)
-                    .map_err(|reason| reason.at(position, action))?;
-                self.reverse_action(model, &action)?;
-                if let Action::Reverse { step, .. } = action {
-                    add_output(self, step);
-                }
-            }
-            Ok(ledger.end_reverse()?)
-        })();
-        self.output_idx = output_idx;
-        self.ledger = Some(ledger);
-        result
-    }
-
-    /// One action of the reverse phase.
-    fn reverse_action<M: RhsVjp + ?Sized>(&mut self, model: &mut M, action: &Action) -> Result<()>
-    where
-        S: EmbeddedStepper<M> + AdjointStepper<M>,
-    {
-        match *action {
-            Action::Reverse { step, stages } => {
-                let at = self.step_at(step);
-                let stage_values: &[f64] = match stages {
-                    StageSource::Slot(slot) => &self.slots[slot],
-                    StageSource::Tape => &self.tape,
-                    StageSource::Recompute => {
-                        self.stepper.recompute_stages(
-                            model,
-                            at,
-                            &self.params,
-                            &self.current,
-                            &mut self.tape,
-                            &mut self.measured,
-                        )?;
-                        &self.tape
-                    }
-                };
-                self.stepper.reverse(
-                    model,
-                    at,
-                    &self.params,
-                    stage_values,
-                    &mut self.lambda,
-                    &mut self.mu,
-                    &mut self.measured,
-                )?;
-                if let Some((component, value)) = first_non_finite(&self.lambda) {
-                    return Err(Error::NonFiniteAdjoint {
-                        step,
-                        t: at.t,
-                        component,
-                        value,
-                    });
-                }
-            }
-            Action::Store { slot, .. } => {
-                let n = self.n;
-                let buf = self.slot_mut(slot);
-                if buf.len() < n {
-                    buf.resize(n, 0.0);
-                }
-                let current = &self.current;
-                self.slots[slot][..n].copy_from_slice(current);
-            }
-            Action::Restore { slot, .. } => {
-                let n = self.n;
-                self.current.copy_from_slice(&self.slots[slot][..n]);
-            }
-            Action::Free { .. } => {}
-            Action::Advance { from, to } => {
-                for index in from..to {
-                    self.retake_step(model, index, Keep::Nothing)
-                        .map_err(Error::recomputing)?;
-                }
-            }
-            Action::Tape { step } => self
-                .retake_step(model, step, Keep::Tape)
-                .map_err(Error::recomputing)?,
-            Action::StepKeepingStages { slot, step } => self
-                .retake_step(model, step, Keep::Slot(slot))
-                .map_err(Error::recomputing)?,
-        }
-        Ok(())
+/// Newton's error of a trial step that still failed after `retries` retries with smaller
+/// steps, the last of size `h`: the same error, its reason extended with the adaptive context.
+fn newton_failure_persists(e: Error, h: f64, retries: u32) -> Error {
+    match e {
+        Error::NewtonFailed {
+            step,
+            t,
+            iterations,
+            residual,
+            reason,
+        } => Error::NewtonFailed {
+            step,
+            t,
+            iterations,
+            residual,
+            reason: format!(
+                "{reason}; the adaptive step still failed after {retries} retries with smaller \
+                 steps (last h = {h:e})"
+            ),
+        },
+        e => e,
     }
 }
 
-/// Where a recomputed step's stage values go.
-#[derive(Debug, Clone, Copy)]
-enum Keep {
-    Nothing,
-    Tape,
-    Slot(usize),
+/// The number of slots `action` needs (its slot + 1), if it uses one.
+fn slot_used(action: &Action) -> Option<usize> {
+    match *action {
+        Action::Store { slot, .. }
+        | Action::StepKeepingStages { slot, .. }
+        | Action::Restore { slot, .. }
+        | Action::Free { slot } => Some(slot + 1),
+        Action::Advance { .. } | Action::Tape { .. } | Action::Reverse { .. } => None,
+    }
 }

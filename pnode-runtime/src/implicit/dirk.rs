@@ -7,7 +7,11 @@
 //! u_{n+1} = u_n + h Σ_i b_i K_i,
 //! ```
 //!
-//! each implicit stage solved by Newton; a stage with `a_ii = 0` is explicit. Reverse, for
+//! each implicit stage solved by Newton from the previous stage's converged value (`u_n` for
+//! the first stage: a predictor that depends on `(t_n, h, u_n)` only, so a recomputation
+//! reproduces the step bit for bit); a stage with `a_ii = 0` is explicit. Tableaux may carry
+//! embedded weights `b̂` ([`DirkTableau::with_embedded`]) for adaptive stepping
+//! ([`crate::adaptive::EmbeddedDirk`]). Reverse, for
 //! `i = s … 1` (the exact derivative at the converged stages):
 //!
 //! ```text
@@ -26,7 +30,7 @@
 //! * M. E. Hosea, L. F. Shampine, "Analysis and implementation of TR-BDF2", Appl. Numer. Math.
 //!   20 (1996).
 //! * A. Kværnø, "Singly diagonally implicit Runge–Kutta methods with an explicit first stage",
-//!   BIT 44 (2004) — the ESDIRK3 used here.
+//!   BIT 44 (2004) 489–502 — ESDIRK3 with its 3(2) pair, and the 5(4) pair `kvaerno5`.
 
 use pnode_checkpoint::{Stats, StepCost};
 
@@ -46,6 +50,8 @@ pub struct DirkTableau {
     b: Vec<f64>,
     c: Vec<f64>,
     order: u32,
+    /// Embedded weights `b̂` and their order, for error estimation ([`DirkTableau::with_embedded`]).
+    embedded: Option<(Vec<f64>, u32)>,
 }
 
 impl DirkTableau {
@@ -122,7 +128,45 @@ impl DirkTableau {
             b: b.to_vec(),
             c: c.to_vec(),
             order,
+            embedded: None,
         })
+    }
+
+    /// The tableau with embedded weights `b̂` of order `order` (less than the method's): the
+    /// error estimate of a step is `e = h Σ_i (b_i − b̂_i) K_i = u_{n+1} − û_{n+1}`, of size
+    /// `O(h^{order+1})` (Hairer & Wanner II, §IV.8). Errors name the offending entry.
+    pub fn with_embedded(mut self, b_hat: &[f64], order: u32) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidTableau {
+            name: self.name.clone(),
+            reason,
+        };
+        if b_hat.len() != self.s {
+            return Err(bad(format!(
+                "b̂ has {} entries for {} stages",
+                b_hat.len(),
+                self.s
+            )));
+        }
+        if let Some((i, v)) = b_hat.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(bad(format!("b̂[{i}] = {v} is not finite")));
+        }
+        let total: f64 = b_hat.iter().sum();
+        if (total - 1.0).abs() > 1e-13 {
+            return Err(bad(format!(
+                "Σ b̂ = {total}, not 1 (the embedded method is inconsistent)"
+            )));
+        }
+        if order == 0 || order >= self.order {
+            return Err(bad(format!(
+                "the embedded order {order} must be at least 1 and below the method's {}",
+                self.order
+            )));
+        }
+        if b_hat == self.b.as_slice() {
+            return Err(bad("b̂ equals b: the error estimate would vanish".into()));
+        }
+        self.embedded = Some((b_hat.to_vec(), order));
+        Ok(self)
     }
 
     /// The θ-method as a two-stage ESDIRK: `A = [[0, 0], [1−θ, θ]]`, `b = [1−θ, θ]`.
@@ -172,6 +216,11 @@ impl DirkTableau {
     /// is the root in (0, 1) of `6γ³ − 18γ² + 9γ − 1 = 0`, and
     /// `a31 = (−4γ² + 6γ − 1)/(4γ)`, `a32 = (1 − 2γ)/(4γ)`, `a41 = (6γ − 1)/(12γ)`,
     /// `a42 = −1/((24γ − 12)γ)`, `a43 = (−6γ² + 6γ − 1)/(6γ − 3)`, `b` = last row.
+    ///
+    /// Embedded weights of order 2: `b̂ = (a31, a32, γ, 0)`, the third row — the stage
+    /// `Y_3` at `c_3 = 1` is itself a stiffly accurate, L-stable second-order solution
+    /// (`Σ b̂ = c_3 = 1`, `Σ b̂_i c_i = 2γ a32 + γ = 1/2`), so `e = u_{n+1} − Y_3` (Kværnø 2004,
+    /// the 3(2) pair).
     pub fn esdirk3() -> Self {
         // Newton on the cubic from γ = 0.4358665: converges to the L-stability root.
         let mut g: f64 = 0.435_866_5;
@@ -198,12 +247,92 @@ impl DirkTableau {
             &[0.0, 2.0 * g, c3, a41 + a42 + a43 + g],
             3,
         )
+        .and_then(|t| t.with_embedded(&[a31, a32, g, 0.0], 2))
         .expect("built-in tableau is valid")
     }
 
-    /// The built-ins: sdirk2, trbdf2, esdirk3.
+    /// Kværnø's ESDIRK 5(4) (7 stages, `γ = 0.26`, Kværnø 2004, the 5/4 method):
+    /// stiffly accurate and L-stable, order 5 with `b` the last row of `A`, and an embedded
+    /// order-4 solution that is the sixth stage (`b̂` = the sixth row, `c_6 = c_7 = 1`, also
+    /// stiffly accurate and L-stable), so `e = u_{n+1} − Y_6`. The coefficients are the
+    /// paper's, to 17 digits; `order_condition_residuals(5)` and
+    /// `embedded_order_condition_residuals(4)` vanish to round-off (tested).
+    ///
+    /// ```text
+    /// c     | A
+    /// 0     | 0
+    /// 0.52  | γ                    γ
+    /// 1.23… | 0.13                 0.84033320996790809  γ
+    /// 0.89… | 0.22371961478320505  0.47675532319799699 −0.06470895363112615  γ
+    /// 0.43… | 0.16648564323248321  0.10450018841591720  0.03631482272098715 −0.13090704451073998  γ
+    /// 1     | 0.13855640231268224  0                   −0.04245337201752043  0.02446657898003141
+    ///       |   0.61943039072480676  γ
+    /// 1     | 0.13659751177640291  0                   −0.05496908796538376 −0.04118626728321046
+    ///       |   0.62993304899016403  0.06962479448202728  γ
+    /// ```
+    // The paper's 17 digits, kept as published.
+    #[allow(clippy::excessive_precision)]
+    pub fn kvaerno5() -> Self {
+        let g = 0.26;
+        let rows: [[f64; 7]; 7] = [
+            [0.0; 7],
+            [g, g, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.13, 0.840_333_209_967_908_09, g, 0.0, 0.0, 0.0, 0.0],
+            [
+                0.223_719_614_783_205_05,
+                0.476_755_323_197_996_99,
+                -0.064_708_953_631_126_15,
+                g,
+                0.0,
+                0.0,
+                0.0,
+            ],
+            [
+                0.166_485_643_232_483_21,
+                0.104_500_188_415_917_2,
+                0.036_314_822_720_987_15,
+                -0.130_907_044_510_739_98,
+                g,
+                0.0,
+                0.0,
+            ],
+            [
+                0.138_556_402_312_682_24,
+                0.0,
+                -0.042_453_372_017_520_43,
+                0.024_466_578_980_031_41,
+                0.619_430_390_724_806_76,
+                g,
+                0.0,
+            ],
+            [
+                0.136_597_511_776_402_91,
+                0.0,
+                -0.054_969_087_965_383_76,
+                -0.041_186_267_283_210_46,
+                0.629_933_048_990_164_03,
+                0.069_624_794_482_027_28,
+                g,
+            ],
+        ];
+        let mut c: Vec<f64> = rows.iter().map(|r| r.iter().sum()).collect();
+        // The last two stages sit exactly at t_n + h.
+        c[5] = 1.0;
+        c[6] = 1.0;
+        let a: Vec<&[f64]> = rows.iter().map(|r| r.as_slice()).collect();
+        Self::new("kvaerno5", &a, &rows[6], &c, 5)
+            .and_then(|t| t.with_embedded(&rows[5], 4))
+            .expect("built-in tableau is valid")
+    }
+
+    /// The built-ins: sdirk2, trbdf2, esdirk3, kvaerno5.
     pub fn all() -> Vec<Self> {
-        vec![Self::sdirk2(), Self::trbdf2(), Self::esdirk3()]
+        vec![
+            Self::sdirk2(),
+            Self::trbdf2(),
+            Self::esdirk3(),
+            Self::kvaerno5(),
+        ]
     }
 
     /// Name.
@@ -240,6 +369,24 @@ impl DirkTableau {
     /// [`crate::Tableau::order_condition_residuals`]).
     pub fn order_condition_residuals(&self, max_order: u32) -> Vec<OrderCondition> {
         order_residuals(&self.a, self.s, &self.b, max_order)
+    }
+
+    /// Embedded weights `b̂`, if the tableau has an error estimate.
+    pub fn b_embedded(&self) -> Option<&[f64]> {
+        self.embedded.as_ref().map(|(b, _)| b.as_slice())
+    }
+
+    /// Order of the embedded weights, if any.
+    pub fn embedded_order(&self) -> Option<u32> {
+        self.embedded.as_ref().map(|&(_, q)| q)
+    }
+
+    /// Order-condition residuals of `b̂` up to `max_order` (empty without embedded weights).
+    pub fn embedded_order_condition_residuals(&self, max_order: u32) -> Vec<OrderCondition> {
+        match &self.embedded {
+            Some((b_hat, _)) => order_residuals(&self.a, self.s, b_hat, max_order),
+            None => Vec::new(),
+        }
     }
 }
 
@@ -291,6 +438,17 @@ impl DirkStepper {
         &self.tableau
     }
 
+    /// Length of the state.
+    pub fn state_len(&self) -> usize {
+        self.n
+    }
+
+    /// The stage derivatives `K_i = f(t_n + c_i h, Y_i)` of the last step or recomputation
+    /// (`s × n`), for an embedded error estimate.
+    pub(crate) fn stage_derivatives(&self) -> &[f64] {
+        &self.k
+    }
+
     /// All stages from `u`; stage inputs go to `stages[(i+1)·n ..]`, `u` to `stages[..n]`. A
     /// model failure is reported as part of `phase`.
     #[allow(clippy::too_many_arguments)]
@@ -312,7 +470,8 @@ impl DirkStepper {
             rk_combination(u, at.h, a_row, &self.k, &mut self.rhs_const);
             let t_i = at.t + self.tableau.c[i] * at.h;
             let a_ii = self.tableau.a(i, i);
-            let y = &mut stages[(i + 1) * n..(i + 2) * n];
+            let (done, rest) = stages.split_at_mut((i + 1) * n);
+            let y = &mut rest[..n];
             if a_ii == 0.0 {
                 y.copy_from_slice(&self.rhs_const);
                 model
@@ -320,7 +479,11 @@ impl DirkStepper {
                     .map_err(|e| Error::model(at.index, t_i, phase, Eval::Rhs, e))?;
                 stats.rhs_evals += 1;
             } else {
-                y.copy_from_slice(u);
+                // Predictor: Newton's converged iterate of the previous stage (`u_n` for the
+                // first). A function of `(t_n, h, u_n)` only, so the reverse sweep's
+                // recomputation and an adaptive trial step start Newton from bitwise the
+                // same guess as this step did.
+                y.copy_from_slice(&done[i * n..]);
                 self.newton
                     .solve(model, t_i, at.h * a_ii, &self.rhs_const, p, y, stats)
                     .map_err(|e| e.into_error(at.index, t_i, phase, &format!("stage {i}")))?;
@@ -461,6 +624,59 @@ mod tests {
                 t.order() + 1
             );
         }
+    }
+
+    /// `b̂` of every embedded pair satisfies the conditions of its order and fails the next
+    /// (a typo in a coefficient breaks one or the other).
+    #[test]
+    fn embedded_weights_have_their_order() {
+        let worst = |c: Vec<OrderCondition>, order: u32| {
+            c.iter()
+                .filter(|c| c.order == order)
+                .map(|c| c.residual.abs())
+                .fold(0.0, f64::max)
+        };
+        let mut pairs = 0;
+        for t in DirkTableau::all() {
+            let Some(q) = t.embedded_order() else {
+                continue;
+            };
+            pairs += 1;
+            for order in 1..=q {
+                let r = worst(t.embedded_order_condition_residuals(q), order);
+                assert!(r <= 1e-14, "{}: b̂ order {order} residual {r:e}", t.name());
+            }
+            let r = worst(t.embedded_order_condition_residuals(q + 1), q + 1);
+            assert!(r > 1e-6, "{}: b̂ has order {} too", t.name(), q + 1);
+            // Both kvaerno pairs are stiffly accurate: b = last row, b̂ = the row before.
+            let s = t.stages();
+            let b_hat = t.b_embedded().unwrap();
+            for j in 0..s {
+                assert_eq!(t.b()[j], t.a(s - 1, j), "{}", t.name());
+            }
+            let row = (0..s).find(|&i| (0..s).all(|j| b_hat[j] == t.a(i, j)));
+            assert!(row.is_some(), "{}: b̂ is a stage", t.name());
+        }
+        assert_eq!(pairs, 2);
+        assert_eq!(DirkTableau::esdirk3().embedded_order(), Some(2));
+        assert_eq!(DirkTableau::kvaerno5().embedded_order(), Some(4));
+        assert_eq!(DirkTableau::kvaerno5().order(), 5);
+    }
+
+    #[test]
+    fn invalid_embedded_weights_are_errors() {
+        let err = |b: &[f64], q| {
+            DirkTableau::sdirk2()
+                .with_embedded(b, q)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&[1.0], 1).contains("b̂ has 1"));
+        assert!(err(&[0.5, f64::NAN], 1).contains("not finite"));
+        assert!(err(&[0.5, 0.6], 1).contains("inconsistent"));
+        assert!(err(&[0.0, 1.0], 2).contains("embedded order 2"));
+        let b = DirkTableau::sdirk2().b().to_vec();
+        assert!(err(&b, 1).contains("equals b"));
     }
 
     #[test]

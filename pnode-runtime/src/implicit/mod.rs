@@ -1,6 +1,6 @@
 //! Implicit one-step methods for stiff problems: θ-methods (backward Euler, Crank–Nicolson)
-//! and DIRKs (SDIRK2, TR-BDF2, ESDIRK3, user tableaux) with Newton stage solves and exact
-//! discrete adjoints through transposed stage systems.
+//! and DIRKs (SDIRK2, TR-BDF2, ESDIRK3, Kværnø 5(4), user tableaux) with Newton stage solves
+//! and exact discrete adjoints through transposed stage systems.
 //!
 //! # References
 //! * E. Hairer, G. Wanner, *Solving Ordinary Differential Equations II*, 2nd ed., Springer 1996.

@@ -3,9 +3,15 @@
 //! checkpointing over long runs, and the failures that name their cause.
 
 use crate::common::{Setup, quadratic_loss, same_bits};
-use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, Tolerance};
+use pnode_runtime::adaptive::{
+    AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, EmbeddedErk, Tolerance,
+};
+use pnode_runtime::checkpoint::StepCost;
+use pnode_runtime::checkpoint::online::OnlinePlanner;
 use pnode_runtime::model::ClosureModel;
 use pnode_runtime::problems::LotkaVolterra;
+use pnode_runtime::stepper::ForwardStepper;
+use pnode_runtime::{Budget, Stats};
 use pnode_runtime::{Checkpointing, Error, Gradient, Tableau};
 use pnode_testkit::numeric::rel_max as rel_err;
 
@@ -44,8 +50,8 @@ fn bits(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-/// For every pair and every adaptive checkpointing mode, the gradient is bitwise the
-/// fixed-grid solver's on the accepted grid (with the matching fixed-grid mode and with
+/// For every pair and every adaptive checkpointing mode (the disk tier included), the gradient
+/// is bitwise the fixed-grid solver's on the accepted grid (with the matching fixed-grid mode and with
 /// store-all), and central differences on that frozen grid agree to 1e-7.
 #[test]
 fn gradient_is_the_fixed_grid_gradient_on_the_accepted_grid() {
@@ -62,6 +68,16 @@ fn gradient_is_the_fixed_grid_gradient_on_the_accepted_grid() {
         (
             AdaptiveCheckpointing::Online { slots: 3 },
             Checkpointing::Online { slots: 3 },
+        ),
+        (
+            AdaptiveCheckpointing::TwoLevel {
+                ram_slots: 1,
+                disk_slots: 2,
+            },
+            Checkpointing::TwoLevel {
+                ram_slots: 1,
+                disk_slots: 2,
+            },
         ),
     ];
     for pair in PAIRS {
@@ -257,8 +273,16 @@ fn online_budget_holds_over_a_hundred_thousand_steps() {
         if let AdaptiveCheckpointing::Online { slots } = mode {
             assert!(stats.sweep.peak_slots <= slots as u64, "{stats:?}");
             assert!(stats.sweep.peak_stored_vectors <= slots as u64, "{stats:?}");
+            assert_eq!(solver.checkpoint_bytes(), slots as u64 * 8);
             let d = solver.online_spacing().unwrap() as u64;
             assert!(d > 1, "spacing {d}");
+            // The planner's own prediction for N steps: rejected trials change nothing.
+            let predicted = OnlinePlanner::plan(n as usize, slots)
+                .unwrap()
+                .predict(&dopri5_cost(), 8)
+                .unwrap();
+            assert_eq!(stats.sweep.recomputed_steps, predicted.recomputed_steps);
+            assert_eq!(stats.sweep.peak_slots, predicted.peak_slots);
             assert!(
                 stats.sweep.recomputed_steps <= n * (d - 1) / 2,
                 "{} recomputed steps, bound {}",
@@ -332,6 +356,164 @@ fn statistics_count_accepted_and_rejected_steps() {
     let scalar = times(Tolerance::Scalar(1e-7));
     assert_eq!(bits(&scalar), bits(&times(vec![1e-7, 1e-7].into())));
     assert!(times(vec![1e-7, 1e-3].into()).len() < scalar.len());
+}
+
+/// dopri5's cost per step (the same for every model).
+fn dopri5_cost() -> StepCost {
+    let stepper = EmbeddedErk::new(Tableau::dopri5(), 2, 4).unwrap();
+    <EmbeddedErk as ForwardStepper<LotkaVolterra>>::cost(&stepper)
+}
+
+/// The statistics a schedule determines (the measured evaluation counts left out).
+fn scheduled(stats: Stats) -> Stats {
+    stats.with_measured(&Stats::default())
+}
+
+/// With a first step far too large (so several trials are rejected), every mode's ledger
+/// counts exactly what its schedule predicts for the `N` accepted steps and what the
+/// fixed-grid solver counts on the accepted grid: rejected steps cost no memory, no
+/// recomputation and no reverse work.
+#[test]
+fn rejected_steps_cost_no_memory_and_no_reverse_work() {
+    let mut options = AdaptiveOptions::with_tolerances(1e-6, 1e-8);
+    options.h0 = Some(2.0);
+    let modes = [
+        AdaptiveCheckpointing::StoreAll,
+        AdaptiveCheckpointing::SolutionOnly,
+        AdaptiveCheckpointing::Online { slots: 3 },
+        AdaptiveCheckpointing::TwoLevel {
+            ram_slots: 1,
+            disk_slots: 2,
+        },
+    ];
+    let cost = dopri5_cost();
+    for mode in modes {
+        let mut solver = lv_solver(Tableau::dopri5(), options.clone(), mode);
+        let (_, grad) = lv_gradient(&mut solver);
+        let stats = solver.stats();
+        let n = stats.accepted_steps;
+        assert!(stats.rejected_steps >= 2, "{mode:?}: {stats:?}");
+        assert_eq!(stats.sweep.forward_steps, n);
+        assert_eq!(stats.sweep.reversed_steps, n);
+        let predicted = solver.schedule().unwrap().predict(&cost, 16).unwrap();
+        assert_eq!(solver.schedule().unwrap().n_steps() as u64, n);
+        assert_eq!(scheduled(stats.sweep), scheduled(predicted), "{mode:?}");
+        // The fixed-grid solver running the same schedule on the accepted grid.
+        let mut setup = crate::common::lotka_volterra(Tableau::dopri5());
+        setup.grid = solver.grid().unwrap();
+        setup.output_times = OUTPUTS.to_vec();
+        setup.targets = TARGETS.to_vec();
+        let custom = Checkpointing::Custom(solver.schedule().unwrap().clone());
+        let mut fixed = setup.solver(custom);
+        let (_, fixed_grad) = fixed
+            .value_and_grad(&mut LotkaVolterra, &setup.u0, &setup.p, |out, dl| {
+                quadratic_loss(out, &TARGETS, dl)
+            })
+            .unwrap();
+        assert!(same_bits(&grad, &fixed_grad), "{mode:?}");
+        assert_eq!(scheduled(fixed.stats()), scheduled(stats.sweep), "{mode:?}");
+        match mode {
+            AdaptiveCheckpointing::StoreAll => {
+                assert_eq!(stats.sweep.recomputed_steps, 0);
+                assert_eq!(stats.sweep.stage_recomputations, 0);
+                assert_eq!(stats.sweep.peak_slots, n - 1);
+            }
+            AdaptiveCheckpointing::SolutionOnly => {
+                assert_eq!(stats.sweep.recomputed_steps, 0);
+                assert_eq!(stats.sweep.stage_recomputations, n - 1);
+                assert_eq!(stats.sweep.peak_stored_vectors, n - 1);
+            }
+            _ => {
+                assert!(stats.sweep.peak_slots <= 3, "{stats:?}");
+                assert!(stats.sweep.recomputed_steps > 0, "{stats:?}");
+            }
+        }
+    }
+}
+
+/// A budget in slots, vectors or bytes becomes online checkpointing that holds it at every
+/// step (the ledger's peaks are running maxima over the whole run) and allocates no more; a
+/// budget holding no state vector is an error.
+#[test]
+fn a_memory_budget_holds_at_every_step() {
+    let options = AdaptiveOptions::with_tolerances(1e-7, 1e-9);
+    let vector_bytes = 16;
+    for budget in [Budget::Slots(2), Budget::Vectors(3), Budget::Bytes(70)] {
+        let mode =
+            AdaptiveCheckpointing::from_checkpointing(&Checkpointing::Budget(budget), vector_bytes)
+                .unwrap();
+        let mut solver = lv_solver(Tableau::bosh3(), options.clone(), mode);
+        lv_gradient(&mut solver);
+        let sweep = solver.stats().sweep;
+        assert!(solver.stats().accepted_steps > 20);
+        match budget {
+            Budget::Slots(c) => assert_eq!(sweep.peak_slots, c as u64, "{sweep:?}"),
+            Budget::Vectors(v) => assert_eq!(sweep.peak_stored_vectors, v, "{sweep:?}"),
+            // 70 bytes hold 4 vectors of 16 bytes.
+            Budget::Bytes(b) => {
+                assert!(sweep.peak_stored_bytes <= b, "{sweep:?}");
+                assert_eq!(sweep.peak_stored_bytes, 64, "{sweep:?}");
+            }
+        }
+        // The slots allocated hold no more than the budget either.
+        assert_eq!(solver.checkpoint_bytes(), sweep.peak_stored_bytes);
+    }
+    for budget in [Budget::Slots(0), Budget::Vectors(0), Budget::Bytes(15)] {
+        let err =
+            AdaptiveCheckpointing::from_checkpointing(&Checkpointing::Budget(budget), vector_bytes)
+                .unwrap_err();
+        assert!(err.to_string().contains("1 state vector"), "{err}");
+    }
+}
+
+/// Two-level online checkpointing: at most `ram_slots` checkpoints in RAM and `disk_slots`
+/// files in the directory set for them, which exists from the forward sweep to the end of the
+/// reverse one; the gradient is the store-all one bit for bit; a checkpoint file removed
+/// between the sweeps is `Error::CheckpointIo`, not a gradient.
+#[test]
+fn two_level_keeps_checkpoints_on_disk() {
+    let options = AdaptiveOptions::with_tolerances(1e-6, 1e-8);
+    let (_, reference) = lv_gradient(&mut lv_solver(
+        Tableau::dopri5(),
+        options.clone(),
+        AdaptiveCheckpointing::StoreAll,
+    ));
+    let mode = AdaptiveCheckpointing::TwoLevel {
+        ram_slots: 2,
+        disk_slots: 3,
+    };
+    let parent = tempfile::tempdir().unwrap();
+    let mut solver = lv_solver(Tableau::dopri5(), options, mode);
+    solver.set_checkpoint_dir(parent.path()).unwrap();
+    let (u0, p) = (LotkaVolterra::default_u0(), LotkaVolterra::default_params());
+    let out = solver
+        .forward(&mut LotkaVolterra, &u0, &p)
+        .unwrap()
+        .to_vec();
+    let mut dl = vec![0.0; out.len()];
+    quadratic_loss(&out, &TARGETS, &mut dl);
+    let dir = solver.checkpoint_dir().unwrap().to_path_buf();
+    assert!(dir.starts_with(parent.path()));
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert!((1..=3).contains(&files), "{files} files");
+    let grad = solver.backward(&mut LotkaVolterra, &dl).unwrap();
+    assert!(same_bits(&grad, &reference));
+    assert!(!dir.exists() && solver.checkpoint_dir().is_none());
+    let sweep = solver.stats().sweep;
+    assert!(sweep.peak_stored_vectors <= 2, "{sweep:?}");
+    assert!((1..=3).contains(&sweep.peak_disk_vectors), "{sweep:?}");
+    assert!(sweep.disk_writes >= 3 && sweep.disk_reads >= 1, "{sweep:?}");
+    assert_eq!(sweep.peak_slots, 5, "{sweep:?}");
+    assert_eq!(solver.checkpoint_bytes(), 2 * 16);
+    // A vanished checkpoint file.
+    solver.forward(&mut LotkaVolterra, &u0, &p).unwrap();
+    let dir = solver.checkpoint_dir().unwrap().to_path_buf();
+    for file in std::fs::read_dir(&dir).unwrap() {
+        std::fs::remove_file(file.unwrap().path()).unwrap();
+    }
+    let err = solver.backward(&mut LotkaVolterra, &dl).unwrap_err();
+    assert!(matches!(err, Error::CheckpointIo { .. }), "{err}");
+    assert!(!dir.exists());
 }
 
 /// `u' = −θ u` for `u ≥ 0`, NaN below: a first step of h0 = 1 overshoots into NaN and is

@@ -1,4 +1,5 @@
-//! pnode-runtime's tests, one binary (one link): adaptive stepping (`adaptive`), convergence
+//! pnode-runtime's tests, one binary (one link): adaptive stepping (`adaptive`, ESDIRK pairs
+//! in `adaptive_dirk`), convergence
 //! orders (`convergence`), the disk tier of checkpointing (`disk_tier`), bad input
 //! (`errors`), discrete-adjoint gradients (`gradient`, `step_adjoint`), θ-methods and DIRKs
 //! (`implicit`), failing models (`model_errors`), the PETSc backend (`petsc`, whose tests
@@ -9,6 +10,7 @@
 #![allow(missing_docs)]
 
 mod adaptive;
+mod adaptive_dirk;
 mod common;
 mod convergence;
 mod disk_tier;
