@@ -10,13 +10,16 @@
 #              64 points, to t = 5, dopri5, loss ½ Σ u(5)², gradient in u0 and all 252
 #              parameters;
 #   robertson: Robertson's kinetics, k = (0.04, 3e7, 1e4), y0 = (1, 0, 0), to t = 1e5,
-#              Kvaerno5, loss 1e4 y2 + y3 at t = 1e5, gradient in y0 and k. diffrax only for now:
-#              pnode's adaptive ESDIRK (kvaerno5) is not on main yet, torchdiffeq has no adaptive
-#              implicit method.
+#              Kvaerno5 (Kværnø's 5(4) ESDIRK), loss 1e4 y2 + y3 at t = 1e5, gradient in y0 and
+#              k; pnode and diffrax only (torchdiffeq has no adaptive implicit method).
 #
-# pnode (pnode-jit's `adaptive_side_by_side` example, release) times the JIT-compiled model and
-# the hand-written model through the runtime's explicit pair (EmbeddedErk), computes the
-# reference gradient at rtol = atol = 1e-12 and prints inputs and reference as JSON; the Python
+# pnode (pnode-jit's `adaptive_side_by_side` example, release) times, for dopri5, the fused JIT
+# trial step (JitErkStepper::with_error_estimate), the JIT-compiled model and the hand-written
+# model through the runtime's explicit pair (EmbeddedErk); for Kvaerno5 the JIT model and the
+# hand-written model through EmbeddedDirk. Each with pnode's default PI controller, and one JIT
+# contestant with diffrax's default gains (the I controller) as well. It computes the reference
+# gradient (dopri5 at rtol = atol = 1e-12; Kvaerno5 at rtol = 1e-10, atol = 1e-14) and prints
+# inputs and reference as JSON; the Python
 # scripts read that line, so every contestant starts from the same numbers and is measured
 # against the same reference. Every process is pinned to core 0 (taskset); the contestants run
 # in ROUNDS rounds so slow drifts of the machine hit each alike; the summary pools the
@@ -28,7 +31,7 @@
 #
 # Usage: bash scripts/bench-adaptive.sh
 # Env:   ROUNDS (default 3); REPS_LV, REPS_MLP (pnode, default 500, 50); REPS_DIFFRAX (20);
-#        REPS_ROBERTSON (diffrax, 10); REPS_TORCH (5)
+#        REPS_ROBERTSON (diffrax, 10); REPS_ROBERTSON_PNODE (20); REPS_TORCH (5)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -42,6 +45,7 @@ reps_lv=${REPS_LV:-500}
 reps_mlp=${REPS_MLP:-50}
 reps_dx=${REPS_DIFFRAX:-20}
 reps_rob=${REPS_ROBERTSON:-10}
+reps_rob_pn=${REPS_ROBERTSON_PNODE:-20}
 reps_torch=${REPS_TORCH:-5}
 
 cargo build --release -q --locked -p pnode-jit --example adaptive_side_by_side
@@ -54,8 +58,9 @@ out=results/adaptive-bench.json
 : > "$out"
 ref=results/adaptive-bench-pnode-inputs.json
 for ((round = 1; round <= rounds; round++)); do
-    echo "round $round/$rounds: pnode (jit-model, hand-written) ..." >&2
-    "${pin[@]}" "$bench" --reps-lv "$reps_lv" --reps-mlp "$reps_mlp" | tee -a "$out" > "$ref.tmp"
+    echo "round $round/$rounds: pnode ..." >&2
+    "${pin[@]}" "$bench" --reps-lv "$reps_lv" --reps-mlp "$reps_mlp" --reps-robertson "$reps_rob_pn" \
+        | tee -a "$out" > "$ref.tmp"
     mv "$ref.tmp" "$ref"
     for problem in lv mlp; do
         echo "round $round/$rounds: diffrax $problem ..." >&2
@@ -68,8 +73,8 @@ for ((round = 1; round <= rounds; round++)); do
         done
     done
     echo "round $round/$rounds: diffrax robertson ..." >&2
-    "${pin[@]}" python benches/adaptive_diffrax_bench.py --problem robertson --reps "$reps_rob" \
-        >> "$out"
+    "${pin[@]}" python benches/adaptive_diffrax_bench.py --problem robertson --pnode "$ref" \
+        --reps "$reps_rob" >> "$out"
     echo "round $round/$rounds: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
 
@@ -92,7 +97,8 @@ for prob in ["lv", "mlp", "robertson"]:
     pn = [r for r in lines if r["side"] == "pnode" and r["problem"] == prob]
     for name in (pn[0]["contestants"] if pn else []):
         c0 = pn[0]["contestants"][name]
-        rows.append((f"pnode {name} ({c0['stepper']})",
+        stepper = c0["stepper"].split(" (")[0].split(",")[0]
+        rows.append((f"pnode {name} ({stepper})",
                      f"{c0['accepted']} / {c0['rejected']}",
                      [x for r in pn for x in r["contestants"][name]["times"]],
                      statistics.median(r["contestants"][name]["cpu_s_per_rep"] for r in pn),
@@ -129,7 +135,8 @@ for prob in ["lv", "mlp", "robertson"]:
               f"{med / base_wall:.2f} | {t(cpu)} | {cpu / base_cpu:.2f} | {err:.1e} | {comp} |")
 print()
 n = {s: sum(r["side"] == s for r in lines) for s in ["pnode", "diffrax", "torchdiffeq"]}
-print(f"Processes: {n['pnode']} pnode, {n['diffrax']} diffrax, {n['torchdiffeq']} torchdiffeq "
+print(f"Result lines (one per problem and process): {n['pnode']} pnode, {n['diffrax']} diffrax, "
+      f"{n['torchdiffeq']} torchdiffeq "
       f"(wall-clock repetitions pooled over the rounds; CPU time per gradient: mean over a "
       f"process's repetitions, median over the rounds; ratios against the problem's first "
       f"row); 1-min load average at the end of each Python process "

@@ -39,21 +39,27 @@ use std::time::{Duration, Instant};
 
 use pnode_ir::layers::{Activation, mlp, mlp_param_len};
 use pnode_ir::{Builder, Function, Layout};
-use pnode_jit::JitModel;
+use pnode_jit::{JitErkStepper, JitModel};
 use pnode_runtime::adaptive::{
-    AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, AdaptiveStats, EmbeddedErk,
+    AdaptiveCheckpointing, AdaptiveOptions, AdaptiveSolver, AdaptiveStats, EmbeddedStepper,
 };
-use pnode_runtime::model::RhsVjp;
-use pnode_runtime::problems::{LotkaVolterra, Mlp};
-use pnode_runtime::{Gradient, Tableau};
+use pnode_runtime::model::{RhsJvp, RhsVjp};
+use pnode_runtime::problems::{LotkaVolterra, Mlp, Robertson};
+use pnode_runtime::stepper::AdjointStepper;
+use pnode_runtime::{DirkTableau, Gradient, NewtonConfig, Tableau};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
 /// The benchmark's tolerances (issue 16).
 const RTOL: f64 = 1e-6;
 const ATOL: f64 = 1e-9;
-/// The reference solve's tolerances.
+/// The reference solve's tolerances (dopri5).
 const REF_TOL: f64 = 1e-12;
+const STORE_ALL: AdaptiveCheckpointing = AdaptiveCheckpointing::StoreAll;
+/// The stepper names the JSON line reports.
+const FUSED: &str = "fused JIT dopri5 trial step (JitErkStepper::with_error_estimate)";
+const ERK: &str = "runtime EmbeddedErk dopri5";
+const DIRK: &str = "runtime EmbeddedDirk kvaerno5, Newton default";
 
 /// `f = [α x − β x y, δ x y − γ y]` as IR (the IR of `benches/lotka_volterra.rs`).
 fn lv_ir() -> Res<Function> {
@@ -84,6 +90,30 @@ fn mlp_ir(widths: &[usize], batch: usize) -> Res<Function> {
     Ok(b.finish_rhs(&[y])?)
 }
 
+/// Robertson's kinetics `f = [−k1 y1 + k3 y2 y3, k1 y1 − k3 y2 y3 − k2 y2², k2 y2²]` as IR, the
+/// rates `θ = [k1, k2, k3]`.
+fn robertson_ir() -> Res<Function> {
+    let mut b = Builder::new(Layout::new(3, 3));
+    let y: Vec<_> = (0..3).map(|i| b.state(i, [])).collect::<Result<_, _>>()?;
+    let k: Vec<_> = (0..3).map(|i| b.param(i, [])).collect::<Result<_, _>>()?;
+    let r1 = b.mul(k[0], y[0])?;
+    let y23 = b.mul(y[1], y[2])?;
+    let r3 = b.mul(k[2], y23)?;
+    let y22 = b.mul(y[1], y[1])?;
+    let r2 = b.mul(k[1], y22)?;
+    let f0 = b.sub(r3, r1)?;
+    let d = b.sub(r1, r3)?;
+    let f1 = b.sub(d, r2)?;
+    let f = b.stack(&[f0, f1, r2], 0)?;
+    Ok(b.finish_rhs(&[f])?)
+}
+
+/// `L = 1e4 y2 + y3` (Robertson: `y2` is ~1e-5, so it gets the large weight).
+fn robertson_loss(out: &[f64], dl: &mut [f64]) -> f64 {
+    dl.copy_from_slice(&[0.0, 1e4, 1.0]);
+    1e4 * out[1] + out[2]
+}
+
 /// `L = Σ_i u_i`, `∂L/∂u_i = 1`.
 fn sum_loss(out: &[f64], dl: &mut [f64]) -> f64 {
     dl.fill(1.0);
@@ -99,6 +129,7 @@ fn half_square_loss(out: &[f64], dl: &mut [f64]) -> f64 {
 /// One problem: IR, end time, inputs, loss.
 struct Problem {
     name: &'static str,
+    method: Method,
     f: Function,
     t1: f64,
     u0: Vec<f64>,
@@ -110,6 +141,8 @@ struct Problem {
 /// Loss, gradient, step counts and the times of the timed gradients of one contestant.
 struct Run {
     name: &'static str,
+    /// Which stepper ran the trial steps.
+    stepper: &'static str,
     loss: f64,
     grad: Gradient,
     stats: AdaptiveStats,
@@ -161,39 +194,37 @@ enum Gains {
     I,
 }
 
-/// A store-all adaptive dopri5 solver for `model` from 0 to `t1` at the given tolerances.
-fn dopri5<M: RhsVjp>(
-    model: &M,
-    t1: f64,
-    rtol: f64,
-    atol: f64,
-    gains: Gains,
-) -> Res<AdaptiveSolver<EmbeddedErk>> {
+/// Adaptive options at the given tolerances and gains, with room for the reference's steps.
+fn options(rtol: f64, atol: f64, gains: Gains) -> AdaptiveOptions {
     let mut options = AdaptiveOptions::with_tolerances(rtol, atol);
     options.max_steps = 10_000_000;
     if let Gains::I = gains {
         options.controller.k_i = 1.0;
         options.controller.k_p = 0.0;
     }
-    Ok(AdaptiveSolver::explicit(
-        Tableau::dopri5(),
-        model,
-        0.0,
-        &[t1],
-        options,
-        AdaptiveCheckpointing::StoreAll,
-    )?)
+    options
 }
 
-/// Runs `WARMUP` untimed and `reps` timed gradients of `model` through a fresh adaptive solver.
-fn time_gradient<M: RhsVjp>(
+/// The method of a problem: dopri5 (explicit) or Kværnø's 5(4) ESDIRK.
+#[derive(Clone, Copy, PartialEq)]
+enum Method {
+    Dopri5,
+    Kvaerno5,
+}
+
+/// Runs `WARMUP` untimed and `reps` timed gradients of `model` through `solver`.
+fn time_gradient<S, M>(
     name: &'static str,
+    stepper: &'static str,
+    mut solver: AdaptiveSolver<S>,
     model: &mut M,
-    gains: Gains,
     pb: &Problem,
-) -> Res<Run> {
+) -> Res<Run>
+where
+    M: RhsVjp,
+    S: EmbeddedStepper<M> + AdjointStepper<M>,
+{
     const WARMUP: usize = 3;
-    let mut solver = dopri5(model, pb.t1, RTOL, ATOL, gains)?;
     let mut last = None;
     for _ in 0..WARMUP {
         last = Some(solver.value_and_grad(model, &pb.u0, &pb.p, pb.loss)?);
@@ -213,6 +244,7 @@ fn time_gradient<M: RhsVjp>(
     let (loss, grad) = last.ok_or("no gradient computed")?;
     Ok(Run {
         name,
+        stepper,
         loss,
         grad,
         stats: solver.stats(),
@@ -239,21 +271,105 @@ fn secs(v: &[Duration]) -> Vec<f64> {
     v.iter().map(Duration::as_secs_f64).collect()
 }
 
-/// Times every contestant on `pb` with the hand-written model `hand` and prints the JSON line.
-fn bench<H: RhsVjp + Clone>(pb: &Problem, hand: &H, extra: &str) -> Res<()> {
-    let mut reference_model = hand.clone();
-    let mut reference = dopri5(&reference_model, pb.t1, REF_TOL, REF_TOL, Gains::Pi)?;
-    let (ref_loss, ref_grad) =
-        reference.value_and_grad(&mut reference_model, &pb.u0, &pb.p, pb.loss)?;
-    let ref_steps = reference.stats().accepted_steps;
-
+/// The explicit contestants: the fused JIT trial step (`JitErkStepper` with its error
+/// estimate), `JitModel` and the hand-written model through `EmbeddedErk`.
+fn explicit_runs<H: RhsVjp + Clone>(pb: &Problem, hand: &H) -> Res<Vec<Run>> {
+    let (t1, tableau) = (pb.t1, Tableau::dopri5);
     let mut jit = JitModel::new(&pb.f)?;
-    let jit_run = time_gradient("jit-model", &mut jit, Gains::Pi, pb)?;
-    let jit_i_run = time_gradient("jit-model, I controller", &mut jit, Gains::I, pb)?;
+    let mut runs = Vec::new();
+    for (name, gains) in [
+        ("jit-fused", Gains::Pi),
+        ("jit-fused, I controller", Gains::I),
+    ] {
+        let fused = JitErkStepper::with_error_estimate(tableau(), &pb.f)?;
+        let o = options(RTOL, ATOL, gains);
+        let s = AdaptiveSolver::new(fused, &jit, 0.0, &[t1], o, AdaptiveCheckpointing::StoreAll)?;
+        runs.push(time_gradient(name, FUSED, s, &mut jit, pb)?);
+    }
+    let o = options(RTOL, ATOL, Gains::Pi);
+    let s = AdaptiveSolver::explicit(tableau(), &jit, 0.0, &[t1], o.clone(), STORE_ALL)?;
+    runs.push(time_gradient("jit-model", ERK, s, &mut jit, pb)?);
     let mut hand = hand.clone();
-    let hand_run = time_gradient("hand-written", &mut hand, Gains::Pi, pb)?;
+    let s = AdaptiveSolver::explicit(tableau(), &hand, 0.0, &[t1], o, STORE_ALL)?;
+    runs.push(time_gradient("hand-written", ERK, s, &mut hand, pb)?);
+    Ok(runs)
+}
 
-    let runs = [&jit_run, &jit_i_run, &hand_run];
+/// The implicit contestants: `JitModel` and the hand-written model through `EmbeddedDirk`
+/// (kvaerno5, Newton with the default configuration), pnode's PI and the I controller.
+fn implicit_runs<H: RhsVjp + RhsJvp + Clone>(pb: &Problem, hand: &H) -> Res<Vec<Run>> {
+    let t1 = pb.t1;
+    let mut jit = JitModel::new(&pb.f)?;
+    let mut hand = hand.clone();
+    let mut runs = Vec::new();
+    for (name, gains) in [
+        ("jit-model", Gains::Pi),
+        ("jit-model, I controller", Gains::I),
+    ] {
+        let s = AdaptiveSolver::dirk(
+            DirkTableau::kvaerno5(),
+            NewtonConfig::default(),
+            &jit,
+            0.0,
+            &[t1],
+            options(RTOL, ATOL, gains),
+            STORE_ALL,
+        )?;
+        runs.push(time_gradient(name, DIRK, s, &mut jit, pb)?);
+    }
+    let s = AdaptiveSolver::dirk(
+        DirkTableau::kvaerno5(),
+        NewtonConfig::default(),
+        &hand,
+        0.0,
+        &[t1],
+        options(RTOL, ATOL, Gains::Pi),
+        STORE_ALL,
+    )?;
+    runs.push(time_gradient("hand-written", DIRK, s, &mut hand, pb)?);
+    Ok(runs)
+}
+
+/// The reference gradient: the hand-written model with the problem's method at tight
+/// tolerances (`REF_TOL`; Robertson: `rtol = 1e-10`, `atol = 1e-14`).
+fn reference<H: RhsVjp + RhsJvp + Clone>(pb: &Problem, hand: &H) -> Res<(f64, Gradient, u64)> {
+    let mut model = hand.clone();
+    Ok(match pb.method {
+        Method::Dopri5 => {
+            let o = options(REF_TOL, REF_TOL, Gains::Pi);
+            let mut s =
+                AdaptiveSolver::explicit(Tableau::dopri5(), &model, 0.0, &[pb.t1], o, STORE_ALL)?;
+            let (l, g) = s.value_and_grad(&mut model, &pb.u0, &pb.p, pb.loss)?;
+            (l, g, s.stats().accepted_steps)
+        }
+        Method::Kvaerno5 => {
+            let o = options(1e-10, 1e-14, Gains::Pi);
+            let mut s = AdaptiveSolver::dirk(
+                DirkTableau::kvaerno5(),
+                NewtonConfig::default(),
+                &model,
+                0.0,
+                &[pb.t1],
+                o,
+                STORE_ALL,
+            )?;
+            let (l, g) = s.value_and_grad(&mut model, &pb.u0, &pb.p, pb.loss)?;
+            (l, g, s.stats().accepted_steps)
+        }
+    })
+}
+
+/// Times every contestant on `pb` with the hand-written model `hand` and prints the JSON line.
+fn bench<H: RhsVjp + RhsJvp + Clone>(pb: &Problem, hand: &H, extra: &str) -> Res<()> {
+    let (ref_loss, ref_grad, ref_steps) = reference(pb, hand)?;
+    let ref_by = match pb.method {
+        Method::Dopri5 => format!("pnode dopri5, rtol = atol = {REF_TOL:e}"),
+        Method::Kvaerno5 => "pnode kvaerno5, rtol = 1e-10, atol = 1e-14".to_string(),
+    };
+    let runs = match pb.method {
+        Method::Dopri5 => explicit_runs(pb, hand)?,
+        Method::Kvaerno5 => implicit_runs(pb, hand)?,
+    };
     let mut contestants = String::new();
     for (i, r) in runs.iter().enumerate() {
         if i > 0 {
@@ -261,10 +377,11 @@ fn bench<H: RhsVjp + Clone>(pb: &Problem, hand: &H, extra: &str) -> Res<()> {
         }
         write!(
             contestants,
-            "\"{}\":{{\"stepper\":\"runtime EmbeddedErk dopri5\",\"loss\":{:?},\
+            "\"{}\":{{\"stepper\":\"{}\",\"loss\":{:?},\
              \"accepted\":{},\"rejected\":{},\"rhs_evals\":{},\"vjp_evals\":{},\
              \"times\":{},\"cpu_s_per_rep\":{},\"grad_rel_err\":{:?}}}",
             r.name,
+            r.stepper,
             r.loss,
             r.stats.accepted_steps,
             r.stats.rejected_steps,
@@ -279,7 +396,7 @@ fn bench<H: RhsVjp + Clone>(pb: &Problem, hand: &H, extra: &str) -> Res<()> {
     println!(
         "{{\"side\":\"pnode\",\"problem\":\"{}\",\"t1\":{:?},\"rtol\":{RTOL:?},\"atol\":{ATOL:?},\
          \"reps\":{},{extra}\"u0\":{},\"p\":{},\
-         \"reference\":{{\"by\":\"pnode dopri5, rtol = atol = {REF_TOL:e}\",\"accepted\":{ref_steps},\
+         \"reference\":{{\"by\":\"{ref_by}\",\"accepted\":{ref_steps},\
          \"loss\":{ref_loss:?},\"grad_u0\":{},\"grad_p\":{}}},\
          \"contestants\":{{{contestants}}}}}",
         pb.name,
@@ -290,7 +407,7 @@ fn bench<H: RhsVjp + Clone>(pb: &Problem, hand: &H, extra: &str) -> Res<()> {
         json_array(&ref_grad.du0),
         json_array(&ref_grad.dp),
     );
-    for r in runs {
+    for r in &runs {
         let mut t = r.times.clone();
         t.sort();
         eprintln!(
@@ -321,28 +438,33 @@ fn parse_count(args: &mut impl Iterator<Item = String>, flag: &str) -> Res<usize
 }
 
 fn main() -> Res<()> {
-    let (mut problem, mut reps_lv, mut reps_mlp) = ("all".to_string(), 500, 50);
+    let mut problem = "all".to_string();
+    let (mut reps_lv, mut reps_mlp, mut reps_rob) = (500, 50, 20);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--problem" => problem = args.next().ok_or("--problem needs a value")?,
             "--reps-lv" => reps_lv = parse_count(&mut args, "--reps-lv")?,
             "--reps-mlp" => reps_mlp = parse_count(&mut args, "--reps-mlp")?,
+            "--reps-robertson" => reps_rob = parse_count(&mut args, "--reps-robertson")?,
             other => {
                 return Err(format!(
                     "unknown argument {other:?}; usage: adaptive_side_by_side \
-                     [--problem lv|mlp|all] [--reps-lv N] [--reps-mlp N]"
+                     [--problem lv|mlp|robertson|all] [--reps-lv N] [--reps-mlp N] \
+                     [--reps-robertson N]"
                 )
                 .into());
             }
         }
     }
-    if !matches!(problem.as_str(), "lv" | "mlp" | "all") {
-        return Err(format!("--problem must be lv, mlp or all, got {problem:?}").into());
+    if !matches!(problem.as_str(), "lv" | "mlp" | "robertson" | "all") {
+        return Err(format!("--problem must be lv, mlp, robertson or all, got {problem:?}").into());
     }
-    if problem != "mlp" {
+    let run = |name: &str| problem == "all" || problem == name;
+    if run("lv") {
         let pb = Problem {
             name: "lv",
+            method: Method::Dopri5,
             f: lv_ir()?,
             t1: 10.0,
             u0: LotkaVolterra::default_u0(),
@@ -352,7 +474,7 @@ fn main() -> Res<()> {
         };
         bench(&pb, &LotkaVolterra::new(), "")?;
     }
-    if problem != "lv" {
+    if run("mlp") {
         let (widths, batch) = ([2, 50, 2], 64);
         let hand = Mlp::new(&widths, batch)?;
         let mut p: Vec<f64> = hand.init_params(0).iter().map(|w| 3.0 * w).collect();
@@ -370,6 +492,7 @@ fn main() -> Res<()> {
             .collect();
         let pb = Problem {
             name: "mlp",
+            method: Method::Dopri5,
             f: mlp_ir(&widths, batch)?,
             t1: 5.0,
             u0,
@@ -379,6 +502,19 @@ fn main() -> Res<()> {
         };
         let extra = format!("\"widths\":[2,50,2],\"batch\":{batch},");
         bench(&pb, &hand, &extra)?;
+    }
+    if run("robertson") {
+        let pb = Problem {
+            name: "robertson",
+            method: Method::Kvaerno5,
+            f: robertson_ir()?,
+            t1: 1e5,
+            u0: vec![1.0, 0.0, 0.0],
+            p: Robertson::default_params(),
+            loss: robertson_loss,
+            reps: reps_rob,
+        };
+        bench(&pb, &Robertson::new(), "")?;
     }
     Ok(())
 }

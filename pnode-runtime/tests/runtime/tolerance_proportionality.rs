@@ -77,9 +77,10 @@ fn assert_proportional<M: Rhs>(name: &str, model: &mut M, u0: &[f64], p: &[f64],
         let expected = -1.0 / f64::from(q + 1);
         let error_slope = slope(&log_tol, &errors.iter().map(|e| e.ln()).collect::<Vec<_>>());
         let steps: Vec<u64> = log_steps.iter().map(|l| l.exp().round() as u64).collect();
+        let errs: Vec<String> = errors.iter().map(|e| format!("{e:.1e}")).collect();
         println!(
             "{name} {}: steps ~ tol^{fitted:.3} (expected {expected:.3}), error ~ \
-             tol^{error_slope:.3}; steps {steps:?}; errors {errors:.1e?}",
+             tol^{error_slope:.3}; steps {steps:?}; errors {errs:?}",
             tableau.name()
         );
         assert!(
