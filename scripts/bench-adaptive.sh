@@ -59,8 +59,8 @@ out=results/adaptive-bench.json
 ref=results/adaptive-bench-pnode-inputs.json
 for ((round = 1; round <= rounds; round++)); do
     echo "round $round/$rounds: pnode ..." >&2
-    "${pin[@]}" "$bench" --reps-lv "$reps_lv" --reps-mlp "$reps_mlp" --reps-robertson "$reps_rob_pn" \
-        | tee -a "$out" > "$ref.tmp"
+    "${pin[@]}" "$bench" --reps-lv "$reps_lv" --reps-mlp "$reps_mlp" \
+        --reps-robertson "$reps_rob_pn" | tee -a "$out" > "$ref.tmp"
     mv "$ref.tmp" "$ref"
     for problem in lv mlp; do
         echo "round $round/$rounds: diffrax $problem ..." >&2
