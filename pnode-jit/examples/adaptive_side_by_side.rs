@@ -1,37 +1,42 @@
 //! pnode side of the adaptive-stepping benchmark against diffrax and torchdiffeq
 //! (`scripts/bench-adaptive.sh`, issue 16).
 //!
-//! Error-controlled dopri5 (`Tableau::dopri5()`, `AdaptiveSolver`, PI controller, automatic
-//! first step) at `rtol = 1e-6`, `atol = 1e-9`, store-all, exact discrete gradient `dL/du0` and
-//! `dL/dθ` on the accepted grid, f64, one thread:
+//! Error-controlled steps (`AdaptiveSolver`, automatic first step) at `rtol = 1e-6`,
+//! `atol = 1e-9`, store-all, exact discrete gradient `dL/du0` and `dL/dθ` on the accepted grid,
+//! f64, one thread:
 //!
-//! * `lv`: Lotka–Volterra `f = [α x − β x y, δ x y − γ y]`, `[α, β, δ, γ] = [1.5, 1, 3, 1]`,
-//!   `u0 = [1, 1]`, to t = 10, loss `L = Σ_i u_i(10)`;
-//! * `mlp`: `f(u) = W2 tanh(W1 u + b1) + b2` (widths 2-50-2, the spiral network's shape) on a
-//!   batch of 64 points (state `u` = 64 × 2 row-major, 252 parameters, layer by layer `W`
-//!   (out × in, row-major) then `b`), Glorot weights from seed 0 scaled by 3 (so the field
-//!   turns the points visibly), small fixed biases, to t = 5, loss `L = ½ Σ_i u_i(5)²`.
+//! * `lv`: dopri5; Lotka–Volterra `f = [α x − β x y, δ x y − γ y]`,
+//!   `[α, β, δ, γ] = [1.5, 1, 3, 1]`, `u0 = [1, 1]`, to t = 10, loss `L = Σ_i u_i(10)`;
+//! * `mlp`: dopri5; `f(u) = W2 tanh(W1 u + b1) + b2` (widths 2-50-2, the spiral network's
+//!   shape) on a batch of 64 points (state `u` = 64 × 2 row-major, 252 parameters, layer by
+//!   layer `W` (out × in, row-major) then `b`), Glorot weights from seed 0 scaled by 3 (so the
+//!   field moves the points visibly), small fixed biases, to t = 5, loss `L = ½ Σ_i u_i(5)²`;
+//! * `robertson`: Kværnø's 5(4) ESDIRK (`DirkTableau::kvaerno5()`, Newton with
+//!   `NewtonConfig::default()`); Robertson's kinetics, `k = [0.04, 3e7, 1e4]`,
+//!   `y0 = [1, 0, 0]`, to t = 1e5, loss `L = 1e4 y2(1e5) + y3(1e5)`.
 //!
-//! Contestants: the IR compiled by Cranelift (`JitModel`) and the hand-written closure models
-//! (`pnode_runtime::problems::{LotkaVolterra, Mlp}`), both through the runtime's explicit pair
-//! `EmbeddedErk` (`AdaptiveSolver::explicit`) with pnode's default PI controller, and the JIT
-//! model once more with the I controller of diffrax's default `PIDController` gains
-//! (`k_I = 1`, `k_P = 0`), whose step sequence is comparable to diffrax's. Each runs a few warm-up gradients, then `--reps`
-//! timed ones (one `Instant` per gradient; the thread's CPU time over all of them from
-//! `CLOCK_THREAD_CPUTIME_ID`, which on a shared machine leaves out the time spent waiting for
-//! the core).
+//! Contestants, each with pnode's default PI controller: for dopri5 the fused JIT trial step
+//! (`JitErkStepper::with_error_estimate` through `AdaptiveSolver::new`), the IR compiled by
+//! Cranelift (`JitModel`) and the hand-written models (`pnode_runtime::problems`) through the
+//! runtime's `EmbeddedErk`; for Robertson `JitModel` and the hand-written model through
+//! `EmbeddedDirk`. One JIT contestant runs once more with the I controller of diffrax's default
+//! `PIDController` gains (`k_I = 1`, `k_P = 0`), whose step sequence is comparable to
+//! diffrax's. Each runs a few warm-up gradients, then `--reps` timed ones (one `Instant` per
+//! gradient; the thread's CPU time over all of them from `CLOCK_THREAD_CPUTIME_ID`, which on a
+//! shared machine leaves out the time spent waiting for the core).
 //!
-//! The reference gradient is pnode's own at `rtol = atol = 1e-12` (hand-written model, dopri5;
-//! its step sizes are about 16× smaller, so its discretization error is ~10⁶× smaller than the
-//! contestants'). Every contestant's gradient error is `max_i |g_i − g_ref,i| / max_i |g_ref,i|`
-//! over `dL/du0` and `dL/dθ` together; the Python sides read the reference from this line.
+//! The reference gradient is pnode's own, hand-written model, at tight tolerances: dopri5 at
+//! `rtol = atol = 1e-12` (steps ~16× smaller, discretization error ~10⁶× smaller than the
+//! contestants'), kvaerno5 at `rtol = 1e-10`, `atol = 1e-14`. Every contestant's gradient
+//! error is `max_i |g_i − g_ref,i| / max_i |g_ref,i|` over `dL/du0` and `dL/dθ` together; the
+//! Python sides read the inputs and the reference from this line.
 //!
 //! Prints one JSON line per problem: the inputs (`u0`, `p`), the reference loss and gradient,
-//! and per contestant its loss, accepted and rejected steps, RHS and VJP evaluations, times and
-//! gradient error.
+//! and per contestant its stepper, loss, accepted and rejected steps, RHS and VJP evaluations,
+//! times and gradient error.
 //!
-//! `cargo run --release -p pnode-jit --example adaptive_side_by_side -- [--problem lv|mlp|all]
-//! [--reps-lv N] [--reps-mlp N]`
+//! `cargo run --release -p pnode-jit --example adaptive_side_by_side --
+//! [--problem lv|mlp|robertson|all] [--reps-lv N] [--reps-mlp N] [--reps-robertson N]`
 
 use std::error::Error;
 use std::fmt::Write as _;
