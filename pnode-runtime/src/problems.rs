@@ -350,6 +350,16 @@ impl VanDerPol {
     pub fn default_u0() -> Vec<f64> {
         vec![2.0, 0.0]
     }
+
+    /// `[μ] = [10]`: a relaxation oscillation, slow drifts along the branches `|x| > 1` and
+    /// fast jumps between them, period `T ≈ (3 − 2 ln 2) μ + 7.014 μ^(−1/3) ≈ 19.4`
+    /// (Hairer–Wanner II, §IV.1 and Exercise IV.1.3 give the asymptotic period). On the slow
+    /// branches the Jacobian's eigenvalue `≈ μ (1 − x²)` reaches about −30, so explicit
+    /// methods work at loose tolerances but their step sizes start to feel the stability
+    /// bound: mildly stiff.
+    pub fn relaxation_params() -> Vec<f64> {
+        vec![10.0]
+    }
 }
 
 impl Rhs for VanDerPol {
@@ -589,5 +599,6 @@ pub(crate) mod tests {
         assert_eq!(f, [0.0, -2.0]);
         assert_derivatives(&mut m, &u0, &p);
         assert_derivatives(&mut m, &[-0.7, 1.4], &[5.0]);
+        assert_derivatives(&mut m, &u0, &VanDerPol::relaxation_params());
     }
 }
