@@ -352,18 +352,14 @@ impl<E> Run<E> {
     }
 
     /// Check that the checkpoint store fits `limit` (`None`: nothing is checked), counting the
-    /// grid and the outputs too when the limit was given (an available-memory figure already
+    /// grid's stored bytes and the outputs too when the limit was given (an available-memory figure already
     /// excludes them): [`Error::Memory`] naming `checkpoint` otherwise. The first gradient
     /// runs this with [`crate::memory::limit`].
     pub fn check_checkpoint_memory(&self, limit: Option<crate::memory::Limit>) -> Result<()> {
-        use crate::memory::{GRID_BYTES_PER_POINT, Limit, MemoryUse, Preflight, output_bytes};
+        use crate::memory::{Limit, MemoryUse, Preflight, output_bytes};
         let mut preflight = Preflight::new(limit);
         if let Some(Limit::Given(_)) = limit {
-            let points = self.setup.grid.n_steps() as u64 + 1;
-            preflight.add(
-                MemoryUse::Steps,
-                points.saturating_mul(GRID_BYTES_PER_POINT),
-            )?;
+            preflight.add(MemoryUse::Steps, self.setup.grid.stored_bytes())?;
             let n = self.setup.program.state_len() as u64;
             preflight.add(
                 MemoryUse::Outputs,

@@ -88,7 +88,7 @@ impl OdeBlock {
         grid: TimeGrid,
         checkpointing: Checkpointing,
     ) -> Result<Self> {
-        let t_end = *grid.times().last().expect("a grid has points");
+        let t_end = grid.end();
         Self::new(model, tableau, grid, &[t_end], checkpointing)
     }
 
