@@ -63,14 +63,14 @@ impl TimeGrid {
     /// of their differences, `h_n = t_{n+1} − t_n`: bitwise the grid
     /// [`TimeGrid::from_times`] builds from those points, without storing them.
     ///
-    /// The step must exceed 4 ulps of the larger end, `h > 4 ε max(|t0|, |t1|)`, so the
-    /// points are distinct (a rounding of `t0 + n h` moves a point by at most an ulp of the
-    /// larger end, 2 ulps of `n h`'s): `from_times` would refuse repeated points.
+    /// The step must exceed 4 ulps of the larger end, `h > 4 ε max(|t0|, |t1|)` (the
+    /// lowering's condition on `steps`), which keeps the rounded points distinct, as
+    /// `from_times` requires.
     pub fn uniform_points(t0: f64, t1: f64, n_steps: usize) -> Result<Self> {
         let grid = Self::uniform_with(t0, t1, n_steps, StepSizes::Differences)?;
         let h = (t1 - t0) / n_steps as f64;
         let largest = t0.abs().max(t1.abs());
-        if !(h > largest * f64::EPSILON * 4.0) {
+        if h <= largest * f64::EPSILON * 4.0 {
             return Err(invalid(format!(
                 "{n_steps} steps from t0 = {t0} to t1 = {t1} are shorter than the resolution of \
                  f64 there (h = {h})"
