@@ -6,7 +6,7 @@
 # * `emit --schedule` of 10^6 steps with store-all, solution-only, Revolve(10) and online(10)
 #   (the schedule is generated action by action while the ledger predicts it);
 # * `grad` with Revolve(10) over 10^6 and 10^7 steps: wall and CPU time and peak RSS, which
-#   must not grow with N beyond the grid (16 bytes per point: its times and step sizes);
+#   must not grow with N (the uniform grid computes its points, the checkpoints are 10 slots);
 # * the planning share of that gradient: `Schedule::predict` of the same Revolve schedule (the
 #   generation of every action plus the ledger) timed by the simulate example.
 #

@@ -8,9 +8,11 @@
 //! ([`pnode_runtime::Error::OutOfMemory`]) still turn a failed allocation into an error.
 //!
 //! What is counted, in bytes:
-//! * `steps`: [`GRID_BYTES_PER_POINT`] per grid point (the resolver's peak: the points read or
-//!   computed, the same points with output times inserted, and the grid's points and step
-//!   sizes, which the setup and the solver share);
+//! * `steps`: [`GRID_BYTES_PER_POINT`] per point of a listed grid (the resolver's peak: the
+//!   points read or computed, the same points with output times inserted, and the grid's
+//!   points and step sizes, which the setup and the solver share). A uniform grid
+//!   (`steps = N`) computes its points on demand and costs nothing, unless output times off
+//!   its points are inserted: then it is listed, and counted when that happens;
 //! * `outputs`: per output time, the time and three copies of the state (the solver's outputs,
 //!   the loss gradient there, the trajectory handed back);
 //! * `checkpoint`: the RAM checkpoint store a gradient allocates
@@ -228,10 +230,11 @@ impl Preflight {
     pub fn program(&mut self, program: &Program) -> Result<()> {
         let state_len = program.state_len() as u64;
         let (points, outputs) = match &program.solve {
-            None => (101, 1),
+            None => (0, 1),
             Some(s) => {
                 let points = match &s.steps {
-                    Steps::Uniform(n) => n.saturating_add(1),
+                    // Computed on demand (counted by the resolver if outputs are inserted).
+                    Steps::Uniform(_) => 0,
                     Steps::Logspace { count, .. } => count.saturating_add(1),
                     Steps::Times(v) => v.len() as u64,
                     // Adaptive steps: the accepted grid grows as the run goes.

@@ -12,10 +12,11 @@
 //!
 //! # Grids
 //!
-//! Every grid is built by [`TimeGrid::from_times`] from its points, so the step sizes are
-//! `h_n = t_{n+1} − t_n` computed from the stored points — the same bits wherever the same
-//! points are given (the macro's generated code gets the points, not `t0, t1, N`). The points
-//! of `steps = N` are [`TimeGrid::uniform`]'s, `t_n = t0 + n·(t1 − t0)/N`, `t_N = t1`;
+//! Every grid's step sizes are `h_n = t_{n+1} − t_n` of its points — the same bits wherever
+//! the same points are given (the macro's generated code gets the points, not `t0, t1, N`,
+//! and builds the grid with [`TimeGrid::from_times`]). The points of `steps = N` are
+//! [`TimeGrid::uniform_points`]'s, `t_n = t0 + n·(t1 − t0)/N`, `t_N = t1`, computed on demand
+//! (no memory per step) unless output times are inserted;
 //! `logspace(a, b, n)` is `t0, a·r⁰, …, a·rⁿ⁻¹` with `r = ln(b/a)/(n−1)` in the exponent and
 //! the ends exact; `steps = [..]` and `steps = data(..)` are the points as given.
 //!
@@ -266,15 +267,16 @@ pub fn resolve(
         .unwrap_or(0);
     // The grid and output sizes against the memory the run may use, before anything of
     // their size is allocated.
-    crate::memory::Preflight::current().program(program)?;
+    let mut preflight = crate::memory::Preflight::current();
+    preflight.program(program)?;
     let (u0, theta0) = initial_values(program, data, seed)?;
-    let (times, adaptive, outs, checkpointing, m) = match &program.solve {
+    let (grid, adaptive, outs, checkpointing, m) = match &program.solve {
         None => {
             notes.push(
                 "no `solve` block: rk4, t = 0 .. 1, 100 steps, output at t = 1, store_all".into(),
             );
             (
-                grid_times(&Steps::Uniform(100), 0.0, 1.0, data)?,
+                Some(time_grid(&Steps::Uniform(100), 0.0, 1.0, data)?),
                 None,
                 vec![1.0],
                 Checkpointing::StoreAll,
@@ -282,9 +284,9 @@ pub fn resolve(
             )
         }
         Some(s) => {
-            let (times, adaptive) = match &s.steps {
-                Steps::Adaptive(c) => (Vec::new(), Some((s.t0, adaptive_options(c)?))),
-                st => (grid_times(st, s.t0, s.t1, data)?, None),
+            let (grid, adaptive) = match &s.steps {
+                Steps::Adaptive(c) => (None, Some((s.t0, adaptive_options(c)?))),
+                st => (Some(time_grid(st, s.t0, s.t1, data)?), None),
             };
             let outs = match &s.outputs {
                 None => {
@@ -297,12 +299,13 @@ pub fn resolve(
                 None => Checkpointing::StoreAll,
                 Some(c) => checkpointing(c)?,
             };
-            (times, adaptive, outs, ck, s.method.clone())
+            (grid, adaptive, outs, ck, s.method.clone())
         }
     };
-    let (grid, output_times) = match adaptive {
-        None => {
-            let (grid, output_times, inserted) = merge(times, &outs)?;
+    let (grid, output_times) = match (grid, adaptive) {
+        (_, Some((t0, options))) => (Grid::Adaptive { t0, options }, outs),
+        (Some(grid), None) => {
+            let (grid, output_times, inserted) = merge(grid, &outs, &mut preflight)?;
             if inserted > 0 {
                 notes.push(format!(
                     "{inserted} output times are not grid points and were inserted into the \
@@ -312,7 +315,7 @@ pub fn resolve(
             }
             (Grid::Fixed(grid), output_times)
         }
-        Some((t0, options)) => (Grid::Adaptive { t0, options }, outs),
+        (None, None) => return Err(config("steps", "no grid and no error control")),
     };
     if program
         .solve
@@ -487,9 +490,9 @@ fn init(
     Ok(())
 }
 
-/// The grid points of `steps` over `t0 .. t1` (see the [module docs](self)).
-pub fn grid_times(steps: &Steps, t0: f64, t1: f64, data: &dyn DataReader) -> Result<Vec<f64>> {
-    Ok(match steps {
+/// The grid of `steps` over `t0 .. t1` (see the [module docs](self)).
+pub fn time_grid(steps: &Steps, t0: f64, t1: f64, data: &dyn DataReader) -> Result<TimeGrid> {
+    let points = match steps {
         Steps::Uniform(n) => {
             // The lowering's check (pnode-ir, `steps`): a step of more than 4 ulps of the
             // largest time keeps every grid point finite and distinct.
@@ -498,7 +501,7 @@ pub fn grid_times(steps: &Steps, t0: f64, t1: f64, data: &dyn DataReader) -> Res
             if !(h.is_finite() && h > largest * f64::EPSILON * 4.0) {
                 return Err(Error::TimeGrid { t0, t1, steps: *n });
             }
-            TimeGrid::uniform(t0, t1, count("steps", *n)?)?.into_times()
+            return Ok(TimeGrid::uniform_points(t0, t1, count("steps", *n)?)?);
         }
         Steps::Logspace { start, end, count } => {
             let c = self::count("steps", *count)?;
@@ -547,7 +550,8 @@ pub fn grid_times(steps: &Steps, t0: f64, t1: f64, data: &dyn DataReader) -> Res
             }
             t.values
         }
-    })
+    };
+    Ok(TimeGrid::from_points(points)?)
 }
 
 fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
@@ -610,31 +614,31 @@ fn output_times(o: &Outputs, t0: f64, t1: f64, data: &dyn DataReader) -> Result<
     Ok(v)
 }
 
-/// The grid of `times` with every output time a grid point: output times within
-/// `1e-10 · span` of a point snap to it, the others are inserted. Returns the grid (always
-/// [`TimeGrid::from_times`]), the snapped output times and how many were inserted.
-fn merge(times: Vec<f64>, outputs: &[f64]) -> Result<(TimeGrid, Vec<f64>, usize)> {
-    let grid = TimeGrid::from_points(times)?;
-    let times = grid.times();
-    let span = times[times.len() - 1] - times[0];
-    let tol = 1e-10 * span;
+/// `grid` with every output time a grid point: output times within `1e-10 · span` of a point
+/// snap to it, the others are inserted (the grid's points are then listed, counted by
+/// `preflight` as [`GRID_BYTES_PER_POINT`](crate::memory::GRID_BYTES_PER_POINT) each before
+/// they are made). Returns the grid, the snapped output times and how many were inserted.
+fn merge(
+    grid: TimeGrid,
+    outputs: &[f64],
+    preflight: &mut crate::memory::Preflight,
+) -> Result<(TimeGrid, Vec<f64>, usize)> {
+    let tol = 1e-10 * (grid.end() - grid.start());
     // The points to insert (the grid is rebuilt with them only if there are any).
-    let mut extra = Vec::new();
-    for &t in outputs {
-        let i = times.partition_point(|&x| x < t);
-        let near = [i.checked_sub(1), Some(i)]
-            .into_iter()
-            .flatten()
-            .filter_map(|j| times.get(j))
-            .any(|&g| (g - t).abs() <= tol);
-        if !near {
-            extra.push(t);
-        }
-    }
+    let extra: Vec<f64> = outputs
+        .iter()
+        .copied()
+        .filter(|&t| (grid.t(grid.nearest(t)) - t).abs() > tol)
+        .collect();
     let inserted = extra.len();
     let grid = if inserted == 0 {
         grid
     } else {
+        let points = (grid.n_steps() + 1 + inserted) as u64;
+        preflight.add(
+            crate::memory::MemoryUse::Steps,
+            points.saturating_mul(crate::memory::GRID_BYTES_PER_POINT),
+        )?;
         let mut all = grid.into_times();
         all.extend_from_slice(&extra);
         all.sort_by(f64::total_cmp);

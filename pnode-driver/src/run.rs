@@ -50,6 +50,7 @@ use pnode_runtime::adaptive::{
 use pnode_runtime::stepper::{AdjointStepper, ForwardStepper};
 use pnode_runtime::{
     DirkStepper, ErkStepper, Gradient, Rhs, RhsJvp, RhsVjp, Solver, Stats, Tableau, ThetaStepper,
+    TimeGrid,
 };
 
 use crate::error::{Error, Result};
@@ -476,18 +477,16 @@ impl<E, A> Run<E, A> {
     }
 
     /// Check that the checkpoint store fits `limit` (`None`: nothing is checked), counting the
-    /// grid and the outputs too when the limit was given (an available-memory figure already
+    /// grid's stored bytes and the outputs too when the limit was given (an available-memory figure already
     /// excludes them): [`Error::Memory`] naming `checkpoint` otherwise. The first gradient
     /// runs this with [`crate::memory::limit`].
     pub fn check_checkpoint_memory(&self, limit: Option<crate::memory::Limit>) -> Result<()> {
-        use crate::memory::{GRID_BYTES_PER_POINT, Limit, MemoryUse, Preflight, output_bytes};
+        use crate::memory::{Limit, MemoryUse, Preflight, output_bytes};
         let mut preflight = Preflight::new(limit);
         if let Some(Limit::Given(_)) = limit {
-            let points = self.setup.grid.n_steps().unwrap_or(0) as u64 + 1;
-            preflight.add(
-                MemoryUse::Steps,
-                points.saturating_mul(GRID_BYTES_PER_POINT),
-            )?;
+            // Adaptive steps: the accepted grid grows with the run (8 bytes a step).
+            let grid_bytes = self.setup.grid.fixed().map_or(0, TimeGrid::stored_bytes);
+            preflight.add(MemoryUse::Steps, grid_bytes)?;
             let n = self.setup.program.state_len() as u64;
             preflight.add(
                 MemoryUse::Outputs,

@@ -268,8 +268,9 @@ pub fn module_items(
     let n_steps = usize_lit(plan.n_steps);
     // The grid's points, so `from_times` computes the step sizes from the same stored points
     // as the driver (bitwise the same grid).
-    let grid_times = floats(plan.grid.times());
-    let grid_len = usize_lit(plan.grid.times().len());
+    let points = plan.grid.to_times();
+    let grid_times = floats(&points);
+    let grid_len = usize_lit(points.len());
     let fwd = plan.schedule.forward().map(|a| action(&a, rt));
     let rev = plan.schedule.reverse().map(|a| action(&a, rt));
     let sched_name = plan.schedule.name();

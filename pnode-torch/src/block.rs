@@ -112,7 +112,7 @@ impl OdeBlock {
         grid: TimeGrid,
         checkpointing: Checkpointing,
     ) -> Result<Self> {
-        let t_end = *grid.times().last().expect("a grid has points");
+        let t_end = grid.end();
         Self::new(model, tableau, grid, &[t_end], checkpointing)
     }
 
@@ -176,7 +176,7 @@ impl OdeBlock {
             *last_stats = solver.stats();
             *last_adaptive = solver
                 .adaptive_stats()
-                .map(|counts| (solver.accepted_times().to_vec(), counts));
+                .map(|counts| (solver.accepted_times(), counts));
             // The node will own the solver; its kept outputs must not share the returned
             // tensors' autograd metadata (whose grad_fn is the node): that cycle would keep
             // every graph, checkpoints included, alive forever.

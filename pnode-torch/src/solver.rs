@@ -147,10 +147,10 @@ impl TensorSolver {
 
     /// The accepted grid `t_0 … t_N` of the last adaptive run (empty before the first; the
     /// fixed grid's times for a fixed-grid solver).
-    pub fn accepted_times(&self) -> &[f64] {
+    pub fn accepted_times(&self) -> Vec<f64> {
         match (&self.adaptive, &self.counts) {
-            (Some(_), None) => &[],
-            _ => self.grid.times(),
+            (Some(_), None) => Vec::new(),
+            _ => self.grid.to_times(),
         }
     }
 

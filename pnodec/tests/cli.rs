@@ -583,35 +583,72 @@ fn decay_model(steps: &str) -> String {
     )
 }
 
+/// Issue 15, finding 3: `steps = 1000000000` used to abort allocating its grid. A uniform grid
+/// now stores nothing per step, so what cannot fit is what the steps would store, refused
+/// before it is allocated (exit 1, no output file, no abort), naming the option and the bytes:
+/// store-all checkpoints of a gradient (`checkpoint`), 10⁹ output times (`outputs`), and the
+/// grid when it must be listed, here because an output time off its points is inserted
+/// (`steps`, 32 bytes a point).
 #[test]
-fn a_grid_past_the_memory_limit_is_refused_before_allocation() {
+fn sizes_past_the_memory_limit_are_refused_before_allocation() {
     let dir = tempfile::tempdir().unwrap();
-    let model = temp_file(&dir, "big.pode", &decay_model("1000000000"));
     let out = dir.path().join("out.json");
-    let runs: [&[&str]; 3] = [
-        &["emit", "--schedule", "--max-memory", "2GB"],
-        &["solve", "--max-memory", "2GB", "-o", path_str(&out)],
-        &["grad", "--max-memory", "2GiB", "-o", path_str(&out)],
+    let with_outputs = |outputs: &str| {
+        decay_model("1000000000").replace("  steps", &format!("  outputs = {outputs}\n  steps"))
+    };
+    let cases = [
+        (
+            decay_model("1000000000"),
+            "grad",
+            "checkpoint",
+            CHECKPOINT_BYTES,
+            "use a `checkpoint`",
+        ),
+        (
+            with_outputs("linspace(0, 1, 1000000000)"),
+            "solve",
+            "outputs",
+            32_000_000_000,
+            "use fewer `outputs`",
+        ),
+        (
+            with_outputs("[0.1234567895]"),
+            "solve",
+            "steps",
+            32_000_000_064,
+            "use fewer `steps`",
+        ),
     ];
-    for (args, limit) in runs.iter().zip(["2000000000", "2000000000", "2147483648"]) {
-        let mut args = args.to_vec();
-        args.push(path_str(&model));
-        let r = pnodec(&args);
+    for (source, command, what, bytes, advice) in cases {
+        let model = temp_file(&dir, "big.pode", &source);
+        let r = pnodec(&[
+            command,
+            "--max-memory",
+            "2GB",
+            "-o",
+            path_str(&out),
+            path_str(&model),
+        ]);
         assert_exit(&r, 1);
         let err = text(&r.stderr);
         assert!(
             err.contains(&format!(
-                "not enough memory for `steps`: it needs 32000000032 bytes, more than the \
-                 {limit} bytes allowed by --max-memory; use fewer `steps`"
-            )),
-            "{args:?}: {err}"
+                "not enough memory for `{what}`: it needs {bytes} bytes"
+            )) && err.contains("more than the 2000000000 bytes allowed by --max-memory; ")
+                && err.contains(advice),
+            "{what}: {err}"
         );
         assert!(!out.exists());
     }
+    let model = temp_file(&dir, "big.pode", &decay_model("1000000000"));
     let r = pnodec(&["solve", "--max-memory", "lots", path_str(&model)]);
     assert_exit(&r, 2);
     assert!(text(&r.stderr).contains("`lots` is not a size"));
 }
+
+/// Bytes of the store-all checkpoints of 10⁹ RK4 steps of a scalar state, the schedule's
+/// predicted peak: 8 bytes × 4 stage vectors × (10⁹ − 1) steps.
+const CHECKPOINT_BYTES: u64 = 31_999_999_968;
 
 /// A 2²²-element state with store-all over 10⁵ steps needs 13 TB of checkpoints: the
 /// gradient is refused before its first step, naming `checkpoint`, while the schedule's

@@ -102,7 +102,7 @@ pub fn fit(
         .map(|k| k * config.steps_per_obs)
         .collect();
     let obs_times: Vec<f64> = obs_idx.iter().map(|&n| grid.t(n)).collect();
-    let dense_times = grid.times().to_vec();
+    let dense_times = grid.to_times();
     let u0 = config.u0;
 
     // Synthetic data: solve at the true rates, then perturb each value by σ·N(0, 1) relative.

@@ -331,10 +331,10 @@ fn options_that_cannot_be_used_are_errors() {
 /// repeat is a typed error of the resolver, not NaN time points.
 #[test]
 fn a_grid_that_does_not_fit_f64_is_a_typed_error() {
-    use pnode_driver::resolve::grid_times;
+    use pnode_driver::resolve::time_grid;
     use pnode_ir::lower::Steps;
     let data = pnode_driver::FsData::new(Path::new("."));
-    let e = grid_times(&Steps::Uniform(10), -1e308, 1e308, &data).unwrap_err();
+    let e = time_grid(&Steps::Uniform(10), -1e308, 1e308, &data).unwrap_err();
     assert!(
         matches!(
             e,
@@ -347,12 +347,59 @@ fn a_grid_that_does_not_fit_f64_is_a_typed_error() {
         "{e:?}"
     );
     assert!(e.to_string().contains("t1 - t0 overflows"), "{e}");
-    let e = grid_times(&Steps::Uniform(100_000_000), 1.0, 1.000000000001, &data).unwrap_err();
+    let e = time_grid(&Steps::Uniform(100_000_000), 1.0, 1.000000000001, &data).unwrap_err();
     assert!(matches!(e, Error::TimeGrid { .. }), "{e:?}");
-    let ok = grid_times(&Steps::Uniform(4), -8e307, 8e307, &data).unwrap();
+    let ok = time_grid(&Steps::Uniform(4), -8e307, 8e307, &data)
+        .unwrap()
+        .to_times();
     assert_eq!((ok.len(), ok[0], ok[4]), (5, -8e307, 8e307));
     assert!(
         ok.windows(2).all(|w| w[0] < w[1] && w[1].is_finite()),
         "{ok:?}"
     );
+}
+
+/// Issue 15, finding 3: `steps = 10⁹` stores nothing per step (the uniform grid computes its
+/// points), so the setup and solver of a Revolve gradient over it fit in 1 MB with the grid,
+/// the output and 10 slots, while store-all is refused before any step, naming `checkpoint`.
+/// A grid that must be listed (an output time off the uniform points is inserted) is counted
+/// at 32 bytes a point and refused naming `steps` before it is made.
+#[test]
+fn a_billion_uniform_steps_cost_no_grid_memory() {
+    use pnode_driver::memory::{Limit, MemoryUse, set_max_memory};
+    let src = |ck: &str, outputs: &str| {
+        format!(
+            "model big\nstate u = 1.0\nparam k = 0.5\nd(u)/dt = -k * u\nsolve {{ method = rk4, \
+             t = 0 .. 1, steps = 1000000000, checkpoint = {ck}{outputs} }}\nloss = u ^ 2\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let megabyte = Some(Limit::Given(1_000_000));
+    let (run, _) = run_for(&src("revolve(slots = 10)", ""), dir.path());
+    assert!(run.checkpoint_bytes() < 1000, "{}", run.checkpoint_bytes());
+    run.check_checkpoint_memory(megabyte).unwrap();
+    let (run, _) = run_for(&src("store_all", ""), dir.path());
+    let e = run.check_checkpoint_memory(megabyte).unwrap_err();
+    assert!(
+        matches!(e, Error::Memory { what: MemoryUse::Checkpoint, bytes, .. }
+            if bytes == run.checkpoint_bytes() && bytes > 8_000_000_000),
+        "{e:?}"
+    );
+    // The preflight of the resolver reads the process-wide limit: set it only around this
+    // call (no other test of this binary sets one).
+    set_max_memory(Some(1_000_000_000));
+    let inserted = Setup::new(
+        &compile(&src("revolve(slots = 10)", ", outputs = [0.1234567895]")),
+        dir.path(),
+        None,
+    );
+    set_max_memory(None);
+    match inserted {
+        Err(Error::Memory {
+            what: MemoryUse::Steps,
+            bytes: 32_000_000_064,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
 }

@@ -44,7 +44,10 @@ fn defaults_without_solve_and_train_blocks() {
         "{HEAD}solve {{ method = heun, t = 1 .. 3, steps = 4 }}\n"
     ));
     assert_eq!(s.output_times, [3.0]);
-    assert_eq!(s.grid.fixed().unwrap().times(), [1.0, 1.5, 2.0, 2.5, 3.0]);
+    assert_eq!(
+        s.grid.fixed().unwrap().to_times(),
+        [1.0, 1.5, 2.0, 2.5, 3.0]
+    );
     assert_eq!(
         s.notes,
         [
@@ -61,7 +64,7 @@ fn grids_and_output_times() {
     let s = setup(&format!(
         "{HEAD}solve {{ method = rk4, t = 0 .. 100, steps = logspace(1e-6, 100, 9), outputs = [1e-6, 100] }}\n"
     ));
-    let t = s.grid.fixed().unwrap().times();
+    let t = s.grid.fixed().unwrap().to_times();
     assert_eq!(t.len(), 10);
     assert_eq!((t[0], t[1], t[9]), (0.0, 1e-6, 100.0));
     for i in 1..9 {
@@ -268,7 +271,7 @@ fn grid_points_and_layer_weights_from_files() {
     .unwrap();
     assert_eq!(file.grid, inline.grid, "0.5 inserted into both");
     assert_eq!(
-        file.grid.fixed().unwrap().times(),
+        file.grid.fixed().unwrap().to_times(),
         [0.0, 0.1, 0.25, 0.5, 0.6, 1.0]
     );
     // l's weight [2, 2] and bias [2] are the file's six values, whatever its shape.

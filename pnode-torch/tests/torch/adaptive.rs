@@ -51,7 +51,7 @@ fn gradient_is_the_fixed_grid_gradient_on_the_accepted_grid_bitwise() {
                 .map(Tensor::shallow_clone)
                 .collect();
             let grad = solver.backward(&mut model, &w).unwrap();
-            let times = solver.accepted_times().to_vec();
+            let times = solver.accepted_times();
             let counts = solver.adaptive_stats().unwrap();
             let n = times.len() - 1;
             assert!(n >= 4, "{name}: {n} steps");
@@ -123,7 +123,7 @@ fn accepted_grid_is_the_runtime_grid() {
         )
         .unwrap();
         let last = solver.solve(&mut model, &u0).unwrap()[1].shallow_clone();
-        let ours = solver.accepted_times().to_vec();
+        let ours = solver.accepted_times();
         let counts = solver.adaptive_stats().unwrap();
         let (rejected, rhs_evals) = (counts.rejected_steps, counts.sweep.rhs_evals);
 
