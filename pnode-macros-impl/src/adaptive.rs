@@ -116,11 +116,7 @@ pub(crate) fn ode(ode: Ode<'_>, plan: &Plan, a: &AdaptivePlan, rt: &syn::Path) -
         None => quote!(::core::option::Option::None),
     };
     let sched_name = pnode_driver::summary::checkpointing_syntax(&plan.checkpointing);
-    let (n, np, k) = (
-        plan.u0.len(),
-        plan.theta0.len(),
-        plan.output_times.len(),
-    );
+    let (n, np, k) = (plan.u0.len(), plan.theta0.len(), plan.output_times.len());
     let ode_doc = format!(
         " The neural ODE `{name}`: {n} states, {np} parameters, `{}` with adaptive steps, {k} \
          output times, checkpointing `{sched_name}` (decided as the run goes; \

@@ -500,11 +500,7 @@ fn fixed_ode(ode: Ode<'_>, plan: &Plan, f: &FixedPlan, rt: &syn::Path) -> TokenS
     let rev = f.schedule.reverse().map(|a| action(&a, rt));
     let sched_name = f.schedule.name();
     let predicted = stats(&f.predicted, rt);
-    let (n, np, k) = (
-        plan.u0.len(),
-        plan.theta0.len(),
-        plan.output_times.len(),
-    );
+    let (n, np, k) = (plan.u0.len(), plan.theta0.len(), plan.output_times.len());
     let ode_doc = format!(
         " The neural ODE `{name}`: {n} states, {np} parameters, `{}` over {} steps, {k} \
          output times, checkpointing `{}` (planned at compile time).",

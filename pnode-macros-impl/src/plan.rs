@@ -28,12 +28,12 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use pnode_checkpoint::{Checkpointing, Schedule, Stats, StepCost};
-use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions};
 use pnode_codegen::ErkCoefficients;
 use pnode_driver::data::Table;
 use pnode_driver::resolve::Grid;
 use pnode_driver::{DataReader, FsData, MethodChoice};
 use pnode_ir::lower::{DataSource, LinearSolver as IrLinear, Program};
+use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions};
 use pnode_runtime::{DirkTableau, NewtonConfig, Tableau, TimeGrid};
 
 /// A problem found while planning, with the option (or declaration) it concerns.

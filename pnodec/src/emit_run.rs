@@ -9,7 +9,7 @@ use pnode_codegen::{
     generate_model, to_source,
 };
 use pnode_driver::resolve::Grid;
-use pnode_driver::{FsData, MethodChoice, Resolved, resolve};
+use pnode_driver::{FsData, MethodChoice, resolve};
 use pnode_ir::lower::{Method, Program, Steps};
 use pnode_runtime::Tableau;
 use std::path::Path;
@@ -214,7 +214,9 @@ pub fn schedule_summary(program: &Program, path: &Path) -> Result<String, crate:
     let n_steps = match &r.grid {
         Grid::Fixed(g) => g.n_steps(),
         Grid::Adaptive { options, .. } => {
-            return Ok(pnode_driver::summary::adaptive_schedule(program, &r, options)?);
+            return Ok(pnode_driver::summary::adaptive_schedule(
+                program, &r, options,
+            )?);
         }
     };
     let schedule = r

@@ -18,8 +18,8 @@ mod exprs;
 use crate::spans::SpanMap;
 use exprs::{call_args, expr, path_ident, strip};
 use pnode_grammar::ast::{
-    Arg, Block, BlockKind, Decl, DeclKind, Equation, Expr, ExprKind, Ident, Item, Layer, Let, Model,
-    OptionEntry, Shape,
+    Arg, Block, BlockKind, Decl, DeclKind, Equation, Expr, ExprKind, Ident, Item, Layer, Let,
+    Model, OptionEntry, Shape,
 };
 use pnode_grammar::{LAYER_KINDS, did_you_mean};
 use pnode_ir::lower::STEP_CONTROL_KEYWORDS;
@@ -230,11 +230,14 @@ fn attribute(
         spans.insert(name.clone(), value.span);
         let span = cx.spans.of(nv);
         if STEP_CONTROL_KEYWORDS.contains(&name.as_str()) {
-            control.push((key.clone(), pnode_grammar::ast::Arg {
-                name: Some(cx.ident(key)),
-                value,
-                span,
-            }));
+            control.push((
+                key.clone(),
+                pnode_grammar::ast::Arg {
+                    name: Some(cx.ident(key)),
+                    value,
+                    span,
+                },
+            ));
             continue;
         }
         options.push(OptionEntry {

@@ -35,11 +35,9 @@ fn adaptive_gradient<M: RhsVjp>(
     let (n, np) = (model.state_len(), model.param_len());
     let mode = AdaptiveCheckpointing::from_checkpointing(&r.checkpointing, 8 * n as u64).unwrap();
     let pair = EmbeddedErk::new(tableau.clone(), n, np).unwrap();
-    let mut s = AdaptiveSolver::new(pair, model, *t0, &r.output_times, options.clone(), mode)
-        .unwrap();
-    let (l, g) = s
-        .value_and_grad(model, &r.u0, theta, file_loss(n))
-        .unwrap();
+    let mut s =
+        AdaptiveSolver::new(pair, model, *t0, &r.output_times, options.clone(), mode).unwrap();
+    let (l, g) = s.value_and_grad(model, &r.u0, theta, file_loss(n)).unwrap();
     (bits(l, &g.du0, &g.dp), s.accepted_times().to_vec())
 }
 
@@ -47,7 +45,12 @@ fn adaptive_gradient<M: RhsVjp>(
 /// the resolved options and initial values, the accepted grid and the gradient bits of the
 /// interpreter and the JIT, and the fixed-grid gradient (runtime `ErkStepper`) on the accepted
 /// grid. Returns the number of accepted steps.
-pub fn agree_adaptive(prog: &Program, dir: &std::path::Path, what: &str, mac: AdaptiveSide) -> usize {
+pub fn agree_adaptive(
+    prog: &Program,
+    dir: &std::path::Path,
+    what: &str,
+    mac: AdaptiveSide,
+) -> usize {
     let r = pnode_driver::resolve(prog, &pnode_driver::FsData::new(dir), None).unwrap();
     let pnode_driver::resolve::Grid::Adaptive { t0, options } = &r.grid else {
         panic!("{what}: the driver resolves a fixed grid");
@@ -58,7 +61,11 @@ pub fn agree_adaptive(prog: &Program, dir: &std::path::Path, what: &str, mac: Ad
     let n = prog.state_len();
     let mode = AdaptiveCheckpointing::from_checkpointing(&r.checkpointing, 8 * n as u64).unwrap();
     assert_eq!(mac.checkpointing, mode, "{what}: checkpointing");
-    assert_eq!(b(mac.output_times), b(&r.output_times), "{what}: output times");
+    assert_eq!(
+        b(mac.output_times),
+        b(&r.output_times),
+        "{what}: output times"
+    );
     assert_eq!(b(mac.u0), b(&r.u0), "{what}: u0");
     assert_eq!(b(mac.theta0), b(&r.theta0), "{what}: θ0");
     assert_eq!(mac.cost, r.cost, "{what}: step cost");
@@ -70,8 +77,16 @@ pub fn agree_adaptive(prog: &Program, dir: &std::path::Path, what: &str, mac: Ad
     let mut jit = JitModel::new(&prog.rhs).unwrap();
     let (g_ir, grid_ir) = adaptive_gradient(&mut ir, &r, tableau, &theta);
     let (g_jit, grid_jit) = adaptive_gradient(&mut jit, &r, tableau, &theta);
-    assert_eq!(b(&mac.accepted), b(&grid_ir), "{what}: macro vs driver accepted grid");
-    assert_eq!(b(&grid_jit), b(&grid_ir), "{what}: JIT vs driver accepted grid");
+    assert_eq!(
+        b(&mac.accepted),
+        b(&grid_ir),
+        "{what}: macro vs driver accepted grid"
+    );
+    assert_eq!(
+        b(&grid_jit),
+        b(&grid_ir),
+        "{what}: JIT vs driver accepted grid"
+    );
     assert_eq!(mac.gradient, g_ir, "{what}: macro vs driver gradient bits");
     assert_eq!(g_jit, g_ir, "{what}: JIT vs driver gradient bits");
     // The fixed-grid gradient on the accepted grid is the same, bit for bit.
@@ -83,8 +98,13 @@ pub fn agree_adaptive(prog: &Program, dir: &std::path::Path, what: &str, mac: Ad
         ..r.clone()
     };
     let np = prog.param_len();
-    let g_fixed =
-        solver_gradient(ErkStepper::new(tableau.clone(), n, np), &mut ir, &fixed, &r.u0, &theta);
+    let g_fixed = solver_gradient(
+        ErkStepper::new(tableau.clone(), n, np),
+        &mut ir,
+        &fixed,
+        &r.u0,
+        &theta,
+    );
     assert_eq!(g_fixed, Ok(g_ir), "{what}: fixed grid on the accepted grid");
     grid_ir.len() - 1
 }
@@ -123,13 +143,14 @@ fn adaptive_attribute_agrees_with_the_driver_and_the_fixed_grid() {
     use lv_adaptive::Ode;
     assert_eq!((Ode::RTOL, Ode::ATOL), (&[1e-6][..], &[1e-9, 1e-8][..]));
     assert_eq!((Ode::H0, Ode::H_MAX, Ode::T0), (None, Some(0.5), 0.0));
-    assert_eq!(Ode::CHECKPOINTING, AdaptiveCheckpointing::Online { slots: 4 });
+    assert_eq!(
+        Ode::CHECKPOINTING,
+        AdaptiveCheckpointing::Online { slots: 4 }
+    );
     assert_eq!(Ode::SCHEDULE_NAME, "online(slots = 4)");
     let theta = Ode::THETA0.to_vec();
     let mut ode = Ode::new().unwrap();
-    let (l, g) = ode
-        .value_and_grad(&Ode::U0, &theta, file_loss(2))
-        .unwrap();
+    let (l, g) = ode.value_and_grad(&Ode::U0, &theta, file_loss(2)).unwrap();
     let accepted = ode.accepted_times().to_vec();
     let steps = agree_adaptive(
         &program(LV_ADAPTIVE),
@@ -158,7 +179,10 @@ fn adaptive_attribute_agrees_with_the_driver_and_the_fixed_grid() {
         Ode::PREDICTED.recomputed_steps(n)
     );
     assert!(ode.online_spacing().unwrap() as u64 <= Ode::PREDICTED.spacing(n));
-    assert!(stats.sweep.recomputed_steps > 0 && n > 8, "{n} steps: {stats:?}");
+    assert!(
+        stats.sweep.recomputed_steps > 0 && n > 8,
+        "{n} steps: {stats:?}"
+    );
     eprintln!(
         "lv_adaptive: {n} accepted, {} rejected, {} recomputed (bound {})",
         stats.rejected_steps,
