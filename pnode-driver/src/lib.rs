@@ -36,6 +36,7 @@ pub mod memory;
 pub mod resolve;
 pub mod run;
 pub mod setup;
+pub mod summary;
 pub mod train;
 
 pub use error::{Error, Result};

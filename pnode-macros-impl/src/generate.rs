@@ -5,7 +5,7 @@
 //! compile-time plan as constants (grid, output times, initial values, the schedule's actions,
 //! its predicted cost).
 
-use crate::plan::{Plan, Stepping};
+use crate::plan::{FixedPlan, Plan, Stepping, Steps};
 use pnode_checkpoint::{Action, StageSource, Stats};
 use pnode_codegen::{Options, generate_erk_stepper, generate_erk_stepper_sized, generate_model};
 use pnode_runtime::NewtonConfig;
@@ -38,7 +38,7 @@ impl Default for Paths {
 
 /// A float literal that round-trips (`1.0`, `-0.5`, `1e-300`), always with a decimal point or
 /// an exponent so it types as `f64`.
-fn float(x: f64) -> TokenStream {
+pub(crate) fn float(x: f64) -> TokenStream {
     let lit = Literal::f64_unsuffixed(x.abs());
     if x.is_sign_negative() {
         quote!(-#lit)
@@ -196,7 +196,24 @@ pub fn module_items(
     // Explicit: the fused stepper, with fixed-size stage buffers (faster for short states)
     // while it stays small (the struct lives inside `Ode`, so large models keep heap vectors).
     // Implicit: the runtime's stepper over the generated model's JVP/VJP.
+    let adaptive = matches!(plan.steps, Steps::Adaptive(_));
     let (stepper, make_stepper) = match &plan.stepping {
+        // Adaptive steps: the runtime's embedded pair over the generated model (the plan
+        // checked that the tableau is the built-in one of this name).
+        Stepping::Explicit { .. } if adaptive => (
+            quote! {
+                /// The runtime's embedded Runge–Kutta pair (the step and its error estimate)
+                /// over `Model`.
+                pub type Stepper = #rt::adaptive::EmbeddedErk;
+            },
+            quote! {
+                #rt::adaptive::EmbeddedErk::new(
+                    #rt::Tableau::by_name(Self::METHOD)?,
+                    Self::STATE_LEN,
+                    param_len,
+                )?
+            },
+        ),
         Stepping::Explicit {
             tableau,
             coefficients,
@@ -265,17 +282,6 @@ pub fn module_items(
     let u0 = floats(&plan.u0);
     let theta0 = floats(&plan.theta0);
     let outputs = floats(&plan.output_times);
-    let n_steps = usize_lit(plan.n_steps);
-    // The grid's points, so `from_times` computes the step sizes from the same stored points
-    // as the driver (bitwise the same grid).
-    let points = plan.grid.to_times();
-    let grid_times = floats(&points);
-    let grid_len = usize_lit(points.len());
-    let fwd = plan.schedule.forward().map(|a| action(&a, rt));
-    let rev = plan.schedule.reverse().map(|a| action(&a, rt));
-    let sched_name = plan.schedule.name();
-    let predicted = stats(&plan.predicted, rt);
-    let summary = &plan.summary;
     let c = plan.cost;
     let (c1, c2, c3, c4) = (
         u64_lit(c.rhs_per_step),
@@ -322,11 +328,127 @@ pub fn module_items(
     } else {
         quote!(Self::THETA0.to_vec())
     };
-    let ode_doc = format!(
-        " The neural ODE `{}`: {n} states, {np} parameters, `{method}` over {} steps, {k} \
-         output times, checkpointing `{}` (planned at compile time).",
-        program.name, plan.n_steps, sched_name
-    );
+    let consts_head = quote! {
+        /// Length of the flat state `u`.
+        pub const STATE_LEN: usize = #n_lit;
+        /// Length of the declared parameters (all of `θ` unless the model has opaque
+        /// layers, whose parameters follow: see [`Ode::param_len`]).
+        pub const PARAM_LEN: usize = #np_lit;
+        /// The states `(name, offset, length)` in the flat `u`, in declaration order.
+        pub const STATES: &'static [(&'static str, usize, usize)] = &[#(#state_entries),*];
+        /// The parameters `(name, offset, length)` in the flat `θ` (layer weights included).
+        pub const PARAMS: &'static [(&'static str, usize, usize)] = &[#(#param_entries),*];
+        /// The initial state as declared.
+        pub const U0: [f64; #n_lit] = #u0;
+        /// The initial parameters as declared (random initializers drawn at compile time
+        /// from seed 0, as `pnodec` draws them).
+        pub const THETA0: [f64; #np_lit] = #theta0;
+        /// The integrator.
+        pub const METHOD: &'static str = #method;
+        /// Whether the integrator is implicit (a θ-method or a DIRK, whose Newton
+        /// iterations make the evaluation counts data-dependent).
+        pub const IMPLICIT: bool = #implicit;
+        /// The Newton stage solver of an implicit method, `None` for an explicit one.
+        pub const NEWTON: ::core::option::Option<#rt::NewtonConfig> = #newton_assoc;
+    };
+    let consts_tail = quote! {
+        /// The output times (grid points).
+        pub const OUTPUT_TIMES: [f64; #k_lit] = #outputs;
+        /// The cost of one step, the input of the schedule's cost model (for an implicit
+        /// method only its stage vectors: the evaluations a step takes are not known
+        /// before it runs).
+        pub const STEP_COST: #rt::checkpoint::StepCost = #rt::checkpoint::StepCost {
+            rhs_per_step: #c1,
+            rhs_per_stage_recompute: #c2,
+            vjp_per_reverse: #c3,
+            stage_vectors: #c4,
+        };
+    };
+    let common_methods = quote! {
+        /// Length of the whole `θ`: the declared parameters ([`Ode::PARAM_LEN`]) and then
+        /// the opaque layers' parameters, if any.
+        pub fn param_len(&self) -> usize {
+            #rt::model::Rhs::param_len(&self.model)
+        }
+
+        /// The initial `θ`: [`Ode::THETA0`], then each opaque layer's own initial
+        /// parameters, if any.
+        pub fn theta0(&self) -> ::std::vec::Vec<f64> {
+            #theta0_body
+        }
+
+        /// Solves from `u0` with parameters `theta`; the outputs, `K × STATE_LEN` row-major.
+        pub fn forward(&mut self, u0: &[f64], theta: &[f64]) -> #rt::Result<&[f64]> {
+            self.solver.solve(&mut self.model, u0, theta)
+        }
+
+        /// The gradient `(dL/du0, dL/dθ)` of a loss whose derivative at the outputs is
+        /// `dl_du` (`K × STATE_LEN`): a checkpointed forward sweep, then the reverse sweep.
+        pub fn gradient(
+            &mut self,
+            u0: &[f64],
+            theta: &[f64],
+            dl_du: &[f64],
+        ) -> #rt::Result<#rt::Gradient> {
+            self.solver.forward(&mut self.model, u0, theta)?;
+            self.solver.backward(&mut self.model, dl_du)
+        }
+
+        /// Loss and gradient: `loss(outputs, dl_du)` returns `L` and writes `∂L/∂u(t_k)`.
+        pub fn value_and_grad<L>(
+            &mut self,
+            u0: &[f64],
+            theta: &[f64],
+            loss: L,
+        ) -> #rt::Result<(f64, #rt::Gradient)>
+        where
+            L: FnOnce(&[f64], &mut [f64]) -> f64,
+        {
+            self.solver.value_and_grad(&mut self.model, u0, theta, loss)
+        }
+
+        /// `iterations` optimizer steps on `theta` (from `u0`), returning the loss before
+        /// each step; a non-finite loss stops with an error, `theta` left as it was then.
+        pub fn train<L>(
+            &mut self,
+            u0: &[f64],
+            theta: &mut [f64],
+            optimizer: &mut dyn #rt::optim::Optimizer,
+            iterations: usize,
+            mut loss: L,
+        ) -> #rt::Result<::std::vec::Vec<f64>>
+        where
+            L: FnMut(&[f64], &mut [f64]) -> f64,
+        {
+            let mut losses = ::std::vec::Vec::with_capacity(iterations);
+            for i in 0..iterations {
+                let (value, grad) = self.value_and_grad(u0, theta, |o, d| loss(o, d))?;
+                if !value.is_finite() {
+                    return ::core::result::Result::Err(#rt::Error::Usage(::std::format!(
+                        "the loss is {value} at iteration {i}"
+                    )));
+                }
+                optimizer.step(theta, &grad.dp)?;
+                losses.push(value);
+            }
+            ::core::result::Result::Ok(losses)
+        }
+    };
+    let ode = Ode {
+        name: &program.name,
+        new_doc,
+        new_args,
+        make_model,
+        make_stepper,
+        consts_head,
+        consts_tail,
+        summary: &plan.summary,
+        common_methods,
+    };
+    let ode = match &plan.steps {
+        Steps::Fixed(f) => fixed_ode(ode, plan, f, rt),
+        Steps::Adaptive(a) => crate::adaptive::ode(ode, plan, a, rt),
+    };
     Ok(quote! {
         #model
 
@@ -334,6 +456,58 @@ pub fn module_items(
 
         #newton_const
 
+        #ode
+    })
+}
+
+/// The parts of `Ode` both kinds of steps share.
+pub(crate) struct Ode<'a> {
+    /// The model's name.
+    pub name: &'a str,
+    /// Doc, arguments and model construction of `Ode::new`.
+    pub new_doc: TokenStream,
+    pub new_args: TokenStream,
+    pub make_model: TokenStream,
+    /// The stepper's construction (in `Ode::new`, with `param_len` in scope).
+    pub make_stepper: TokenStream,
+    /// The constants both kinds share (`STATE_LEN` … `NEWTON`, then `OUTPUT_TIMES`,
+    /// `STEP_COST`), the summary text (`SCHEDULE_SUMMARY`) and the shared methods.
+    pub consts_head: TokenStream,
+    pub consts_tail: TokenStream,
+    pub summary: &'a str,
+    pub common_methods: TokenStream,
+}
+
+/// `Ode` over the runtime's `Solver` with the compile-time grid and schedule.
+fn fixed_ode(ode: Ode<'_>, plan: &Plan, f: &FixedPlan, rt: &syn::Path) -> TokenStream {
+    let Ode {
+        name,
+        new_doc,
+        new_args,
+        make_model,
+        make_stepper,
+        consts_head,
+        consts_tail,
+        summary,
+        common_methods,
+    } = ode;
+    let n_steps = usize_lit(f.n_steps);
+    // The grid's points, so `from_times` computes the step sizes from the same stored points
+    // as the driver (bitwise the same grid).
+    let points = f.grid.to_times();
+    let grid_times = floats(&points);
+    let grid_len = usize_lit(points.len());
+    let fwd = f.schedule.forward().map(|a| action(&a, rt));
+    let rev = f.schedule.reverse().map(|a| action(&a, rt));
+    let sched_name = f.schedule.name();
+    let predicted = stats(&f.predicted, rt);
+    let (n, np, k) = (plan.u0.len(), plan.theta0.len(), plan.output_times.len());
+    let ode_doc = format!(
+        " The neural ODE `{name}`: {n} states, {np} parameters, `{}` over {} steps, {k} \
+         output times, checkpointing `{}` (planned at compile time).",
+        plan.method, f.n_steps, sched_name
+    );
+    quote! {
         #[doc = #ode_doc]
         ///
         /// [`Ode::forward`] solves; [`Ode::gradient`] and [`Ode::value_and_grad`] give the
@@ -349,40 +523,10 @@ pub fn module_items(
 
         #[allow(clippy::all, clippy::unreadable_literal, clippy::excessive_precision)]
         impl Ode {
-            /// Length of the flat state `u`.
-            pub const STATE_LEN: usize = #n_lit;
-            /// Length of the declared parameters (all of `θ` unless the model has opaque
-            /// layers, whose parameters follow: see [`Ode::param_len`]).
-            pub const PARAM_LEN: usize = #np_lit;
-            /// The states `(name, offset, length)` in the flat `u`, in declaration order.
-            pub const STATES: &'static [(&'static str, usize, usize)] = &[#(#state_entries),*];
-            /// The parameters `(name, offset, length)` in the flat `θ` (layer weights included).
-            pub const PARAMS: &'static [(&'static str, usize, usize)] = &[#(#param_entries),*];
-            /// The initial state as declared.
-            pub const U0: [f64; #n_lit] = #u0;
-            /// The initial parameters as declared (random initializers drawn at compile time
-            /// from seed 0, as `pnodec` draws them).
-            pub const THETA0: [f64; #np_lit] = #theta0;
-            /// The integrator.
-            pub const METHOD: &'static str = #method;
-            /// Whether the integrator is implicit (a θ-method or a DIRK, whose Newton
-            /// iterations make the evaluation counts data-dependent).
-            pub const IMPLICIT: bool = #implicit;
-            /// The Newton stage solver of an implicit method, `None` for an explicit one.
-            pub const NEWTON: ::core::option::Option<#rt::NewtonConfig> = #newton_assoc;
+            #consts_head
             /// Number of time steps.
             pub const N_STEPS: usize = #n_steps;
-            /// The output times (grid points).
-            pub const OUTPUT_TIMES: [f64; #k_lit] = #outputs;
-            /// The cost of one step, the input of the schedule's cost model (for an implicit
-            /// method only its stage vectors: the evaluations a step takes are not known
-            /// before it runs).
-            pub const STEP_COST: #rt::checkpoint::StepCost = #rt::checkpoint::StepCost {
-                rhs_per_step: #c1,
-                rhs_per_stage_recompute: #c2,
-                vjp_per_reverse: #c3,
-                stage_vectors: #c4,
-            };
+            #consts_tail
             /// The name of the checkpoint schedule.
             pub const SCHEDULE_NAME: &'static str = #sched_name;
             /// The schedule's forward actions, planned at compile time.
@@ -432,74 +576,7 @@ pub fn module_items(
                 ::core::result::Result::Ok(Ode { model, solver })
             }
 
-            /// Length of the whole `θ`: the declared parameters ([`Ode::PARAM_LEN`]) and then
-            /// the opaque layers' parameters, if any.
-            pub fn param_len(&self) -> usize {
-                #rt::model::Rhs::param_len(&self.model)
-            }
-
-            /// The initial `θ`: [`Ode::THETA0`], then each opaque layer's own initial
-            /// parameters, if any.
-            pub fn theta0(&self) -> ::std::vec::Vec<f64> {
-                #theta0_body
-            }
-
-            /// Solves from `u0` with parameters `theta`; the outputs, `K × STATE_LEN` row-major.
-            pub fn forward(&mut self, u0: &[f64], theta: &[f64]) -> #rt::Result<&[f64]> {
-                self.solver.solve(&mut self.model, u0, theta)
-            }
-
-            /// The gradient `(dL/du0, dL/dθ)` of a loss whose derivative at the outputs is
-            /// `dl_du` (`K × STATE_LEN`): a checkpointed forward sweep, then the reverse sweep.
-            pub fn gradient(
-                &mut self,
-                u0: &[f64],
-                theta: &[f64],
-                dl_du: &[f64],
-            ) -> #rt::Result<#rt::Gradient> {
-                self.solver.forward(&mut self.model, u0, theta)?;
-                self.solver.backward(&mut self.model, dl_du)
-            }
-
-            /// Loss and gradient: `loss(outputs, dl_du)` returns `L` and writes `∂L/∂u(t_k)`.
-            pub fn value_and_grad<L>(
-                &mut self,
-                u0: &[f64],
-                theta: &[f64],
-                loss: L,
-            ) -> #rt::Result<(f64, #rt::Gradient)>
-            where
-                L: FnOnce(&[f64], &mut [f64]) -> f64,
-            {
-                self.solver.value_and_grad(&mut self.model, u0, theta, loss)
-            }
-
-            /// `iterations` optimizer steps on `theta` (from `u0`), returning the loss before
-            /// each step; a non-finite loss stops with an error, `theta` left as it was then.
-            pub fn train<L>(
-                &mut self,
-                u0: &[f64],
-                theta: &mut [f64],
-                optimizer: &mut dyn #rt::optim::Optimizer,
-                iterations: usize,
-                mut loss: L,
-            ) -> #rt::Result<::std::vec::Vec<f64>>
-            where
-                L: FnMut(&[f64], &mut [f64]) -> f64,
-            {
-                let mut losses = ::std::vec::Vec::with_capacity(iterations);
-                for i in 0..iterations {
-                    let (value, grad) = self.value_and_grad(u0, theta, |o, d| loss(o, d))?;
-                    if !value.is_finite() {
-                        return ::core::result::Result::Err(#rt::Error::Usage(::std::format!(
-                            "the loss is {value} at iteration {i}"
-                        )));
-                    }
-                    optimizer.step(theta, &grad.dp)?;
-                    losses.push(value);
-                }
-                ::core::result::Result::Ok(losses)
-            }
+            #common_methods
 
             /// The solver (grid, schedule, statistics of the last sweep).
             pub fn solver(&self) -> &#rt::Solver<Stepper> {
@@ -512,5 +589,5 @@ pub fn module_items(
                 self.solver.stats()
             }
         }
-    })
+    }
 }

@@ -8,8 +8,10 @@
 //!                       pnode_ir::lower (the same diagnostics as pnodec check)
 //!                                                      ▼
 //!        plan (tableau, grid, schedule + predicted cost, u0/θ0)  ── pnode-checkpoint
+//!        (adaptive steps: the error control and the online checkpointing's bound)
 //!                                                      ▼
 //!        generate: pnode-codegen's Model + Stepper, and Ode with the plan as constants
+//!        (adaptive: Ode over the runtime's AdaptiveSolver, see [`adaptive`])
 //! ```
 //!
 //! Every problem is a `compile_error!` at the tokens it concerns (for `model!`, at the string
@@ -19,6 +21,7 @@
 //! their tokens, through the one mechanism stable Rust offers procedural macros: the use of a
 //! `#[deprecated]` item whose note is the warning.
 
+pub mod adaptive;
 pub mod generate;
 pub mod plan;
 pub mod spans;

@@ -7,6 +7,10 @@
 //! driver's seeded ChaCha20 stream, data files read now through a [`CompileData`] that
 //! records them so the expansion can `include_bytes!` them and cargo rebuilds on change).
 //!
+//! Adaptive steps (a method with `rtol`/`atol`) plan no grid: [`Steps::Adaptive`] carries the
+//! driver's error control and the checkpointing the runtime decides online, and the summary
+//! is the bound it guarantees ([`pnode_driver::summary::adaptive_schedule`]).
+//!
 //! The defaults are the driver's: without `solve` options, rk4 over `t = 0 .. 1` in 100 steps,
 //! the output at `t1`, store-all.
 //!
@@ -26,8 +30,10 @@ use std::path::{Path, PathBuf};
 use pnode_checkpoint::{Checkpointing, Schedule, Stats, StepCost};
 use pnode_codegen::ErkCoefficients;
 use pnode_driver::data::Table;
+use pnode_driver::resolve::Grid;
 use pnode_driver::{DataReader, FsData, MethodChoice};
 use pnode_ir::lower::{DataSource, LinearSolver as IrLinear, Program};
+use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions};
 use pnode_runtime::{DirkTableau, NewtonConfig, Tableau, TimeGrid};
 
 /// A problem found while planning, with the option (or declaration) it concerns.
@@ -125,6 +131,42 @@ impl Stepping {
     }
 }
 
+/// How the steps are taken: a grid and schedule planned now, or error control at run time.
+#[derive(Debug, Clone)]
+pub enum Steps {
+    /// A fixed grid with its compile-time schedule.
+    Fixed(FixedPlan),
+    /// Adaptive steps (`method = "dopri5", rtol = …`): the grid and the checkpoints are
+    /// decided as the run goes.
+    Adaptive(AdaptivePlan),
+}
+
+/// A fixed grid and the schedule planned on it.
+#[derive(Debug, Clone)]
+pub struct FixedPlan {
+    /// The time grid (its points go into the generated code).
+    pub grid: TimeGrid,
+    /// Number of steps.
+    pub n_steps: usize,
+    /// The planned schedule.
+    pub schedule: Schedule,
+    /// Its predicted cost for one gradient.
+    pub predicted: Stats,
+}
+
+/// Adaptive steps: the error control and what the forward sweep keeps, both as the driver
+/// resolves them (the generated `Ode` hands them to the runtime's `AdaptiveSolver`).
+#[derive(Debug, Clone)]
+pub struct AdaptivePlan {
+    /// The start of the time span.
+    pub t0: f64,
+    /// The error control, defaults filled in ([`pnode_driver::resolve::adaptive_options`]).
+    pub options: AdaptiveOptions,
+    /// The checkpointing of an unknown number of steps
+    /// ([`AdaptiveCheckpointing::from_checkpointing`] of the resolved mode).
+    pub checkpointing: AdaptiveCheckpointing,
+}
+
 /// Everything resolved at compile time.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -132,22 +174,18 @@ pub struct Plan {
     pub stepping: Stepping,
     /// Its name (`rk4`, `crank_nicolson`, `theta(0.7)`, `esdirk3`, …).
     pub method: String,
-    /// The time grid (its points go into the generated code).
-    pub grid: TimeGrid,
-    /// Number of steps.
-    pub n_steps: usize,
+    /// The grid and schedule, or adaptive steps.
+    pub steps: Steps,
     /// Output times (grid points).
     pub output_times: Vec<f64>,
-    /// The checkpoint mode as planned.
+    /// The checkpoint mode as resolved.
     pub checkpointing: Checkpointing,
     /// The cost of one step as the stepper reports it (`ErkStepper`'s for explicit methods;
     /// stage vectors only for implicit ones, see the module docs).
     pub cost: StepCost,
-    /// The planned schedule.
-    pub schedule: Schedule,
-    /// Its predicted cost for one gradient.
-    pub predicted: Stats,
-    /// `Schedule::summary`.
+    /// The schedule's summary (`Schedule::summary`), or for adaptive steps the bound the
+    /// checkpointing guarantees ([`pnode_driver::summary::adaptive_schedule`]); the text
+    /// `pnodec emit --schedule` prints.
     pub summary: String,
     /// Initial state.
     pub u0: Vec<f64>,
@@ -170,29 +208,62 @@ pub fn plan(program: &Program, data: &dyn DataReader) -> Result<Plan, PlanError>
     let r = pnode_driver::resolve(program, data, None).map_err(plan_error)?;
     let stepping = stepping(&r.method)?;
     let cost = r.cost;
-    let pnode_driver::resolve::Grid::Fixed(grid) = r.grid else {
-        return Err(err(
-            "method",
-            "adaptive steps (a method with `rtol`/`atol`) are not supported by #[neural_ode]; \
-             give the method `steps = N` (or run the model with `pnodec`)",
-        ));
-    };
-    let n_steps = grid.n_steps();
     let bytes = 8 * program.state_len() as u64;
     let cperr = |e: pnode_checkpoint::Error| err("checkpoint", e.to_string());
-    let schedule = r.checkpointing.plan(n_steps, &cost, bytes).map_err(cperr)?;
-    let predicted = schedule.predict(&cost, bytes).map_err(cperr)?;
-    let summary = schedule.summary(&cost, bytes).map_err(cperr)?;
+    let (steps, summary) = match r.grid.clone() {
+        Grid::Fixed(grid) => {
+            let n_steps = grid.n_steps();
+            let schedule = r.checkpointing.plan(n_steps, &cost, bytes).map_err(cperr)?;
+            let predicted = schedule.predict(&cost, bytes).map_err(cperr)?;
+            let summary = schedule.summary(&cost, bytes).map_err(cperr)?;
+            let fixed = FixedPlan {
+                grid,
+                n_steps,
+                schedule,
+                predicted,
+            };
+            (Steps::Fixed(fixed), summary)
+        }
+        Grid::Adaptive { t0, options } => {
+            if !matches!(&stepping, Stepping::Explicit { tableau, .. }
+                if Tableau::by_name(tableau.name()).is_ok_and(|t| t == *tableau))
+            {
+                return Err(err(
+                    "method",
+                    format!(
+                        "adaptive steps need a built-in explicit pair with an error estimate \
+                         (bosh3, dopri5, tsit5, fehlberg45), not `{}`",
+                        r.method_name
+                    ),
+                ));
+            }
+            let checkpointing = AdaptiveCheckpointing::from_checkpointing(&r.checkpointing, bytes)
+                .map_err(|e| err("checkpoint", e.to_string()))?;
+            if let AdaptiveCheckpointing::TwoLevel { .. } = checkpointing {
+                return Err(err(
+                    "checkpoint",
+                    "two-level checkpointing of adaptive steps needs a checkpoint directory at \
+                     run time, which #[neural_ode] does not take; use `online(slots = …)` (or \
+                     run the model with `pnodec`)",
+                ));
+            }
+            let summary = pnode_driver::summary::adaptive_schedule(program, &r, &options)
+                .map_err(plan_error)?;
+            let adaptive = AdaptivePlan {
+                t0,
+                options,
+                checkpointing,
+            };
+            (Steps::Adaptive(adaptive), summary)
+        }
+    };
     Ok(Plan {
         stepping,
         method: r.method_name,
-        grid,
-        n_steps,
+        steps,
         output_times: r.output_times,
         checkpointing: r.checkpointing,
         cost,
-        schedule,
-        predicted,
         summary,
         u0: r.u0,
         theta0: r.theta0,

@@ -112,6 +112,96 @@ fn items_translate_to_the_dsl() {
 }
 
 #[test]
+fn step_control_options_become_the_methods_arguments() {
+    let body = quote! {
+        state! { x[2] = [1.0, 0.0] }
+        fn rhs(t: f64, x: [f64; 2]) -> [f64; 2] { -x }
+    };
+    let text = dsl(
+        quote!(
+            method = "dopri5",
+            rtol = 1e-6,
+            atol = [1e-9, 1e-8],
+            h_max = 0.5,
+            max_steps = 500,
+            t = (0.0, 2.0)
+        ),
+        body.clone(),
+    );
+    assert!(
+        text.contains(
+            "method = dopri5(rtol = 1e-6, atol = [1e-9, 1e-8], h_max = 0.5, max_steps = 500)"
+        ),
+        "{text}"
+    );
+    // Adaptive: no default `steps`; a fixed method keeps it.
+    assert_eq!(
+        text.matches("steps =").count(),
+        1,
+        "only `max_steps`: {text}"
+    );
+    assert!(dsl(quote!(method = "dopri5"), body.clone()).contains("steps = 100"));
+    // Written as the DSL writes it, the same.
+    let text = dsl(
+        quote!(method = dopri5(rtol = 1e-6), t = (0.0, 2.0)),
+        body.clone(),
+    );
+    assert!(
+        text.contains("method = dopri5(rtol = 1e-6)") && !text.contains("steps ="),
+        "{text}"
+    );
+    // The expansion is an `Ode` over the runtime's adaptive solver, without a schedule.
+    let out = expand(
+        quote!(
+            method = "tsit5",
+            rtol = 1e-5,
+            checkpoint = online(slots = 3)
+        ),
+        body,
+    )
+    .to_string();
+    assert!(
+        out.contains("AdaptiveSolver < Stepper >") && out.contains("EmbeddedErk"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pub const RTOL") && !out.contains("N_STEPS"),
+        "{out}"
+    );
+    assert!(out.contains("at most 3 solution slots"), "{out}");
+}
+
+#[test]
+fn invalid_step_control_is_one_error_at_its_tokens() {
+    let lv = quote! {
+        state! { x = 1.0 }
+        param! { k = 0.5 }
+        fn rhs(x: f64) -> f64 { -k * x }
+    };
+    check_err(quote!(rtol = 1e-6), lv.clone(), "give the method too");
+    check_err(
+        quote!(method = rk4, rtol = 1e-6),
+        lv.clone(),
+        "has no error estimate",
+    );
+    check_err(
+        quote!(
+            method = "dopri5",
+            rtol = 1e-6,
+            checkpoint = revolve(slots = 4)
+        ),
+        lv.clone(),
+        "revolve",
+    );
+    check_err(quote!(method = "dopri5", rtol = -1.0), lv.clone(), "rtol");
+    check_err(
+        quote!(method = "dopri5", rtol = 1e-6, steps = 10),
+        lv,
+        "steps",
+    );
+}
+
+#[test]
 fn invalid_input_is_one_error_at_the_right_place() {
     let lv = quote! {
         state! { x = 1.0 }

@@ -37,6 +37,7 @@
 //! | `steps` | `1000`, `logspace(1e-3, 10.0, 200)`, the grid `[0.0, 0.5, 1.0]` or a file of its points `data("t.csv")` |
 //! | `outputs` | `linspace(0.0, 10.0, 25)`, `[0.5, 1.0]` or `data("t.csv")` (inserted into the grid if needed) |
 //! | `checkpoint` | `"all"`/`store_all`, `solution_only`, `revolve(slots = 10)`, `budget(vectors = 200)`, `budget(bytes = 64000)`, `online(slots = 8)` |
+//! | `rtol`, `atol`, `h0`, `h_min`, `h_max`, `max_steps` | adaptive steps (then no `steps`), for a method with an error estimate (`bosh3 dopri5 tsit5 fehlberg45`): `method = "dopri5", rtol = 1e-6, atol = 1e-9` is the DSL's `method = dopri5(rtol = 1e-6, atol = 1e-9)`; `atol = [1e-9, 1e-8]` per component of the flat state; defaults are the runtime's `AdaptiveOptions::default()` |
 //! | `newton_tol`, `max_iters`, `line_search`, `linear_solver`, `krylov_tol`, `krylov_restart` | implicit methods only, as in the DSL: `newton_tol = 1e-12` (absolute and relative), `max_iters = 30`, `line_search = true`, `linear_solver = "dense"`/`gmres` (`petsc` is refused: the facade has no PETSc), `krylov_tol = 1e-12`, `krylov_restart = 30`; defaults are the runtime's `NewtonConfig::default()` |
 //!
 //! Inside the module:
@@ -71,6 +72,41 @@
 //! `NEWTON` (the [`runtime::NewtonConfig`] of an implicit method), `STEP_COST`,
 //! `SCHEDULE_FORWARD`, `SCHEDULE_REVERSE`, `PREDICTED` (the cost model's [`runtime::Stats`] of
 //! one gradient) and `SCHEDULE_SUMMARY`.
+//!
+//! # Adaptive steps
+//!
+//! With `rtol`/`atol` (or a `.pode` method `dopri5(rtol = …)`), the steps are chosen at run
+//! time by the method's embedded pair: `Stepper` is [`runtime::adaptive::EmbeddedErk`] and
+//! `Ode` owns a [`runtime::adaptive::AdaptiveSolver`], with the same `new`, `forward`,
+//! `gradient`, `value_and_grad`, `train` and `stats`, plus `accepted_times()`,
+//! `accepted_grid()`, `online_spacing()` and `adaptive_stats()` (accepted and rejected steps).
+//! The gradient is the exact discrete adjoint of the accepted steps, bitwise the fixed-grid
+//! gradient on `accepted_times()`. There is no `N_STEPS`, `GRID_TIMES` or compile-time
+//! schedule; the constants are the resolved error control (`T0`, `RTOL`, `ATOL`, `H0`,
+//! `H_MIN`, `H_MAX`, `MAX_STEPS`, `MAX_NONFINITE_RETRIES`, `CONTROLLER`, `Ode::options()`
+//! builds them into [`runtime::adaptive::AdaptiveOptions`]) and `CHECKPOINTING`, decided online.
+//! `PREDICTED` states the bound (a `CheckpointBound`: with `online(slots = c)`, at most `c`
+//! slots, final spacing `d ≤ max(1, 2(N−1)/c)` and at most `N(d−1)/2` recomputed steps for the
+//! `N` steps the run accepts) and `SCHEDULE_SUMMARY` says it in the words of
+//! `pnodec emit --schedule`. Revolve needs `N` in advance and is refused at compile time.
+//!
+//! ```
+//! #[pnode::neural_ode(method = "dopri5", rtol = 1e-8, atol = 1e-10, t = (0.0, 1.0), checkpoint = online(slots = 4))]
+//! mod decay {
+//!     state! { x = 2.0 }
+//!     param! { k = 0.5 }
+//!     fn rhs(t: f64, x: f64) -> f64 {
+//!         -k * x
+//!     }
+//! }
+//!
+//! let mut ode = decay::Ode::new()?;
+//! let g = ode.gradient(&decay::Ode::U0, &decay::Ode::THETA0, &[1.0])?;
+//! assert!((g.dp[0] + 2.0 * (-0.5f64).exp()).abs() < 1e-7);
+//! let n = ode.accepted_times().len() as u64 - 1;
+//! assert!(ode.stats().recomputed_steps <= decay::Ode::PREDICTED.recomputed_steps(n));
+//! # Ok::<(), pnode::runtime::Error>(())
+//! ```
 //!
 //! # Opaque layers: tch modules (and any other network) inside a model
 //!

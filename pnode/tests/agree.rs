@@ -3,7 +3,8 @@
 //! RHS, JVP and VJP at a random point, whole gradients through the compile-time schedule, and
 //! the gradients against central differences; the compile-time plan against the runtime
 //! (`PREDICTED` = the executor's statistics, `STEP_COST` = the stepper's cost, `U0`/`THETA0` =
-//! `pnodec`'s draws through `pnode-driver`).
+//! `pnodec`'s draws through `pnode-driver`). Adaptive steps ([`adaptive`]): the options, the
+//! accepted grid and the gradient bit for bit, and the online checkpointing within its bound.
 
 use pnode::runtime::model::{RhsJvp, RhsVjp};
 use pnode::runtime::stepper::ForwardStepper;
@@ -11,6 +12,9 @@ use pnode::runtime::{Checkpointing, ErkStepper, Solver, Tableau};
 use pnode_ir::lower::Program;
 use pnode_ir::runtime::IrModel;
 use pnode_jit::{JitErkStepper, JitModel};
+
+#[path = "agree/adaptive.rs"]
+mod adaptive;
 
 #[pnode::neural_ode(method = "rk4", steps = 200, t = (0.0, 5.0), outputs = [1.0, 2.5, 5.0], checkpoint = revolve(slots = 6))]
 mod lotka_volterra {
@@ -514,11 +518,16 @@ fn agree_with_driver(rel: &str, mac: MacroSide) -> bool {
 }
 
 macro_rules! file_models {
-    ($($m:ident: $path:literal => $name:ident,)*) => {
+    ($($m:ident: $path:literal => $name:ident,)* ; adaptive: $($am:ident: $apath:literal => $aname:ident,)*) => {
         $(
             #[allow(deprecated)]
             mod $m {
                 pnode::model!($path);
+            }
+        )*
+        $(
+            mod $am {
+                pnode::model!($apath);
             }
         )*
         /// Every file the macro compiles, with its check.
@@ -540,7 +549,39 @@ macro_rules! file_models {
                 n_steps: Ode::N_STEPS,
                 gradient,
             })
-        })),*];
+        })),* $(, ($apath, || {
+            use $am::$aname::Ode;
+            let theta = check_theta(&Ode::THETA0);
+            let mut ode = Ode::new().unwrap();
+            let (l, g) = ode
+                .value_and_grad(&Ode::U0, &theta, file_loss(Ode::STATE_LEN))
+                .unwrap();
+            let prog = file_program($apath);
+            let file = manifest_path($apath);
+            let steps = adaptive::agree_adaptive(&prog, file.parent().unwrap(), $apath,
+                adaptive::AdaptiveSide {
+                    output_times: &Ode::OUTPUT_TIMES,
+                    u0: &Ode::U0,
+                    theta0: &Ode::THETA0,
+                    cost: Ode::STEP_COST,
+                    t0: Ode::T0,
+                    options: Ode::options(),
+                    checkpointing: Ode::CHECKPOINTING,
+                    accepted: ode.accepted_times().to_vec(),
+                    gradient: bits(l, &g.du0, &g.dp),
+                });
+            let n = steps as u64;
+            let stats = ode.stats();
+            assert!(stats.recomputed_steps <= Ode::PREDICTED.recomputed_steps(n));
+            assert!(Ode::PREDICTED.slots.is_none_or(|c| stats.peak_slots <= c as u64));
+            // The bound's text is `pnodec emit --schedule`'s (one source).
+            let r = pnode_driver::resolve(&prog, &pnode_driver::FsData::new(file.parent().unwrap()), None)
+                .unwrap();
+            let summary = pnode_driver::summary::adaptive_schedule(
+                &prog, &r, r.grid.adaptive().unwrap()).unwrap();
+            assert_eq!(Ode::SCHEDULE_SUMMARY, summary);
+            true
+        }))*];
     };
 }
 
@@ -580,6 +621,9 @@ file_models! {
     c_trbdf2: "../tests/corpus/ok/trbdf2.pode" => trbdf2,
     c_user_tableau: "../tests/corpus/ok/user_tableau.pode" => user_tableau,
     c_van_der_pol: "../tests/corpus/ok/van_der_pol.pode" => van_der_pol,
+    ;
+    adaptive:
+    ex_spiral_adaptive: "../examples/spiral/spiral_adaptive.pode" => spiral_adaptive,
 }
 
 /// The files the macro cannot take, each with the words its compile error must contain.
@@ -595,8 +639,7 @@ const REFUSED: &[(&str, &str)] = &[
     ),
     // `linear_solver = petsc`: the facade's runtime is built without PETSc.
     ("../tests/corpus/ok/theta_method.pode", "petsc"),
-    // Adaptive steps: the macro plans a fixed grid at compile time.
-    ("../examples/spiral/spiral_adaptive.pode", "adaptive steps"),
+    // Adaptive steps of an implicit pair (EmbeddedDirk): the macro builds explicit pairs only.
     (
         "../examples/robertson/robertson_adaptive.pode",
         "adaptive steps",
@@ -642,7 +685,7 @@ fn every_example_and_corpus_model_agrees_bitwise() {
         .collect();
     listed.sort();
     assert_eq!(files, listed, "every example and corpus model is covered");
-    assert_eq!((COMPILED.len(), REFUSED.len()), (35, 6));
+    assert_eq!((COMPILED.len(), REFUSED.len()), (36, 5));
 
     for (path, why) in REFUSED {
         let out = pnode_macros_impl::model_file(

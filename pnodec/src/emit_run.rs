@@ -9,10 +9,9 @@ use pnode_codegen::{
     generate_model, to_source,
 };
 use pnode_driver::resolve::Grid;
-use pnode_driver::{FsData, MethodChoice, Resolved, resolve};
+use pnode_driver::{FsData, MethodChoice, resolve};
 use pnode_ir::lower::{Method, Program, Steps};
-use pnode_runtime::adaptive::{AdaptiveCheckpointing, AdaptiveOptions};
-use pnode_runtime::{Budget, Checkpointing, Tableau};
+use pnode_runtime::Tableau;
 use std::path::Path;
 
 /// Why `emit --rust` or `emit --clif` could not produce its text.
@@ -215,7 +214,9 @@ pub fn schedule_summary(program: &Program, path: &Path) -> Result<String, crate:
     let n_steps = match &r.grid {
         Grid::Fixed(g) => g.n_steps(),
         Grid::Adaptive { options, .. } => {
-            return adaptive_schedule(program, &r, options).map_err(run_err);
+            return Ok(pnode_driver::summary::adaptive_schedule(
+                program, &r, options,
+            )?);
         }
     };
     let schedule = r
@@ -241,85 +242,8 @@ pub fn schedule_summary(program: &Program, path: &Path) -> Result<String, crate:
     Ok(text)
 }
 
-/// The checkpointing of adaptive steps, whose number `N` is known only after the run: the
-/// policy the forward sweep follows step by step and its bounds
-/// ([`AdaptiveCheckpointing::from_checkpointing`] maps the block's mode; Revolve and
-/// two-level need `N` and are refused).
-fn adaptive_schedule(
-    program: &Program,
-    r: &Resolved,
-    options: &AdaptiveOptions,
-) -> Result<String, pnode_runtime::Error> {
-    let n = program.state_len() as u64;
-    let bytes = 8 * n;
-    let mode = AdaptiveCheckpointing::from_checkpointing(&r.checkpointing, bytes)?;
-    let stage = r.cost.stage_vectors;
-    let mut text = format!(
-        "model `{}`: {} states, adaptive steps (at most {} step attempts), {} output times, \
-         checkpointing {}\n",
-        program.name,
-        n,
-        options.max_steps,
-        r.output_times.len(),
-        checkpointing_syntax(&r.checkpointing)
-    );
-    text += &match mode {
-        AdaptiveCheckpointing::StoreAll => format!(
-            "store-all: every accepted step keeps its {stage} stage vectors ({} bytes a step), \
-             so memory grows with the accepted steps N; no recomputation\n",
-            stage * bytes
-        ),
-        AdaptiveCheckpointing::SolutionOnly => format!(
-            "solution-only: every accepted solution is kept ({bytes} bytes a step), so memory \
-             grows with the accepted steps N; each reversed step recomputes its stages once\n"
-        ),
-        AdaptiveCheckpointing::Online { slots } => format!(
-            "online: at most {slots} solution slots ({} bytes) at every step, whatever the \
-             number N of accepted steps, plus one step's {stage} stage vectors; checkpoints are \
-             kept at multiples of a spacing d that doubles when the slots are full, so \
-             d <= max(1, 2(N-1)/{slots}), and the reverse sweep recomputes at most N(d-1)/2 \
-             steps{}\n",
-            slots as u64 * bytes,
-            if slots == 1 {
-                " ((N-1)(N-2)/2 with one slot)"
-            } else {
-                ""
-            }
-        ),
-        AdaptiveCheckpointing::TwoLevel {
-            ram_slots,
-            disk_slots,
-        } => format!(
-            "online over two levels: at most {ram_slots} solution slots in RAM ({} bytes) and \
-             {disk_slots} on disk at every step, whatever the number N of accepted steps; \
-             checkpoints are kept at multiples of a spacing d that doubles when the slots are \
-             full, so d <= max(1, 2(N-1)/{}), and the reverse sweep recomputes at most \
-             N(d-1)/2 steps\n",
-            ram_slots as u64 * bytes,
-            ram_slots + disk_slots
-        ),
-    };
-    text += "rejected steps hold no memory and are never reversed or recomputed\n";
-    Ok(text)
-}
-
 /// A checkpoint mode as the `solve` block writes it (`revolve(slots = 8)`), for messages.
-pub fn checkpointing_syntax(c: &Checkpointing) -> String {
-    match c {
-        Checkpointing::StoreAll => "store_all".into(),
-        Checkpointing::SolutionOnly => "solution_only".into(),
-        Checkpointing::Revolve { slots } => format!("revolve(slots = {slots})"),
-        Checkpointing::Online { slots } => format!("online(slots = {slots})"),
-        Checkpointing::Budget(Budget::Bytes(b)) => format!("budget(bytes = {b})"),
-        Checkpointing::Budget(Budget::Vectors(v)) => format!("budget(vectors = {v})"),
-        Checkpointing::Budget(Budget::Slots(s)) => format!("budget of {s} solution slots"),
-        Checkpointing::TwoLevel {
-            ram_slots,
-            disk_slots,
-        } => format!("two-level ({ram_slots} RAM slots, {disk_slots} disk slots)"),
-        Checkpointing::Custom(_) => "a custom schedule".into(),
-    }
-}
+pub use pnode_driver::summary::checkpointing_syntax;
 
 #[cfg(test)]
 mod tests {

@@ -18,10 +18,11 @@ mod exprs;
 use crate::spans::SpanMap;
 use exprs::{call_args, expr, path_ident, strip};
 use pnode_grammar::ast::{
-    Block, BlockKind, Decl, DeclKind, Equation, Expr, ExprKind, Ident, Item, Layer, Let, Model,
-    OptionEntry, Shape,
+    Arg, Block, BlockKind, Decl, DeclKind, Equation, Expr, ExprKind, Ident, Item, Layer, Let,
+    Model, OptionEntry, Shape,
 };
 use pnode_grammar::{LAYER_KINDS, did_you_mean};
+use pnode_ir::lower::STEP_CONTROL_KEYWORDS;
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use std::collections::HashMap;
@@ -31,7 +32,9 @@ use syn::{Token, bracketed};
 
 /// The options `#[neural_ode(…)]` takes.
 /// `newton_tol` … `krylov_restart` configure the Newton stage solver of implicit methods (the
-/// DSL's `solve` options of the same names).
+/// DSL's `solve` options of the same names); `rtol` … `max_steps`
+/// ([`STEP_CONTROL_KEYWORDS`]) make the steps of a method with an error estimate adaptive:
+/// `method = "dopri5", rtol = 1e-6` is the DSL's `method = dopri5(rtol = 1e-6)`.
 pub const ATTRIBUTE_OPTIONS: &[&str] = &[
     "method",
     "t",
@@ -44,6 +47,12 @@ pub const ATTRIBUTE_OPTIONS: &[&str] = &[
     "linear_solver",
     "krylov_tol",
     "krylov_restart",
+    "rtol",
+    "atol",
+    "h0",
+    "h_min",
+    "h_max",
+    "max_steps",
 ];
 
 /// A translated model with the table mapping its positions back to tokens.
@@ -193,6 +202,8 @@ fn attribute(
     let args =
         Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated.parse2(attr.clone())?;
     let mut options = Vec::new();
+    // `rtol = …`, `atol = …`, …: keyword arguments of the method, as the DSL writes them.
+    let mut control = Vec::new();
     for nv in &args {
         let Some(key) = nv.path.get_ident() else {
             cx.error(&nv.path, "expected an option name");
@@ -216,14 +227,26 @@ fn attribute(
             continue;
         }
         let value = option_value(cx, &name, &nv.value);
-        spans.insert(name, value.span);
+        spans.insert(name.clone(), value.span);
         let span = cx.spans.of(nv);
+        if STEP_CONTROL_KEYWORDS.contains(&name.as_str()) {
+            control.push((
+                key.clone(),
+                pnode_grammar::ast::Arg {
+                    name: Some(cx.ident(key)),
+                    value,
+                    span,
+                },
+            ));
+            continue;
+        }
         options.push(OptionEntry {
             key: cx.ident(key),
             value,
             span,
         });
     }
+    adaptive_method(cx, &mut options, control);
     let span = cx.spans.of(&attr);
     // The options the DSL requires, defaulted as the driver defaults a missing `solve` block.
     for (key, value) in [
@@ -231,7 +254,7 @@ fn attribute(
         ("t", ExprKind::Int(0)),
         ("steps", ExprKind::Int(100)),
     ] {
-        if spans.contains_key(key) {
+        if spans.contains_key(key) || (key == "steps" && adaptive(&options)) {
             continue;
         }
         let value = match value {
@@ -261,6 +284,58 @@ fn attribute(
         options,
         span,
     }))
+}
+
+/// The step-control options `(key, argument)` moved into the method's call:
+/// `method = "dopri5", rtol = 1e-6` becomes `method = dopri5(rtol = 1e-6)` (the lowering then
+/// checks them as it checks the DSL's). Without `method` they are an error at each key.
+fn adaptive_method(cx: &mut Cx, options: &mut [OptionEntry], control: Vec<(syn::Ident, Arg)>) {
+    if control.is_empty() {
+        return;
+    }
+    let Some(method) = options.iter_mut().find(|o| o.key.name == "method") else {
+        for (key, _) in &control {
+            cx.error(
+                key,
+                format!(
+                    "`{key}` sets the error control of adaptive steps: give the method too, \
+                     `method = \"dopri5\", {key} = …` (methods with an error estimate: {})",
+                    pnode_ir::lower::ADAPTIVE_METHOD_NAMES.join(", ")
+                ),
+            );
+        }
+        return;
+    };
+    let args = control.into_iter().map(|(_, a)| a);
+    let span = method.value.span;
+    match &mut method.value.kind {
+        ExprKind::Name(name) => {
+            let func = Ident {
+                name: std::mem::take(name),
+                span,
+            };
+            method.value.kind = ExprKind::Call {
+                func,
+                args: args.collect(),
+            };
+        }
+        // `method = dopri5(h0 = …), rtol = …`: one argument list (duplicates are the
+        // lowering's error, as in the DSL).
+        ExprKind::Call { args: a, .. } => a.extend(args),
+        // Anything else is the lowering's error about `method`.
+        _ => {}
+    }
+}
+
+/// Whether the `method` option carries step control (`dopri5(rtol = …)`): then the steps are
+/// adaptive and there is no default `steps`.
+fn adaptive(options: &[OptionEntry]) -> bool {
+    options.iter().any(|o| {
+        o.key.name == "method"
+            && matches!(&o.value.kind, ExprKind::Call { args, .. }
+                if args.iter().any(|a| a.name.as_ref()
+                    .is_some_and(|k| STEP_CONTROL_KEYWORDS.contains(&k.name.as_str()))))
+    })
 }
 
 /// An option value: names may be written as strings (`"rk4"`, `"store_all"`, `"all"`,
