@@ -44,7 +44,7 @@ use crate::step_erk::{
 };
 use cranelift_codegen::ir::InstBuilder;
 use pnode_checkpoint::Stats;
-use pnode_runtime::adaptive::EmbeddedStepper;
+use pnode_runtime::adaptive::{EmbeddedStepper, StageCache};
 use pnode_runtime::model::Rhs;
 use pnode_runtime::stepper::StepAt;
 use pnode_runtime::{Error as RtError, Tableau};
@@ -204,44 +204,6 @@ pub(crate) fn define_try(
     })
 }
 
-/// `f(t, u)` kept for reuse as the first stage of a step from bitwise the same `(t, u)`.
-#[derive(Debug, Clone)]
-struct StageCache {
-    valid: bool,
-    t: f64,
-    u: Vec<f64>,
-    k: Vec<f64>,
-}
-
-impl StageCache {
-    fn new(n: usize) -> Self {
-        Self {
-            valid: false,
-            t: 0.0,
-            u: vec![0.0; n],
-            k: vec![0.0; n],
-        }
-    }
-
-    fn matches(&self, t: f64, u: &[f64]) -> bool {
-        self.valid
-            && self.t.to_bits() == t.to_bits()
-            && self.u.len() == u.len()
-            && self
-                .u
-                .iter()
-                .zip(u)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-    }
-
-    fn set(&mut self, t: f64, u: &[f64], k: &[f64]) {
-        self.valid = true;
-        self.t = t;
-        self.u.copy_from_slice(u);
-        self.k.copy_from_slice(k);
-    }
-}
-
 /// The compiled trial-step kernels of a [`JitErkStepper`] and its stage caches.
 #[derive(Debug, Clone)]
 pub(crate) struct PairKernels {
@@ -313,12 +275,8 @@ impl<M: Rhs + ?Sized> EmbeddedStepper<M> for JitErkStepper {
                 });
             }
         }
-        let first = if !pk.pair.first_reusable {
-            None
-        } else if pk.first.matches(at.t, u) {
-            Some(&pk.first.k)
-        } else if pk.fsal_cache.matches(at.t, u) {
-            Some(&pk.fsal_cache.k)
+        let first = if pk.pair.first_reusable {
+            pk.first.get(at.t, u).or_else(|| pk.fsal_cache.get(at.t, u))
         } else {
             None
         };
@@ -353,8 +311,8 @@ impl<M: Rhs + ?Sized> EmbeddedStepper<M> for JitErkStepper {
 
     fn reset(&mut self) {
         if let Some(pk) = self.pair.as_mut() {
-            pk.first.valid = false;
-            pk.fsal_cache.valid = false;
+            pk.first.clear();
+            pk.fsal_cache.clear();
         }
     }
 }

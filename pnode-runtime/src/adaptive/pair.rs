@@ -56,9 +56,14 @@ pub trait EmbeddedStepper<M: Rhs + ?Sized>: ForwardStepper<M> {
     fn reset(&mut self) {}
 }
 
-/// `f(t, u)` cached for reuse as the first stage of a step from bitwise the same `(t, u)`.
+/// `f(t, u)` cached for reuse as the first stage of a step from bitwise the same `(t, u)`: a
+/// retry after a rejection starts from the same point, and an FSAL pair's last stage is the
+/// next step's first. [`StageCache::get`] returns the cached stage only when the time and the
+/// state are bitwise the step's, so a step using it computes exactly what it computes from
+/// scratch (for a model that is a function of `(t, u, θ)`). Shared by every embedded pair
+/// (the runtime's and the JIT's fused one).
 #[derive(Debug, Clone)]
-struct StageCache {
+pub struct StageCache {
     valid: bool,
     t: f64,
     u: Vec<f64>,
@@ -66,7 +71,8 @@ struct StageCache {
 }
 
 impl StageCache {
-    fn new(n: usize) -> Self {
+    /// An empty cache for states of length `n`.
+    pub fn new(n: usize) -> Self {
         Self {
             valid: false,
             t: 0.0,
@@ -75,9 +81,11 @@ impl StageCache {
         }
     }
 
+    /// Whether the cache holds `f(t, u)` for bitwise this `t` and `u`.
     fn matches(&self, t: f64, u: &[f64]) -> bool {
         self.valid
             && self.t.to_bits() == t.to_bits()
+            && self.u.len() == u.len()
             && self
                 .u
                 .iter()
@@ -85,11 +93,22 @@ impl StageCache {
                 .all(|(a, b)| a.to_bits() == b.to_bits())
     }
 
-    fn set(&mut self, t: f64, u: &[f64], k: &[f64]) {
+    /// The cached `f(t, u)` if it was evaluated at bitwise this `t` and `u`.
+    pub fn get(&self, t: f64, u: &[f64]) -> Option<&[f64]> {
+        self.matches(t, u).then_some(self.k.as_slice())
+    }
+
+    /// Keep `k = f(t, u)`.
+    pub fn set(&mut self, t: f64, u: &[f64], k: &[f64]) {
         self.valid = true;
         self.t = t;
         self.u.copy_from_slice(u);
         self.k.copy_from_slice(k);
+    }
+
+    /// Forget the cached stage.
+    pub fn clear(&mut self) {
+        self.valid = false;
     }
 }
 
@@ -252,12 +271,10 @@ impl<M: Rhs + ?Sized> EmbeddedStepper<M> for EmbeddedErk {
         stats: &mut Stats,
     ) -> Result<()> {
         let n = self.n;
-        let first = if !self.first_reusable {
-            None
-        } else if self.first.matches(at.t, u) {
-            Some(self.first.k.as_slice())
-        } else if self.fsal_cache.matches(at.t, u) {
-            Some(self.fsal_cache.k.as_slice())
+        let first = if self.first_reusable {
+            self.first
+                .get(at.t, u)
+                .or_else(|| self.fsal_cache.get(at.t, u))
         } else {
             None
         };
@@ -320,7 +337,7 @@ impl<M: Rhs + ?Sized> EmbeddedStepper<M> for EmbeddedErk {
     }
 
     fn reset(&mut self) {
-        self.first.valid = false;
-        self.fsal_cache.valid = false;
+        self.first.clear();
+        self.fsal_cache.clear();
     }
 }
