@@ -193,7 +193,7 @@ pub fn erk_clif(tableau: &Tableau, rhs: &Function) -> Result<Vec<ClifKernel>> {
     let pair = tableau
         .b_embedded()
         .is_some()
-        .then(|| crate::step_pair::Pair::of(tableau))
+        .then(|| crate::step_pair::pair_of(tableau))
         .transpose()?;
     let mut roles = vec![
         KernelRole::ErkStep,

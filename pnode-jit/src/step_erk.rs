@@ -543,7 +543,7 @@ impl JitErkStepper {
         let start = Instant::now();
         crate::model::check_rhs(rhs)?;
         let pair = if with_pair {
-            Some(Pair::of(&tableau)?)
+            Some(crate::step_pair::pair_of(&tableau)?)
         } else {
             None
         };

@@ -44,79 +44,26 @@ use crate::step_erk::{
 };
 use cranelift_codegen::ir::InstBuilder;
 use pnode_checkpoint::Stats;
-use pnode_runtime::adaptive::{EmbeddedStepper, StageCache};
+use pnode_runtime::adaptive::{EmbeddedStepper, PairLayout, StageCache};
 use pnode_runtime::model::Rhs;
 use pnode_runtime::stepper::StepAt;
 use pnode_runtime::{Error as RtError, Tableau};
 
-/// A tableau's embedded pair over all its stages (`S` of them).
-#[derive(Debug, Clone)]
-pub(crate) struct Pair {
-    /// All stages.
-    s: usize,
-    /// `a_ij`, row-major `S × S`.
-    a: Vec<f64>,
-    c: Vec<f64>,
-    /// `d_i = b_i − b̂_i`.
-    d: Vec<f64>,
-    /// Live index of each stage (`None` for stages that do not influence `u_{n+1}`).
-    live_of: Vec<Option<usize>>,
-    /// The dead stages the estimate needs (weighed by it, or feeding one that is), increasing.
-    dead: Vec<usize>,
-    fsal: bool,
-    /// Whether stage 1 is live stage 1 (so a cached `K_1` can stand in for it).
-    pub(crate) first_reusable: bool,
-    /// The order `q = min(p, p̂)` of the estimate.
-    q: u32,
+/// The runtime's analysis of a tableau's embedded pair (all stages, `b − b̂`, the dead stages
+/// the estimate needs, FSAL, the estimate's order): one source for every pair.
+pub(crate) type Pair = PairLayout;
+
+/// The layout of `tableau`'s pair, or [`Error::NoErrorEstimate`] without embedded weights.
+pub(crate) fn pair_of(tableau: &Tableau) -> Result<Pair> {
+    PairLayout::of(tableau).map_err(|_| Error::NoErrorEstimate {
+        method: tableau.name().to_string(),
+    })
 }
 
-impl Pair {
-    /// The pair of `tableau`, or [`Error::NoErrorEstimate`] without embedded weights.
-    pub(crate) fn of(tableau: &Tableau) -> Result<Pair> {
-        let (Some(b_hat), Some(embedded_order)) = (tableau.b_embedded(), tableau.embedded_order())
-        else {
-            return Err(Error::NoErrorEstimate {
-                method: tableau.name().to_string(),
-            });
-        };
-        let s = tableau.stages();
-        let a: Vec<f64> = (0..s * s).map(|k| tableau.a(k / s, k % s)).collect();
-        let d: Vec<f64> = tableau
-            .b()
-            .iter()
-            .zip(b_hat)
-            .map(|(b, bh)| b - bh)
-            .collect();
-        let mut live_of = vec![None; s];
-        let mut next = 0;
-        for (i, slot) in live_of.iter_mut().enumerate() {
-            if tableau.is_live(i) {
-                *slot = Some(next);
-                next += 1;
-            }
-        }
-        let mut needed = vec![false; s];
-        for i in (0..s).rev() {
-            needed[i] = live_of[i].is_none()
-                && (d[i] != 0.0 || (i + 1..s).any(|j| needed[j] && a[j * s + i] != 0.0));
-        }
-        Ok(Pair {
-            s,
-            c: tableau.c().to_vec(),
-            dead: (0..s).filter(|&i| needed[i]).collect(),
-            fsal: tableau.is_fsal(),
-            first_reusable: live_of[0] == Some(0),
-            q: tableau.order().min(embedded_order),
-            a,
-            d,
-            live_of,
-        })
-    }
-
-    /// Length of a trial kernel's `out` for `live` live stages of `n` states.
-    fn out_len(&self, live: usize, n: usize) -> usize {
-        (live + 3 + usize::from(self.fsal)) * n
-    }
+/// Length of a trial kernel's `out` for `live` live stages of `n` states:
+/// `[Y_1 … Y_live, u_{n+1}, err, K_1, K_S (FSAL only)]`.
+fn out_len(pair: &Pair, live: usize, n: usize) -> usize {
+    (live + 3 + usize::from(pair.fsal)) * n
 }
 
 /// Define the trial-step kernel of `pair` (see the module docs): `K_1` from `x` when
@@ -128,7 +75,7 @@ pub(crate) fn define_try(
     first_given: bool,
 ) -> Result<usize> {
     let (n, s, np) = (plan.n, plan.co.s, plan.np);
-    let out_len = pair.out_len(s, n);
+    let out_len = out_len(pair, s, n);
     jb.define(|fb, prm: Params, sv| {
         let [t, h, u, p, x, out, scratch] = prm;
         let mut e = Emit::new(fb, sv, scratch);
@@ -222,7 +169,7 @@ impl PairKernels {
     /// `kernels` are the trial kernels as [`crate::step_erk::define_kernels`] defines them.
     pub(crate) fn new(pair: Pair, kernels: &[Kernel], n: usize, live: usize) -> Self {
         PairKernels {
-            out: vec![0.0; pair.out_len(live, n)],
+            out: vec![0.0; out_len(&pair, live, n)],
             fresh: kernels[0].clone(),
             reuse: kernels.get(1).cloned(),
             first: StageCache::new(n),

@@ -25,6 +25,7 @@
 //! * A. Sandu, "On the properties of Runge–Kutta discrete adjoints", ICCS 2006.
 
 use pnode_runtime::Tableau;
+use pnode_runtime::adaptive::PairLayout;
 use pnode_runtime::checkpoint::{Stats, StepCost};
 use tch::Tensor;
 
@@ -66,74 +67,14 @@ pub(crate) struct TensorErk {
     c: Vec<f64>,
     s: usize,
     /// The embedded pair, when the tableau has embedded weights.
-    embedded: Option<Embedded>,
-}
-
-/// What the error estimate `e = h Σ_i (b_i − b̂_i) K_i` needs beyond the live stages: the
-/// tableau over all its stages and the dead stages the estimate weighs (the FSAL stage of
-/// dopri5, tsit5 and bosh3, the sixth stage of fehlberg45), as in the runtime's `EmbeddedErk`.
-#[derive(Debug, Clone)]
-struct Embedded {
-    /// All stages of the tableau.
-    s: usize,
-    /// `a[i][j]` over all stages, row-major `s × s`.
-    a: Vec<f64>,
-    c: Vec<f64>,
-    /// `b − b̂` over all stages.
-    d: Vec<f64>,
-    /// Live index of each stage (`None` for dead stages).
-    live_of: Vec<Option<usize>>,
-    /// Dead stages the estimate needs, increasing.
-    dead: Vec<usize>,
-    fsal: bool,
-    /// Order `q` of the estimate (the lower of the pair's two orders).
-    q: u32,
-}
-
-impl Embedded {
-    fn of(tableau: &Tableau) -> Option<Self> {
-        let b_hat = tableau.b_embedded()?;
-        let q = tableau.order().min(tableau.embedded_order()?);
-        let s = tableau.stages();
-        let a: Vec<f64> = (0..s * s).map(|k| tableau.a(k / s, k % s)).collect();
-        let d: Vec<f64> = tableau
-            .b()
-            .iter()
-            .zip(b_hat)
-            .map(|(b, bh)| b - bh)
-            .collect();
-        let mut live_of = vec![None; s];
-        let mut next = 0;
-        for (i, slot) in live_of.iter_mut().enumerate() {
-            if tableau.is_live(i) {
-                *slot = Some(next);
-                next += 1;
-            }
-        }
-        // A dead stage is needed when the estimate weighs it or a needed dead stage uses it.
-        let mut needed = vec![false; s];
-        for i in (0..s).rev() {
-            needed[i] = live_of[i].is_none()
-                && (d[i] != 0.0 || (i + 1..s).any(|j| needed[j] && a[j * s + i] != 0.0));
-        }
-        Some(Self {
-            s,
-            c: tableau.c().to_vec(),
-            d,
-            dead: (0..s).filter(|&i| needed[i]).collect(),
-            live_of,
-            fsal: tableau.is_fsal(),
-            q,
-            a,
-        })
-    }
+    embedded: Option<PairLayout>,
 }
 
 impl TensorErk {
     pub fn new(tableau: Tableau) -> Self {
         let pnode_runtime::tableau::LiveCoefficients { a, b, c, s } = tableau.live_coefficients();
         Self {
-            embedded: Embedded::of(&tableau),
+            embedded: PairLayout::of(&tableau).ok(),
             tableau,
             a,
             b,
@@ -246,7 +187,7 @@ impl TensorErk {
         };
         // K_1 is handed in only when live stage 0 is the tableau's stage 0 (always, for an
         // explicit tableau whose first stage is used).
-        let first = first.filter(|_| emb.live_of[0] == Some(0));
+        let first = first.filter(|_| emb.first_reusable);
         let (ys, ks) = self.stages(model, at, u, self.s - 1, first, stats)?;
         let next = combination(u, at.h, &self.b, &ks)?;
         let mut kf: Vec<Option<Tensor>> = emb
@@ -286,7 +227,7 @@ impl TensorErk {
             Some(e) => e * at.h,
             None => u.zeros_like(),
         };
-        let first = (emb.live_of[0] == Some(0)).then(|| kf[0].as_ref().map(Tensor::shallow_clone));
+        let first = (emb.first_reusable).then(|| kf[0].as_ref().map(Tensor::shallow_clone));
         let fsal = if emb.fsal {
             let last = emb.s - 1;
             kf[last]

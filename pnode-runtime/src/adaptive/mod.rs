@@ -161,7 +161,7 @@ mod plan;
 mod solver;
 
 pub use controller::{Controller, Tolerance};
-pub use pair::{EmbeddedErk, EmbeddedStepper, StageCache};
+pub use pair::{EmbeddedErk, EmbeddedStepper, PairLayout, StageCache};
 pub use pair_dirk::EmbeddedDirk;
 pub use solver::AdaptiveSolver;
 

@@ -112,38 +112,36 @@ impl StageCache {
     }
 }
 
-/// An explicit Runge–Kutta pair: [`ErkStepper`] plus the embedded error estimate (see the
-/// module docs).
-#[derive(Debug, Clone)]
-pub struct EmbeddedErk {
-    erk: ErkStepper,
-    n: usize,
+/// An embedded pair over all of its tableau's stages: what the error estimate
+/// `e = h Σ_i d_i K_i`, `d = b − b̂`, needs beyond the live stages of the fixed step — the dead
+/// stages it weighs (the FSAL stage of dopri5, tsit5 and bosh3, the sixth stage of fehlberg45)
+/// or that feed one it weighs. One analysis for every implementation of a pair (the runtime's
+/// [`EmbeddedErk`], the JIT's fused trial step, the tensor backend's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairLayout {
     /// All stages of the tableau.
-    s: usize,
-    a: Vec<f64>,
-    c: Vec<f64>,
-    /// `b − b̂` over all stages.
-    d: Vec<f64>,
-    /// Live index of each stage (`None` for dead stages).
-    live_of: Vec<Option<usize>>,
-    /// Dead stages the estimate needs, increasing.
-    dead: Vec<usize>,
-    fsal: bool,
-    /// Whether live stage 0 is stage 0 (so a cached `K_1` can be handed to the stepper).
-    first_reusable: bool,
-    q: u32,
-    /// `K_i` of all stages (`s × n`).
-    kf: Vec<f64>,
-    y: Vec<f64>,
-    /// `K_1` of the last attempt's starting point, and the FSAL stage of the last attempt.
-    first: StageCache,
-    fsal_cache: StageCache,
+    pub s: usize,
+    /// `a_ij` over all stages, row-major `s × s`.
+    pub a: Vec<f64>,
+    /// The nodes `c_i`.
+    pub c: Vec<f64>,
+    /// `d_i = b_i − b̂_i` over all stages.
+    pub d: Vec<f64>,
+    /// Live index of each stage (`None` for a stage that does not influence `u_{n+1}`).
+    pub live_of: Vec<Option<usize>>,
+    /// The dead stages the estimate needs (weighed by it, or feeding one that is), increasing.
+    pub dead: Vec<usize>,
+    /// First-same-as-last: the last stage is `f(t_n + h, u_{n+1})`.
+    pub fsal: bool,
+    /// Whether stage 1 is live stage 1 (so a cached `K_1` can stand in for it).
+    pub first_reusable: bool,
+    /// The order `q = min(p, p̂)` of the estimate (it behaves like `C h^{q+1}`).
+    pub q: u32,
 }
 
-impl EmbeddedErk {
-    /// The pair of `tableau` (which must have embedded weights) for a state of `state_len` and
-    /// `param_len` parameters.
-    pub fn new(tableau: Tableau, state_len: usize, param_len: usize) -> Result<Self> {
+impl PairLayout {
+    /// The layout of `tableau`'s pair, or [`Error::NoErrorEstimate`] without embedded weights.
+    pub fn of(tableau: &Tableau) -> Result<Self> {
         let (Some(b_hat), Some(embedded_order)) = (tableau.b_embedded(), tableau.embedded_order())
         else {
             return Err(Error::NoErrorEstimate {
@@ -172,24 +170,48 @@ impl EmbeddedErk {
             needed[i] = live_of[i].is_none()
                 && (d[i] != 0.0 || (i + 1..s).any(|j| needed[j] && a[j * s + i] != 0.0));
         }
-        let dead = (0..s).filter(|&i| needed[i]).collect();
-        let q = tableau.order().min(embedded_order);
         Ok(Self {
-            n: state_len,
             s,
             c: tableau.c().to_vec(),
+            dead: (0..s).filter(|&i| needed[i]).collect(),
             fsal: tableau.is_fsal(),
             first_reusable: live_of[0] == Some(0),
-            q,
-            kf: vec![0.0; s * state_len],
+            q: tableau.order().min(embedded_order),
+            a,
+            d,
+            live_of,
+        })
+    }
+}
+
+/// An explicit Runge–Kutta pair: [`ErkStepper`] plus the embedded error estimate (see the
+/// module docs).
+#[derive(Debug, Clone)]
+pub struct EmbeddedErk {
+    erk: ErkStepper,
+    n: usize,
+    pair: PairLayout,
+    /// `K_i` of all stages (`s × n`).
+    kf: Vec<f64>,
+    y: Vec<f64>,
+    /// `K_1` of the last attempt's starting point, and the FSAL stage of the last attempt.
+    first: StageCache,
+    fsal_cache: StageCache,
+}
+
+impl EmbeddedErk {
+    /// The pair of `tableau` (which must have embedded weights) for a state of `state_len` and
+    /// `param_len` parameters.
+    pub fn new(tableau: Tableau, state_len: usize, param_len: usize) -> Result<Self> {
+        let pair = PairLayout::of(&tableau)?;
+        Ok(Self {
+            n: state_len,
+            kf: vec![0.0; pair.s * state_len],
             y: vec![0.0; state_len],
             first: StageCache::new(state_len),
             fsal_cache: StageCache::new(state_len),
             erk: ErkStepper::new(tableau, state_len, param_len),
-            a,
-            d,
-            live_of,
-            dead,
+            pair,
         })
     }
 
@@ -256,7 +278,7 @@ impl<M: RhsVjp + ?Sized> AdjointStepper<M> for EmbeddedErk {
 
 impl<M: Rhs + ?Sized> EmbeddedStepper<M> for EmbeddedErk {
     fn error_order(&self) -> u32 {
-        self.q
+        self.pair.q
     }
 
     fn try_step(
@@ -271,7 +293,7 @@ impl<M: Rhs + ?Sized> EmbeddedStepper<M> for EmbeddedErk {
         stats: &mut Stats,
     ) -> Result<()> {
         let n = self.n;
-        let first = if self.first_reusable {
+        let first = if self.pair.first_reusable {
             self.first
                 .get(at.t, u)
                 .or_else(|| self.fsal_cache.get(at.t, u))
@@ -281,24 +303,24 @@ impl<M: Rhs + ?Sized> EmbeddedStepper<M> for EmbeddedErk {
         self.erk
             .step_with_first_stage(model, at, p, u, u_next, Some(stages), first, stats)?;
         let k_live = self.erk.stage_derivatives();
-        for (i, live) in self.live_of.iter().enumerate() {
+        for (i, live) in self.pair.live_of.iter().enumerate() {
             if let Some(li) = live {
                 self.kf[i * n..(i + 1) * n].copy_from_slice(&k_live[li * n..(li + 1) * n]);
             }
         }
-        if self.first_reusable {
+        if self.pair.first_reusable {
             self.first.set(at.t, u, &self.kf[..n]);
         }
-        for &i in &self.dead {
-            let t_i = at.t + self.c[i] * at.h;
-            let y: &[f64] = if self.fsal && i + 1 == self.s {
+        for &i in &self.pair.dead {
+            let t_i = at.t + self.pair.c[i] * at.h;
+            let y: &[f64] = if self.pair.fsal && i + 1 == self.pair.s {
                 // Row a[s−1] equals b bit for bit (checked by `with_fsal`): Y_s is u_{n+1}.
                 u_next
             } else {
                 rk_combination(
                     u,
                     at.h,
-                    &self.a[i * self.s..i * self.s + i],
+                    &self.pair.a[i * self.pair.s..i * self.pair.s + i],
                     &self.kf,
                     &mut self.y,
                 );
@@ -310,14 +332,14 @@ impl<M: Rhs + ?Sized> EmbeddedStepper<M> for EmbeddedErk {
                 .map_err(|e| Error::model(at.index, t_i, Phase::Forward, Eval::Rhs, e))?;
             stats.rhs_evals += 1;
         }
-        if self.fsal && self.first_reusable {
-            let last = self.s - 1;
-            let t_last = at.t + self.c[last] * at.h;
+        if self.pair.fsal && self.pair.first_reusable {
+            let last = self.pair.s - 1;
+            let t_last = at.t + self.pair.c[last] * at.h;
             self.fsal_cache
                 .set(t_last, u_next, &self.kf[last * n..(last + 1) * n]);
         }
         err.fill(0.0);
-        for (i, &d_i) in self.d.iter().enumerate() {
+        for (i, &d_i) in self.pair.d.iter().enumerate() {
             if d_i != 0.0 {
                 for (e, &k) in err.iter_mut().zip(&self.kf[i * n..(i + 1) * n]) {
                     *e += d_i * k;
@@ -331,7 +353,7 @@ impl<M: Rhs + ?Sized> EmbeddedStepper<M> for EmbeddedErk {
     }
 
     fn seed_first_stage(&mut self, t: f64, u: &[f64], k1: &[f64]) {
-        if self.first_reusable {
+        if self.pair.first_reusable {
             self.first.set(t, u, k1);
         }
     }
