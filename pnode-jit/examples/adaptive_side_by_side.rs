@@ -38,6 +38,7 @@
 //! `cargo run --release -p pnode-jit --example adaptive_side_by_side --
 //! [--problem lv|mlp|robertson|all] [--reps-lv N] [--reps-mlp N] [--reps-robertson N]`
 
+use pnode_testkit::cpu::thread_cpu_time;
 use std::error::Error;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -156,37 +157,6 @@ struct Run {
     /// CPU time of this thread over all timed gradients, divided by their number (`None`
     /// where the thread CPU clock is unavailable).
     cpu_per_rep: Option<Duration>,
-}
-
-/// CPU time this thread has run: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` (POSIX; Linux keeps
-/// it to the nanosecond). On a shared machine it excludes the time the thread waited for the
-/// core, which wall-clock time includes.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-#[allow(unsafe_code)]
-fn thread_cpu_time() -> Option<Duration> {
-    /// `struct timespec` of 64-bit Linux.
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `struct timespec`; the clock id is Linux's constant.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-}
-
-/// No thread CPU clock off 64-bit Linux: CPU times are reported as `null`.
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_time() -> Option<Duration> {
-    None
 }
 
 /// The step-size controller of a contestant.

@@ -5,6 +5,7 @@
 //!   with the `# error-at: LINE:COL[, LINE:COL…]` positions of its error files;
 //! * [`numeric`]: vector norms and error measures (`rel_err`, `rel_max`, `same_bits`, …);
 //! * [`alloc`]: a counting global allocator for the no-allocation tests;
+//! * [`cpu`]: the calling thread's CPU time (benchmarks and work-counting tests);
 //! * with the feature `ir`: [`models`] (the model tables: `pnode_ir::testmodels` and the larger
 //!   models that take the JIT's looped paths), [`derivatives`] (`eval` and the JVP/VJP checks
 //!   against central differences and the dot-product test) and [`random_ir`] (the random-IR
@@ -15,6 +16,7 @@
 
 pub mod alloc;
 pub mod corpus;
+pub mod cpu;
 pub mod numeric;
 
 #[cfg(feature = "ir")]

@@ -29,6 +29,7 @@
 //! The seed is printed; `PNODE_FUZZ_SEED=N` replays a run, `PNODE_FUZZ_INPUT=path` runs
 //! one file.
 
+use pnode_testkit::cpu::thread_cpu_time;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -688,27 +689,17 @@ struct Work {
     cpu: Duration,
 }
 
-/// This thread's CPU time: the first field of Linux's `/proc/thread-self/schedstat`, in ns.
-/// It advances by scheduler ticks (a few ms), so CPU times are compared as at least
-/// [`CPU_FLOOR`] seconds.
-fn thread_cpu() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    Some(Duration::from_nanos(
-        text.split_whitespace().next()?.parse().ok()?,
-    ))
-}
-
-/// The least CPU time, in seconds, a comparison counts (a few scheduler ticks).
+/// The least CPU time, in seconds, a comparison counts (below it, timing noise dominates).
 const CPU_FLOOR: f64 = 0.02;
 
 /// The front end as `pnodec check` runs it (parse, lower, render): its error count and work.
 fn check_counted(source: &str) -> (usize, Work) {
     reset_thread_peak();
     let before: ThreadAllocs = thread_allocs();
-    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
     let analysis = pnodec::check::analyze(source);
     let text = pnodec::render::render_to_string("big.pode", source, &analysis.diagnostics);
-    let cpu = match (cpu0, thread_cpu()) {
+    let cpu = match (cpu0, thread_cpu_time()) {
         (Some(a), Some(b)) => b.saturating_sub(a),
         _ => wall0.elapsed(),
     };
