@@ -45,17 +45,14 @@ jax.config.update("jax_platforms", "cpu")
 import diffrax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_common import read_pnode, rel_diff as rel_err  # noqa: E402
+from jit_diffrax_bench import lotka_volterra, make_mlp  # noqa: E402
 
 RTOL, ATOL = 1e-6, 1e-9
 MAX_STEPS = 4096
 REF_MAX_STEPS = 65536
 ROBERTSON_T1 = 1e5
 ROBERTSON_REF_TOL = (1e-10, 1e-14)
-
-
-def lotka_volterra(t, u, p):
-    x, y = u[0], u[1]
-    return jnp.stack([p[0] * x - p[1] * x * y, p[2] * x * y - p[3] * y])
 
 
 def robertson(t, y, k):
@@ -67,41 +64,6 @@ def robertson(t, y, k):
             k[1] * y2 * y2,
         ]
     )
-
-
-def make_mlp(widths, batch):
-    """The flat-parameter tanh MLP on a flat batch × dim state."""
-    shapes, off = [], 0
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
-        shapes.append((off, n_out, n_in))
-        off += n_out * n_in + n_out
-
-    def f(t, u, p):
-        h = u.reshape(batch, widths[0])
-        for k, (o, n_out, n_in) in enumerate(shapes):
-            w = p[o : o + n_out * n_in].reshape(n_out, n_in)
-            b = p[o + n_out * n_in : o + n_out * n_in + n_out]
-            h = h @ w.T + b
-            if k + 1 < len(shapes):
-                h = jnp.tanh(h)
-        return h.reshape(-1)
-
-    return f
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-
-
-def read_pnode(path, problem):
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                r = json.loads(line)
-                if r.get("side") == "pnode" and r["problem"] == problem:
-                    return r
-    sys.exit(f"error: no pnode line for problem {problem!r} in {path}")
 
 
 def make_solve(f, solver, t1, rtol, atol, max_steps=MAX_STEPS):

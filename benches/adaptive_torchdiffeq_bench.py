@@ -26,9 +26,9 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 import torchdiffeq
+from bench_common import read_pnode, rel_diff as rel_err  # noqa: E402
 
 DTYPE = torch.float64
 RTOL, ATOL = 1e-6, 1e-9
@@ -82,21 +82,6 @@ def mlp(widths, batch):
         return h.reshape(-1)
 
     return rhs
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-
-
-def read_pnode(path, problem):
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                r = json.loads(line)
-                if r.get("side") == "pnode" and r["problem"] == problem:
-                    return r
-    sys.exit(f"error: no pnode line for problem {problem!r} in {path}")
 
 
 def main():

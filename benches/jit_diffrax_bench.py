@@ -42,6 +42,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from diffrax._local_interpolation import ThirdOrderHermitePolynomialInterpolation  # noqa: E402
 from diffrax._solver.runge_kutta import AbstractERK, ButcherTableau  # noqa: E402
+from bench_common import read_pnode, rel_diff  # noqa: E402
 
 
 class ClassicRK4(AbstractERK):
@@ -85,21 +86,6 @@ def make_mlp(widths, batch):
         return h.reshape(-1)
 
     return f
-
-
-def rel_diff(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-
-
-def read_pnode(path, problem):
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                r = json.loads(line)
-                if r.get("side") == "pnode" and r["problem"] == problem:
-                    return r
-    sys.exit(f"error: no pnode line for problem {problem!r} in {path}")
 
 
 def main():

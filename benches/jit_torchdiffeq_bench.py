@@ -28,12 +28,12 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 import torchdiffeq
 from torchdiffeq._impl.misc import Perturb
 from torchdiffeq._impl.rk_common import rk4_step_func
 from torchdiffeq._impl.solvers import FixedGridODESolver
+from bench_common import read_pnode, rel_diff  # noqa: E402
 
 DTYPE = torch.float64
 
@@ -78,21 +78,6 @@ def mlp(p, widths, batch):
         return h.reshape(-1)
 
     return f
-
-
-def rel_diff(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-
-
-def read_pnode(path, problem):
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                r = json.loads(line)
-                if r.get("side") == "pnode" and r["problem"] == problem:
-                    return r
-    sys.exit(f"error: no pnode line for problem {problem!r} in {path}")
 
 
 def main():
