@@ -270,23 +270,26 @@ pub fn resolve(
     let mut preflight = crate::memory::Preflight::current();
     preflight.program(program)?;
     let (u0, theta0) = initial_values(program, data, seed)?;
-    let (grid, adaptive, outs, checkpointing, m) = match &program.solve {
+    // The grid as the block gives it; output times are merged into a fixed one below.
+    let (grid, outs, checkpointing, m) = match &program.solve {
         None => {
             notes.push(
                 "no `solve` block: rk4, t = 0 .. 1, 100 steps, output at t = 1, store_all".into(),
             );
             (
-                Some(time_grid(&Steps::Uniform(100), 0.0, 1.0, data)?),
-                None,
+                Grid::Fixed(time_grid(&Steps::Uniform(100), 0.0, 1.0, data)?),
                 vec![1.0],
                 Checkpointing::StoreAll,
                 Method::Rk4,
             )
         }
         Some(s) => {
-            let (grid, adaptive) = match &s.steps {
-                Steps::Adaptive(c) => (None, Some((s.t0, adaptive_options(c)?))),
-                st => (Some(time_grid(st, s.t0, s.t1, data)?), None),
+            let grid = match &s.steps {
+                Steps::Adaptive(c) => Grid::Adaptive {
+                    t0: s.t0,
+                    options: adaptive_options(c)?,
+                },
+                st => Grid::Fixed(time_grid(st, s.t0, s.t1, data)?),
             };
             let outs = match &s.outputs {
                 None => {
@@ -299,12 +302,12 @@ pub fn resolve(
                 None => Checkpointing::StoreAll,
                 Some(c) => checkpointing(c)?,
             };
-            (grid, adaptive, outs, ck, s.method.clone())
+            (grid, outs, ck, s.method.clone())
         }
     };
-    let (grid, output_times) = match (grid, adaptive) {
-        (_, Some((t0, options))) => (Grid::Adaptive { t0, options }, outs),
-        (Some(grid), None) => {
+    let (grid, output_times) = match grid {
+        adaptive @ Grid::Adaptive { .. } => (adaptive, outs),
+        Grid::Fixed(grid) => {
             let (grid, output_times, inserted) = merge(grid, &outs, &mut preflight)?;
             if inserted > 0 {
                 notes.push(format!(
@@ -315,7 +318,6 @@ pub fn resolve(
             }
             (Grid::Fixed(grid), output_times)
         }
-        (None, None) => return Err(config("steps", "no grid and no error control")),
     };
     if program
         .solve
